@@ -1,0 +1,108 @@
+/* secmem.c - see secmem.h */
+#include "secmem.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+int secbuf_reserve(struct secbuf *b, size_t extra)
+{
+	size_t want, cap;
+	char *p;
+
+	if (extra > (size_t)-1 / 2 - b->len)
+		return -1;
+	want = b->len + extra + 1;
+	if (want <= b->cap)
+		return 0;
+	cap = b->cap ? b->cap : 64;
+	while (cap < want)
+		cap *= 2;
+	p = malloc(cap);
+	if (!p)
+		return -1;
+	if (b->data) {
+		memcpy(p, b->data, b->len);
+		sodium_memzero(b->data, b->cap);
+		free(b->data);
+	}
+	p[b->len] = '\0';
+	b->data = p;
+	b->cap = cap;
+	return 0;
+}
+
+int secbuf_append(struct secbuf *b, const void *p, size_t n)
+{
+	if (secbuf_reserve(b, n) < 0)
+		return -1;
+	if (n)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+int secbuf_puts(struct secbuf *b, const char *s)
+{
+	return secbuf_append(b, s, strlen(s));
+}
+
+int secbuf_putc(struct secbuf *b, char c)
+{
+	return secbuf_append(b, &c, 1);
+}
+
+int secbuf_set(struct secbuf *b, const void *p, size_t n)
+{
+	secbuf_clear(b);
+	return secbuf_append(b, p, n);
+}
+
+void secbuf_clear(struct secbuf *b)
+{
+	if (b->data)
+		sodium_memzero(b->data, b->cap);
+	b->len = 0;
+}
+
+void secbuf_truncate(struct secbuf *b, size_t n)
+{
+	if (n >= b->len)
+		return;
+	sodium_memzero(b->data + n, b->len - n);
+	b->len = n;
+}
+
+void secbuf_free(struct secbuf *b)
+{
+	secmem_free(b->data, b->cap);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+char *secmem_dup(const void *p, size_t n)
+{
+	char *s = malloc(n + 1);
+
+	if (!s)
+		return NULL;
+	if (n)
+		memcpy(s, p, n);
+	s[n] = '\0';
+	return s;
+}
+
+void secmem_free(void *p, size_t n)
+{
+	if (!p)
+		return;
+	sodium_memzero(p, n);
+	free(p);
+}
+
+void secmem_free_str(char *s)
+{
+	if (s)
+		secmem_free(s, strlen(s));
+}

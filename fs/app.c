@@ -1,0 +1,1 @@
+/* fs/app.c - to be written */

@@ -1,0 +1,1 @@
+/* fs/config.c - to be written */

@@ -1,0 +1,89 @@
+/* config.h - the INI configuration (docs/secretfs.conf.5).
+ *
+ * The main file, then the drop-ins conf.d/NAME.conf beside it in name order, parsed with
+ * inih. Every error refuses the whole configuration with "file:line: what".
+ */
+#ifndef SECRETFS_CONFIG_H
+#define SECRETFS_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "err.h"
+#include "ref.h"
+
+#define CONFIG_DEFAULT_PATH "/etc/secretfs/secretfs.conf"
+
+/* Where a setting was written, for error messages. */
+struct conf_where {
+	const char *file;	/* owned by struct config (files[]) */
+	int line;
+};
+
+struct conf_opt {
+	char *key;
+	char *value;
+	struct conf_where where;
+};
+
+struct provider_conf {
+	char *name;		/* section name = reference scheme */
+	char *type;		/* "file", later "vault", ... */
+	struct conf_opt *opts;	/* every key but type, in file order */
+	size_t nopts;
+	struct conf_where where;
+};
+
+/* env.KEY = ref (ref.kind may be REF_GENERATE) or keys.ENV = ref. */
+struct conf_mapping {
+	char *name;		/* KEY, or ENV for keys.* */
+	struct ref ref;
+	struct conf_where where;
+};
+
+struct app_conf {
+	char *name;
+	uid_t uid;
+	gid_t gid;
+	mode_t mode;		/* file mode, default 0400; folders get r->rx */
+	bool has_store;
+	struct ref store;	/* REF_PROVIDER without field */
+	struct conf_mapping *env;	/* sorted by name */
+	size_t nenv;
+	struct conf_mapping *keys;	/* sorted by name; "default" first is not special */
+	size_t nkeys;
+	struct conf_where where;
+};
+
+struct config {
+	/* durations in milliseconds */
+	long ttl_ms;
+	long refresh_ms;
+	long max_stale_ms;
+	long request_timeout_ms;
+	struct provider_conf *providers;
+	size_t nproviders;
+	struct app_conf *apps;	/* sorted by name */
+	size_t napps;
+	char **files;		/* every file read, for conf_where */
+	size_t nfiles;
+};
+
+/* Read path and its conf.d drop-ins into c (freed with config_free, also
+ * after a failure). Checks everything that can be checked without a
+ * provider: syntax, sections, keys, references, provider names and types
+ * and their option names, owners, modes, duplicates. */
+int config_load(const char *path, struct config *c, struct err *e);
+void config_free(struct config *c);
+
+/* "30s" "5m" "24h" "2d" "250ms", or a bare number of seconds. */
+int config_parse_duration(const char *s, long *ms, struct err *e);
+
+const struct provider_conf *config_provider(const struct config *c,
+					    const char *name);
+const struct app_conf *config_app(const struct config *c, const char *name);
+/* Value of a provider option, or NULL when not set. */
+const char *conf_opt_get(const struct provider_conf *p, const char *key);
+
+#endif

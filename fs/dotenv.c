@@ -1,0 +1,1 @@
+/* fs/dotenv.c - to be written */

@@ -1,0 +1,1 @@
+/* fs/generate.c - to be written */

@@ -1,0 +1,24 @@
+/* log.h - log lines to stderr (foreground) or syslog (daemon).
+ *
+ * Never pass a secret value: log keys, references, line numbers.
+ * Tests read every line the daemon writes and fail on any test secret.
+ */
+#ifndef SECRETFS_LOG_H
+#define SECRETFS_LOG_H
+
+#include <stdbool.h>
+
+enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
+
+void log_init(enum log_level max, bool use_syslog);
+/* "error" "warn" "info" "debug" -> level; -1 when unknown. */
+int log_level_parse(const char *s);
+void log_msg(enum log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#define log_error(...) log_msg(LOG_LVL_ERROR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_LVL_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_LVL_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
+
+#endif

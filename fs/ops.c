@@ -1,0 +1,1 @@
+extern int secretfs_ops_placeholder; int secretfs_ops_placeholder;

@@ -1,0 +1,1 @@
+/* fs/ref.c - to be written */

@@ -1,0 +1,64 @@
+/* ref.h - references to secret values, and generated-value specs.
+ *
+ *   NAME://locator[?params][#field]   NAME is a [provider NAME] section
+ *   generate:KIND[:N]                 password[:len] hex:BYTES base64:BYTES
+ *                                     base64url:BYTES uuid fernet
+ *
+ * The string is split first, then locator and field are percent-decoded
+ * (a literal '#', '?' or '%' in a name must be written %23 %3F %25).
+ * params stay raw; each provider reads its own.
+ */
+#ifndef SECRETFS_REF_H
+#define SECRETFS_REF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "../cache/secmem.h"
+#include "err.h"
+
+enum gen_kind {
+	GEN_PASSWORD,	/* alphanumeric, n = length, default 32 */
+	GEN_HEX,	/* n random bytes, lowercase hex */
+	GEN_BASE64,	/* n random bytes, standard base64 with padding */
+	GEN_BASE64URL,	/* n random bytes, URL-safe base64 without padding */
+	GEN_UUID,	/* random (version 4) UUID */
+	GEN_FERNET,	/* Fernet key: 32 random bytes, URL-safe base64, padded */
+};
+
+struct gen_spec {
+	enum gen_kind kind;
+	unsigned n;
+};
+
+enum ref_kind {
+	REF_PROVIDER,
+	REF_GENERATE,
+};
+
+struct ref {
+	enum ref_kind kind;
+	char *provider;	/* REF_PROVIDER: scheme = provider section name */
+	char *locator;	/* decoded; never empty */
+	char *params;	/* raw text after '?', or NULL */
+	char *field;	/* decoded text after '#', or NULL for the whole entry */
+	struct gen_spec gen;	/* REF_GENERATE */
+};
+
+/* Parse s into r (which the caller later passes to ref_free). Checks
+ * syntax only; whether the provider exists is the config's business. */
+int ref_parse(const char *s, struct ref *r, struct err *e);
+/* Canonical text of r, re-encoded; returns what snprintf would. */
+int ref_format(const struct ref *r, char *out, size_t size);
+/* Same provider, locator and params: the same provider entry. */
+bool ref_same_entry(const struct ref *a, const struct ref *b);
+void ref_free(struct ref *r);
+
+/* Provider section names double as schemes: [A-Za-z][A-Za-z0-9+.-]*, and
+ * "generate" is reserved. */
+bool ref_scheme_valid(const char *name);
+
+/* spec is the text after "generate:". */
+int gen_parse(const char *spec, struct gen_spec *g, struct err *e);
+int gen_format(const struct gen_spec *g, char *out, size_t size);
+#endif
