@@ -1,6 +1,8 @@
 /* secmem.c - see secmem.h */
 #include "secmem.h"
 
+#include <jansson.h>
+#include <malloc.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,4 +107,17 @@ void secmem_free_str(char *s)
 {
 	if (s)
 		secmem_free(s, strlen(s));
+}
+
+static void secmem_json_free(void *p)
+{
+	/* jansson does not pass sizes; the allocator knows the block's */
+	if (p)
+		sodium_memzero(p, malloc_usable_size(p));
+	free(p);
+}
+
+void secmem_init_json(void)
+{
+	json_set_alloc_funcs(malloc, secmem_json_free);
 }

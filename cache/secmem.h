@@ -40,4 +40,8 @@ void secmem_free(void *p, size_t n);
 /* Wipe a NUL-terminated string, then free it. */
 void secmem_free_str(char *s);
 
+/* Make jansson wipe every block it frees: its copies of parsed and dumped
+ * documents hold secret values. Call once, before any thread starts. */
+void secmem_init_json(void);
+
 #endif

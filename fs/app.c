@@ -1,1 +1,604 @@
-/* fs/app.c - to be written */
+/* app.c - the value set of an app, its files, and write-through.
+ *
+ * Every operation works on fresh provider reads; the store entry is the
+ * only thing ever written, always with compare-and-set where the provider
+ * has it, so concurrent writers and generators in any number of processes
+ * converge instead of overwriting each other.
+ */
+#include "app.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dotenv.h"
+#include "generate.h"
+#include "log.h"
+
+#define APP_STORE_ATTEMPTS 8
+
+int appfs_open(struct appfs *fs, const struct config *cfg, struct err *e)
+{
+	fs->cfg = cfg;
+	return provider_open_all(cfg, &fs->prov, &fs->nprov, e);
+}
+
+void appfs_close(struct appfs *fs)
+{
+	provider_close_all(fs->prov, fs->nprov);
+	fs->prov = NULL;
+	fs->nprov = 0;
+}
+
+unsigned app_dir_mode(unsigned file_mode)
+{
+	unsigned r = file_mode & 0444;
+
+	return r | (r >> 2);
+}
+
+/* ---- sources ---- */
+
+static const char *app_ref_text(const struct ref *r, char *buf, size_t size)
+{
+	ref_format(r, buf, size);
+	return buf;
+}
+
+static const struct conf_mapping *app_mapping(const struct app_conf *app,
+					      const char *key)
+{
+	for (size_t i = 0; i < app->nenv; i++)
+		if (!strcmp(app->env[i].name, key))
+			return &app->env[i];
+	return NULL;
+}
+
+static struct provider *app_provider(struct appfs *fs, const struct ref *r,
+				     struct err *e)
+{
+	struct provider *p = provider_find(fs->prov, fs->nprov, r->provider);
+
+	if (!p)
+		err_set(e, ERR_INVALID, "no provider '%s'", r->provider);
+	return p;
+}
+
+/* Fetch the entry a reference names; a failure names the reference. */
+static int app_fetch(struct appfs *fs, const struct ref *r, struct entry *en,
+		     struct err *e)
+{
+	struct provider *p = app_provider(fs, r, e);
+	char text[1024];
+
+	if (!p)
+		return -1;
+	if (p->ops->fetch(p->state, r->locator, r->params, en, e) == 0)
+		return 0;
+	return err_prefix(e, "%s: ", app_ref_text(r, text, sizeof(text)));
+}
+
+/* The app's store entry; a missing one is empty (it is created on the
+ * first write). *exists tells which. */
+static int app_fetch_store(struct appfs *fs, const struct app_conf *app,
+			   struct entry *en, bool *exists, struct err *e)
+{
+	*exists = false;
+	if (!app->has_store)
+		return 0;
+	if (app_fetch(fs, &app->store, en, e) == 0) {
+		*exists = true;
+		return 0;
+	}
+	if (e->code != ERR_NOTFOUND)
+		return -1;
+	err_clear(e);
+	return 0;
+}
+
+/* The whole entry as one value: a single-value entry's bytes, or the map
+ * as a JSON object with sorted keys. */
+static int app_whole_entry(const struct entry *en, struct secbuf *out,
+			   struct err *e)
+{
+	json_t *obj;
+	char *text;
+	int rc = 0;
+
+	if (en->map.n == 1 && en->map.items[0].key[0] == '\0')
+		return secbuf_set(out, en->map.items[0].val,
+				  en->map.items[0].len) ? err_set(e, ERR_NOMEM, "out of memory") : 0;
+	obj = json_object();
+	for (size_t i = 0; obj && i < en->map.n; i++) {
+		const struct kv *kv = &en->map.items[i];
+
+		if (json_object_set_new(obj, kv->key,
+					json_stringn(kv->val, kv->len)) < 0)
+			rc = err_set(e, ERR_PROVIDER, "key %s is not UTF-8 text, so the whole entry cannot be shown as JSON", kv->key);
+	}
+	text = obj && rc == 0 ? json_dumps(obj, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
+	if (rc == 0 && (!text || secbuf_set(out, text, strlen(text)) < 0))
+		rc = err_set(e, ERR_NOMEM, "out of memory");
+	secmem_free_str(text);
+	json_decref(obj);
+	return rc;
+}
+
+/* The value a reference selects out of its (already fetched) entry. */
+static int app_select(const struct entry *en, const struct ref *r,
+		      struct secbuf *out, struct err *e)
+{
+	const struct kv *kv;
+	char text[1024];
+
+	if (!r->field)
+		return app_whole_entry(en, out, e);
+	kv = kvmap_get(&en->map, r->field);
+	if (!kv)
+		return err_set(e, ERR_NOTFOUND, "%s: the entry has no key '%s'",
+			       app_ref_text(r, text, sizeof(text)), r->field);
+	if (secbuf_set(out, kv->val, kv->len) < 0)
+		return err_set(e, ERR_NOMEM, "out of memory");
+	return 0;
+}
+
+/* Fetch one reference's entry and select its value. */
+static int app_resolve(struct appfs *fs, const struct ref *r,
+		       struct secbuf *out, struct err *e)
+{
+	struct entry en = ENTRY_INIT;
+	int rc = app_fetch(fs, r, &en, e);
+
+	if (rc == 0)
+		rc = app_select(&en, r, out, e);
+	entry_free(&en);
+	/* a missing source is a broken file, not a missing one */
+	if (rc < 0 && e->code == ERR_NOTFOUND)
+		e->code = ERR_PROVIDER;
+	return rc;
+}
+
+/* ---- store updates ---- */
+
+/* Edit the next version of the store entry from the current one; set
+ * *changed when there is something to write. */
+typedef int (*app_edit_fn)(void *ctx, const struct kvmap *cur,
+			   struct kvmap *next, bool *changed, struct err *e);
+
+/* Read-modify-write of the store entry with compare-and-set, retried when
+ * the entry moved underneath. */
+static int app_store_update(struct appfs *fs, const struct app_conf *app,
+			    app_edit_fn edit, void *ctx, struct err *e)
+{
+	struct provider *p;
+	char text[1024];
+
+	if (!app->has_store)
+		return err_set(e, ERR_READONLY, "app %s has no store to write to",
+			       app->name);
+	p = app_provider(fs, &app->store, e);
+	if (!p)
+		return -1;
+	if (!p->ops->store)
+		return err_set(e, ERR_READONLY, "%s: provider %s is read-only",
+			       app_ref_text(&app->store, text, sizeof(text)), p->name);
+	for (int attempt = 0; attempt < APP_STORE_ATTEMPTS; attempt++) {
+		struct entry cur = ENTRY_INIT;
+		struct kvmap next = KVMAP_INIT;
+		bool exists, changed = false;
+		const char *expect = NULL;
+		int rc = app_fetch_store(fs, app, &cur, &exists, e);
+
+		if (rc == 0 && kvmap_copy(&next, &cur.map) < 0)
+			rc = err_set(e, ERR_NOMEM, "out of memory");
+		if (rc == 0)
+			rc = edit(ctx, &cur.map, &next, &changed, e);
+		if (p->ops->caps & PROVIDER_CAP_CAS)
+			expect = exists ? cur.version : PROVIDER_EXPECT_ABSENT;
+		if (rc == 0 && changed)
+			rc = p->ops->store(p->state, app->store.locator, &next,
+					   expect, NULL, e);
+		kvmap_free(&next);
+		entry_free(&cur);
+		if (rc == 0 || e->code != ERR_CONFLICT)
+			return rc < 0 ? err_prefix(e, "app %s: ", app->name) : 0;
+		log_debug("app %s: store entry changed during the write, retrying",
+			  app->name);
+	}
+	return err_set(e, ERR_BUSY, "app %s: %s kept changing; gave up after %d attempts",
+		       app->name, app_ref_text(&app->store, text, sizeof(text)),
+		       APP_STORE_ATTEMPTS);
+}
+
+static int app_edit_generate(void *ctx, const struct kvmap *cur,
+			     struct kvmap *next, bool *changed, struct err *e)
+{
+	const struct app_conf *app = ctx;
+	struct secbuf val = SECBUF_INIT;
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < app->nenv; i++) {
+		const struct conf_mapping *m = &app->env[i];
+
+		if (m->ref.kind != REF_GENERATE || kvmap_get(cur, m->name))
+			continue;
+		rc = gen_value(&m->ref.gen, &val, e);
+		if (rc == 0 && kvmap_set(next, m->name, val.data, val.len) < 0)
+			rc = err_set(e, ERR_NOMEM, "out of memory");
+		*changed = true;
+		log_info("app %s: generated %s", app->name, m->name);
+	}
+	secbuf_free(&val);
+	return rc;
+}
+
+static bool app_missing_generated(const struct app_conf *app,
+				  const struct kvmap *store)
+{
+	for (size_t i = 0; i < app->nenv; i++)
+		if (app->env[i].ref.kind == REF_GENERATE &&
+		    !kvmap_get(store, app->env[i].name))
+			return true;
+	return false;
+}
+
+/* The store entry with every generate: key present: missing ones are
+ * generated, stored with compare-and-set, and the entry re-read, so the
+ * value served is the one the store kept even when another process won
+ * the race. */
+static int app_fetch_store_generated(struct appfs *fs,
+				     const struct app_conf *app,
+				     struct entry *en, struct err *e)
+{
+	bool exists;
+
+	if (app_fetch_store(fs, app, en, &exists, e) < 0)
+		return -1;
+	if (!app_missing_generated(app, &en->map))
+		return 0;
+	entry_free(en);
+	if (app_store_update(fs, app, app_edit_generate, (void *)app, e) < 0 ||
+	    app_fetch_store(fs, app, en, &exists, e) < 0)
+		return -1;
+	if (app_missing_generated(app, &en->map))
+		return err_set(e, ERR_PROVIDER,
+			       "app %s: generated values did not persist in the store",
+			       app->name);
+	return 0;
+}
+
+/* ---- reads ---- */
+
+/* The app's whole value set: store keys, then mappings over them. Each
+ * distinct entry is fetched once. */
+static int app_values(struct appfs *fs, const struct app_conf *app,
+		      struct kvmap *vals, struct err *e)
+{
+	struct entry store = ENTRY_INIT;
+	struct secbuf val = SECBUF_INIT;
+	int rc = app_fetch_store_generated(fs, app, &store, e);
+
+	if (rc == 0 && kvmap_copy(vals, &store.map) < 0)
+		rc = err_set(e, ERR_NOMEM, "out of memory");
+	for (size_t i = 0; rc == 0 && i < app->nenv; i++) {
+		const struct ref *r = &app->env[i].ref;
+
+		if (r->kind == REF_GENERATE)
+			continue;	/* already in the store's map */
+		if (app->has_store && ref_same_entry(r, &app->store))
+			rc = app_select(&store, r, &val, e);
+		else
+			rc = app_resolve(fs, r, &val, e);
+		if (rc == 0 && kvmap_set(vals, app->env[i].name, val.data, val.len) < 0)
+			rc = err_set(e, ERR_NOMEM, "out of memory");
+	}
+	secbuf_free(&val);
+	entry_free(&store);
+	if (rc < 0)
+		kvmap_free(vals);
+	if (rc < 0 && e->code == ERR_NOTFOUND)
+		e->code = ERR_PROVIDER;
+	return rc;
+}
+
+static int app_key_value(struct appfs *fs, const struct app_conf *app,
+			 const char *key, struct secbuf *out, struct err *e)
+{
+	const struct conf_mapping *m = app_mapping(app, key);
+	struct entry store = ENTRY_INIT;
+	const struct kv *kv;
+	int rc;
+
+	if (m && m->ref.kind == REF_PROVIDER)
+		return app_resolve(fs, &m->ref, out, e);
+	rc = app_fetch_store_generated(fs, app, &store, e);
+	kv = rc == 0 ? kvmap_get(&store.map, key) : NULL;
+	if (rc == 0 && !kv)
+		rc = err_set(e, ERR_NOTFOUND, "app %s has no key %s", app->name, key);
+	if (rc == 0 && secbuf_set(out, kv->val, kv->len) < 0)
+		rc = err_set(e, ERR_NOMEM, "out of memory");
+	entry_free(&store);
+	return rc;
+}
+
+/* .env.keys: keys.default -> DOTENV_PRIVATE_KEY, keys.prod ->
+ * DOTENV_PRIVATE_KEY_PROD. */
+static int app_keys_values(struct appfs *fs, const struct app_conf *app,
+			   struct kvmap *vals, struct err *e)
+{
+	struct secbuf val = SECBUF_INIT;
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < app->nkeys; i++) {
+		const char *env = app->keys[i].name;
+		char name[300] = "DOTENV_PRIVATE_KEY";
+
+		if (strcmp(env, "default")) {
+			size_t n = strlen(name);
+
+			name[n++] = '_';
+			for (size_t j = 0; env[j] && n < sizeof(name) - 1; j++)
+				name[n++] = (char)toupper((unsigned char)env[j]);
+			name[n] = '\0';
+		}
+		rc = app_resolve(fs, &app->keys[i].ref, &val, e);
+		if (rc == 0 && kvmap_set(vals, name, val.data, val.len) < 0)
+			rc = err_set(e, ERR_NOMEM, "out of memory");
+	}
+	secbuf_free(&val);
+	return rc;
+}
+
+/* Warn once per app and key about a value .env cannot carry portably. */
+struct app_warn_ctx {
+	const struct app_conf *app;
+};
+
+static void app_render_warn(void *ctx, const char *key, const char *why)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static struct strv warned;
+	const struct app_warn_ctx *w = ctx;
+	char id[600];
+	bool seen = false;
+
+	snprintf(id, sizeof(id), "%s/%s", w->app->name, key);
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < warned.n && !seen; i++)
+		seen = !strcmp(warned.v[i], id);
+	if (!seen && strv_push(&warned, id) == 0)
+		log_warn("app %s: key %s: %s", w->app->name, key, why);
+	pthread_mutex_unlock(&lock);
+}
+
+int app_read(struct appfs *fs, const struct app_conf *app, const char *name,
+	     struct secbuf *out, struct kvmap *base, struct err *e)
+{
+	struct app_warn_ctx w = { app };
+	struct kvmap vals = KVMAP_INIT;
+	int rc;
+
+	secbuf_clear(out);
+	if (strcmp(name, APP_ENV_NAME) && strcmp(name, APP_KEYS_NAME))
+		return app_key_value(fs, app, name, out, e);
+	if (!strcmp(name, APP_ENV_NAME))
+		rc = app_values(fs, app, &vals, e);
+	else
+		rc = app_keys_values(fs, app, &vals, e);
+	if (rc == 0 && dotenv_render(&vals, out, app_render_warn, &w) < 0)
+		rc = err_set(e, ERR_NOMEM, "out of memory");
+	if (rc == 0 && base && kvmap_copy(base, &vals) < 0)
+		rc = err_set(e, ERR_NOMEM, "out of memory");
+	kvmap_free(&vals);
+	return rc;
+}
+
+/* ---- names ---- */
+
+static bool app_name_is_file(const char *key)
+{
+	return key[0] && strcmp(key, ".") && strcmp(key, "..") &&
+	       !strchr(key, '/') && strcmp(key, APP_ENV_NAME) &&
+	       strcmp(key, APP_KEYS_NAME) && strlen(key) <= 255;
+}
+
+int app_list(struct appfs *fs, const struct app_conf *app, struct strv *out,
+	     struct err *e)
+{
+	struct entry store = ENTRY_INIT;
+	struct kvmap names = KVMAP_INIT;
+	bool exists;
+	int rc = app_fetch_store(fs, app, &store, &exists, e);
+
+	/* a kvmap with empty values is a sorted set of names */
+	for (size_t i = 0; rc == 0 && i < store.map.n; i++)
+		if (app_name_is_file(store.map.items[i].key))
+			rc = kvmap_set(&names, store.map.items[i].key, "", 0);
+	for (size_t i = 0; rc == 0 && i < app->nenv; i++)
+		rc = kvmap_set(&names, app->env[i].name, "", 0);
+	if (rc == 0)
+		rc = strv_push(out, APP_ENV_NAME);
+	if (rc == 0 && app->nkeys)
+		rc = strv_push(out, APP_KEYS_NAME);
+	for (size_t i = 0; rc == 0 && i < names.n; i++)
+		rc = strv_push(out, names.items[i].key);
+	if (rc < 0 && e->code == ERR_OK)
+		err_set(e, ERR_NOMEM, "out of memory");
+	kvmap_free(&names);
+	entry_free(&store);
+	return rc;
+}
+
+int app_lookup(struct appfs *fs, const struct app_conf *app, const char *name,
+	       struct err *e)
+{
+	struct entry store = ENTRY_INIT;
+	bool exists;
+	int rc;
+
+	if (!strcmp(name, APP_ENV_NAME) || app_mapping(app, name))
+		return 0;
+	if (!strcmp(name, APP_KEYS_NAME))
+		return app->nkeys ? 0 : err_set(e, ERR_NOTFOUND, "no keys.* in app %s", app->name);
+	if (!app_name_is_file(name))
+		return err_set(e, ERR_NOTFOUND, "not a key name");
+	rc = app_fetch_store(fs, app, &store, &exists, e);
+	if (rc == 0 && !kvmap_get(&store.map, name))
+		rc = err_set(e, ERR_NOTFOUND, "app %s has no key %s", app->name, name);
+	entry_free(&store);
+	return rc;
+}
+
+/* ---- writes ---- */
+
+struct app_key_edit {
+	const char *key;
+	const char *val;
+	size_t len;
+};
+
+static int app_edit_key(void *ctx, const struct kvmap *cur, struct kvmap *next,
+			bool *changed, struct err *e)
+{
+	const struct app_key_edit *k = ctx;
+	const struct kv *old = kvmap_get(cur, k->key);
+
+	if (old && old->len == k->len && !memcmp(old->val, k->val, k->len))
+		return 0;
+	if (kvmap_set(next, k->key, k->val, k->len) < 0)
+		return err_set(e, ERR_NOMEM, "out of memory");
+	*changed = true;
+	return 0;
+}
+
+static int app_write_key(struct appfs *fs, const struct app_conf *app,
+			 const char *key, const char *data, size_t len,
+			 struct err *e)
+{
+	struct app_key_edit k = { key, data, len };
+	const struct conf_mapping *m = app_mapping(app, key);
+	char text[1024];
+
+	if (m && m->ref.kind == REF_PROVIDER)
+		return err_set(e, ERR_READONLY, "app %s: %s comes from %s; change it there",
+			       app->name, key, app_ref_text(&m->ref, text, sizeof(text)));
+	if (len > APP_VALUE_MAX)
+		return err_set(e, ERR_TOOBIG, "app %s: %s: a value holds at most %d bytes",
+			       app->name, key, APP_VALUE_MAX);
+	return app_store_update(fs, app, app_edit_key, &k, e);
+}
+
+/* What a written .env changes against the base its writer opened. */
+struct app_env_edit {
+	const struct app_conf *app;
+	const struct kvmap *base;
+	struct kvmap set;	/* keys added or changed */
+	struct kvmap del;	/* keys removed (values unused) */
+};
+
+static bool app_same(const struct kv *a, const struct kv *b)
+{
+	return a && b && a->len == b->len && !memcmp(a->val, b->val, a->len);
+}
+
+static int app_env_diff(struct app_env_edit *d, const struct kvmap *written,
+			struct err *e)
+{
+	const struct app_conf *app = d->app;
+	char text[1024];
+
+	for (size_t i = 0; i < written->n; i++) {
+		const struct kv *kv = &written->items[i];
+		const struct conf_mapping *m = app_mapping(app, kv->key);
+
+		if (app_same(kv, kvmap_get(d->base, kv->key)))
+			continue;
+		if (m && m->ref.kind == REF_PROVIDER)
+			return err_set(e, ERR_READONLY, "app %s: %s comes from %s; change it there",
+				       app->name, kv->key, app_ref_text(&m->ref, text, sizeof(text)));
+		if (kv->len > APP_VALUE_MAX)
+			return err_set(e, ERR_TOOBIG, "app %s: %s: a value holds at most %d bytes",
+				       app->name, kv->key, APP_VALUE_MAX);
+		if (kvmap_set(&d->set, kv->key, kv->val, kv->len) < 0)
+			return err_set(e, ERR_NOMEM, "out of memory");
+	}
+	/* Keys declared in the config (mapped, generated) stay when left out,
+	 * and so do keys .env could not show (bad names, NUL bytes). */
+	for (size_t i = 0; i < d->base->n; i++) {
+		const struct kv *kv = &d->base->items[i];
+
+		if (kvmap_get(written, kv->key) || app_mapping(app, kv->key) ||
+		    !dotenv_key_valid(kv->key) || memchr(kv->val, 0, kv->len))
+			continue;
+		if (kvmap_set(&d->del, kv->key, "", 0) < 0)
+			return err_set(e, ERR_NOMEM, "out of memory");
+	}
+	return 0;
+}
+
+/* Apply the diff to the current entry; a key someone else changed since
+ * the writer opened the file is a conflict, not something to overwrite. */
+static int app_edit_env(void *ctx, const struct kvmap *cur, struct kvmap *next,
+			bool *changed, struct err *e)
+{
+	struct app_env_edit *d = ctx;
+	const struct kvmap *lists[2] = { &d->set, &d->del };
+
+	for (int l = 0; l < 2; l++) {
+		for (size_t i = 0; i < lists[l]->n; i++) {
+			const struct kv *want = &lists[l]->items[i];
+			const struct kv *now = kvmap_get(cur, want->key);
+			const struct kv *was = kvmap_get(d->base, want->key);
+			bool moved = was ? !app_same(now, was) : now != NULL;
+
+			if (moved && !(l == 0 && app_same(now, want)) && !(l == 1 && !now))
+				return err_set(e, ERR_BUSY,
+					       "app %s: %s was changed by someone else since the file was opened",
+					       d->app->name, want->key);
+			if (l == 0 && kvmap_set(next, want->key, want->val, want->len) < 0)
+				return err_set(e, ERR_NOMEM, "out of memory");
+			if (l == 1)
+				kvmap_del(next, want->key);
+		}
+	}
+	*changed = !kvmap_equal(cur, next);
+	return 0;
+}
+
+static int app_write_env(struct appfs *fs, const struct app_conf *app,
+			 const struct kvmap *base, const char *data, size_t len,
+			 struct err *e)
+{
+	struct app_env_edit d = { app, base, KVMAP_INIT, KVMAP_INIT };
+	struct kvmap written = KVMAP_INIT;
+	int rc;
+
+	if (len > APP_FILE_MAX)
+		return err_set(e, ERR_TOOBIG, "app %s: .env holds at most %d bytes",
+			       app->name, APP_FILE_MAX);
+	if (dotenv_parse(data, len, &written, e) < 0)
+		return err_prefix(e, "app %s: .env: ", app->name);
+	rc = app_env_diff(&d, &written, e);
+	if (rc == 0 && (d.set.n || d.del.n))
+		rc = app_store_update(fs, app, app_edit_env, &d, e);
+	kvmap_free(&written);
+	kvmap_free(&d.set);
+	kvmap_free(&d.del);
+	return rc;
+}
+
+int app_write(struct appfs *fs, const struct app_conf *app, const char *name,
+	      const struct kvmap *base, const char *data, size_t len,
+	      struct err *e)
+{
+	static const struct kvmap empty = KVMAP_INIT;
+
+	if (!strcmp(name, APP_KEYS_NAME))
+		return err_set(e, ERR_READONLY, "app %s: .env.keys comes from keys.*; change it there",
+			       app->name);
+	if (!strcmp(name, APP_ENV_NAME))
+		return app_write_env(fs, app, base ? base : &empty, data, len, e);
+	return app_write_key(fs, app, name, data, len, e);
+}

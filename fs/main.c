@@ -1,1 +1,181 @@
-int main(void) { return 0; }
+/* main.c - command line, configuration, mount, daemon.
+ *
+ *   secretfs [-f] [-d] [-o config=PATH] [-o log=LEVEL] [-o opts] MOUNTPOINT
+ *
+ * Everything that can fail for a reason the user should see (options,
+ * configuration, providers, the mount itself) happens before the process
+ * daemonizes, so the error reaches the terminal and the command returns only
+ * once the mount is live.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "config.h"
+#include "log.h"
+#include "ops.h"
+
+struct main_opts {
+	char *config;
+	char *log;
+};
+
+static const struct fuse_opt main_opt_table[] = {
+	{ "config=%s", offsetof(struct main_opts, config), 0 },
+	{ "log=%s", offsetof(struct main_opts, log), 0 },
+	FUSE_OPT_END
+};
+
+static void main_usage(const char *prog)
+{
+	printf("usage: %s [options] MOUNTPOINT\n\n"
+	       "Shows each application's secrets as files: MOUNTPOINT/APP/.env,\n"
+	       "MOUNTPOINT/APP/.env.keys and MOUNTPOINT/APP/KEY.\n\n"
+	       "secretfs options:\n"
+	       "    -o config=PATH         configuration file (default %s)\n"
+	       "    -o log=LEVEL           error, warn, info (default) or debug\n\n",
+	       prog, CONFIG_DEFAULT_PATH);
+	fuse_cmdline_help();
+	fuse_lowlevel_help();
+}
+
+/* No core dump, no ptrace by other users, no /proc/PID/mem for them:
+ * the process holds secrets in memory. */
+static void main_harden(void)
+{
+	struct rlimit none = { 0, 0 };
+
+	setrlimit(RLIMIT_CORE, &none);
+	prctl(PR_SET_DUMPABLE, 0);
+}
+
+/* The options every secretfs mount has. */
+static int main_mount_options(struct fuse_args *args)
+{
+	if (fuse_opt_add_arg(args, "-odefault_permissions,subtype=secretfs,fsname=secretfs") < 0)
+		return -1;
+	/* containers and service users must reach their own folders */
+	if (geteuid() == 0 && fuse_opt_add_arg(args, "-oallow_other") < 0)
+		return -1;
+	return 0;
+}
+
+static int main_loop(struct fuse_session *se, const struct fuse_cmdline_opts *cmd)
+{
+	struct fuse_loop_config *lc;
+	int rc;
+
+	if (cmd->singlethread)
+		return fuse_session_loop(se);
+	lc = fuse_loop_cfg_create();
+	if (!lc)
+		return -1;
+	fuse_loop_cfg_set_clone_fd(lc, (unsigned)cmd->clone_fd);
+	fuse_loop_cfg_set_idle_threads(lc, cmd->max_idle_threads);
+	fuse_loop_cfg_set_max_threads(lc, cmd->max_threads);
+	rc = fuse_session_loop_mt(se, lc);
+	fuse_loop_cfg_destroy(lc);
+	return rc;
+}
+
+static int main_load(const struct main_opts *o, const struct fuse_cmdline_opts *cmd,
+		     struct config *cfg, struct appfs *afs, int *log_level)
+{
+	int level = o->log ? log_level_parse(o->log) : LOG_LVL_INFO;
+	struct err e = { 0 };
+
+	if (level < 0) {
+		fprintf(stderr, "secretfs: unknown log level '%s' (error, warn, info, debug)\n",
+			o->log);
+		return -1;
+	}
+	*log_level = cmd->debug ? LOG_LVL_DEBUG : level;
+	log_init((enum log_level)*log_level, false);
+	if (config_load(o->config ? o->config : CONFIG_DEFAULT_PATH, cfg, &e) < 0 ||
+	    appfs_open(afs, cfg, &e) < 0) {
+		log_error("%s", e.msg);
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts cmd = { 0 };
+	struct main_opts o = { 0 };
+	struct config cfg = { 0 };
+	struct appfs afs = { 0 };
+	struct ops_fs ofs;
+	struct fuse_session *se;
+	int log_level, rc = 1;
+
+	main_harden();
+	if (fuse_opt_parse(&args, &o, main_opt_table, NULL) < 0 ||
+	    fuse_parse_cmdline(&args, &cmd) < 0)
+		goto out_args;
+	if (cmd.show_help) {
+		main_usage(argv[0]);
+		rc = 0;
+		goto out_args;
+	}
+	if (cmd.show_version) {
+		printf("secretfs %s\n", SECRETFS_VERSION);
+		fuse_lowlevel_version();
+		rc = 0;
+		goto out_args;
+	}
+	if (!cmd.mountpoint) {
+		fprintf(stderr, "secretfs: no mountpoint given (see --help)\n");
+		goto out_args;
+	}
+	if (sodium_init() < 0) {
+		fprintf(stderr, "secretfs: libsodium failed to initialize\n");
+		goto out_args;
+	}
+	secmem_init_json();
+	if (main_load(&o, &cmd, &cfg, &afs, &log_level) < 0)
+		goto out_config;
+	if (ops_fs_init(&ofs, &afs, &cfg) < 0 || main_mount_options(&args) < 0) {
+		fprintf(stderr, "secretfs: out of memory\n");
+		goto out_config;
+	}
+	se = fuse_session_new(&args, &ops_table, sizeof(ops_table), &ofs);
+	if (!se)
+		goto out_ops;
+	if (fuse_set_signal_handlers(se) < 0)
+		goto out_session;
+	if (fuse_session_mount(se, cmd.mountpoint) < 0)
+		goto out_signals;
+	log_info("mounted %zu apps at %s", cfg.napps, cmd.mountpoint);
+	if (fuse_daemonize(cmd.foreground) < 0)
+		goto out_unmount;
+	if (!cmd.foreground)
+		log_init((enum log_level)log_level, true);
+	rc = main_loop(se, &cmd) ? 1 : 0;
+	log_info("unmounting %s", cmd.mountpoint);
+out_unmount:
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_session:
+	fuse_session_destroy(se);
+out_ops:
+	ops_fs_destroy(&ofs);
+out_config:
+	appfs_close(&afs);
+	config_free(&cfg);
+out_args:
+	free(cmd.mountpoint);
+	free(o.config);
+	free(o.log);
+	fuse_opt_free_args(&args);
+	return rc;
+}

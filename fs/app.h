@@ -1,0 +1,60 @@
+/* app.h - what an app folder shows, and how writes to it land.
+ *
+ * The FUSE-free model under fs/ops.c. An app's value set is the union of its
+ * store entry and its env.* mappings (a mapping wins); generate: keys missing
+ * from the store are created, stored with compare-and-set and re-read, so
+ * every reader everywhere converges on one value. Files:
+ *   .env        every key, dotenv-rendered, all sources or nothing
+ *   .env.keys   DOTENV_PRIVATE_KEY[_ENV]=... from keys.*
+ *   KEY         the raw value
+ * Writes are whole-file: the text a writer closes is applied to the store.
+ */
+#ifndef SECRETFS_APP_H
+#define SECRETFS_APP_H
+
+#include <stddef.h>
+
+#include "../cache/secmem.h"
+#include "../providers/provider.h"
+#include "config.h"
+#include "err.h"
+#include "kvmap.h"
+
+#define APP_VALUE_MAX (64 * 1024)	/* bytes of one value */
+#define APP_FILE_MAX (1024 * 1024)	/* bytes of one written file */
+#define APP_ENV_NAME ".env"
+#define APP_KEYS_NAME ".env.keys"
+
+struct appfs {
+	const struct config *cfg;
+	struct provider *prov;
+	size_t nprov;
+};
+
+int appfs_open(struct appfs *fs, const struct config *cfg, struct err *e);
+void appfs_close(struct appfs *fs);
+
+/* The names in the app folder (.env, .env.keys when keys.* exist, every
+ * key), sorted. */
+int app_list(struct appfs *fs, const struct app_conf *app, struct strv *out,
+	     struct err *e);
+
+/* 0 when name is a file of the app; ERR_NOTFOUND when not. */
+int app_lookup(struct appfs *fs, const struct app_conf *app, const char *name,
+	       struct err *e);
+
+/* The bytes of file name into out. For .env, base (when not NULL) receives
+ * the value set it was rendered from: the base of a later app_write. */
+int app_read(struct appfs *fs, const struct app_conf *app, const char *name,
+	     struct secbuf *out, struct kvmap *base, struct err *e);
+
+/* Commit data written to file name. For .env, base is what the writer
+ * opened: only keys changed against it are applied. */
+int app_write(struct appfs *fs, const struct app_conf *app, const char *name,
+	      const struct kvmap *base, const char *data, size_t len,
+	      struct err *e);
+
+/* File mode of an app folder for file mode m: read bits, plus x with each. */
+unsigned app_dir_mode(unsigned file_mode);
+
+#endif
