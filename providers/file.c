@@ -1,2 +1,660 @@
+/* file.c - the embedded default secret store: a directory of .env files.
+ *
+ *   [provider local]
+ *   type = file
+ *   directory = /var/lib/secretfs/store
+ *
+ * The locator team/billing is the file DIRECTORY/team/billing.env, in the
+ * dotenv dialect of fs/dotenv.h. An entry's version is a hash of the file's
+ * bytes, so compare-and-set is exact whatever the mtime granularity.
+ * Writers take an exclusive flock on the entry's parent directory, compare,
+ * write a temporary file beside the entry and rename it over: readers see
+ * the old or the new file, never a mix, across threads and processes.
+ */
 #include "provider.h"
-const struct provider_ops file_provider_ops = { .type = "file" };
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../cache/secmem.h"
+#include "../fs/dotenv.h"
+
+/* design.md allows a 1 MiB .env; quoting may make the stored file longer. */
+#define FILE_MAX ((size_t)1024 * 1024 + 64 * 1024)
+#define FILE_SUFFIX ".env"
+#define FILE_SUFFIX_LEN (sizeof(FILE_SUFFIX) - 1)
+/* Room for the temporary name ".NAME.env.<16 hex>" within NAME_MAX. */
+#define FILE_SEGMENT_MAX 200
+#define FILE_LOCATOR_MAX 1024
+/* Bounds the open directories of a list() walk. */
+#define FILE_DEPTH_MAX 32
+#define FILE_HASH_BYTES 16
+
+struct file_store {
+	char *dir;	/* absolute, no trailing '/' unless it is "/" */
+};
+
+/* DIR/a/b.env split for openat(): the entry's parent folder and name. */
+struct file_path {
+	char *file;	/* DIR/a/b.env */
+	char *parent;	/* DIR/a */
+	const char *base;	/* b.env, inside file */
+};
+
+static bool file_segment_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+}
+
+/* Non-empty, [A-Za-z0-9._-], not starting with '.': this also rules out
+ * "." and "..", and the temporary files, which all start with '.'. */
+static bool file_segment_valid(const char *s, size_t len)
+{
+	if (len == 0 || len > FILE_SEGMENT_MAX || s[0] == '.')
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!file_segment_char(s[i]))
+			return false;
+	return true;
+}
+
+static int file_locator_check(const char *locator, struct err *e)
+{
+	const char *s = locator;
+	int depth = 0;
+
+	if (strlen(locator) > FILE_LOCATOR_MAX)
+		return err_set(e, ERR_INVALID, "locator %.64s...: too long",
+			       locator);
+	for (;;) {
+		size_t len = strcspn(s, "/");
+
+		if (!file_segment_valid(s, len))
+			return err_set(e, ERR_INVALID,
+				       "locator %s: segments must be non-empty, made of A-Z a-z 0-9 . _ -, and not start with '.'",
+				       locator);
+		if (++depth > FILE_DEPTH_MAX)
+			return err_set(e, ERR_INVALID,
+				       "locator %s: more than %d levels",
+				       locator, FILE_DEPTH_MAX);
+		if (s[len] == '\0')
+			return 0;
+		s += len + 1;
+	}
+}
+
+static int file_path_make(const struct file_store *fs, const char *locator,
+			  struct file_path *p, struct err *e)
+{
+	const char *sep = strcmp(fs->dir, "/") ? "/" : "";
+	const char *slash;
+
+	p->parent = NULL;
+	if (asprintf(&p->file, "%s%s%s" FILE_SUFFIX, fs->dir, sep,
+		     locator) < 0) {
+		p->file = NULL;
+		return err_set(e, ERR_NOMEM, "out of memory");
+	}
+	slash = strrchr(p->file, '/');
+	p->base = slash + 1;
+	p->parent = slash == p->file ? strdup("/") :
+		strndup(p->file, slash - p->file);
+	if (!p->parent)
+		return err_set(e, ERR_NOMEM, "out of memory");
+	return 0;
+}
+
+static void file_path_free(struct file_path *p)
+{
+	free(p->file);
+	free(p->parent);
+}
+
+static void file_version_of(const struct secbuf *b,
+			    char version[PROVIDER_VERSION_MAX])
+{
+	unsigned char h[FILE_HASH_BYTES];
+
+	crypto_generichash(h, sizeof(h), (const unsigned char *)b->data,
+			   b->len, NULL, 0);
+	sodium_bin2hex(version, PROVIDER_VERSION_MAX, h, sizeof(h));
+}
+
+/* Read name (relative to dfd) into out, wiped memory. A missing file sets
+ * *absent and returns 0; path names the file in messages. */
+static int file_read(int dfd, const char *name, const char *path,
+		     struct secbuf *out, bool *absent, struct err *e)
+{
+	struct stat st;
+	int fd, rc = -1;
+
+	*absent = false;
+	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT || errno == ENOTDIR) {
+			*absent = true;
+			return 0;
+		}
+		return err_set(e, ERR_IO, "%s: %s", path, strerror(errno));
+	}
+	if (fstat(fd, &st) < 0) {
+		err_set(e, ERR_IO, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		err_set(e, ERR_IO, "%s: not a regular file", path);
+		goto out;
+	}
+	if ((unsigned long long)st.st_size > FILE_MAX)
+		goto too_big;
+	if (secbuf_reserve(out, st.st_size + 1) < 0) {
+		err_set(e, ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (;;) {
+		ssize_t n;
+
+		/* the file may grow while we read: keep reading to EOF */
+		if (out->cap - out->len < 2 && secbuf_reserve(out, 4096) < 0) {
+			err_set(e, ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		n = read(fd, out->data + out->len, out->cap - out->len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err_set(e, ERR_IO, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		out->len += n;
+		out->data[out->len] = '\0';
+		if (out->len > FILE_MAX)
+			goto too_big;
+	}
+	rc = 0;
+	goto out;
+too_big:
+	err_set(e, ERR_TOOBIG, "%s: larger than %zu bytes", path, FILE_MAX);
+out:
+	close(fd);
+	if (rc < 0)
+		secbuf_clear(out);
+	return rc;
+}
+
+static int file_create(const struct provider_conf *conf, void **state,
+		       struct err *e)
+{
+	const char *dir = conf_opt_get(conf, "directory");
+	struct file_store *fs;
+	struct stat st;
+	size_t len;
+
+	if (!dir || !dir[0])
+		return err_set(e, ERR_INVALID, "option directory is required");
+	if (dir[0] != '/')
+		return err_set(e, ERR_INVALID,
+			       "directory %s: must be an absolute path", dir);
+	len = strlen(dir);
+	if (len + FILE_LOCATOR_MAX + 64 > PATH_MAX)
+		return err_set(e, ERR_INVALID, "directory %s: path too long",
+			       dir);
+	/* a missing directory is created on the first write */
+	if (stat(dir, &st) < 0) {
+		if (errno != ENOENT)
+			return err_set(e, ERR_IO, "directory %s: %s", dir,
+				       strerror(errno));
+	} else if (!S_ISDIR(st.st_mode)) {
+		return err_set(e, ERR_INVALID, "directory %s: not a directory",
+			       dir);
+	}
+	if (sodium_init() < 0)
+		return err_set(e, ERR_PROVIDER, "libsodium failed to start");
+	fs = calloc(1, sizeof(*fs));
+	if (fs)
+		fs->dir = strdup(dir);
+	if (!fs || !fs->dir) {
+		free(fs);
+		return err_set(e, ERR_NOMEM, "out of memory");
+	}
+	/* "/srv/store/" and "/srv/store" name one store */
+	while (len > 1 && fs->dir[len - 1] == '/')
+		fs->dir[--len] = '\0';
+	*state = fs;
+	return 0;
+}
+
+static void file_destroy(void *state)
+{
+	struct file_store *fs = state;
+
+	if (!fs)
+		return;
+	free(fs->dir);
+	free(fs);
+}
+
+static int file_fetch(void *state, const char *locator, const char *params,
+		      struct entry *out, struct err *e)
+{
+	struct file_store *fs = state;
+	struct secbuf text = SECBUF_INIT;
+	struct file_path p = { NULL, NULL, NULL };
+	bool absent;
+	int rc = -1;
+
+	if (file_locator_check(locator, e) < 0)
+		return -1;
+	if (file_path_make(fs, locator, &p, e) < 0)
+		goto out;
+	if (file_read(AT_FDCWD, p.file, p.file, &text, &absent, e) < 0)
+		goto out;
+	if (absent) {
+		err_set(e, ERR_NOTFOUND, "%s: no such entry (%s)", locator,
+			p.file);
+		goto out;
+	}
+	if (dotenv_parse(text.data, text.len, &out->map, e) < 0) {
+		/* a broken file is the store's fault, not the caller's */
+		if (e->code == ERR_INVALID)
+			e->code = ERR_PROVIDER;
+		err_prefix(e, "%s: ", p.file);
+		goto out;
+	}
+	file_version_of(&text, out->version);
+	rc = 0;
+out:
+	secbuf_free(&text);
+	file_path_free(&p);
+	return rc;
+}
+
+/* Refuse what the dotenv file format cannot hold, rather than drop it. */
+static int file_map_check(const char *locator, const struct kvmap *m,
+			  struct err *e)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		const struct kv *kv = &m->items[i];
+
+		if (!dotenv_key_valid(kv->key))
+			return err_set(e, ERR_INVALID,
+				       "%s: key %s is not a valid variable name",
+				       locator, kv->key);
+		if (memchr(kv->val, '\0', kv->len))
+			return err_set(e, ERR_INVALID,
+				       "%s: value of %s holds a NUL byte",
+				       locator, kv->key);
+	}
+	return 0;
+}
+
+/* mkdir -p, mode 0700 for what is created. */
+static int file_mkdirs(const char *path, struct err *e)
+{
+	char *buf = strdup(path);
+	int rc = 0;
+
+	if (!buf)
+		return err_set(e, ERR_NOMEM, "out of memory");
+	for (char *s = buf + 1;; s++) {
+		char c = *s;
+
+		if (c != '/' && c != '\0')
+			continue;
+		*s = '\0';
+		if (mkdir(buf, 0700) < 0 && errno != EEXIST) {
+			rc = err_set(e, ERR_IO, "%s: %s", buf, strerror(errno));
+			break;
+		}
+		*s = c;
+		if (c == '\0')
+			break;
+	}
+	free(buf);
+	return rc;
+}
+
+/* Open the entry's folder, creating it if needed, and lock it: the lock
+ * serializes writers of every entry in the folder. Closing releases it. */
+static int file_lock_parent(const char *parent, struct err *e)
+{
+	int dfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (dfd < 0 && errno == ENOENT) {
+		if (file_mkdirs(parent, e) < 0)
+			return -1;
+		dfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	if (dfd < 0)
+		return err_set(e, ERR_IO, "%s: %s", parent, strerror(errno));
+	while (flock(dfd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			err_set(e, ERR_IO, "%s: lock: %s", parent,
+				strerror(errno));
+			close(dfd);
+			return -1;
+		}
+	}
+	return dfd;
+}
+
+/* With the lock held: the version on disk, or "" when absent. */
+static int file_current_version(int dfd, const struct file_path *p,
+				char version[PROVIDER_VERSION_MAX],
+				struct err *e)
+{
+	struct secbuf text = SECBUF_INIT;
+	bool absent;
+
+	version[0] = '\0';
+	if (file_read(dfd, p->base, p->file, &text, &absent, e) < 0)
+		return -1;
+	if (!absent)
+		file_version_of(&text, version);
+	secbuf_free(&text);
+	return 0;
+}
+
+static int file_write_all(int fd, const char *data, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, data, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		data += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Create ".NAME.env.<random>" beside the entry; its name goes to tmp. */
+static int file_temp_open(int dfd, const struct file_path *p, char *tmp,
+			  size_t size, struct err *e)
+{
+	for (int tries = 0; tries < 16; tries++) {
+		unsigned char r[8];
+		char hex[2 * sizeof(r) + 1];
+		int fd;
+
+		randombytes_buf(r, sizeof(r));
+		sodium_bin2hex(hex, sizeof(hex), r, sizeof(r));
+		snprintf(tmp, size, ".%s.%s", p->base, hex);
+		fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+			    0600);
+		if (fd >= 0)
+			return fd;
+		if (errno != EEXIST)
+			break;
+	}
+	return err_set(e, ERR_IO, "%s: temporary file: %s", p->parent,
+		       strerror(errno));
+}
+
+/* Write text to a temporary file, flush it, rename it over the entry and
+ * flush the folder, so a crash leaves the old or the new entry. */
+static int file_replace(int dfd, const struct file_path *p,
+			const struct secbuf *text, struct err *e)
+{
+	char tmp[NAME_MAX + 1];
+	int fd = file_temp_open(dfd, p, tmp, sizeof(tmp), e);
+
+	if (fd < 0)
+		return -1;
+	if (file_write_all(fd, text->data, text->len) < 0 || fsync(fd) < 0) {
+		err_set(e, ERR_IO, "%s/%s: %s", p->parent, tmp,
+			strerror(errno));
+		close(fd);
+		goto fail;
+	}
+	if (close(fd) < 0) {
+		err_set(e, ERR_IO, "%s/%s: %s", p->parent, tmp,
+			strerror(errno));
+		goto fail;
+	}
+	if (renameat(dfd, tmp, dfd, p->base) < 0) {
+		err_set(e, ERR_IO, "%s: rename: %s", p->file, strerror(errno));
+		goto fail;
+	}
+	if (fsync(dfd) < 0)
+		return err_set(e, ERR_IO, "%s: %s", p->parent, strerror(errno));
+	return 0;
+fail:
+	unlinkat(dfd, tmp, 0);
+	return -1;
+}
+
+static int file_expect_check(const char *locator, const char *expect,
+			     const char *current, struct err *e)
+{
+	const char *why = "changed since it was read";
+
+	if (expect == PROVIDER_EXPECT_ANY || !strcmp(expect, current))
+		return 0;
+	if (!expect[0])
+		why = "already exists";
+	else if (!current[0])
+		why = "removed since it was read";
+	return err_set(e, ERR_CONFLICT, "%s: %s", locator, why);
+}
+
+static int file_store(void *state, const char *locator, const struct kvmap *m,
+		      const char *expect, char new_version[PROVIDER_VERSION_MAX],
+		      struct err *e)
+{
+	struct file_store *fs = state;
+	struct secbuf text = SECBUF_INIT;
+	char version[PROVIDER_VERSION_MAX], current[PROVIDER_VERSION_MAX];
+	struct file_path p = { NULL, NULL, NULL };
+	int dfd = -1, rc = -1;
+
+	if (file_locator_check(locator, e) < 0 ||
+	    file_map_check(locator, m, e) < 0)
+		return -1;
+	/* render before locking: the lock is held only for the I/O */
+	if (dotenv_render(m, &text, NULL, NULL) < 0) {
+		err_set(e, ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if (text.len > FILE_MAX) {
+		err_set(e, ERR_TOOBIG, "%s: larger than %zu bytes", locator,
+			FILE_MAX);
+		goto out;
+	}
+	file_version_of(&text, version);
+	if (file_path_make(fs, locator, &p, e) < 0)
+		goto out;
+	dfd = file_lock_parent(p.parent, e);
+	if (dfd < 0)
+		goto out;
+	if (file_current_version(dfd, &p, current, e) < 0 ||
+	    file_expect_check(locator, expect, current, e) < 0)
+		goto out;
+	/* same bytes, same version: nothing to write */
+	if (strcmp(current, version) && file_replace(dfd, &p, &text, e) < 0)
+		goto out;
+	if (new_version)
+		memcpy(new_version, version, PROVIDER_VERSION_MAX);
+	rc = 0;
+out:
+	if (dfd >= 0)
+		close(dfd);
+	file_path_free(&p);
+	secbuf_free(&text);
+	return rc;
+}
+
+/* list(): the locator being built, and the folder it names for messages. */
+struct file_walk {
+	const struct file_store *fs;
+	char rel[FILE_LOCATOR_MAX + 2];
+	size_t len;
+	struct strv *out;
+};
+
+static int file_walk_dir(struct file_walk *w, int dfd, int depth,
+			 struct err *e);
+
+static int file_walk_err(struct file_walk *w, const char *what,
+			 struct err *e)
+{
+	return err_set(e, ERR_IO, "%s/%.*s: %s: %s", w->fs->dir, (int)w->len,
+		       w->rel, what, strerror(errno));
+}
+
+/* One directory entry named name (a valid segment) inside dfd. */
+static int file_walk_one(struct file_walk *w, int dfd, const char *name,
+			 int depth, struct err *e)
+{
+	size_t nlen = strlen(name), old = w->len;
+	struct stat st;
+	int rc = 0;
+
+	if (depth >= FILE_DEPTH_MAX)
+		return 0;
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : file_walk_err(w, name, e);
+	if (S_ISDIR(st.st_mode)) {
+		int sub;
+
+		/* too deep or too long to be a locator: not an entry */
+		if (depth + 1 >= FILE_DEPTH_MAX ||
+		    w->len + nlen + 1 > FILE_LOCATOR_MAX)
+			return 0;
+		sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+			     O_CLOEXEC);
+		if (sub < 0)
+			return errno == ENOENT ? 0 : file_walk_err(w, name, e);
+		memcpy(w->rel + w->len, name, nlen);
+		w->len += nlen;
+		w->rel[w->len++] = '/';
+		rc = file_walk_dir(w, sub, depth + 1, e);
+		w->len = old;
+		return rc;
+	}
+	/* an entry may be a symlink to a file, never to a folder (loops) */
+	if (S_ISLNK(st.st_mode) && fstatat(dfd, name, &st, 0) < 0)
+		return 0;
+	if (!S_ISREG(st.st_mode) || nlen <= FILE_SUFFIX_LEN ||
+	    strcmp(name + nlen - FILE_SUFFIX_LEN, FILE_SUFFIX) ||
+	    w->len + nlen - FILE_SUFFIX_LEN > FILE_LOCATOR_MAX)
+		return 0;
+	memcpy(w->rel + w->len, name, nlen - FILE_SUFFIX_LEN);
+	w->rel[w->len + nlen - FILE_SUFFIX_LEN] = '\0';
+	if (strv_push(w->out, w->rel) < 0)
+		return err_set(e, ERR_NOMEM, "out of memory");
+	return 0;
+}
+
+/* Walk dfd (consumed) recursively, appending locators to w->out. */
+static int file_walk_dir(struct file_walk *w, int dfd, int depth,
+			 struct err *e)
+{
+	DIR *d = fdopendir(dfd);
+	int rc = 0;
+
+	if (!d) {
+		rc = file_walk_err(w, "open", e);
+		close(dfd);
+		return rc;
+	}
+	for (;;) {
+		struct dirent *de;
+
+		errno = 0;
+		de = readdir(d);
+		if (!de) {
+			if (errno)
+				rc = file_walk_err(w, "read", e);
+			break;
+		}
+		if (!file_segment_valid(de->d_name, strlen(de->d_name)))
+			continue;
+		rc = file_walk_one(w, dirfd(d), de->d_name, depth, e);
+		if (rc < 0)
+			break;
+	}
+	closedir(d);
+	return rc;
+}
+
+static int file_strcmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int file_list(void *state, const char *prefix, struct strv *out,
+		     struct err *e)
+{
+	struct file_store *fs = state;
+	struct file_walk w = { .fs = fs, .out = out };
+	size_t plen = strlen(prefix);
+	int dfd, depth = 0;
+	char *path;
+
+	/* "team/" and "team" are one folder */
+	if (plen > 1 && prefix[plen - 1] == '/')
+		plen--;
+	if (plen > FILE_LOCATOR_MAX)
+		return err_set(e, ERR_INVALID, "prefix %.64s...: too long",
+			       prefix);
+	memcpy(w.rel, prefix, plen);
+	w.rel[plen] = '\0';
+	if (plen > 0 && file_locator_check(w.rel, e) < 0)
+		return -1;
+	if (asprintf(&path, "%s/%s", fs->dir, w.rel) < 0)
+		return err_set(e, ERR_NOMEM, "out of memory");
+	dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		int err = errno;
+
+		free(path);
+		if (err == ENOENT || err == ENOTDIR)
+			return 0;
+		return err_set(e, ERR_IO, "%s/%s: %s", fs->dir, w.rel,
+			       strerror(err));
+	}
+	free(path);
+	/* the prefix's own levels count towards FILE_DEPTH_MAX */
+	for (size_t i = 0; i < plen; i++)
+		depth += w.rel[i] == '/';
+	if (plen > 0) {
+		w.rel[plen++] = '/';
+		depth++;
+	}
+	w.len = plen;
+	if (file_walk_dir(&w, dfd, depth, e) < 0) {
+		strv_free(out);
+		return -1;
+	}
+	if (out->n > 1)
+		qsort(out->v, out->n, sizeof(*out->v), file_strcmp);
+	return 0;
+}
+
+static const char *const file_options[] = { "directory", NULL };
+
+const struct provider_ops file_provider_ops = {
+	.type = "file",
+	.options = file_options,
+	.caps = PROVIDER_CAP_CAS | PROVIDER_CAP_WRITE | PROVIDER_CAP_LIST,
+	.create = file_create,
+	.destroy = file_destroy,
+	.fetch = file_fetch,
+	.store = file_store,
+	.list = file_list,
+};
