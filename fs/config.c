@@ -1,1 +1,1113 @@
-/* fs/config.c - to be written */
+/* config.c - load secretfs.conf and its conf.d drop-ins (see config.h).
+ *
+ * inih splits key = value lines; it is fed through our own line reader,
+ * which counts lines (Debian's inih passes no line number to the handler),
+ * refuses overlong lines, and classifies each line the way inih will, so
+ * that section headers (which inih does not report) and syntax errors get
+ * their own line and a specific message. The first error stops loading.
+ *
+ * Sections never span files: a provider or app section is checked when it
+ * ends (next header or end of file); which provider a reference names is
+ * checked once every file is read, since drop-ins may define it later.
+ * [secretfs] settings from a later file override earlier ones, so a
+ * drop-in can tune the daemon; an app or provider is defined only once.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <grp.h>
+#include <ini.h>
+#include <libgen.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "../cache/secmem.h"
+#include "../providers/provider.h"
+#include "dotenv.h"
+
+#define APP_NAME_MAX 255
+
+enum sect_kind {
+	SECT_NONE,	/* before the first header */
+	SECT_SECRETFS,
+	SECT_PROVIDER,
+	SECT_APP,
+};
+
+/* State of one config_load call. */
+struct loader {
+	struct config *c;
+	struct err *e;
+	FILE *f;
+	const char *file;	/* c->files[...] being read */
+	int line;		/* line last handed to inih */
+	bool failed;		/* e holds the first error; stop reading */
+	/* inih treats an indented line after a key line as a continuation */
+	bool in_key;
+	char prev_key[64];
+	enum sect_kind sect;
+	size_t idx;		/* c->providers or c->apps index of the section */
+	/* where the open section set its single-valued keys (line 0: unset) */
+	struct conf_where type_at, owner_at, mode_at;
+	/* where each app set store, by definition order (c->apps unsorted) */
+	struct conf_where *store_at;
+	/* where each [secretfs] setting was last set */
+	struct conf_where global_at[4];
+};
+
+static const struct {
+	const char *key;
+	size_t off;	/* of the long in struct config */
+	long min_ms;
+} global_keys[] = {
+	{ "ttl", offsetof(struct config, ttl_ms), 0 },
+	{ "refresh", offsetof(struct config, refresh_ms), 0 },
+	{ "max_stale", offsetof(struct config, max_stale_ms), 0 },
+	{ "request_timeout", offsetof(struct config, request_timeout_ms), 1 },
+};
+
+static int vfail_at(struct loader *ld, const char *file, int line,
+		    const char *fmt, va_list ap)
+{
+	char msg[sizeof(ld->e->msg)];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	ld->failed = true;
+	return err_set(ld->e, ERR_INVALID, "%s:%d: %s", file, line, msg);
+}
+
+/* An ERR_INVALID error at the line being read. */
+__attribute__((format(printf, 2, 3)))
+static int fail(struct loader *ld, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfail_at(ld, ld->file, ld->line, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+__attribute__((format(printf, 3, 4)))
+static int fail_at(struct loader *ld, const struct conf_where *w,
+		   const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfail_at(ld, w->file, w->line, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* Put "file:line: " before the message a parser left in e. */
+static int fail_prefixed(struct loader *ld, const char *what)
+{
+	ld->failed = true;
+	return err_prefix(ld->e, "%s:%d: %s: ", ld->file, ld->line, what);
+}
+
+static int oom(struct loader *ld)
+{
+	ld->failed = true;
+	return err_set(ld->e, ERR_NOMEM, "out of memory");
+}
+
+static struct conf_where here(const struct loader *ld)
+{
+	return (struct conf_where){ ld->file, ld->line };
+}
+
+/* ---- durations, modes, owners, names ---- */
+
+int config_parse_duration(const char *s, long *ms, struct err *e)
+{
+	static const struct {
+		const char *unit;
+		long ms;
+	} units[] = {
+		{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
+		{ "h", 3600000 }, { "d", 86400000 },
+	};
+	const char *p = s;
+	long n = 0;
+
+	if (*p == '-')
+		return err_set(e, ERR_INVALID,
+			       "bad duration '%s': must not be negative", s);
+	if (!isdigit((unsigned char)*p))
+		return err_set(e, ERR_INVALID,
+			       "bad duration '%s': expected a number and a unit (250ms, 30s, 5m, 24h, 2d)",
+			       s);
+	for (; isdigit((unsigned char)*p); p++)
+		if (__builtin_mul_overflow(n, 10, &n) ||
+		    __builtin_add_overflow(n, *p - '0', &n))
+			return err_set(e, ERR_INVALID,
+				       "bad duration '%s': too large", s);
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(p, units[i].unit))
+			continue;
+		if (__builtin_mul_overflow(n, units[i].ms, &n))
+			return err_set(e, ERR_INVALID,
+				       "bad duration '%s': too large", s);
+		*ms = n;
+		return 0;
+	}
+	return err_set(e, ERR_INVALID,
+		       "bad duration '%s': unknown unit '%s' (ms, s, m, h, d)",
+		       s, p);
+}
+
+static int mode_parse(struct loader *ld, const char *s, mode_t *mode)
+{
+	size_t len = strlen(s);
+	unsigned long v;
+
+	if (len == 0 || len > 4 || strspn(s, "01234567") != len)
+		return fail(ld, "mode '%s': expected octal permissions like 0400 or 0640",
+			    s);
+	v = strtoul(s, NULL, 8);
+	if (v & ~0777UL)
+		return fail(ld, "mode '%s': only permission bits (within 0777) are allowed",
+			    s);
+	if (!(v & 0400))
+		return fail(ld, "mode '%s': the owner must be able to read (0400)",
+			    s);
+	*mode = (mode_t)v;
+	return 0;
+}
+
+/* Decimal id; (uid_t)-1 is "no change" to chown, never an owner. */
+static bool id_parse(const char *s, unsigned *id)
+{
+	unsigned long v;
+	char *end;
+
+	if (!*s || strspn(s, "0123456789") != strlen(s))
+		return false;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || v >= (unsigned)-1)
+		return false;
+	*id = (unsigned)v;
+	return true;
+}
+
+static size_t nss_bufsize(int name)
+{
+	long n = sysconf(name);
+
+	return n > 0 ? (size_t)n : 16384;
+}
+
+/* The *_r lookups report "not found" as 0 or one of these. */
+static bool nss_notfound(int rc)
+{
+	return rc == 0 || rc == ENOENT || rc == ESRCH || rc == EBADF ||
+	       rc == EPERM;
+}
+
+/* 1 found, 0 no such user, -1 error (in ld). name or, when NULL, uid. */
+static int user_lookup(struct loader *ld, const char *name, uid_t uid,
+		       struct passwd *out)
+{
+	size_t size = nss_bufsize(_SC_GETPW_R_SIZE_MAX);
+	struct passwd pw, *res = NULL;
+	int rc;
+
+	for (;;) {
+		char *buf = malloc(size);
+
+		if (!buf)
+			return oom(ld);
+		if (name)
+			rc = getpwnam_r(name, &pw, buf, size, &res);
+		else
+			rc = getpwuid_r(uid, &pw, buf, size, &res);
+		if (res)
+			*out = (struct passwd){ .pw_uid = pw.pw_uid,
+						.pw_gid = pw.pw_gid };
+		free(buf);
+		if (rc != ERANGE)
+			break;
+		size *= 2;
+	}
+	if (res)
+		return 1;
+	if (nss_notfound(rc))
+		return 0;
+	return fail(ld, "cannot look up user '%s': %s", name ? name : "",
+		    strerror(rc));
+}
+
+static int group_lookup(struct loader *ld, const char *name, gid_t *gid)
+{
+	size_t size = nss_bufsize(_SC_GETGR_R_SIZE_MAX);
+	struct group gr, *res = NULL;
+	int rc;
+
+	for (;;) {
+		char *buf = malloc(size);
+
+		if (!buf)
+			return oom(ld);
+		rc = getgrnam_r(name, &gr, buf, size, &res);
+		if (res)
+			*gid = gr.gr_gid;
+		free(buf);
+		if (rc != ERANGE)
+			break;
+		size *= 2;
+	}
+	if (res)
+		return 1;
+	if (nss_notfound(rc))
+		return 0;
+	return fail(ld, "cannot look up group '%s': %s", name, strerror(rc));
+}
+
+/* user[:group] or uid[:gid]; a user alone brings its primary group. */
+static int owner_parse(struct loader *ld, const char *s, uid_t *uid,
+		       gid_t *gid)
+{
+	const char *colon = strchr(s, ':');
+	size_t ulen = colon ? (size_t)(colon - s) : strlen(s);
+	char user[256];
+	struct passwd pw = { 0 };
+	unsigned id;
+	int rc;
+
+	if (ulen == 0 || ulen >= sizeof(user) || (colon && !colon[1]) ||
+	    (colon && strchr(colon + 1, ':')))
+		return fail(ld, "owner '%s': expected user[:group] or uid[:gid]",
+			    s);
+	memcpy(user, s, ulen);
+	user[ulen] = '\0';
+	if (id_parse(user, &id)) {
+		*uid = id;
+		rc = colon ? 1 : user_lookup(ld, NULL, id, &pw);
+		if (rc == 0)
+			return fail(ld, "owner '%s': uid %u has no passwd entry to take a group from; write %s:GID",
+				    s, id, s);
+	} else {
+		rc = user_lookup(ld, user, 0, &pw);
+		if (rc == 0)
+			return fail(ld, "owner '%s': unknown user '%s'", s,
+				    user);
+		*uid = pw.pw_uid;
+	}
+	if (rc < 0)
+		return -1;
+	if (!colon) {
+		*gid = pw.pw_gid;
+		return 0;
+	}
+	if (id_parse(colon + 1, &id)) {
+		*gid = id;
+		return 0;
+	}
+	rc = group_lookup(ld, colon + 1, gid);
+	if (rc == 0)
+		return fail(ld, "owner '%s': unknown group '%s'", s, colon + 1);
+	return rc < 0 ? -1 : 0;
+}
+
+#define WORD_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
+
+/* A file name in the mount: [A-Za-z0-9_][A-Za-z0-9_.-]*, so never . or .. */
+static bool app_name_valid(const char *s)
+{
+	size_t len = strlen(s);
+
+	return len > 0 && len <= APP_NAME_MAX && strchr(WORD_CHARS, s[0]) &&
+	       strspn(s, WORD_CHARS ".-") == len;
+}
+
+static bool env_name_valid(const char *s)
+{
+	return *s && s[strspn(s, WORD_CHARS)] == '\0';
+}
+
+/* ---- sections ---- */
+
+static struct app_conf *cur_app(struct loader *ld)
+{
+	return &ld->c->apps[ld->idx];
+}
+
+static struct provider_conf *cur_provider(struct loader *ld)
+{
+	return &ld->c->providers[ld->idx];
+}
+
+static void section_reset(struct loader *ld, enum sect_kind kind)
+{
+	static const struct conf_where none;
+
+	ld->sect = kind;
+	ld->type_at = ld->owner_at = ld->mode_at = none;
+}
+
+static int provider_open(struct loader *ld, const char *name)
+{
+	struct config *c = ld->c;
+	const struct provider_conf *old = config_provider(c, name);
+	struct provider_conf *p;
+
+	if (!*name)
+		return fail(ld, "[provider] needs a name: [provider NAME]");
+	if (!ref_scheme_valid(name))
+		return fail(ld, "provider name '%s' is not valid: it is the scheme of references, [A-Za-z][A-Za-z0-9+.-]*, not 'generate'",
+			    name);
+	if (old)
+		return fail(ld, "provider %s already defined at %s:%d", name,
+			    old->where.file, old->where.line);
+	p = realloc(c->providers, (c->nproviders + 1) * sizeof(*p));
+	if (!p)
+		return oom(ld);
+	c->providers = p;
+	p = &p[c->nproviders];
+	*p = (struct provider_conf){ .name = strdup(name), .where = here(ld) };
+	if (!p->name)
+		return oom(ld);
+	section_reset(ld, SECT_PROVIDER);
+	ld->idx = c->nproviders++;
+	return 0;
+}
+
+static int app_open(struct loader *ld, const char *name)
+{
+	struct config *c = ld->c;
+	const struct app_conf *old = config_app(c, name);
+	struct conf_where *w;
+	struct app_conf *a;
+
+	if (!*name)
+		return fail(ld, "[app] needs a name: [app NAME]");
+	if (!app_name_valid(name))
+		return fail(ld, "app name '%s' is not valid: [A-Za-z0-9_][A-Za-z0-9_.-]*, at most %d characters",
+			    name, APP_NAME_MAX);
+	if (old)
+		return fail(ld, "app %s already defined at %s:%d", name,
+			    old->where.file, old->where.line);
+	w = realloc(ld->store_at, (c->napps + 1) * sizeof(*w));
+	if (!w)
+		return oom(ld);
+	ld->store_at = w;
+	w[c->napps] = (struct conf_where){ NULL, 0 };
+	a = realloc(c->apps, (c->napps + 1) * sizeof(*a));
+	if (!a)
+		return oom(ld);
+	c->apps = a;
+	a = &a[c->napps];
+	*a = (struct app_conf){ .name = strdup(name), .mode = 0400,
+				.where = here(ld) };
+	if (!a->name)
+		return oom(ld);
+	section_reset(ld, SECT_APP);
+	ld->idx = c->napps++;
+	return 0;
+}
+
+static bool has_option(const struct provider_ops *ops, const char *key)
+{
+	for (const char *const *o = ops->options; o && *o; o++)
+		if (!strcmp(*o, key))
+			return true;
+	return false;
+}
+
+/* The type may follow the options, so they are checked here. */
+static int provider_close(struct loader *ld)
+{
+	const struct provider_conf *p = cur_provider(ld);
+	const struct provider_ops *ops;
+
+	if (!p->type)
+		return fail_at(ld, &p->where,
+			       "provider %s has no type = ... (e.g. type = file)",
+			       p->name);
+	ops = provider_ops_find(p->type);
+	if (!ops)
+		return fail_at(ld, &ld->type_at,
+			       "provider %s: unknown type '%s'", p->name,
+			       p->type);
+	for (size_t i = 0; i < p->nopts; i++)
+		if (!has_option(ops, p->opts[i].key))
+			return fail_at(ld, &p->opts[i].where,
+				       "provider %s (type %s) has no option '%s'",
+				       p->name, p->type, p->opts[i].key);
+	return 0;
+}
+
+static const struct conf_mapping *first_generate(const struct app_conf *a)
+{
+	for (size_t i = 0; i < a->nenv; i++)
+		if (a->env[i].ref.kind == REF_GENERATE)
+			return &a->env[i];
+	return NULL;
+}
+
+static int app_close(struct loader *ld)
+{
+	const struct app_conf *a = cur_app(ld);
+	const struct conf_mapping *gen = first_generate(a);
+
+	if (gen && !a->has_store)
+		return fail_at(ld, &gen->where,
+			       "app %s: generate: needs a store = ... to keep generated values",
+			       a->name);
+	return 0;
+}
+
+static int section_close(struct loader *ld)
+{
+	int rc = 0;
+
+	if (ld->sect == SECT_PROVIDER)
+		rc = provider_close(ld);
+	else if (ld->sect == SECT_APP)
+		rc = app_close(ld);
+	section_reset(ld, SECT_NONE);
+	return rc;
+}
+
+/* text: what stood between '[' and ']'. */
+static int section_open(struct loader *ld, const char *text, size_t len)
+{
+	char buf[256], whole[256];
+	char *type, *name, *end;
+
+	if (section_close(ld) < 0)
+		return -1;
+	len = len < sizeof(buf) ? len : sizeof(buf) - 1;
+	memcpy(buf, text, len);
+	buf[len] = '\0';
+	type = buf + strspn(buf, " \t\r\f\v");
+	end = type + strlen(type);
+	while (end > type && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	snprintf(whole, sizeof(whole), "%s", type);
+	name = type + strcspn(type, " \t\r\f\v");
+	if (*name)
+		*name++ = '\0';
+	name += strspn(name, " \t\r\f\v");
+
+	if (!strcmp(type, "secretfs")) {
+		if (*name)
+			return fail(ld, "[secretfs] takes no name");
+		section_reset(ld, SECT_SECRETFS);
+		return 0;
+	}
+	if (!strcmp(type, "provider"))
+		return provider_open(ld, name);
+	if (!strcmp(type, "app"))
+		return app_open(ld, name);
+	return fail(ld, "unknown section [%s]: expected [secretfs], [provider NAME] or [app NAME]",
+		    whole);
+}
+
+/* ---- settings ---- */
+
+static int already_set(struct loader *ld, const char *key,
+		       const struct conf_where *old)
+{
+	return fail(ld, "'%s' already set at %s:%d", key, old->file,
+		    old->line);
+}
+
+static int global_set(struct loader *ld, const char *key, const char *value)
+{
+	for (size_t i = 0; i < sizeof(global_keys) / sizeof(global_keys[0]); i++) {
+		struct conf_where *at = &ld->global_at[i];
+		long ms;
+
+		if (strcmp(key, global_keys[i].key))
+			continue;
+		/* a later file may override; one file says it once */
+		if (at->line && at->file == ld->file)
+			return already_set(ld, key, at);
+		if (config_parse_duration(value, &ms, ld->e) < 0)
+			return fail_prefixed(ld, key);
+		if (ms < global_keys[i].min_ms)
+			return fail(ld, "%s must be more than 0", key);
+		*(long *)((char *)ld->c + global_keys[i].off) = ms;
+		*at = here(ld);
+		return 0;
+	}
+	return fail(ld, "[secretfs] has no setting '%s' (ttl, refresh, max_stale, request_timeout)",
+		    key);
+}
+
+static int provider_set(struct loader *ld, const char *key, const char *value)
+{
+	struct provider_conf *p = cur_provider(ld);
+	struct conf_opt *o;
+
+	if (!strcmp(key, "type")) {
+		if (p->type)
+			return already_set(ld, key, &ld->type_at);
+		p->type = strdup(value);
+		if (!p->type)
+			return oom(ld);
+		ld->type_at = here(ld);
+		return 0;
+	}
+	for (size_t i = 0; i < p->nopts; i++)
+		if (!strcmp(p->opts[i].key, key))
+			return already_set(ld, key, &p->opts[i].where);
+	o = realloc(p->opts, (p->nopts + 1) * sizeof(*o));
+	if (!o)
+		return oom(ld);
+	p->opts = o;
+	o = &o[p->nopts];
+	*o = (struct conf_opt){ .key = strdup(key), .value = strdup(value),
+				.where = here(ld) };
+	p->nopts++;
+	if (!o->key || !o->value)
+		return oom(ld);
+	return 0;
+}
+
+/* Parse value into r; what names the setting in an error. */
+static int ref_read(struct loader *ld, const char *what, const char *value,
+		    struct ref *r)
+{
+	memset(r, 0, sizeof(*r));
+	if (ref_parse(value, r, ld->e) < 0) {
+		ref_free(r);
+		return fail_prefixed(ld, what);
+	}
+	return 0;
+}
+
+static int app_store(struct loader *ld, const char *value)
+{
+	struct app_conf *a = cur_app(ld);
+	struct ref r;
+
+	if (a->has_store)
+		return already_set(ld, "store", &ld->store_at[ld->idx]);
+	if (ref_read(ld, "store", value, &r) < 0)
+		return -1;
+	if (r.kind != REF_PROVIDER || r.field) {
+		ref_free(&r);
+		return fail(ld, "store '%s': expected a whole provider entry, NAME://locator (no generate:, no #field)",
+			    value);
+	}
+	a->store = r;
+	a->has_store = true;
+	ld->store_at[ld->idx] = here(ld);
+	return 0;
+}
+
+static int mapping_add(struct loader *ld, struct conf_mapping **v, size_t *n,
+		       const char *name, struct ref *r)
+{
+	struct conf_mapping *m = realloc(*v, (*n + 1) * sizeof(*m));
+
+	if (!m) {
+		ref_free(r);
+		return oom(ld);
+	}
+	*v = m;
+	m = &m[*n];
+	*m = (struct conf_mapping){ .name = strdup(name), .ref = *r,
+				    .where = here(ld) };
+	(*n)++;
+	return m->name ? 0 : oom(ld);
+}
+
+static int app_env(struct loader *ld, const char *key, const char *value)
+{
+	struct app_conf *a = cur_app(ld);
+	const char *name = key + strlen("env.");
+	struct ref r;
+
+	if (!dotenv_key_valid(name))
+		return fail(ld, "%s: '%s' is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)",
+			    key, name);
+	for (size_t i = 0; i < a->nenv; i++)
+		if (!strcmp(a->env[i].name, name))
+			return already_set(ld, key, &a->env[i].where);
+	if (ref_read(ld, key, value, &r) < 0)
+		return -1;
+	return mapping_add(ld, &a->env, &a->nenv, name, &r);
+}
+
+static int app_keys(struct loader *ld, const char *key, const char *value)
+{
+	struct app_conf *a = cur_app(ld);
+	const char *name = key + strlen("keys.");
+	struct ref r;
+
+	if (!env_name_valid(name))
+		return fail(ld, "%s: '%s' is not a valid environment name ([A-Za-z0-9_]+)",
+			    key, name);
+	/* keys.prod and keys.PROD would both be DOTENV_PRIVATE_KEY_PROD */
+	for (size_t i = 0; i < a->nkeys; i++)
+		if (!strcasecmp(a->keys[i].name, name))
+			return already_set(ld, key, &a->keys[i].where);
+	if (ref_read(ld, key, value, &r) < 0)
+		return -1;
+	if (r.kind != REF_PROVIDER) {
+		ref_free(&r);
+		return fail(ld, "%s: expected a provider reference, not generate:",
+			    key);
+	}
+	return mapping_add(ld, &a->keys, &a->nkeys, name, &r);
+}
+
+static int app_set(struct loader *ld, const char *key, const char *value)
+{
+	struct app_conf *a = cur_app(ld);
+
+	if (!strcmp(key, "owner")) {
+		if (ld->owner_at.line)
+			return already_set(ld, key, &ld->owner_at);
+		ld->owner_at = here(ld);
+		return owner_parse(ld, value, &a->uid, &a->gid);
+	}
+	if (!strcmp(key, "mode")) {
+		if (ld->mode_at.line)
+			return already_set(ld, key, &ld->mode_at);
+		ld->mode_at = here(ld);
+		return mode_parse(ld, value, &a->mode);
+	}
+	if (!strcmp(key, "store"))
+		return app_store(ld, value);
+	if (!strncmp(key, "env.", 4))
+		return app_env(ld, key, value);
+	if (!strncmp(key, "keys.", 5))
+		return app_keys(ld, key, value);
+	return fail(ld, "app %s has no setting '%s' (owner, mode, store, env.KEY, keys.ENV)",
+		    a->name, key);
+}
+
+/* inih's handler. section is ignored: ours is whole, inih's is cut at 49
+ * characters. Called for the line read_line just returned. */
+static int on_setting(void *user, const char *section, const char *key,
+		      const char *value)
+{
+	struct loader *ld = user;
+	int rc;
+
+	(void)section;
+	switch (ld->sect) {
+	case SECT_SECRETFS:
+		rc = global_set(ld, key, value);
+		break;
+	case SECT_PROVIDER:
+		rc = provider_set(ld, key, value);
+		break;
+	case SECT_APP:
+		rc = app_set(ld, key, value);
+		break;
+	default:
+		rc = fail(ld, "'%s' is outside any section", key);
+		break;
+	}
+	return rc == 0;
+}
+
+/* ---- reading lines ---- */
+
+/* inih's rule: the first of chars, or a ';' after whitespace. */
+static const char *find_chars_or_comment(const char *s, const char *chars)
+{
+	bool was_space = false;
+
+	while (*s && !strchr(chars, *s) && !(was_space && *s == ';')) {
+		was_space = isspace((unsigned char)*s);
+		s++;
+	}
+	return s;
+}
+
+static const char *skip_space(const char *s)
+{
+	while (*s && isspace((unsigned char)*s))
+		s++;
+	return s;
+}
+
+/* Classify line as inih will: comment, continuation, [section] or key. */
+static int scan_line(struct loader *ld, const char *line)
+{
+	const char *start = line, *end;
+
+	if (ld->line == 1 && !strncmp(start, "\xEF\xBB\xBF", 3))
+		start += 3;
+	start = skip_space(start);
+	if (!*start || *start == ';' || *start == '#')
+		return 0;
+	if (ld->in_key && start > line)
+		return fail(ld, "indented line continues the value of '%s' above; each setting is one line: remove the indentation",
+			    ld->prev_key);
+	if (*start == '[') {
+		const char *rest;
+
+		end = find_chars_or_comment(start + 1, "]");
+		if (*end != ']')
+			return fail(ld, "syntax error: missing ']' in section header");
+		rest = skip_space(end + 1);
+		if (*rest && !(rest > end + 1 && *rest == ';'))
+			return fail(ld, "syntax error: text after ']'");
+		ld->in_key = false;
+		return section_open(ld, start + 1, (size_t)(end - start - 1));
+	}
+	end = find_chars_or_comment(start, "=:");
+	if (*end != '=' && *end != ':')
+		return fail(ld, "syntax error: expected [section] or key = value");
+	if (end == start)
+		return fail(ld, "syntax error: no key before '%c'", *end);
+	ld->in_key = true;
+	snprintf(ld->prev_key, sizeof(ld->prev_key), "%.*s",
+		 (int)strcspn(start, " \t=:"), start);
+	return 0;
+}
+
+/* buf holds a line without its newline: the last line, or too long. */
+static int check_unterminated(struct loader *ld, const char *buf, int size)
+{
+	int ch;
+
+	if (feof(ld->f))
+		return 0;
+	if (strlen(buf) + 1 < (size_t)size)
+		return fail(ld, "NUL byte in line");
+	ch = getc(ld->f);
+	if (ch == '\n')
+		return 0;
+	if (ch == EOF && ferror(ld->f))
+		return -1;	/* read_line reports it */
+	if (ch == EOF)
+		return 0;
+	return fail(ld, "line too long (at most %d characters)", size - 1);
+}
+
+/* inih's reader: fgets that counts lines and stops at the first error. */
+static char *read_line(char *buf, int size, void *user)
+{
+	struct loader *ld = user;
+	size_t len;
+
+	if (ld->failed)
+		return NULL;
+	if (!fgets(buf, size, ld->f))
+		goto eof;
+	ld->line++;
+	len = strlen(buf);
+	if ((!len || buf[len - 1] != '\n') &&
+	    check_unterminated(ld, buf, size) < 0)
+		goto eof;
+	if (scan_line(ld, buf) < 0)
+		return NULL;
+	return buf;
+eof:
+	if (!ld->failed && ferror(ld->f)) {
+		ld->failed = true;
+		err_set(ld->e, ERR_IO, "%s: cannot read: %s", ld->file,
+			strerror(errno));
+	}
+	return NULL;
+}
+
+/* ---- files ---- */
+
+static int file_add(struct loader *ld, const char *path)
+{
+	struct config *c = ld->c;
+	char **v = realloc(c->files, (c->nfiles + 1) * sizeof(*v));
+
+	if (!v)
+		return oom(ld);
+	c->files = v;
+	v[c->nfiles] = strdup(path);
+	if (!v[c->nfiles])
+		return oom(ld);
+	ld->file = v[c->nfiles++];
+	return 0;
+}
+
+static int file_load(struct loader *ld, const char *path)
+{
+	int rc;
+
+	if (file_add(ld, path) < 0)
+		return -1;
+	ld->f = fopen(path, "re");
+	if (!ld->f)
+		return err_set(ld->e, ERR_IO, "%s: cannot read: %s", path,
+			       strerror(errno));
+	ld->line = 0;
+	ld->in_key = false;
+	section_reset(ld, SECT_NONE);
+	rc = ini_parse_stream(read_line, ld, on_setting, ld);
+	fclose(ld->f);
+	ld->f = NULL;
+	if (ld->failed)
+		return -1;
+	if (rc == -2)
+		return oom(ld);
+	if (rc) {
+		/* scan_line should have caught it first */
+		ld->line = rc;
+		return fail(ld, "syntax error");
+	}
+	return section_close(ld);
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool is_dropin(const char *name)
+{
+	size_t len = strlen(name);
+
+	return name[0] != '.' && len > 5 && !strcmp(name + len - 5, ".conf");
+}
+
+/* dir/conf.d/NAME.conf, sorted by strcmp. A missing conf.d is fine. */
+static int dropins_list(struct loader *ld, const char *path, struct strv *out)
+{
+	char *copy = strdup(path), *confd = NULL;
+	const char *dir;
+	struct dirent *d;
+	DIR *dh;
+	int rc = -1;
+
+	if (!copy)
+		return oom(ld);
+	dir = dirname(copy);
+	if (asprintf(&confd, "%s%sconf.d", dir,
+		     dir[strlen(dir) - 1] == '/' ? "" : "/") < 0) {
+		free(copy);
+		return oom(ld);
+	}
+	dh = opendir(confd);
+	if (!dh) {
+		rc = errno == ENOENT ? 0 :
+		     err_set(ld->e, ERR_IO, "%s: cannot read: %s", confd,
+			     strerror(errno));
+		goto out;
+	}
+	errno = 0;
+	while ((d = readdir(dh))) {
+		char *full;
+
+		if (!is_dropin(d->d_name))
+			continue;
+		if (asprintf(&full, "%s/%s", confd, d->d_name) < 0) {
+			oom(ld);
+			goto out_dir;
+		}
+		rc = strv_push(out, full);
+		free(full);
+		if (rc < 0) {
+			oom(ld);
+			goto out_dir;
+		}
+	}
+	rc = 0;
+	if (out->n)
+		qsort(out->v, out->n, sizeof(*out->v), name_cmp);
+out_dir:
+	closedir(dh);
+out:
+	free(confd);
+	free(copy);
+	return rc;
+}
+
+/* ---- after every file ---- */
+
+/* The earliest reference found so far that names no configured provider. */
+struct bad_ref {
+	const struct ref *ref;
+	const struct conf_where *at;
+};
+
+static void bad_ref_note(const struct config *c, struct bad_ref *bad,
+			 const struct ref *r, const struct conf_where *at)
+{
+	if (r->kind != REF_PROVIDER || config_provider(c, r->provider))
+		return;
+	if (!bad->at || at->line < bad->at->line)
+		*bad = (struct bad_ref){ r, at };
+}
+
+/* An app's section is in one file, so the lowest line is the first. */
+static int app_refs_check(struct loader *ld, size_t idx)
+{
+	const struct app_conf *a = &ld->c->apps[idx];
+	struct bad_ref bad = { NULL, NULL };
+	char text[256];
+
+	if (a->has_store)
+		bad_ref_note(ld->c, &bad, &a->store, &ld->store_at[idx]);
+	for (size_t i = 0; i < a->nenv; i++)
+		bad_ref_note(ld->c, &bad, &a->env[i].ref, &a->env[i].where);
+	for (size_t i = 0; i < a->nkeys; i++)
+		bad_ref_note(ld->c, &bad, &a->keys[i].ref, &a->keys[i].where);
+	if (!bad.ref)
+		return 0;
+	ref_format(bad.ref, text, sizeof(text));
+	return fail_at(ld, bad.at, "unknown provider '%s' in reference '%s' (no [provider %s] section)",
+		       bad.ref->provider, text, bad.ref->provider);
+}
+
+/* A writable store for apps that generate values. */
+static int app_store_check(struct loader *ld, const struct app_conf *a)
+{
+	const struct conf_mapping *gen = first_generate(a);
+	const struct provider_conf *p;
+	const struct provider_ops *ops;
+
+	if (!gen || !a->has_store)
+		return 0;
+	p = config_provider(ld->c, a->store.provider);
+	ops = p ? provider_ops_find(p->type) : NULL;
+	if (!ops || (ops->caps & PROVIDER_CAP_WRITE))
+		return 0;
+	return fail_at(ld, &gen->where,
+		       "app %s: generate: needs a writable store; provider %s (type %s) is read-only",
+		       a->name, p->name, p->type);
+}
+
+static int mapping_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct conf_mapping *)a)->name,
+		      ((const struct conf_mapping *)b)->name);
+}
+
+static int app_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct app_conf *)a)->name,
+		      ((const struct app_conf *)b)->name);
+}
+
+static int config_finish(struct loader *ld)
+{
+	struct config *c = ld->c;
+
+	/* in definition order, so the first error in the files is reported */
+	for (size_t i = 0; i < c->napps; i++)
+		if (app_refs_check(ld, i) < 0 ||
+		    app_store_check(ld, &c->apps[i]) < 0)
+			return -1;
+	for (size_t i = 0; i < c->napps; i++) {
+		struct app_conf *a = &c->apps[i];
+
+		if (a->nenv)
+			qsort(a->env, a->nenv, sizeof(*a->env), mapping_cmp);
+		if (a->nkeys)
+			qsort(a->keys, a->nkeys, sizeof(*a->keys), mapping_cmp);
+	}
+	if (c->napps)
+		qsort(c->apps, c->napps, sizeof(*c->apps), app_cmp);
+	return 0;
+}
+
+/* An app with no store, env or keys is allowed: an empty folder, e.g. one
+ * being set up. */
+int config_load(const char *path, struct config *c, struct err *e)
+{
+	struct loader ld = { .c = c, .e = e };
+	struct strv dropins = { NULL, 0 };
+	int rc = -1;
+
+	memset(c, 0, sizeof(*c));
+	c->ttl_ms = 5 * 60 * 1000;
+	c->refresh_ms = 60 * 1000;
+	c->max_stale_ms = 24L * 3600 * 1000;
+	c->request_timeout_ms = 10 * 1000;
+	err_clear(e);
+
+	if (file_load(&ld, path) < 0 || dropins_list(&ld, path, &dropins) < 0)
+		goto out;
+	for (size_t i = 0; i < dropins.n; i++)
+		if (file_load(&ld, dropins.v[i]) < 0)
+			goto out;
+	rc = config_finish(&ld);
+out:
+	strv_free(&dropins);
+	free(ld.store_at);
+	return rc;
+}
+
+static void mappings_free(struct conf_mapping *m, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(m[i].name);
+		ref_free(&m[i].ref);
+	}
+	free(m);
+}
+
+void config_free(struct config *c)
+{
+	for (size_t i = 0; i < c->nproviders; i++) {
+		struct provider_conf *p = &c->providers[i];
+
+		for (size_t j = 0; j < p->nopts; j++) {
+			free(p->opts[j].key);
+			/* options may hold credentials */
+			if (p->opts[j].value)
+				secmem_free_str(p->opts[j].value);
+		}
+		free(p->opts);
+		free(p->name);
+		free(p->type);
+	}
+	free(c->providers);
+	for (size_t i = 0; i < c->napps; i++) {
+		struct app_conf *a = &c->apps[i];
+
+		free(a->name);
+		if (a->has_store)
+			ref_free(&a->store);
+		mappings_free(a->env, a->nenv);
+		mappings_free(a->keys, a->nkeys);
+	}
+	free(c->apps);
+	for (size_t i = 0; i < c->nfiles; i++)
+		free(c->files[i]);
+	free(c->files);
+	memset(c, 0, sizeof(*c));
+}
+
+const struct provider_conf *config_provider(const struct config *c,
+					    const char *name)
+{
+	for (size_t i = 0; i < c->nproviders; i++)
+		if (!strcmp(c->providers[i].name, name))
+			return &c->providers[i];
+	return NULL;
+}
+
+/* Linear: also used while loading, before apps are sorted. */
+const struct app_conf *config_app(const struct config *c, const char *name)
+{
+	for (size_t i = 0; i < c->napps; i++)
+		if (!strcmp(c->apps[i].name, name))
+			return &c->apps[i];
+	return NULL;
+}
+
+const char *conf_opt_get(const struct provider_conf *p, const char *key)
+{
+	for (size_t i = 0; i < p->nopts; i++)
+		if (!strcmp(p->opts[i].key, key))
+			return p->opts[i].value;
+	return NULL;
+}
