@@ -176,8 +176,7 @@ static int app_store_update(struct appfs *fs, const struct app_conf *app,
 	char text[1024];
 
 	if (!app->has_store)
-		return err_set(e, ERR_READONLY, "app %s has no store to write to",
-			       app->name);
+		return err_set(e, ERR_READONLY, "the app has no store to write to");
 	p = app_provider(fs, &app->store, e);
 	if (!p)
 		return -1;
@@ -203,12 +202,12 @@ static int app_store_update(struct appfs *fs, const struct app_conf *app,
 		kvmap_free(&next);
 		entry_free(&cur);
 		if (rc == 0 || e->code != ERR_CONFLICT)
-			return rc < 0 ? err_prefix(e, "app %s: ", app->name) : 0;
+			return rc;
 		log_debug("app %s: store entry changed during the write, retrying",
 			  app->name);
 	}
-	return err_set(e, ERR_BUSY, "app %s: %s kept changing; gave up after %d attempts",
-		       app->name, app_ref_text(&app->store, text, sizeof(text)),
+	return err_set(e, ERR_BUSY, "%s kept changing; gave up after %d attempts",
+		       app_ref_text(&app->store, text, sizeof(text)),
 		       APP_STORE_ATTEMPTS);
 }
 
@@ -264,8 +263,7 @@ static int app_fetch_store_generated(struct appfs *fs,
 		return -1;
 	if (app_missing_generated(app, &en->map))
 		return err_set(e, ERR_PROVIDER,
-			       "app %s: generated values did not persist in the store",
-			       app->name);
+			       "generated values did not persist in the store");
 	return 0;
 }
 
@@ -316,7 +314,7 @@ static int app_key_value(struct appfs *fs, const struct app_conf *app,
 	rc = app_fetch_store_generated(fs, app, &store, e);
 	kv = rc == 0 ? kvmap_get(&store.map, key) : NULL;
 	if (rc == 0 && !kv)
-		rc = err_set(e, ERR_NOTFOUND, "app %s has no key %s", app->name, key);
+		rc = err_set(e, ERR_NOTFOUND, "no key %s", key);
 	if (rc == 0 && secbuf_set(out, kv->val, kv->len) < 0)
 		rc = err_set(e, ERR_NOMEM, "out of memory");
 	entry_free(&store);
@@ -373,8 +371,9 @@ static void app_render_warn(void *ctx, const char *key, const char *why)
 	pthread_mutex_unlock(&lock);
 }
 
-int app_read(struct appfs *fs, const struct app_conf *app, const char *name,
-	     struct secbuf *out, struct kvmap *base, struct err *e)
+static int app_read_file(struct appfs *fs, const struct app_conf *app,
+			 const char *name, struct secbuf *out,
+			 struct kvmap *base, struct err *e)
 {
 	struct app_warn_ctx w = { app };
 	struct kvmap vals = KVMAP_INIT;
@@ -393,6 +392,14 @@ int app_read(struct appfs *fs, const struct app_conf *app, const char *name,
 		rc = err_set(e, ERR_NOMEM, "out of memory");
 	kvmap_free(&vals);
 	return rc;
+}
+
+int app_read(struct appfs *fs, const struct app_conf *app, const char *name,
+	     struct secbuf *out, struct kvmap *base, struct err *e)
+{
+	if (app_read_file(fs, app, name, out, base, e) < 0)
+		return err_prefix(e, "app %s: %s: ", app->name, name);
+	return 0;
 }
 
 /* ---- names ---- */
@@ -428,7 +435,7 @@ int app_list(struct appfs *fs, const struct app_conf *app, struct strv *out,
 		err_set(e, ERR_NOMEM, "out of memory");
 	kvmap_free(&names);
 	entry_free(&store);
-	return rc;
+	return rc < 0 ? err_prefix(e, "app %s: ", app->name) : 0;
 }
 
 int app_lookup(struct appfs *fs, const struct app_conf *app, const char *name,
@@ -441,14 +448,14 @@ int app_lookup(struct appfs *fs, const struct app_conf *app, const char *name,
 	if (!strcmp(name, APP_ENV_NAME) || app_mapping(app, name))
 		return 0;
 	if (!strcmp(name, APP_KEYS_NAME))
-		return app->nkeys ? 0 : err_set(e, ERR_NOTFOUND, "no keys.* in app %s", app->name);
+		return app->nkeys ? 0 : err_set(e, ERR_NOTFOUND, "app %s has no keys.*", app->name);
 	if (!app_name_is_file(name))
 		return err_set(e, ERR_NOTFOUND, "not a key name");
 	rc = app_fetch_store(fs, app, &store, &exists, e);
 	if (rc == 0 && !kvmap_get(&store.map, name))
-		rc = err_set(e, ERR_NOTFOUND, "app %s has no key %s", app->name, name);
+		rc = err_set(e, ERR_NOTFOUND, "no key %s", name);
 	entry_free(&store);
-	return rc;
+	return rc < 0 ? err_prefix(e, "app %s: ", app->name) : 0;
 }
 
 /* ---- writes ---- */
@@ -482,11 +489,11 @@ static int app_write_key(struct appfs *fs, const struct app_conf *app,
 	char text[1024];
 
 	if (m && m->ref.kind == REF_PROVIDER)
-		return err_set(e, ERR_READONLY, "app %s: %s comes from %s; change it there",
-			       app->name, key, app_ref_text(&m->ref, text, sizeof(text)));
+		return err_set(e, ERR_READONLY, "%s comes from %s; change it there",
+			       key, app_ref_text(&m->ref, text, sizeof(text)));
 	if (len > APP_VALUE_MAX)
-		return err_set(e, ERR_TOOBIG, "app %s: %s: a value holds at most %d bytes",
-			       app->name, key, APP_VALUE_MAX);
+		return err_set(e, ERR_TOOBIG, "%s: a value holds at most %d bytes",
+			       key, APP_VALUE_MAX);
 	return app_store_update(fs, app, app_edit_key, &k, e);
 }
 
@@ -516,11 +523,11 @@ static int app_env_diff(struct app_env_edit *d, const struct kvmap *written,
 		if (app_same(kv, kvmap_get(d->base, kv->key)))
 			continue;
 		if (m && m->ref.kind == REF_PROVIDER)
-			return err_set(e, ERR_READONLY, "app %s: %s comes from %s; change it there",
-				       app->name, kv->key, app_ref_text(&m->ref, text, sizeof(text)));
+			return err_set(e, ERR_READONLY, "%s comes from %s; change it there",
+				       kv->key, app_ref_text(&m->ref, text, sizeof(text)));
 		if (kv->len > APP_VALUE_MAX)
-			return err_set(e, ERR_TOOBIG, "app %s: %s: a value holds at most %d bytes",
-				       app->name, kv->key, APP_VALUE_MAX);
+			return err_set(e, ERR_TOOBIG, "%s: a value holds at most %d bytes",
+				       kv->key, APP_VALUE_MAX);
 		if (kvmap_set(&d->set, kv->key, kv->val, kv->len) < 0)
 			return err_set(e, ERR_NOMEM, "out of memory");
 	}
@@ -555,8 +562,8 @@ static int app_edit_env(void *ctx, const struct kvmap *cur, struct kvmap *next,
 
 			if (moved && !(l == 0 && app_same(now, want)) && !(l == 1 && !now))
 				return err_set(e, ERR_BUSY,
-					       "app %s: %s was changed by someone else since the file was opened",
-					       d->app->name, want->key);
+					       "%s was changed by someone else since the file was opened",
+					       want->key);
 			if (l == 0 && kvmap_set(next, want->key, want->val, want->len) < 0)
 				return err_set(e, ERR_NOMEM, "out of memory");
 			if (l == 1)
@@ -576,10 +583,9 @@ static int app_write_env(struct appfs *fs, const struct app_conf *app,
 	int rc;
 
 	if (len > APP_FILE_MAX)
-		return err_set(e, ERR_TOOBIG, "app %s: .env holds at most %d bytes",
-			       app->name, APP_FILE_MAX);
+		return err_set(e, ERR_TOOBIG, "a written file holds at most %d bytes", APP_FILE_MAX);
 	if (dotenv_parse(data, len, &written, e) < 0)
-		return err_prefix(e, "app %s: .env: ", app->name);
+		return -1;
 	rc = app_env_diff(&d, &written, e);
 	if (rc == 0 && (d.set.n || d.del.n))
 		rc = app_store_update(fs, app, app_edit_env, &d, e);
@@ -594,11 +600,13 @@ int app_write(struct appfs *fs, const struct app_conf *app, const char *name,
 	      struct err *e)
 {
 	static const struct kvmap empty = KVMAP_INIT;
+	int rc;
 
 	if (!strcmp(name, APP_KEYS_NAME))
-		return err_set(e, ERR_READONLY, "app %s: .env.keys comes from keys.*; change it there",
-			       app->name);
-	if (!strcmp(name, APP_ENV_NAME))
-		return app_write_env(fs, app, base ? base : &empty, data, len, e);
-	return app_write_key(fs, app, name, data, len, e);
+		rc = err_set(e, ERR_READONLY, "it comes from keys.* in the config; change it there");
+	else if (!strcmp(name, APP_ENV_NAME))
+		rc = app_write_env(fs, app, base ? base : &empty, data, len, e);
+	else
+		rc = app_write_key(fs, app, name, data, len, e);
+	return rc < 0 ? err_prefix(e, "app %s: %s: ", app->name, name) : 0;
 }

@@ -8,6 +8,7 @@
  * once the mount is live.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,8 +79,11 @@ static int main_loop(struct fuse_session *se, const struct fuse_cmdline_opts *cm
 	if (!lc)
 		return -1;
 	fuse_loop_cfg_set_clone_fd(lc, (unsigned)cmd->clone_fd);
-	fuse_loop_cfg_set_idle_threads(lc, cmd->max_idle_threads);
-	fuse_loop_cfg_set_max_threads(lc, cmd->max_threads);
+	/* UINT_MAX means "not given": keep libfuse's defaults */
+	if (cmd->max_idle_threads != UINT_MAX)
+		fuse_loop_cfg_set_idle_threads(lc, cmd->max_idle_threads);
+	if (cmd->max_threads != UINT_MAX)
+		fuse_loop_cfg_set_max_threads(lc, cmd->max_threads);
 	rc = fuse_session_loop_mt(se, lc);
 	fuse_loop_cfg_destroy(lc);
 	return rc;
@@ -154,11 +158,11 @@ int main(int argc, char *argv[])
 		goto out_session;
 	if (fuse_session_mount(se, cmd.mountpoint) < 0)
 		goto out_signals;
-	log_info("mounted %zu apps at %s", cfg.napps, cmd.mountpoint);
 	if (fuse_daemonize(cmd.foreground) < 0)
 		goto out_unmount;
 	if (!cmd.foreground)
 		log_init((enum log_level)log_level, true);
+	log_info("mounted %zu apps at %s", cfg.napps, cmd.mountpoint);
 	rc = main_loop(se, &cmd) ? 1 : 0;
 	log_info("unmounting %s", cmd.mountpoint);
 out_unmount:

@@ -39,7 +39,8 @@ struct ops_handle {
 	pthread_mutex_t lock;
 	struct secbuf data;
 	struct kvmap base;	/* .env: the values the snapshot showed */
-	bool dirty;
+	bool dirty;	/* written to: flush commits */
+	bool truncated;	/* opened with O_TRUNC and not written: release commits */
 	bool append;
 };
 
@@ -134,13 +135,13 @@ static int ops_errno(const struct err *e)
 	return map[e->code];
 }
 
-/* Reply with the error, logged with its reason. */
-static void ops_reply_err(fuse_req_t req, const struct err *e, const char *what)
+/* Reply with the error, logged with its reason (which names the app). */
+static void ops_reply_err(fuse_req_t req, const struct err *e)
 {
 	if (e->code == ERR_NOTFOUND)
-		log_debug("%s: %s", what, e->msg);
+		log_debug("%s", e->msg);
 	else
-		log_error("%s: %s", what, e->msg);
+		log_error("%s", e->msg);
 	fuse_reply_err(req, ops_errno(e));
 }
 
@@ -225,7 +226,7 @@ static void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	app = parent - OPS_ROOT_INO - 1;
 	if (app_lookup(ofs->appfs, &ofs->cfg->apps[app], name, &e) < 0) {
-		ops_reply_err(req, &e, name);
+		ops_reply_err(req, &e);
 		return;
 	}
 	ep.ino = ops_node_ino(ofs, app, name);
@@ -235,7 +236,7 @@ static void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	if (ops_stat_file(ofs, ep.ino, n, &ep.attr, &e) < 0) {
-		ops_reply_err(req, &e, name);
+		ops_reply_err(req, &e);
 		return;
 	}
 	fuse_reply_entry(req, &ep);
@@ -266,7 +267,7 @@ static void ops_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		ops_file_attr(ofs, ino, n->app, h->data.len, &st);
 		pthread_mutex_unlock(&h->lock);
 	} else if (ops_stat_file(ofs, ino, n, &st, &e) < 0) {
-		ops_reply_err(req, &e, n->name);
+		ops_reply_err(req, &e);
 		return;
 	}
 	fuse_reply_attr(req, &st, 0);
@@ -291,7 +292,7 @@ static void ops_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		if (names)
 			strv_free(names);
 		free(names);
-		ops_reply_err(req, &e, ino == OPS_ROOT_INO ? "/" : ops_app(ofs, ino)->name);
+		ops_reply_err(req, &e);
 		return;
 	}
 	fi->fh = (uintptr_t)names;
@@ -302,6 +303,7 @@ static void ops_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 static void ops_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			struct fuse_file_info *fi)
 {
+	struct ops_fs *ofs = ops_fs_of(req);
 	struct strv *names = (struct strv *)(uintptr_t)fi->fh;
 	char *buf = malloc(size);
 	size_t used = 0;
@@ -315,9 +317,16 @@ static void ops_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		const char *name = i == 0 ? "." : i == 1 ? ".." : names->v[i - 2];
 		size_t len;
 
+		/* readdir(3) hides entries whose inode is 0 */
 		st.st_mode = (ino == OPS_ROOT_INO || i < 2) ? S_IFDIR : S_IFREG;
-		if (ino == OPS_ROOT_INO && i >= 2)
+		if (i == 0)
+			st.st_ino = ino;
+		else if (i == 1)
+			st.st_ino = OPS_ROOT_INO;
+		else if (ino == OPS_ROOT_INO)
 			st.st_ino = OPS_ROOT_INO + 1 + (i - 2);
+		else
+			st.st_ino = ops_node_ino(ofs, ino - OPS_ROOT_INO - 1, name);
 		len = fuse_add_direntry(req, buf + used, size - used, name, &st,
 					(off_t)i + 1);
 		if (len > size - used)
@@ -351,14 +360,23 @@ static void ops_handle_free(struct ops_handle *h)
 static int ops_commit(struct ops_fs *ofs, struct ops_handle *h, struct err *e)
 {
 	const struct app_conf *a = &ofs->cfg->apps[h->app];
+	struct secbuf unused = SECBUF_INIT;
+	int rc;
 
-	if (!h->dirty)
+	if (!h->dirty && !h->truncated)
 		return 0;
-	if (app_write(ofs->appfs, a, h->name, &h->base, h->data.data,
-		      h->data.len, e) < 0)
+	rc = app_write(ofs->appfs, a, h->name, &h->base, h->data.data,
+		       h->data.len, e);
+	/* a failure is reported once, to this close(); release does not retry */
+	h->dirty = h->truncated = false;
+	if (rc < 0)
 		return -1;
-	h->dirty = false;
 	log_info("app %s: %s written", a->name, h->name);
+	/* later writes through this handle change what was just committed */
+	kvmap_free(&h->base);
+	if (app_read(ofs->appfs, a, h->name, &unused, &h->base, e) < 0)
+		log_warn("%s", e->msg);
+	secbuf_free(&unused);
 	return 0;
 }
 
@@ -396,14 +414,16 @@ static void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	h = ops_handle_open(ofs, n, &e);
 	if (!h) {
-		ops_reply_err(req, &e, n->name);
+		ops_reply_err(req, &e);
 		return;
 	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
 		h->append = fi->flags & O_APPEND;
+		/* `> file` opens, dup2()s and closes the first descriptor before
+		 * it writes: that flush must not commit an empty file. */
 		if (fi->flags & O_TRUNC) {
 			secbuf_clear(&h->data);
-			h->dirty = true;
+			h->truncated = true;
 		}
 	}
 	fi->fh = (uintptr_t)h;
@@ -474,10 +494,10 @@ static void ops_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int rc;
 
 	pthread_mutex_lock(&h->lock);
-	rc = ops_commit(ofs, h, &e);
+	rc = h->dirty ? ops_commit(ofs, h, &e) : 0;
 	pthread_mutex_unlock(&h->lock);
 	if (rc < 0)
-		ops_reply_err(req, &e, h->name);
+		ops_reply_err(req, &e);
 	else
 		fuse_reply_err(req, 0);
 }
@@ -496,7 +516,7 @@ static void ops_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 
 	/* flush normally committed already; this catches a lost one */
 	if (ops_commit(ofs, h, &e) < 0)
-		log_error("%s: %s", h->name, e.msg);
+		log_error("%s", e.msg);
 	ops_handle_free(h);
 	fuse_reply_err(req, 0);
 }
@@ -549,7 +569,7 @@ static void ops_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		}
 	} else if ((to_set & FUSE_SET_ATTR_SIZE) &&
 		   ops_truncate_path(ofs, n, (size_t)attr->st_size, &e) < 0) {
-		ops_reply_err(req, &e, n->name);
+		ops_reply_err(req, &e);
 		return;
 	}
 	/* times are accepted and not kept: tools that set them must not fail */

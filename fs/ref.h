@@ -6,7 +6,11 @@
  *
  * The string is split first, then locator and field are percent-decoded
  * (a literal '#', '?' or '%' in a name must be written %23 %3F %25).
- * params stay raw; each provider reads its own.
+ * params stay raw; each provider reads its own. An empty params ("x://a?",
+ * "x://a?#f") means none: params is NULL. The field is everything after
+ * the first '#'; an empty field ("x://a#") is an error. Whitespace and
+ * control characters are errors anywhere (encode them: %20); a reference
+ * is at most 4096 bytes. The counts N of generate: are 1..GEN_MAX_N.
  */
 #ifndef SECRETFS_REF_H
 #define SECRETFS_REF_H
@@ -26,9 +30,11 @@ enum gen_kind {
 	GEN_FERNET,	/* Fernet key: 32 random bytes, URL-safe base64, padded */
 };
 
+#define GEN_MAX_N 4096
+
 struct gen_spec {
 	enum gen_kind kind;
-	unsigned n;
+	unsigned n;	/* length or bytes; 0 for uuid and fernet */
 };
 
 enum ref_kind {
@@ -55,7 +61,7 @@ bool ref_same_entry(const struct ref *a, const struct ref *b);
 void ref_free(struct ref *r);
 
 /* Provider section names double as schemes: [A-Za-z][A-Za-z0-9+.-]*, and
- * "generate" is reserved. */
+ * "generate" is reserved, in any letter case. */
 bool ref_scheme_valid(const char *name);
 
 /* spec is the text after "generate:". */
