@@ -194,7 +194,8 @@ out:
 	return rc;
 }
 
-static int file_create(const struct provider_conf *conf, void **state,
+static int file_create(const struct provider_conf *conf,
+		       const struct config *global, void **state,
 		       struct err *e)
 {
 	const char *dir = conf_opt_get(conf, "directory");

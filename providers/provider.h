@@ -52,8 +52,10 @@ struct provider_ops {
 	const char *const *options;
 	unsigned caps;
 
-	/* Check conf and build the provider's state. No network here. */
-	int (*create)(const struct provider_conf *conf, void **state,
+	/* Check conf and build the provider's state. No network here; global
+	 * gives the [secretfs] settings (request_timeout). */
+	int (*create)(const struct provider_conf *conf,
+		      const struct config *global, void **state,
 		      struct err *e);
 	void (*destroy)(void *state);
 

@@ -31,7 +31,7 @@ int provider_open_all(const struct config *c, struct provider **out,
 		p[i].name = strdup(pc->name);
 		p[i].ops = provider_ops_find(pc->type);
 		if (!p[i].name || !p[i].ops ||
-		    p[i].ops->create(pc, &p[i].state, e) < 0) {
+		    p[i].ops->create(pc, c, &p[i].state, e) < 0) {
 			if (!p[i].name || !p[i].ops)
 				err_set(e, ERR_NOMEM, "out of memory");
 			err_prefix(e, "%s:%d: provider %s: ", pc->where.file,

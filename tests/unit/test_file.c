@@ -42,7 +42,7 @@ static int test_provider_create(const char *dir, void **state, struct err *e)
 		.where = { "test.conf", 1 },
 	};
 
-	return file_provider_ops.create(&pc, state, e);
+	return file_provider_ops.create(&pc, NULL, state, e);
 }
 
 static int setup(void **state)
