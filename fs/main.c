@@ -132,6 +132,7 @@ int main(int argc, char *argv[])
 	}
 	if (cmd.show_version) {
 		printf("secretfs %s\n", SECRETFS_VERSION);
+		fflush(stdout);	/* fuse_lowlevel_version() runs fusermount3 -V */
 		fuse_lowlevel_version();
 		rc = 0;
 		goto out_args;
@@ -163,7 +164,9 @@ int main(int argc, char *argv[])
 	if (!cmd.foreground)
 		log_init((enum log_level)log_level, true);
 	log_info("mounted %zu apps at %s", cfg.napps, cmd.mountpoint);
-	rc = main_loop(se, &cmd) ? 1 : 0;
+	/* the loop returns the signal number after SIGTERM/SIGINT/SIGHUP:
+	 * a clean stop; negative is a failure */
+	rc = main_loop(se, &cmd) < 0 ? 1 : 0;
 	log_info("unmounting %s", cmd.mountpoint);
 out_unmount:
 	fuse_session_unmount(se);

@@ -42,6 +42,7 @@ struct ops_handle {
 	bool dirty;	/* written to: flush commits */
 	bool truncated;	/* opened with O_TRUNC and not written: release commits */
 	bool append;
+	int failed;	/* errno of a failed write: the commit fails with it */
 };
 
 /* ---- inodes ---- */
@@ -365,6 +366,13 @@ static int ops_commit(struct ops_fs *ofs, struct ops_handle *h, struct err *e)
 
 	if (!h->dirty && !h->truncated)
 		return 0;
+	if (h->failed) {
+		/* part of what the writer meant is missing: commit none of it */
+		h->dirty = h->truncated = false;
+		return err_set(e, h->failed == EFBIG ? ERR_TOOBIG : ERR_NOMEM,
+			       "app %s: %s: a write failed (%s); nothing was committed",
+			       a->name, h->name, strerror(h->failed));
+	}
 	rc = app_write(ofs->appfs, a, h->name, &h->base, h->data.data,
 		       h->data.len, e);
 	/* a failure is reported once, to this close(); release does not retry */
@@ -477,6 +485,9 @@ static void ops_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		rc = ops_resize(h, pos + size);
 	if (rc == 0) {
 		memcpy(h->data.data + pos, buf, size);
+		h->dirty = true;
+	} else {
+		h->failed = rc;
 		h->dirty = true;
 	}
 	pthread_mutex_unlock(&h->lock);
