@@ -1,0 +1,85 @@
+/* cache.h - the encrypted in-memory TTL cache of provider entries.
+ *
+ * Unit: one provider entry (provider, locator, params). Values are held
+ * encrypted (XChaCha20-Poly1305 under a random per-process key kept in
+ * guarded sodium_malloc memory, the entry's identity as associated data);
+ * plaintext exists only in the struct entry handed to a caller.
+ *
+ * Freshness, per read (struct cache_policy, per app):
+ *   age < ttl            served from the cache, no provider call
+ *   age >= ttl           revalidated (fetched) before it is served
+ *   fetch fails (ERR_PROVIDER) and age < max_stale
+ *                        the last good value is served, info->stale = true
+ * Entries read within the last few ttls are revalidated in the background
+ * every `refresh` (with jitter) by the refresher thread, so readers normally
+ * never wait; when a refresh finds a different entry, changed() is called
+ * (from the refresher thread, never from a reader's).
+ * Concurrent misses on one entry share one provider fetch. Missing entries
+ * (ERR_NOTFOUND) are remembered for negative_ttl. Memory is bounded by
+ * max_bytes of ciphertext, least recently used entries evicted first.
+ */
+#ifndef SECRETFS_CACHE_H
+#define SECRETFS_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "../fs/err.h"
+#include "../providers/provider.h"
+
+struct cache;
+
+struct cache_conf {
+	long negative_ttl_ms;	/* how long "no such entry" is remembered */
+	size_t max_bytes;	/* bound on cached ciphertext + bookkeeping */
+};
+
+struct cache_policy {
+	long ttl_ms;
+	long refresh_ms;
+	long max_stale_ms;
+};
+
+struct cache_info {
+	long age_ms;		/* since the value served was fetched */
+	bool stale;		/* served past a failed revalidation */
+	char error[256];	/* last provider error for this entry, "" if none */
+};
+
+/* Called from the refresher thread when an entry's content changed. */
+typedef void (*cache_changed_fn)(void *ctx, const struct provider *p,
+				 const char *locator, const char *params);
+
+struct cache *cache_new(const struct cache_conf *conf, struct err *e);
+/* Stops the refresher, wipes everything. NULL is fine. */
+void cache_free(struct cache *c);
+
+/* The entry, through the cache. out must be empty; info may be NULL.
+ * Errors are the provider's (a remembered ERR_NOTFOUND included). */
+int cache_fetch(struct cache *c, struct provider *p, const char *locator,
+		const char *params, const struct cache_policy *pol,
+		struct entry *out, struct cache_info *info, struct err *e);
+
+/* A write through p stored en at locator: cache it as fresh (params NULL
+ * entry), so the writer's next read sees its own write. */
+void cache_stored(struct cache *c, struct provider *p, const char *locator,
+		  const struct entry *en);
+
+/* Drop what is cached for locator (every params), e.g. after a failed or
+ * conflicting write, or on request (setfattr user.secretfs.refresh). */
+void cache_forget(struct cache *c, const struct provider *p,
+		  const char *locator);
+
+/* Start the background refresher; changed may be NULL. */
+int cache_start_refresher(struct cache *c, cache_changed_fn changed,
+			  void *ctx, struct err *e);
+
+/* For benchmarks and tests. */
+struct cache_stats {
+	size_t entries;
+	size_t bytes;
+	unsigned long hits, misses, fetches, evictions, stale_served;
+};
+void cache_get_stats(struct cache *c, struct cache_stats *st);
+
+#endif

@@ -1,0 +1,170 @@
+"""A bad configuration refuses to start: exit 1, FILE:LINE: on stderr."""
+
+import os
+import subprocess
+
+import pytest
+
+import sfs
+
+
+def lines_of(store_dir, *app_lines):
+    """A valid config whose [app billing] section ends with app_lines;
+    returns (text, line number of the first app line)."""
+    lines = [
+        "# secretfs test config",         # 1
+        "[secretfs]",                      # 2
+        "ttl = 5m",                        # 3
+        "",                                # 4
+        "[provider local]",                # 5
+        "type = file",                     # 6
+        f"directory = {store_dir}",        # 7
+        "",                                # 8
+        "[app billing]",                   # 9
+        "store = local://team/billing",    # 10
+    ]
+    first = len(lines) + 1
+    return "\n".join(lines + list(app_lines)) + "\n", first
+
+
+def run_daemon(config_path, mnt, foreground=True):
+    argv = [str(sfs.BIN)] + (["-f"] if foreground else []) + \
+        ["-o", f"config={config_path}", str(mnt)]
+    return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=20, env=sfs.daemon_env())
+
+
+def mountpoint(tmp_path):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    return mnt
+
+
+def refused(tmp_path, text, where, files=None, foreground=True):
+    """Write text (and {relpath: text} files) and check the refusal names
+    where = (path, line)."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    cfg = etc / "secretfs.conf"
+    cfg.write_text(text)
+    for rel, body in (files or {}).items():
+        (etc / rel).parent.mkdir(parents=True, exist_ok=True)
+        (etc / rel).write_text(body)
+    mnt = mountpoint(tmp_path)
+    try:
+        res = run_daemon(cfg, mnt, foreground)
+    finally:
+        if os.path.ismount(mnt):
+            sfs.fusermount_u(mnt)
+    path, line = where
+    path = str(etc / path)
+    assert res.returncode == 1, (res.returncode, res.stderr)
+    assert f"{path}:{line}:" in res.stderr, res.stderr
+    assert not sfs.SANITIZER.search(res.stderr), res.stderr
+    return res
+
+
+@pytest.fixture
+def store_dir(store):
+    store.put("team/billing", {"DB_PASSWORD": "config-db-pw"})
+    return store.dir
+
+
+def test_syntax_error(fuse_ready, tmp_path, store_dir):
+    text, first = lines_of(store_dir, "mode = 0400", "this line has no equals")
+    refused(tmp_path, text, ("secretfs.conf", first + 1))
+
+
+def test_unknown_key(fuse_ready, tmp_path, store_dir):
+    text, first = lines_of(store_dir, "colour = blue")
+    refused(tmp_path, text, ("secretfs.conf", first))
+
+
+def test_unknown_key_in_main_section(fuse_ready, tmp_path, store_dir):
+    text, _ = lines_of(store_dir)
+    text = text.replace("ttl = 5m\n", "ttl = 5m\nfrobnicate = yes\n")
+    refused(tmp_path, text, ("secretfs.conf", 4))
+
+
+def test_unknown_provider_in_reference(fuse_ready, tmp_path, store_dir):
+    text, first = lines_of(store_dir, "mode = 0400",
+                           "env.X = nosuch://team/x#X")
+    refused(tmp_path, text, ("secretfs.conf", first + 1))
+
+
+def test_bad_reference(fuse_ready, tmp_path, store_dir):
+    text, first = lines_of(store_dir, "env.X = not a reference")
+    refused(tmp_path, text, ("secretfs.conf", first))
+
+
+def test_bad_generate_spec(fuse_ready, tmp_path, store_dir):
+    text, first = lines_of(store_dir, "env.X = generate:rainbows:12")
+    refused(tmp_path, text, ("secretfs.conf", first))
+
+
+def test_bad_owner(fuse_ready, tmp_path, store_dir):
+    text, first = lines_of(store_dir, "owner = no-such-user-sfs")
+    refused(tmp_path, text, ("secretfs.conf", first))
+
+
+def test_bad_mode(fuse_ready, tmp_path, store_dir):
+    text, first = lines_of(store_dir, "mode = 0999")
+    refused(tmp_path, text, ("secretfs.conf", first))
+
+
+def test_bad_duration(fuse_ready, tmp_path, store_dir):
+    text, _ = lines_of(store_dir)
+    text = text.replace("ttl = 5m", "ttl = soon")
+    refused(tmp_path, text, ("secretfs.conf", 3))
+
+
+def test_unknown_provider_type(fuse_ready, tmp_path, store_dir):
+    text, _ = lines_of(store_dir)
+    text = text.replace("type = file", "type = carrier-pigeon")
+    refused(tmp_path, text, ("secretfs.conf", 6))
+
+
+def test_unknown_section(fuse_ready, tmp_path, store_dir):
+    text, first = lines_of(store_dir, "", "[bogus section]", "a = b")
+    refused(tmp_path, text, ("secretfs.conf", first + 1))
+
+
+def test_duplicate_app_across_dropin(fuse_ready, tmp_path, store_dir):
+    text, _ = lines_of(store_dir)
+    dropin = ("# a drop-in that clashes with the main file\n"
+              "[app billing]\n"
+              "store = local://team/billing\n")
+    refused(tmp_path, text, ("conf.d/10-x.conf", 2),
+            files={"conf.d/10-x.conf": dropin})
+
+
+def test_error_in_dropin_names_dropin(fuse_ready, tmp_path, store_dir):
+    text, _ = lines_of(store_dir)
+    dropin = "[app web]\nstore = local://team/web\nowner = no-such-user-sfs\n"
+    refused(tmp_path, text, ("conf.d/20-web.conf", 3),
+            files={"conf.d/10-ok.conf": "# nothing\n",
+                   "conf.d/20-web.conf": dropin})
+
+
+def test_refused_without_foreground(fuse_ready, tmp_path, store_dir):
+    # the daemonizing parent must still report the error and exit 1
+    text, first = lines_of(store_dir, "colour = blue")
+    refused(tmp_path, text, ("secretfs.conf", first), foreground=False)
+
+
+def test_missing_config_file(fuse_ready, tmp_path):
+    mnt = mountpoint(tmp_path)
+    res = run_daemon(tmp_path / "nope.conf", mnt)
+    assert res.returncode == 1
+    assert str(tmp_path / "nope.conf") in res.stderr
+    assert not os.path.ismount(mnt)
+
+
+def test_missing_mountpoint(fuse_ready, tmp_path, store_dir):
+    text, _ = lines_of(store_dir)
+    cfg = tmp_path / "secretfs.conf"
+    cfg.write_text(text)
+    for fg in (True, False):
+        res = run_daemon(cfg, tmp_path / "no-such-dir", foreground=fg)
+        assert res.returncode == 1, (fg, res.returncode, res.stderr)
+        assert res.stderr.strip(), "no reason on stderr"
