@@ -404,7 +404,7 @@ int ref_parse(const char *s, struct ref *r, struct err *e)
 	if (ref_check_text(s, e) < 0)
 		return -1;
 	/* "generate://x" is a provider-style mistake: say so there */
-	if (!strncmp(s, GEN_PREFIX, plen) && strncmp(s + plen, "//", 2)) {
+	if (!strncmp(s, GEN_PREFIX, plen) && strncmp(s, GEN_PREFIX "//", plen + 2)) {
 		r->kind = REF_GENERATE;
 		return gen_parse(s + plen, &r->gen, e);
 	}
