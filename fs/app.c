@@ -36,7 +36,8 @@ unsigned app_dir_mode(unsigned file_mode)
 {
 	unsigned r = file_mode & 0444;
 
-	return r | (r >> 2);
+	/* who may read may list; who may write may also create and remove */
+	return r | (r >> 2) | (file_mode & 0222);
 }
 
 /* ---- sources ---- */
@@ -494,7 +495,35 @@ static int app_write_key(struct appfs *fs, const struct app_conf *app,
 	if (len > APP_VALUE_MAX)
 		return err_set(e, ERR_TOOBIG, "%s: a value holds at most %d bytes",
 			       key, APP_VALUE_MAX);
+	if (!m && !dotenv_key_valid(key))
+		return err_set(e, ERR_INVALID, "not a valid key name");
 	return app_store_update(fs, app, app_edit_key, &k, e);
+}
+
+static int app_edit_remove(void *ctx, const struct kvmap *cur,
+			   struct kvmap *next, bool *changed, struct err *e)
+{
+	const char *key = ctx;
+
+	if (!kvmap_get(cur, key))
+		return err_set(e, ERR_NOTFOUND, "no key %s", key);
+	kvmap_del(next, key);
+	*changed = true;
+	return 0;
+}
+
+int app_remove_key(struct appfs *fs, const struct app_conf *app,
+		   const char *key, struct err *e)
+{
+	const struct conf_mapping *m = app_mapping(app, key);
+	int rc;
+
+	if (m)
+		rc = err_set(e, ERR_PERM, "%s is declared in the config (env.%s); remove it there",
+			     key, key);
+	else
+		rc = app_store_update(fs, app, app_edit_remove, (void *)key, e);
+	return rc < 0 ? err_prefix(e, "app %s: ", app->name) : 0;
 }
 
 /* What a written .env changes against the base its writer opened. */

@@ -54,7 +54,13 @@ int app_write(struct appfs *fs, const struct app_conf *app, const char *name,
 	      const struct kvmap *base, const char *data, size_t len,
 	      struct err *e);
 
-/* File mode of an app folder for file mode m: read bits, plus x with each. */
+/* Remove a key from the store (rm KEY). Keys declared in the config
+ * (mapped or generated) cannot be removed: ERR_PERM. */
+int app_remove_key(struct appfs *fs, const struct app_conf *app,
+		   const char *key, struct err *e);
+
+/* File mode of an app folder for file mode m: its read and write bits, and
+ * x with each read bit (0400 -> 0500, 0640 -> 0750, 0600 -> 0700). */
 unsigned app_dir_mode(unsigned file_mode);
 
 #endif

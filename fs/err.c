@@ -57,6 +57,7 @@ const char *err_code_name(enum err_code code)
 		[ERR_BUSY] = "busy",
 		[ERR_NOMEM] = "out of memory",
 		[ERR_IO] = "I/O error",
+		[ERR_EXISTS] = "exists",
 	};
 
 	if ((unsigned)code >= sizeof(names) / sizeof(names[0]) || !names[code])

@@ -21,6 +21,7 @@ enum err_code {
 	ERR_BUSY,	/* conflicting concurrent edit */
 	ERR_NOMEM,
 	ERR_IO,		/* local I/O failure */
+	ERR_EXISTS,	/* the name is taken */
 };
 
 struct err {

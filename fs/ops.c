@@ -11,16 +11,20 @@
  * size or page it cached from an older version.
  * Writes: buffered per open file, committed on flush (close) or fsync, so
  * close() reports whether the store took the change.
+ * Editors' swap, backup and temporary files are scratch files (fs/scratch.h)
+ * kept in memory; renaming one over .env or a key file commits it.
  */
 #include "ops.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>	/* RENAME_* */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "log.h"
+#include "scratch.h"
 
 #define OPS_ROOT_INO FUSE_ROOT_ID
 #define OPS_DIR_TIMEOUT 1.0	/* the tree of apps never changes under a mount */
@@ -32,12 +36,17 @@ struct ops_node {
 	char name[];
 };
 
-/* An open file: the snapshot it reads, and what a writer wrote. */
+/* An open file: the snapshot it reads, and what a writer wrote; or, for
+ * a scratch file, the scratch file itself. */
 struct ops_handle {
 	size_t app;
 	const char *name;	/* the node's */
 	pthread_mutex_t lock;
+	pthread_mutex_t *lk;	/* &lock, or the app's scratch lock */
+	pthread_mutex_t commit_lock;	/* one commit of this handle at a time */
 	struct secbuf data;
+	struct secbuf *buf;	/* &data, or the scratch file's */
+	struct scratch *sc;
 	struct kvmap base;	/* .env: the values the snapshot showed */
 	bool dirty;	/* written to: flush commits */
 	bool truncated;	/* opened with O_TRUNC and not written: release commits */
@@ -129,6 +138,7 @@ static int ops_errno(const struct err *e)
 		[ERR_BUSY] = EBUSY,
 		[ERR_NOMEM] = ENOMEM,
 		[ERR_IO] = EIO,
+		[ERR_EXISTS] = EEXIST,
 	};
 
 	if ((unsigned)e->code >= sizeof(map) / sizeof(map[0]) || !map[e->code])
@@ -178,12 +188,45 @@ static void ops_file_attr(struct ops_fs *ofs, fuse_ino_t ino, size_t app,
 	st->st_mtime = st->st_ctime = st->st_atime = ofs->mounted;
 }
 
+static void ops_scratch_attr(struct ops_fs *ofs, fuse_ino_t ino,
+			     const struct scratch *s, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_nlink = 1;
+	st->st_mode = S_IFREG | s->mode;
+	st->st_uid = s->uid;
+	st->st_gid = s->gid;
+	st->st_size = (off_t)s->data.len;
+	st->st_blocks = (blkcnt_t)((s->data.len + 511) / 512);
+	st->st_mtime = st->st_ctime = st->st_atime = s->mtime;
+}
+
+/* The attributes of scratch file (app, name); false when there is none. */
+static bool ops_stat_scratch(struct ops_fs *ofs, fuse_ino_t ino, size_t app,
+			     const char *name, struct stat *st)
+{
+	struct scratch_dir *sd = &ofs->scratch[app];
+	struct scratch *s;
+
+	pthread_mutex_lock(&sd->lock);
+	s = scratch_find(sd, name);
+	if (s)
+		ops_scratch_attr(ofs, ino, s, st);
+	pthread_mutex_unlock(&sd->lock);
+	return s != NULL;
+}
+
 /* The attributes of a file: its size is what a read returns right now. */
 static int ops_stat_file(struct ops_fs *ofs, fuse_ino_t ino,
 			 const struct ops_node *n, struct stat *st, struct err *e)
 {
 	struct secbuf data = SECBUF_INIT;
-	int rc = app_read(ofs->appfs, &ofs->cfg->apps[n->app], n->name, &data,
+	int rc;
+
+	if (ops_stat_scratch(ofs, ino, n->app, n->name, st))
+		return 0;
+	rc = app_read(ofs->appfs, &ofs->cfg->apps[n->app], n->name, &data,
 			  NULL, e);
 
 	if (rc == 0)
@@ -209,6 +252,31 @@ static void ops_lookup_app(fuse_req_t req, struct ops_fs *ofs, const char *name)
 	fuse_reply_entry(req, &ep);
 }
 
+static bool ops_has_scratch(struct ops_fs *ofs, size_t app, const char *name)
+{
+	struct scratch_dir *sd = &ofs->scratch[app];
+	bool found;
+
+	pthread_mutex_lock(&sd->lock);
+	found = scratch_find(sd, name) != NULL;
+	pthread_mutex_unlock(&sd->lock);
+	return found;
+}
+
+static void ops_lookup_scratch(fuse_req_t req, struct ops_fs *ofs, size_t app,
+			       const char *name)
+{
+	struct fuse_entry_param ep = { 0 };
+
+	ep.ino = ops_node_ino(ofs, app, name);
+	if (!ep.ino)
+		fuse_reply_err(req, ENOMEM);
+	else if (!ops_stat_scratch(ofs, ep.ino, app, name, &ep.attr))
+		fuse_reply_err(req, ENOENT);
+	else
+		fuse_reply_entry(req, &ep);
+}
+
 static void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct ops_fs *ofs = ops_fs_of(req);
@@ -226,6 +294,10 @@ static void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	app = parent - OPS_ROOT_INO - 1;
+	if (ops_has_scratch(ofs, app, name) || scratch_classify(name) == NAME_SCRATCH) {
+		ops_lookup_scratch(req, ofs, app, name);
+		return;
+	}
 	if (app_lookup(ofs->appfs, &ofs->cfg->apps[app], name, &e) < 0) {
 		ops_reply_err(req, &e);
 		return;
@@ -264,9 +336,12 @@ static void ops_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		/* an open file's size is its own buffer's */
 		struct ops_handle *h = (struct ops_handle *)(uintptr_t)fi->fh;
 
-		pthread_mutex_lock(&h->lock);
-		ops_file_attr(ofs, ino, n->app, h->data.len, &st);
-		pthread_mutex_unlock(&h->lock);
+		pthread_mutex_lock(h->lk);
+		if (h->sc)
+			ops_scratch_attr(ofs, ino, h->sc, &st);
+		else
+			ops_file_attr(ofs, ino, n->app, h->data.len, &st);
+		pthread_mutex_unlock(h->lk);
 	} else if (ops_stat_file(ofs, ino, n, &st, &e) < 0) {
 		ops_reply_err(req, &e);
 		return;
@@ -275,6 +350,19 @@ static void ops_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 }
 
 /* ---- folders ---- */
+
+static int ops_list_scratch(struct scratch_dir *sd, struct strv *names,
+			    struct err *e)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&sd->lock);
+	for (size_t i = 0; rc == 0 && i < sd->n; i++)
+		if (strv_push(names, sd->v[i]->name) < 0)
+			rc = err_set(e, ERR_NOMEM, "out of memory");
+	pthread_mutex_unlock(&sd->lock);
+	return rc;
+}
 
 static void ops_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -289,6 +377,8 @@ static void ops_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 			rc = err_set(&e, ERR_NOMEM, "out of memory");
 	if (rc == 0 && ino != OPS_ROOT_INO)
 		rc = app_list(ofs->appfs, ops_app(ofs, ino), names, &e);
+	if (rc == 0 && ino != OPS_ROOT_INO)
+		rc = ops_list_scratch(&ofs->scratch[ino - OPS_ROOT_INO - 1], names, &e);
 	if (rc < 0) {
 		if (names)
 			strv_free(names);
@@ -349,37 +439,73 @@ static void ops_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info
 
 /* ---- files ---- */
 
-static void ops_handle_free(struct ops_handle *h)
+static void ops_handle_free(struct ops_fs *ofs, struct ops_handle *h)
 {
+	if (h->sc) {
+		pthread_mutex_lock(h->lk);
+		scratch_release(h->sc);
+		pthread_mutex_unlock(h->lk);
+	}
 	secbuf_free(&h->data);
 	kvmap_free(&h->base);
 	pthread_mutex_destroy(&h->lock);
+	pthread_mutex_destroy(&h->commit_lock);
 	free(h);
 }
 
-/* Commit what was written, once. Caller holds h->lock. */
-static int ops_commit(struct ops_fs *ofs, struct ops_handle *h, struct err *e)
+/* Take what a handle wrote, if it is to be committed now: a flush commits
+ * what was written, the release also a bare truncation or creation.
+ * Clears the flags: a failure is reported once, to that close(). */
+static int ops_take_commit(struct ops_handle *h, bool release,
+			   struct secbuf *data, int *failed)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(h->lk);
+	if (h->dirty || (release && h->truncated)) {
+		rc = 1;
+		*failed = h->failed;
+		if (secbuf_set(data, h->buf->data, h->buf->len) < 0)
+			*failed = ENOMEM;
+		h->dirty = h->truncated = false;
+		h->failed = 0;
+	}
+	pthread_mutex_unlock(h->lk);
+	return rc;
+}
+
+/* Commit what was written through h to the store. Caller holds
+ * h->commit_lock. */
+static int ops_commit(struct ops_fs *ofs, struct ops_handle *h, bool release,
+		      struct err *e)
 {
 	const struct app_conf *a = &ofs->cfg->apps[h->app];
-	struct secbuf unused = SECBUF_INIT;
-	int rc;
+	struct scratch_dir *sd = &ofs->scratch[h->app];
+	struct secbuf data = SECBUF_INIT, unused = SECBUF_INIT;
+	int failed = 0, rc;
 
-	if (!h->dirty && !h->truncated)
+	if ((h->sc && !h->sc->new_key) || !ops_take_commit(h, release, &data, &failed))
 		return 0;
-	if (h->failed) {
+	if (failed) {
 		/* part of what the writer meant is missing: commit none of it */
-		h->dirty = h->truncated = false;
-		return err_set(e, h->failed == EFBIG ? ERR_TOOBIG : ERR_NOMEM,
+		secbuf_free(&data);
+		return err_set(e, failed == EFBIG ? ERR_TOOBIG : ERR_NOMEM,
 			       "app %s: %s: a write failed (%s); nothing was committed",
-			       a->name, h->name, strerror(h->failed));
+			       a->name, h->name, strerror(failed));
 	}
-	rc = app_write(ofs->appfs, a, h->name, &h->base, h->data.data,
-		       h->data.len, e);
-	/* a failure is reported once, to this close(); release does not retry */
-	h->dirty = h->truncated = false;
+	rc = app_write(ofs->appfs, a, h->name, &h->base, data.data, data.len, e);
+	secbuf_free(&data);
 	if (rc < 0)
 		return -1;
 	log_info("app %s: %s written", a->name, h->name);
+	if (h->sc) {
+		/* the new key is in the store now: its name is the store's */
+		pthread_mutex_lock(&sd->lock);
+		if (scratch_find(sd, h->name) == h->sc)
+			scratch_unlink(sd, h->sc);
+		pthread_mutex_unlock(&sd->lock);
+		return 0;
+	}
 	/* later writes through this handle change what was just committed */
 	kvmap_free(&h->base);
 	if (app_read(ofs->appfs, a, h->name, &unused, &h->base, e) < 0)
@@ -388,22 +514,64 @@ static int ops_commit(struct ops_fs *ofs, struct ops_handle *h, struct err *e)
 	return 0;
 }
 
+static struct ops_handle *ops_handle_new(const struct ops_node *n)
+{
+	struct ops_handle *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return NULL;
+	h->app = n->app;
+	h->name = n->name;
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_mutex_init(&h->commit_lock, NULL);
+	h->lk = &h->lock;
+	h->buf = &h->data;
+	return h;
+}
+
+/* A handle on scratch file n, if there is one (*h stays NULL if not). */
+static int ops_handle_scratch(struct ops_fs *ofs, const struct ops_node *n,
+			      struct ops_handle **h, struct err *e)
+{
+	struct scratch_dir *sd = &ofs->scratch[n->app];
+	struct scratch *s;
+	int rc = 0;
+
+	*h = NULL;
+	pthread_mutex_lock(&sd->lock);
+	s = scratch_find(sd, n->name);
+	if (s) {
+		*h = ops_handle_new(n);
+		if (*h) {
+			scratch_hold(s);
+			(*h)->sc = s;
+			(*h)->lk = &sd->lock;
+			(*h)->buf = &s->data;
+		} else {
+			rc = err_set(e, ERR_NOMEM, "out of memory");
+		}
+	}
+	pthread_mutex_unlock(&sd->lock);
+	return rc;
+}
+
+/* A handle on n: its scratch file, or a snapshot of the app file. */
 static struct ops_handle *ops_handle_open(struct ops_fs *ofs,
 					  const struct ops_node *n,
 					  struct err *e)
 {
-	struct ops_handle *h = calloc(1, sizeof(*h));
+	struct ops_handle *h;
 
+	if (ops_handle_scratch(ofs, n, &h, e) < 0 || h)
+		return h;
+	h = ops_handle_new(n);
 	if (!h) {
 		err_set(e, ERR_NOMEM, "out of memory");
 		return NULL;
 	}
-	h->app = n->app;
-	h->name = n->name;
-	pthread_mutex_init(&h->lock, NULL);
 	if (app_read(ofs->appfs, &ofs->cfg->apps[n->app], n->name, &h->data,
 		     &h->base, e) < 0) {
-		ops_handle_free(h);
+		ops_handle_free(ofs, h);
 		return NULL;
 	}
 	return h;
@@ -430,7 +598,9 @@ static void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		/* `> file` opens, dup2()s and closes the first descriptor before
 		 * it writes: that flush must not commit an empty file. */
 		if (fi->flags & O_TRUNC) {
-			secbuf_clear(&h->data);
+			pthread_mutex_lock(h->lk);
+			secbuf_clear(h->buf);
+			pthread_mutex_unlock(h->lk);
 			h->truncated = true;
 		}
 	}
@@ -445,28 +615,32 @@ static void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct ops_handle *h = (struct ops_handle *)(uintptr_t)fi->fh;
 	size_t start;
 
-	pthread_mutex_lock(&h->lock);
-	start = (size_t)off < h->data.len ? (size_t)off : h->data.len;
-	if (size > h->data.len - start)
-		size = h->data.len - start;
-	fuse_reply_buf(req, h->data.data + start, size);
-	pthread_mutex_unlock(&h->lock);
+	pthread_mutex_lock(h->lk);
+	start = (size_t)off < h->buf->len ? (size_t)off : h->buf->len;
+	if (size > h->buf->len - start)
+		size = h->buf->len - start;
+	fuse_reply_buf(req, h->buf->data + start, size);
+	pthread_mutex_unlock(h->lk);
 }
 
-/* Resize the buffer to len, zero-filling growth. Caller holds h->lock. */
+/* Resize the file to len, zero-filling growth. Caller holds h->lk. */
 static int ops_resize(struct ops_handle *h, size_t len)
 {
+	struct secbuf *b = h->buf;
+
 	if (len > APP_FILE_MAX)
 		return EFBIG;
-	if (len <= h->data.len) {
-		secbuf_truncate(&h->data, len);
+	if (len <= b->len) {
+		secbuf_truncate(b, len);
 	} else {
-		if (secbuf_reserve(&h->data, len - h->data.len) < 0)
+		if (secbuf_reserve(b, len - b->len) < 0)
 			return ENOMEM;
-		memset(h->data.data + h->data.len, 0, len - h->data.len + 1);
-		h->data.len = len;
+		memset(b->data + b->len, 0, len - b->len + 1);
+		b->len = len;
 	}
 	h->dirty = true;
+	if (h->sc)
+		h->sc->mtime = time(NULL);
 	return 0;
 }
 
@@ -477,20 +651,20 @@ static void ops_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	size_t pos;
 	int rc = 0;
 
-	pthread_mutex_lock(&h->lock);
-	pos = h->append ? h->data.len : (size_t)off;
+	pthread_mutex_lock(h->lk);
+	pos = h->append ? h->buf->len : (size_t)off;
 	if (pos > APP_FILE_MAX || size > APP_FILE_MAX - pos)
 		rc = EFBIG;
-	else if (pos + size > h->data.len)
+	else if (pos + size > h->buf->len)
 		rc = ops_resize(h, pos + size);
-	if (rc == 0) {
-		memcpy(h->data.data + pos, buf, size);
-		h->dirty = true;
-	} else {
+	if (rc == 0)
+		memcpy(h->buf->data + pos, buf, size);
+	else
 		h->failed = rc;
-		h->dirty = true;
-	}
-	pthread_mutex_unlock(&h->lock);
+	h->dirty = true;
+	if (h->sc)
+		h->sc->mtime = time(NULL);
+	pthread_mutex_unlock(h->lk);
 	if (rc)
 		fuse_reply_err(req, rc);
 	else
@@ -504,9 +678,9 @@ static void ops_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct err e = { 0 };
 	int rc;
 
-	pthread_mutex_lock(&h->lock);
-	rc = h->dirty ? ops_commit(ofs, h, &e) : 0;
-	pthread_mutex_unlock(&h->lock);
+	pthread_mutex_lock(&h->commit_lock);
+	rc = ops_commit(ofs, h, false, &e);
+	pthread_mutex_unlock(&h->commit_lock);
 	if (rc < 0)
 		ops_reply_err(req, &e);
 	else
@@ -526,9 +700,9 @@ static void ops_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	struct err e = { 0 };
 
 	/* flush normally committed already; this catches a lost one */
-	if (ops_commit(ofs, h, &e) < 0)
+	if (ops_commit(ofs, h, true, &e) < 0)
 		log_error("%s", e.msg);
-	ops_handle_free(h);
+	ops_handle_free(ofs, h);
 	fuse_reply_err(req, 0);
 }
 
@@ -541,13 +715,50 @@ static int ops_truncate_path(struct ops_fs *ofs, const struct ops_node *n,
 
 	if (!h)
 		return -1;
+	pthread_mutex_lock(h->lk);
 	rc = ops_resize(h, len);
+	pthread_mutex_unlock(h->lk);
 	if (rc)
 		rc = err_set(e, rc == EFBIG ? ERR_TOOBIG : ERR_NOMEM,
 			     "cannot resize to %zu bytes", len);
 	else
-		rc = ops_commit(ofs, h, e);
-	ops_handle_free(h);
+		rc = ops_commit(ofs, h, true, e);
+	ops_handle_free(ofs, h);
+	return rc;
+}
+
+/* chmod and chown: a scratch file takes modes within 0600; anything else
+ * keeps the owner and mode of its config, but saying so again is fine
+ * (editors and sed -i copy them onto what they write). */
+static int ops_set_owner_mode(struct ops_fs *ofs, fuse_ino_t ino,
+			      const struct stat *attr, int to_set)
+{
+	struct stat cur;
+	struct ops_node *n = ops_node(ofs, ino);
+	struct scratch_dir *sd = n ? &ofs->scratch[n->app] : NULL;
+	struct scratch *s;
+	int rc = 0;
+
+	if (!(to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
+		return 0;
+	if (ino == OPS_ROOT_INO || ops_is_app(ofs, ino))
+		ops_dir_attr(ofs, ino, &cur);
+	else if (n && !ops_stat_scratch(ofs, ino, n->app, n->name, &cur))
+		ops_file_attr(ofs, ino, n->app, 0, &cur);
+	if (((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != cur.st_uid) ||
+	    ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != cur.st_gid))
+		return EPERM;
+	if (!(to_set & FUSE_SET_ATTR_MODE) || (attr->st_mode & 07777) == (cur.st_mode & 07777))
+		return 0;
+	if (!sd)
+		return EPERM;
+	pthread_mutex_lock(&sd->lock);
+	s = scratch_find(sd, n->name);
+	if (s && !(attr->st_mode & 07177))
+		s->mode = attr->st_mode & 0600;
+	else
+		rc = EPERM;
+	pthread_mutex_unlock(&sd->lock);
 	return rc;
 }
 
@@ -556,35 +767,290 @@ static void ops_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 {
 	struct ops_fs *ofs = ops_fs_of(req);
 	struct ops_node *n = ops_node(ofs, ino);
+	struct ops_handle *h = fi && fi->fh ? (struct ops_handle *)(uintptr_t)fi->fh : NULL;
 	struct err e = { 0 };
-	int rc = 0;
+	int rc = ops_set_owner_mode(ofs, ino, attr, to_set);
 
-	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
-		/* owner and mode come from the config */
-		fuse_reply_err(req, EPERM);
-		return;
-	}
-	if ((to_set & FUSE_SET_ATTR_SIZE) && !n) {
-		fuse_reply_err(req, EISDIR);
-		return;
-	}
-	if ((to_set & FUSE_SET_ATTR_SIZE) && fi && fi->fh) {
-		struct ops_handle *h = (struct ops_handle *)(uintptr_t)fi->fh;
-
-		pthread_mutex_lock(&h->lock);
+	if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE) && !n)
+		rc = EISDIR;
+	if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE) && h) {
+		pthread_mutex_lock(h->lk);
 		rc = ops_resize(h, (size_t)attr->st_size);
-		pthread_mutex_unlock(&h->lock);
-		if (rc) {
-			fuse_reply_err(req, rc);
-			return;
-		}
-	} else if ((to_set & FUSE_SET_ATTR_SIZE) &&
+		pthread_mutex_unlock(h->lk);
+	} else if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE) &&
 		   ops_truncate_path(ofs, n, (size_t)attr->st_size, &e) < 0) {
 		ops_reply_err(req, &e);
 		return;
 	}
+	if (rc) {
+		fuse_reply_err(req, rc);
+		return;
+	}
 	/* times are accepted and not kept: tools that set them must not fail */
 	ops_getattr(req, ino, fi);
+}
+
+/* ---- names: create, unlink, rename ---- */
+
+static bool ops_app_parent(struct ops_fs *ofs, fuse_ino_t parent, size_t *app)
+{
+	if (!ops_is_app(ofs, parent))
+		return false;
+	*app = parent - OPS_ROOT_INO - 1;
+	return true;
+}
+
+/* A new scratch file, its creator its owner; base is the app's .env as of
+ * now, for a later rename over .env. A new key's scratch file has the
+ * owner and mode of the app's files instead. */
+static int ops_create_scratch(struct ops_fs *ofs, size_t app, const char *name,
+			      const struct fuse_ctx *ctx, mode_t mode,
+			      bool new_key, struct err *e)
+{
+	const struct app_conf *a = &ofs->cfg->apps[app];
+	struct scratch_dir *sd = &ofs->scratch[app];
+	struct secbuf text = SECBUF_INIT;
+	struct kvmap base = KVMAP_INIT;
+	struct err ignored = { 0 };
+	struct scratch *s;
+	int rc;
+
+	app_read(ofs->appfs, &ofs->cfg->apps[app], APP_ENV_NAME, &text, &base, &ignored);
+	secbuf_free(&text);
+	pthread_mutex_lock(&sd->lock);
+	if (scratch_find(sd, name))
+		rc = err_set(e, ERR_EXISTS, "%s exists", name);
+	else if (new_key)	/* looks like the key file it will be */
+		rc = scratch_create(sd, name, a->uid, a->gid, a->mode, NULL, &s, e);
+	else
+		rc = scratch_create(sd, name, ctx->uid, ctx->gid, mode, &base, &s, e);
+	if (rc == 0)
+		s->new_key = new_key;
+	pthread_mutex_unlock(&sd->lock);
+	kvmap_free(&base);
+	return rc;
+}
+
+static void ops_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		       mode_t mode, struct fuse_file_info *fi)
+{
+	struct ops_fs *ofs = ops_fs_of(req);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct fuse_entry_param ep = { 0 };
+	enum app_name_kind kind = scratch_classify(name);
+	struct ops_handle *h = NULL;
+	struct ops_node *n;
+	struct err e = { 0 };
+	size_t app;
+	int rc = 0;
+
+	if (!ops_app_parent(ofs, parent, &app)) {
+		fuse_reply_err(req, parent == OPS_ROOT_INO ? EPERM : ENOTDIR);
+		return;
+	}
+	if (kind == NAME_INVALID || kind == NAME_ENV || kind == NAME_KEYS) {
+		/* .env and .env.keys always exist: create() means a lookup missed */
+		fuse_reply_err(req, kind == NAME_INVALID ? EINVAL : EEXIST);
+		return;
+	}
+	if (kind == NAME_KEY && !ofs->cfg->apps[app].has_store) {
+		log_error("app %s: %s: the app has no store to write to",
+			  ofs->cfg->apps[app].name, name);
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	ep.ino = ops_node_ino(ofs, app, name);
+	n = ep.ino ? ops_node(ofs, ep.ino) : NULL;
+	if (!n) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	/* a scratch file; or a new key, a scratch file until it is committed
+	 * at close (even when nothing was written) */
+	rc = ops_create_scratch(ofs, app, name, ctx, mode, kind == NAME_KEY, &e);
+	if (rc == 0)
+		rc = ops_handle_scratch(ofs, n, &h, &e);
+	if (rc == 0 && h) {
+		h->truncated = kind == NAME_KEY;
+		ops_stat_scratch(ofs, ep.ino, app, name, &ep.attr);
+	}
+	if (rc < 0 || !h) {
+		if (h)
+			ops_handle_free(ofs, h);
+		ops_reply_err(req, &e);
+		return;
+	}
+	fi->fh = (uintptr_t)h;
+	fi->direct_io = 1;
+	fuse_reply_create(req, &ep, fi);
+}
+static void ops_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct ops_fs *ofs = ops_fs_of(req);
+	enum app_name_kind kind = scratch_classify(name);
+	struct scratch_dir *sd;
+	struct scratch *s;
+	struct err e = { 0 };
+	size_t app;
+
+	if (!ops_app_parent(ofs, parent, &app)) {
+		fuse_reply_err(req, parent == OPS_ROOT_INO ? EPERM : ENOTDIR);
+		return;
+	}
+	if (kind == NAME_ENV || kind == NAME_KEYS) {
+		/* removing keys is writing .env without them */
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	sd = &ofs->scratch[app];
+	pthread_mutex_lock(&sd->lock);
+	s = scratch_find(sd, name);
+	if (s)
+		scratch_unlink(sd, s);
+	pthread_mutex_unlock(&sd->lock);
+	if (s || kind == NAME_SCRATCH) {
+		fuse_reply_err(req, s ? 0 : ENOENT);
+		return;
+	}
+	if (app_remove_key(ofs->appfs, &ofs->cfg->apps[app], name, &e) < 0) {
+		ops_reply_err(req, &e);
+		return;
+	}
+	log_info("app %s: %s removed", ofs->cfg->apps[app].name, name);
+	fuse_reply_err(req, 0);
+}
+
+/* rename(scratch, .env or KEY): commit the scratch file's bytes there,
+ * then drop it - how sed -i and vim save. */
+static int ops_rename_commit(struct ops_fs *ofs, size_t app,
+			     struct scratch *s, const char *to, struct err *e)
+{
+	struct scratch_dir *sd = &ofs->scratch[app];
+	const struct app_conf *a = &ofs->cfg->apps[app];
+	struct secbuf data = SECBUF_INIT;
+	struct kvmap base = KVMAP_INIT;
+	int rc = 0;
+
+	pthread_mutex_lock(&sd->lock);
+	if (secbuf_set(&data, s->data.data, s->data.len) < 0 ||
+	    kvmap_copy(&base, &s->base) < 0)
+		rc = err_set(e, ERR_NOMEM, "out of memory");
+	pthread_mutex_unlock(&sd->lock);
+	if (rc == 0)
+		rc = app_write(ofs->appfs, a, to, &base, data.data, data.len, e);
+	if (rc == 0) {
+		pthread_mutex_lock(&sd->lock);
+		scratch_unlink(sd, s);
+		pthread_mutex_unlock(&sd->lock);
+		log_info("app %s: %s written", a->name, to);
+	}
+	secbuf_free(&data);
+	kvmap_free(&base);
+	return rc;
+}
+
+/* rename(.env or KEY, scratch): the scratch file gets a copy, the file
+ * stays - vim moving the original aside as its backup. */
+static int ops_rename_backup(struct ops_fs *ofs, size_t app, const char *from,
+			     const char *to, const struct fuse_ctx *ctx,
+			     struct err *e)
+{
+	struct scratch_dir *sd = &ofs->scratch[app];
+	const struct app_conf *a = &ofs->cfg->apps[app];
+	struct secbuf data = SECBUF_INIT;
+	struct scratch *s;
+	int rc = app_read(ofs->appfs, a, from, &data, NULL, e);
+
+	pthread_mutex_lock(&sd->lock);
+	s = rc == 0 ? scratch_find(sd, to) : NULL;
+	if (s)
+		scratch_unlink(sd, s);
+	if (rc == 0)
+		rc = scratch_create(sd, to, ctx->uid, ctx->gid, a->mode, NULL, &s, e);
+	if (rc == 0 && secbuf_set(&s->data, data.data, data.len) < 0)
+		rc = err_set(e, ERR_NOMEM, "out of memory");
+	pthread_mutex_unlock(&sd->lock);
+	secbuf_free(&data);
+	return rc;
+}
+
+/* rename(KEY, .env) - `printf ... > tmp && mv tmp .env`: the key's value
+ * is the new .env, applied against the current one, which holds KEY: so
+ * the same store update that applies the text removes KEY. */
+static int ops_rename_key_to_env(struct ops_fs *ofs, size_t app,
+				 const char *key, struct err *e)
+{
+	const struct app_conf *a = &ofs->cfg->apps[app];
+	struct secbuf text = SECBUF_INIT, unused = SECBUF_INIT;
+	struct kvmap base = KVMAP_INIT;
+	int rc = app_read(ofs->appfs, a, key, &text, NULL, e);
+
+	if (rc == 0)
+		rc = app_read(ofs->appfs, a, APP_ENV_NAME, &unused, &base, e);
+	if (rc == 0)
+		rc = app_write(ofs->appfs, a, APP_ENV_NAME, &base, text.data, text.len, e);
+	if (rc == 0)
+		log_info("app %s: .env written from %s", a->name, key);
+	secbuf_free(&text);
+	secbuf_free(&unused);
+	kvmap_free(&base);
+	return rc;
+}
+
+static void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		       fuse_ino_t newparent, const char *newname,
+		       unsigned int flags)
+{
+	struct ops_fs *ofs = ops_fs_of(req);
+	enum app_name_kind to = scratch_classify(newname);
+	struct scratch_dir *sd;
+	struct scratch *s, *dst;
+	struct err e = { 0 };
+	size_t app;
+	int rc = 0;
+
+	if (!ops_app_parent(ofs, parent, &app) || newparent != parent) {
+		fuse_reply_err(req, EXDEV);	/* mv copies and unlinks instead */
+		return;
+	}
+	if (flags & RENAME_EXCHANGE) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	sd = &ofs->scratch[app];
+	pthread_mutex_lock(&sd->lock);
+	s = scratch_find(sd, name);
+	dst = scratch_find(sd, newname);
+	if (s)
+		scratch_hold(s);
+	if ((flags & RENAME_NOREPLACE) && (dst || to == NAME_ENV || to == NAME_KEYS))
+		rc = err_set(&e, ERR_EXISTS, "%s exists", newname);
+	else if (s && (dst || to == NAME_SCRATCH))
+		rc = scratch_rename(sd, s, newname, &e);
+	pthread_mutex_unlock(&sd->lock);
+	if (rc == 0 && s && !dst && to != NAME_SCRATCH)
+		rc = to == NAME_INVALID ? err_set(&e, ERR_INVALID, "%s is not a key name", newname) :
+		     ops_rename_commit(ofs, app, s, newname, &e);
+	else if (rc == 0 && !s && (dst || to == NAME_SCRATCH))
+		rc = ops_rename_backup(ofs, app, name, newname, fuse_req_ctx(req), &e);
+	else if (rc == 0 && !s && to == NAME_ENV && scratch_classify(name) == NAME_KEY)
+		rc = ops_rename_key_to_env(ofs, app, name, &e);
+	else if (rc == 0 && !s)
+		rc = err_set(&e, ERR_PERM, "app %s: renaming %s to %s: keys are renamed by writing the new one and removing the old",
+			     ofs->cfg->apps[app].name, name, newname);
+	if (s) {
+		pthread_mutex_lock(&sd->lock);
+		scratch_release(s);
+		pthread_mutex_unlock(&sd->lock);
+	}
+	if (rc < 0 && e.code == ERR_PERM) {
+		log_debug("%s", e.msg);
+		fuse_reply_err(req, EXDEV);
+	} else if (rc < 0) {
+		ops_reply_err(req, &e);
+	} else {
+		fuse_reply_err(req, 0);
+	}
 }
 
 static void ops_init(void *userdata, struct fuse_conn_info *conn)
@@ -610,6 +1076,9 @@ const struct fuse_lowlevel_ops ops_table = {
 	.flush = ops_flush,
 	.fsync = ops_fsync,
 	.release = ops_release,
+	.create = ops_create,
+	.unlink = ops_unlink,
+	.rename = ops_rename,
 };
 
 int ops_fs_init(struct ops_fs *ofs, struct appfs *appfs, const struct config *cfg)
@@ -619,8 +1088,11 @@ int ops_fs_init(struct ops_fs *ofs, struct appfs *appfs, const struct config *cf
 	ofs->cfg = cfg;
 	ofs->mounted = time(NULL);
 	ofs->heads = calloc(cfg->napps ? cfg->napps : 1, sizeof(*ofs->heads));
-	if (!ofs->heads)
+	ofs->scratch = calloc(cfg->napps ? cfg->napps : 1, sizeof(*ofs->scratch));
+	if (!ofs->heads || !ofs->scratch)
 		return -1;
+	for (size_t i = 0; i < cfg->napps; i++)
+		scratch_dir_init(&ofs->scratch[i]);
 	pthread_mutex_init(&ofs->lock, NULL);
 	return 0;
 }
@@ -631,5 +1103,8 @@ void ops_fs_destroy(struct ops_fs *ofs)
 		free(ofs->nodes[i]);
 	free(ofs->nodes);
 	free(ofs->heads);
+	for (size_t i = 0; ofs->scratch && i < ofs->cfg->napps; i++)
+		scratch_dir_destroy(&ofs->scratch[i]);
+	free(ofs->scratch);
 	pthread_mutex_destroy(&ofs->lock);
 }

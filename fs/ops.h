@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "app.h"
+#include "scratch.h"
 
 struct ops_node;
 
@@ -21,6 +22,7 @@ struct ops_fs {
 	pthread_mutex_t lock;	/* guards the node tables */
 	struct ops_node **nodes;	/* file nodes, by inode - first file inode */
 	struct ops_node **heads;	/* file nodes of each app, a list */
+	struct scratch_dir *scratch;	/* editors' temporary files, per app */
 	size_t nnodes;
 	size_t cap;
 };

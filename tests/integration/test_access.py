@@ -10,9 +10,9 @@ import sfs
 
 
 @pytest.mark.parametrize("mode,folder_mode", [
-    (0o400, 0o500), (0o440, 0o550), (0o600, 0o500), (0o444, 0o555),
-    (0o640, 0o550),
-])
+    (0o400, 0o500), (0o440, 0o550), (0o600, 0o700), (0o444, 0o555),
+    (0o640, 0o750), (0o660, 0o770),
+], ids=lambda m: f"{m:04o}")
 def test_mode_from_config(mount, store, mode, folder_mode):
     store.put("team/billing", {"DB_PASSWORD": "access-db-pw"})
     m = mount({"billing": {"store": "local://team/billing",
