@@ -212,6 +212,32 @@ static int app_store_update(struct appfs *fs, const struct app_conf *app,
 		       APP_STORE_ATTEMPTS);
 }
 
+/* One missing generated key into next. A hash (argon2id:KEY) is made of
+ * KEY's value in next, so it runs after the plain kinds. */
+static int app_generate_one(const struct app_conf *app,
+			    const struct conf_mapping *m, struct kvmap *next,
+			    struct secbuf *val, struct err *e)
+{
+	const struct gen_spec *g = &m->ref.gen;
+	const struct kv *src = NULL;
+	int rc;
+
+	if (gen_needs_input(g)) {
+		src = kvmap_get(next, g->source);
+		if (!src)
+			return err_set(e, ERR_INVALID, "%s: generate:argon2id:%s: %s has no value in the store",
+				       m->name, g->source, g->source);
+		rc = gen_hash_value(g, src->val, src->len, val, e);
+	} else {
+		rc = gen_value(g, val, e);
+	}
+	if (rc == 0 && kvmap_set(next, m->name, val->data, val->len) < 0)
+		rc = err_set(e, ERR_NOMEM, "out of memory");
+	if (rc == 0)
+		log_info("app %s: generated %s", app->name, m->name);
+	return rc;
+}
+
 static int app_edit_generate(void *ctx, const struct kvmap *cur,
 			     struct kvmap *next, bool *changed, struct err *e)
 {
@@ -219,16 +245,16 @@ static int app_edit_generate(void *ctx, const struct kvmap *cur,
 	struct secbuf val = SECBUF_INIT;
 	int rc = 0;
 
-	for (size_t i = 0; rc == 0 && i < app->nenv; i++) {
-		const struct conf_mapping *m = &app->env[i];
+	for (int hashes = 0; hashes < 2; hashes++) {
+		for (size_t i = 0; rc == 0 && i < app->nenv; i++) {
+			const struct conf_mapping *m = &app->env[i];
 
-		if (m->ref.kind != REF_GENERATE || kvmap_get(cur, m->name))
-			continue;
-		rc = gen_value(&m->ref.gen, &val, e);
-		if (rc == 0 && kvmap_set(next, m->name, val.data, val.len) < 0)
-			rc = err_set(e, ERR_NOMEM, "out of memory");
-		*changed = true;
-		log_info("app %s: generated %s", app->name, m->name);
+			if (m->ref.kind != REF_GENERATE || kvmap_get(cur, m->name) ||
+			    gen_needs_input(&m->ref.gen) != hashes)
+				continue;
+			rc = app_generate_one(app, m, next, &val, e);
+			*changed = true;
+		}
 	}
 	secbuf_free(&val);
 	return rc;

@@ -639,6 +639,12 @@ static int app_env(struct loader *ld, const char *key, const char *value)
 			return already_set(ld, key, &a->env[i].where);
 	if (ref_read(ld, key, value, &r) < 0)
 		return -1;
+	if (r.kind == REF_GENERATE && r.gen.kind == GEN_ARGON2ID &&
+	    !strcmp(r.gen.source, name)) {
+		ref_free(&r);
+		return fail(ld, "%s: generate:argon2id:%s would hash its own value; name the key that holds the password",
+			    key, name);
+	}
 	return mapping_add(ld, &a->env, &a->nenv, name, &r);
 }
 

@@ -24,8 +24,16 @@ static const char *const gen_names[] = {
 	[GEN_BASE64URL] = "base64url",
 	[GEN_UUID] = "uuid",
 	[GEN_FERNET] = "fernet",
+	[GEN_ED25519] = "ed25519",
+	[GEN_ARGON2ID] = "argon2id",
 };
 #define GEN_NKINDS (sizeof(gen_names) / sizeof(gen_names[0]))
+
+static const char *const gen_charsets[] = {
+	[GEN_CHARSET_ALNUM] = "alnum",
+	[GEN_CHARSET_ALNUM_SYMBOLS] = "alnum+symbols",
+};
+#define GEN_NCHARSETS (sizeof(gen_charsets) / sizeof(gen_charsets[0]))
 #define GEN_PASSWORD_DEFAULT 32
 
 /* ------------------------------------------------------------------ */
@@ -76,36 +84,39 @@ static int ref_fail(struct err *e, const char *prefix, const char *s,
 
 static bool gen_has_count(enum gen_kind k)
 {
-	return k != GEN_UUID && k != GEN_FERNET;
+	return k == GEN_PASSWORD || k == GEN_HEX || k == GEN_BASE64 ||
+	       k == GEN_BASE64URL;
 }
 
-/* Index of the kind named by the first len bytes of s, or -1. */
-static int gen_kind_lookup(const char *s, size_t len)
+/* Index of the name of the first len bytes of s in names[count], or -1. */
+static int gen_lookup(const char *const *names, size_t count, const char *s,
+		      size_t len)
 {
-	for (size_t i = 0; i < GEN_NKINDS; i++)
-		if (strlen(gen_names[i]) == len && !strncmp(s, gen_names[i], len))
+	for (size_t i = 0; i < count; i++)
+		if (strlen(names[i]) == len && !strncmp(s, names[i], len))
 			return (int)i;
 	return -1;
 }
 
-/* Decimal count 1..GEN_MAX_N in num (the text after "KIND:"). */
+/* Decimal count 1..GEN_MAX_N in the len bytes at num (after "KIND:"). */
 static int gen_parse_count(const char *spec, const char *name,
-			   const char *num, unsigned *n, struct err *e)
+			   const char *num, size_t len, unsigned *n,
+			   struct err *e)
 {
 	unsigned long v = 0;
-	const char *p;
+	size_t i;
 
-	if (!*num)
+	if (!len)
 		return ref_fail(e, GEN_PREFIX, spec,
 				"nothing after ':', expected a count, e.g. generate:%s:32",
 				name);
-	for (p = num; *p >= '0' && *p <= '9'; p++)
+	for (i = 0; i < len && num[i] >= '0' && num[i] <= '9'; i++)
 		if (v <= GEN_MAX_N)
-			v = v * 10 + (unsigned long)(*p - '0');
-	if (*p == ':')
+			v = v * 10 + (unsigned long)(num[i] - '0');
+	if (i < len && num[i] == ':')
 		return ref_fail(e, GEN_PREFIX, spec,
 				"extra text after the count (generate:KIND[:N])");
-	if (*p)
+	if (i < len)
 		return ref_fail(e, GEN_PREFIX, spec,
 				"the count is not a decimal number");
 	if (v == 0)
@@ -117,33 +128,98 @@ static int gen_parse_count(const char *spec, const char *name,
 	return 0;
 }
 
+/* password[:LEN[:CHARSET]]; rest is the text after "password:", or NULL. */
+static int gen_parse_password(const char *spec, const char *rest,
+			      struct gen_spec *g, struct err *e)
+{
+	const char *colon;
+	int cs;
+
+	g->n = GEN_PASSWORD_DEFAULT;
+	if (!rest)
+		return 0;
+	colon = strchr(rest, ':');
+	if (colon == rest)
+		return ref_fail(e, GEN_PREFIX, spec,
+				"no length before the character set, e.g. generate:password:32:alnum+symbols");
+	if (gen_parse_count(spec, "password", rest,
+			    colon ? (size_t)(colon - rest) : strlen(rest),
+			    &g->n, e) < 0)
+		return -1;
+	if (!colon)
+		return 0;
+	cs = gen_lookup(gen_charsets, GEN_NCHARSETS, colon + 1,
+			strlen(colon + 1));
+	if (cs < 0)
+		return ref_fail(e, GEN_PREFIX, spec,
+				"unknown character set after the length, expected alnum or alnum+symbols");
+	g->charset = (enum gen_charset)cs;
+	return 0;
+}
+
+/* A key name as in .env: [A-Za-z_][A-Za-z0-9_]* */
+static bool gen_key_valid(const char *s)
+{
+	if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))
+		return false;
+	for (s++; *s; s++)
+		if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+		      (*s >= '0' && *s <= '9') || *s == '_'))
+			return false;
+	return true;
+}
+
+/* argon2id:KEY; rest is the text after "argon2id:", or NULL. */
+static int gen_parse_source(const char *spec, const char *rest,
+			    struct gen_spec *g, struct err *e)
+{
+	if (!rest || !*rest)
+		return ref_fail(e, GEN_PREFIX, spec,
+				"generate:argon2id needs the key whose value it hashes, e.g. generate:argon2id:PASSWORD");
+	if (!gen_key_valid(rest))
+		return ref_fail(e, GEN_PREFIX, spec,
+				"bad key name after argon2id: ([A-Za-z_][A-Za-z0-9_]*)");
+	g->source = strdup(rest);
+	if (!g->source)
+		return err_set(e, ERR_NOMEM, "out of memory");
+	return 0;
+}
+
 int gen_parse(const char *spec, struct gen_spec *g, struct err *e)
 {
 	const char *colon = strchr(spec, ':');
+	const char *rest = colon ? colon + 1 : NULL;
 	size_t len = colon ? (size_t)(colon - spec) : strlen(spec);
-	int k = gen_kind_lookup(spec, len);
+	int k = gen_lookup(gen_names, GEN_NKINDS, spec, len);
 	const char *name;
 
+	memset(g, 0, sizeof(*g));
 	if (k < 0)
 		return ref_fail(e, GEN_PREFIX, spec,
-				"unknown kind, expected password, hex, base64, base64url, uuid or fernet");
+				"unknown kind, expected password, hex, base64, base64url, uuid, fernet, ed25519 or argon2id");
 	name = gen_names[k];
 	g->kind = (enum gen_kind)k;
-	g->n = 0;
+	if (g->kind == GEN_PASSWORD)
+		return gen_parse_password(spec, rest, g, e);
+	if (g->kind == GEN_ARGON2ID)
+		return gen_parse_source(spec, rest, g, e);
 	if (!gen_has_count(g->kind)) {
 		if (colon)
 			return ref_fail(e, GEN_PREFIX, spec,
 					"generate:%s takes no count", name);
 		return 0;
 	}
-	if (colon)
-		return gen_parse_count(spec, name, colon + 1, &g->n, e);
-	if (g->kind != GEN_PASSWORD)
+	if (!colon)
 		return ref_fail(e, GEN_PREFIX, spec,
 				"generate:%s needs a byte count, e.g. generate:%s:32",
 				name, name);
-	g->n = GEN_PASSWORD_DEFAULT;
-	return 0;
+	return gen_parse_count(spec, name, rest, strlen(rest), &g->n, e);
+}
+
+void gen_spec_free(struct gen_spec *g)
+{
+	free(g->source);
+	memset(g, 0, sizeof(*g));
 }
 
 /* ------------------------------------------------------------------ */
@@ -202,12 +278,22 @@ static int gen_write(struct ref_out *o, const struct gen_spec *g)
 {
 	char num[16];
 
-	if ((unsigned)g->kind >= GEN_NKINDS)
+	if ((unsigned)g->kind >= GEN_NKINDS ||
+	    (unsigned)g->charset >= GEN_NCHARSETS ||
+	    (g->kind == GEN_ARGON2ID && (!g->source || !gen_key_valid(g->source))))
 		return -1;
 	ref_puts(o, gen_names[g->kind]);
 	if (gen_has_count(g->kind)) {
 		snprintf(num, sizeof(num), ":%u", g->n);
 		ref_puts(o, num);
+	}
+	if (g->kind == GEN_PASSWORD && g->charset != GEN_CHARSET_ALNUM) {
+		ref_putc(o, ':');
+		ref_puts(o, gen_charsets[g->charset]);
+	}
+	if (g->kind == GEN_ARGON2ID) {
+		ref_putc(o, ':');
+		ref_puts(o, g->source);
 	}
 	return 0;
 }
@@ -437,5 +523,6 @@ void ref_free(struct ref *r)
 	free(r->locator);
 	free(r->params);
 	free(r->field);
+	gen_spec_free(&r->gen);
 	memset(r, 0, sizeof(*r));
 }

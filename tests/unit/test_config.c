@@ -458,6 +458,30 @@ static void test_generate_needs_store(void **state)
 	config_free(&c);
 }
 
+static void test_argon2id_source(void **state)
+{
+	struct config c;
+
+	(void)state;
+	main_error(PROV "[app a]\nstore = local://a\nenv.HASH = generate:argon2id:HASH\n",
+		   6, "env.HASH: generate:argon2id:HASH would hash its own value");
+	/* the source may be another env key or a store key */
+	put("secretfs.conf",
+	    PROV "[app a]\nstore = local://a\n"
+	    "env.PW = generate:password:24:alnum+symbols\n"
+	    "env.PW_HASH = generate:argon2id:PW\n"
+	    "env.ADMIN_HASH = generate:argon2id:ADMIN_PASSWORD\n");
+	load_ok(&c);
+	assert_int_equal(c.apps[0].nenv, 3);
+	/* sorted: ADMIN_HASH, PW, PW_HASH */
+	assert_int_equal(c.apps[0].env[0].ref.gen.kind, GEN_ARGON2ID);
+	assert_string_equal(c.apps[0].env[0].ref.gen.source, "ADMIN_PASSWORD");
+	assert_int_equal(c.apps[0].env[1].ref.gen.charset,
+			 GEN_CHARSET_ALNUM_SYMBOLS);
+	assert_string_equal(c.apps[0].env[2].ref.gen.source, "PW");
+	config_free(&c);
+}
+
 static void test_dropin_errors(void **state)
 {
 	(void)state;
@@ -591,6 +615,7 @@ int main(void)
 		T(test_provider_errors),
 		T(test_duplicates),
 		T(test_generate_needs_store),
+		T(test_argon2id_source),
 		T(test_dropin_errors),
 		T(test_unreadable),
 		T(test_owner),

@@ -98,6 +98,7 @@ static void check_bad(const char *s, const char *substr)
 	assert_null(r.locator);
 	assert_null(r.params);
 	assert_null(r.field);
+	assert_null(r.gen.source);
 	ref_free(&r);
 }
 
@@ -186,6 +187,50 @@ static void test_generate_refs(void **state)
 	check_gen("generate:base64url:24", GEN_BASE64URL, 24);
 	check_gen("generate:uuid", GEN_UUID, 0);
 	check_gen("generate:fernet", GEN_FERNET, 0);
+	check_gen("generate:ed25519", GEN_ED25519, 0);
+}
+
+static void check_password(const char *s, unsigned n, enum gen_charset cs)
+{
+	struct ref r;
+
+	parse_ok(s, &r);
+	assert_int_equal(r.kind, REF_GENERATE);
+	assert_int_equal(r.gen.kind, GEN_PASSWORD);
+	assert_int_equal(r.gen.n, n);
+	assert_int_equal(r.gen.charset, cs);
+	assert_null(r.gen.source);
+	ref_free(&r);
+}
+
+static void check_argon2id(const char *s, const char *source)
+{
+	struct ref r;
+
+	parse_ok(s, &r);
+	assert_int_equal(r.kind, REF_GENERATE);
+	assert_int_equal(r.gen.kind, GEN_ARGON2ID);
+	assert_int_equal(r.gen.n, 0);
+	assert_string_equal(r.gen.source, source);
+	ref_free(&r);
+	assert_null(r.gen.source);
+}
+
+static void test_generate_new_kinds(void **state)
+{
+	(void)state;
+	check_password("generate:password", 32, GEN_CHARSET_ALNUM);
+	check_password("generate:password:12", 12, GEN_CHARSET_ALNUM);
+	check_password("generate:password:12:alnum", 12, GEN_CHARSET_ALNUM);
+	check_password("generate:password:24:alnum+symbols", 24,
+		       GEN_CHARSET_ALNUM_SYMBOLS);
+	check_password("generate:password:1:alnum+symbols", 1,
+		       GEN_CHARSET_ALNUM_SYMBOLS);
+	check_password("generate:password:4096:alnum+symbols", 4096,
+		       GEN_CHARSET_ALNUM_SYMBOLS);
+	check_argon2id("generate:argon2id:DB_PASSWORD", "DB_PASSWORD");
+	check_argon2id("generate:argon2id:_", "_");
+	check_argon2id("generate:argon2id:a9_Z", "a9_Z");
 }
 
 static void check_bad_gen(const char *spec, const char *substr)
@@ -195,8 +240,11 @@ static void check_bad_gen(const char *spec, const char *substr)
 	char full[256];
 	struct ref r;
 
+	g.source = (char *)"not freed, only overwritten";
 	if (gen_parse(spec, &g, &e) == 0)
 		fail_msg("gen_parse(\"%s\") succeeded", spec);
+	assert_null(g.source);	/* nothing left allocated */
+	gen_spec_free(&g);
 	assert_int_equal(e.code, ERR_INVALID);
 	if (!strstr(e.msg, substr))
 		fail_msg("gen_parse(\"%s\"): message \"%s\" lacks \"%s\"", spec,
@@ -234,6 +282,31 @@ static void test_bad_generate(void **state)
 	check_bad_gen("uuid:4", "generate:uuid takes no count");
 	check_bad_gen("fernet:32", "generate:fernet takes no count");
 	check_bad_gen("uuid:", "takes no count");
+	/* password charsets */
+	check_bad_gen("password:16:", "unknown character set after the length, expected alnum or alnum+symbols");
+	check_bad_gen("password:16:symbols", "unknown character set");
+	check_bad_gen("password:16:ALNUM", "unknown character set");
+	check_bad_gen("password:16:alnum+", "unknown character set");
+	check_bad_gen("password:16:alnum+symbols:x", "unknown character set");
+	check_bad_gen("password::alnum+symbols", "no length before the character set");
+	check_bad_gen("password:alnum+symbols", "not a decimal number");
+	check_bad_gen("password:0:alnum+symbols", "at least 1");
+	check_bad_gen("password:4097:alnum", "more than 4096");
+	check_bad_gen("password:1x:alnum", "not a decimal number");
+	check_bad_gen("hex:16:alnum", "extra text after the count");
+	/* ed25519 */
+	check_bad_gen("ed25519:32", "generate:ed25519 takes no count");
+	check_bad_gen("ed25519:", "takes no count");
+	check_bad_gen("Ed25519", "unknown kind, expected password, hex, base64, base64url, uuid, fernet, ed25519 or argon2id");
+	/* argon2id */
+	check_bad_gen("argon2id", "generate:argon2id needs the key whose value it hashes, e.g. generate:argon2id:PASSWORD");
+	check_bad_gen("argon2id:", "needs the key whose value it hashes");
+	check_bad_gen("argon2id:1KEY", "bad key name after argon2id: ([A-Za-z_][A-Za-z0-9_]*)");
+	check_bad_gen("argon2id:A:B", "bad key name");
+	check_bad_gen("argon2id:A-B", "bad key name");
+	check_bad_gen("argon2id:A%42", "bad key name");
+	check_bad_gen("argon2id:caf\xc3\xa9", "bad key name");
+	check_bad_gen("argon2:KEY", "unknown kind");
 }
 
 /* ref_parse(ref_format(r)) == r, and the text is canonical. */
@@ -259,6 +332,8 @@ static void check_round_trip(const char *in, const char *canonical)
 	if (a.kind == REF_GENERATE) {
 		assert_int_equal(a.gen.kind, b.gen.kind);
 		assert_int_equal(a.gen.n, b.gen.n);
+		assert_int_equal(a.gen.charset, b.gen.charset);
+		assert_streq_or_null(a.gen.source, b.gen.source);
 	} else {
 		assert_string_equal(a.provider, b.provider);
 		assert_string_equal(a.locator, b.locator);
@@ -292,6 +367,14 @@ static void test_format_round_trip(void **state)
 	check_round_trip("generate:base64url:4096", "generate:base64url:4096");
 	check_round_trip("generate:uuid", "generate:uuid");
 	check_round_trip("generate:fernet", "generate:fernet");
+	check_round_trip("generate:password:16:alnum", "generate:password:16");
+	check_round_trip("generate:password:016:alnum+symbols",
+			 "generate:password:16:alnum+symbols");
+	check_round_trip("generate:password:4096:alnum+symbols",
+			 "generate:password:4096:alnum+symbols");
+	check_round_trip("generate:ed25519", "generate:ed25519");
+	check_round_trip("generate:argon2id:DB_PASSWORD",
+			 "generate:argon2id:DB_PASSWORD");
 }
 
 static void test_format_built_ref(void **state)
@@ -315,18 +398,33 @@ static void test_format_built_ref(void **state)
 
 static void test_gen_format(void **state)
 {
-	struct gen_spec g = { GEN_PASSWORD, 32 };
-	char buf[32];
+	struct gen_spec g = { .kind = GEN_PASSWORD, .n = 32 };
+	char buf[32], src[] = "SOURCE_KEY", bad[] = "a-b";
 
 	(void)state;
 	assert_int_equal(gen_format(&g, buf, sizeof(buf)), 11);
 	assert_string_equal(buf, "password:32");
-	g = (struct gen_spec){ GEN_UUID, 0 };
+	g.charset = GEN_CHARSET_ALNUM_SYMBOLS;
+	assert_int_equal(gen_format(&g, buf, sizeof(buf)), 25);
+	assert_string_equal(buf, "password:32:alnum+symbols");
+	g.charset = (enum gen_charset)5;
+	assert_int_equal(gen_format(&g, buf, sizeof(buf)), -1);
+	g = (struct gen_spec){ .kind = GEN_UUID };
 	assert_int_equal(gen_format(&g, buf, sizeof(buf)), 4);
 	assert_string_equal(buf, "uuid");
-	g = (struct gen_spec){ GEN_BASE64URL, 7 };
+	g = (struct gen_spec){ .kind = GEN_BASE64URL, .n = 7 };
 	assert_int_equal(gen_format(&g, buf, sizeof(buf)), 11);
 	assert_string_equal(buf, "base64url:7");
+	g = (struct gen_spec){ .kind = GEN_ED25519 };
+	assert_int_equal(gen_format(&g, buf, sizeof(buf)), 7);
+	assert_string_equal(buf, "ed25519");
+	g = (struct gen_spec){ .kind = GEN_ARGON2ID, .source = src };
+	assert_int_equal(gen_format(&g, buf, sizeof(buf)), 19);
+	assert_string_equal(buf, "argon2id:SOURCE_KEY");
+	g.source = bad;		/* would not parse back */
+	assert_int_equal(gen_format(&g, buf, sizeof(buf)), -1);
+	g.source = NULL;
+	assert_int_equal(gen_format(&g, buf, sizeof(buf)), -1);
 	g.kind = (enum gen_kind)42;
 	assert_int_equal(gen_format(&g, buf, sizeof(buf)), -1);
 }
@@ -375,6 +473,27 @@ static void test_free_twice(void **state)
 	assert_memory_equal(&r, &zero, sizeof(r));
 	ref_free(&r);
 	assert_memory_equal(&r, &zero, sizeof(r));
+	parse_ok("generate:argon2id:KEY", &r);
+	ref_free(&r);
+	assert_memory_equal(&r, &zero, sizeof(r));
+	ref_free(&r);
+}
+
+static void test_gen_spec_free(void **state)
+{
+	struct gen_spec g = { 0 }, zero = { 0 };
+	struct err e = { 0 };
+
+	(void)state;
+	gen_spec_free(&g);
+	assert_memory_equal(&g, &zero, sizeof(g));
+	assert_int_equal(gen_parse("argon2id:K", &g, &e), 0);
+	assert_non_null(g.source);
+	gen_spec_free(&g);
+	assert_memory_equal(&g, &zero, sizeof(g));
+	assert_int_equal(gen_parse("argon2id:-", &g, &e), -1);
+	gen_spec_free(&g);
+	assert_memory_equal(&g, &zero, sizeof(g));
 }
 
 static void test_scheme_valid(void **state)
@@ -405,12 +524,14 @@ int main(void)
 		cmocka_unit_test(test_bad_refs),
 		cmocka_unit_test(test_bad_quote_escaped),
 		cmocka_unit_test(test_generate_refs),
+		cmocka_unit_test(test_generate_new_kinds),
 		cmocka_unit_test(test_bad_generate),
 		cmocka_unit_test(test_format_round_trip),
 		cmocka_unit_test(test_format_built_ref),
 		cmocka_unit_test(test_gen_format),
 		cmocka_unit_test(test_same_entry),
 		cmocka_unit_test(test_free_twice),
+		cmocka_unit_test(test_gen_spec_free),
 		cmocka_unit_test(test_scheme_valid),
 	};
 
