@@ -81,5 +81,9 @@ struct cache_stats {
 	unsigned long hits, misses, fetches, evictions, stale_served;
 };
 void cache_get_stats(struct cache *c, struct cache_stats *st);
+/* Tests only: true when the n bytes at needle occur in any cached
+ * ciphertext (they never should: values are held encrypted). */
+bool cache_debug_ciphertext_contains(struct cache *c, const void *needle,
+				     size_t n);
 
 #endif
