@@ -127,42 +127,65 @@ static struct conf_where here(const struct loader *ld)
 
 /* ---- durations, modes, owners, names ---- */
 
-int config_parse_duration(const char *s, long *ms, struct err *e)
+struct config_unit {
+	const char *unit;
+	long scale;
+};
+
+/* A number followed by one of units ("" for a bare number). what and
+ * units_text name the kind in messages. */
+static int config_parse_scaled(const char *s, const struct config_unit *units,
+			       size_t nunits, const char *what,
+			       const char *units_text, long *out, struct err *e)
 {
-	static const struct {
-		const char *unit;
-		long ms;
-	} units[] = {
-		{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
-		{ "h", 3600000 }, { "d", 86400000 },
-	};
 	const char *p = s;
 	long n = 0;
 
 	if (*p == '-')
-		return err_set(e, ERR_INVALID,
-			       "bad duration '%s': must not be negative", s);
+		return err_set(e, ERR_INVALID, "bad %s '%s': must not be negative",
+			       what, s);
 	if (!isdigit((unsigned char)*p))
-		return err_set(e, ERR_INVALID,
-			       "bad duration '%s': expected a number and a unit (250ms, 30s, 5m, 24h, 2d)",
-			       s);
+		return err_set(e, ERR_INVALID, "bad %s '%s': expected a number and a unit (%s)",
+			       what, s, units_text);
 	for (; isdigit((unsigned char)*p); p++)
 		if (__builtin_mul_overflow(n, 10, &n) ||
 		    __builtin_add_overflow(n, *p - '0', &n))
-			return err_set(e, ERR_INVALID,
-				       "bad duration '%s': too large", s);
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+			return err_set(e, ERR_INVALID, "bad %s '%s': too large", what, s);
+	for (size_t i = 0; i < nunits; i++) {
 		if (strcmp(p, units[i].unit))
 			continue;
-		if (__builtin_mul_overflow(n, units[i].ms, &n))
-			return err_set(e, ERR_INVALID,
-				       "bad duration '%s': too large", s);
-		*ms = n;
+		if (__builtin_mul_overflow(n, units[i].scale, &n))
+			return err_set(e, ERR_INVALID, "bad %s '%s': too large", what, s);
+		*out = n;
 		return 0;
 	}
-	return err_set(e, ERR_INVALID,
-		       "bad duration '%s': unknown unit '%s' (ms, s, m, h, d)",
-		       s, p);
+	return err_set(e, ERR_INVALID, "bad %s '%s': unknown unit '%s' (%s)",
+		       what, s, p, units_text);
+}
+
+int config_parse_duration(const char *s, long *ms, struct err *e)
+{
+	static const struct config_unit units[] = {
+		{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
+		{ "h", 3600000 }, { "d", 86400000 },
+	};
+
+	return config_parse_scaled(s, units, sizeof(units) / sizeof(units[0]),
+				   "duration", "250ms, 30s, 5m, 24h, 2d", ms, e);
+}
+
+int config_parse_size(const char *s, size_t *bytes, struct err *e)
+{
+	static const struct config_unit units[] = {
+		{ "", 1 }, { "K", 1L << 10 }, { "M", 1L << 20 }, { "G", 1L << 30 },
+	};
+	long n;
+
+	if (config_parse_scaled(s, units, sizeof(units) / sizeof(units[0]),
+				"size", "512K, 64M, 1G", &n, e) < 0)
+		return -1;
+	*bytes = (size_t)n;
+	return 0;
 }
 
 static int mode_parse(struct loader *ld, const char *s, mode_t *mode)
@@ -408,6 +431,7 @@ static int app_open(struct loader *ld, const char *name)
 	c->apps = a;
 	a = &a[c->napps];
 	*a = (struct app_conf){ .name = strdup(name), .mode = 0400,
+				.ttl_ms = -1, .refresh_ms = -1, .max_stale_ms = -1,
 				.where = here(ld) };
 	if (!a->name)
 		return oom(ld);
@@ -542,7 +566,12 @@ static int global_set(struct loader *ld, const char *key, const char *value)
 		*at = here(ld);
 		return 0;
 	}
-	return fail(ld, "[secretfs] has no setting '%s' (ttl, refresh, max_stale, request_timeout)",
+	if (!strcmp(key, "cache_size")) {
+		if (config_parse_size(value, &ld->c->cache_bytes, ld->e) < 0)
+			return fail_prefixed(ld, key);
+		return 0;
+	}
+	return fail(ld, "[secretfs] has no setting '%s' (ttl, refresh, max_stale, request_timeout, cache_size)",
 		    key);
 }
 
@@ -671,6 +700,20 @@ static int app_keys(struct loader *ld, const char *key, const char *value)
 	return mapping_add(ld, &a->keys, &a->nkeys, name, &r);
 }
 
+/* ttl, refresh, max_stale of one app (-1 until set: [secretfs]'s apply). */
+static int app_policy(struct loader *ld, struct app_conf *a, const char *key,
+		      const char *value)
+{
+	long *field = !strcmp(key, "ttl") ? &a->ttl_ms :
+		      !strcmp(key, "refresh") ? &a->refresh_ms : &a->max_stale_ms;
+
+	if (*field >= 0)
+		return fail(ld, "'%s' is set twice in app %s", key, a->name);
+	if (config_parse_duration(value, field, ld->e) < 0)
+		return fail_prefixed(ld, key);
+	return 0;
+}
+
 static int app_set(struct loader *ld, const char *key, const char *value)
 {
 	struct app_conf *a = cur_app(ld);
@@ -689,11 +732,13 @@ static int app_set(struct loader *ld, const char *key, const char *value)
 	}
 	if (!strcmp(key, "store"))
 		return app_store(ld, value);
+	if (!strcmp(key, "ttl") || !strcmp(key, "refresh") || !strcmp(key, "max_stale"))
+		return app_policy(ld, a, key, value);
 	if (!strncmp(key, "env.", 4))
 		return app_env(ld, key, value);
 	if (!strncmp(key, "keys.", 5))
 		return app_keys(ld, key, value);
-	return fail(ld, "app %s has no setting '%s' (owner, mode, store, env.KEY, keys.ENV)",
+	return fail(ld, "app %s has no setting '%s' (owner, mode, store, env.KEY, keys.ENV, ttl, refresh, max_stale)",
 		    a->name, key);
 }
 
@@ -1014,6 +1059,12 @@ static int config_finish(struct loader *ld)
 	for (size_t i = 0; i < c->napps; i++) {
 		struct app_conf *a = &c->apps[i];
 
+		if (a->ttl_ms < 0)
+			a->ttl_ms = c->ttl_ms;
+		if (a->refresh_ms < 0)
+			a->refresh_ms = c->refresh_ms;
+		if (a->max_stale_ms < 0)
+			a->max_stale_ms = c->max_stale_ms;
 		if (a->nenv)
 			qsort(a->env, a->nenv, sizeof(*a->env), mapping_cmp);
 		if (a->nkeys)
@@ -1037,6 +1088,7 @@ int config_load(const char *path, struct config *c, struct err *e)
 	c->refresh_ms = 60 * 1000;
 	c->max_stale_ms = 24L * 3600 * 1000;
 	c->request_timeout_ms = 10 * 1000;
+	c->cache_bytes = 64 * 1024 * 1024;
 	err_clear(e);
 
 	if (file_load(&ld, path) < 0 || dropins_list(&ld, path, &dropins) < 0)

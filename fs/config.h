@@ -53,6 +53,10 @@ struct app_conf {
 	size_t nenv;
 	struct conf_mapping *keys;	/* sorted by name; "default" first is not special */
 	size_t nkeys;
+	/* cache policy in milliseconds: the app's own, else [secretfs]'s */
+	long ttl_ms;
+	long refresh_ms;
+	long max_stale_ms;
 	struct conf_where where;
 };
 
@@ -62,6 +66,7 @@ struct config {
 	long refresh_ms;
 	long max_stale_ms;
 	long request_timeout_ms;
+	size_t cache_bytes;	/* bound on the cache's memory; default 64 MiB */
 	struct provider_conf *providers;
 	size_t nproviders;
 	struct app_conf *apps;	/* sorted by name */
@@ -79,6 +84,8 @@ void config_free(struct config *c);
 
 /* "30s" "5m" "24h" "2d" "250ms", or a bare number of seconds. */
 int config_parse_duration(const char *s, long *ms, struct err *e);
+/* "512K" "64M" "1G", or a bare number of bytes. */
+int config_parse_size(const char *s, size_t *bytes, struct err *e);
 
 const struct provider_conf *config_provider(const struct config *c,
 					    const char *name);
