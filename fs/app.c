@@ -13,20 +13,40 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+#include <unistd.h>
+
 #include "dotenv.h"
 #include "generate.h"
 #include "log.h"
 
-#define APP_STORE_ATTEMPTS 8
+#define APP_STORE_ATTEMPTS 12
+
+/* How long "no such entry" is remembered: briefly, so an entry someone
+ * creates shows up soon. */
+#define APP_NEGATIVE_TTL_MS 2000
+
+enum app_via { VIA_CACHE, VIA_PROVIDER };
 
 int appfs_open(struct appfs *fs, const struct config *cfg, struct err *e)
 {
+	struct cache_conf cc = { APP_NEGATIVE_TTL_MS, cfg->cache_bytes };
+
+	memset(fs, 0, sizeof(*fs));
 	fs->cfg = cfg;
+	for (size_t i = 0; i < APP_WRITE_LOCKS; i++)
+		pthread_mutex_init(&fs->write_locks[i], NULL);
+	fs->cache = cache_new(&cc, e);
+	if (!fs->cache)
+		return -1;
 	return provider_open_all(cfg, &fs->prov, &fs->nprov, e);
 }
 
 void appfs_close(struct appfs *fs)
 {
+	/* the refresher calls providers: stop it first */
+	cache_free(fs->cache);
+	fs->cache = NULL;
 	provider_close_all(fs->prov, fs->nprov);
 	fs->prov = NULL;
 	fs->nprov = 0;
@@ -67,29 +87,37 @@ static struct provider *app_provider(struct appfs *fs, const struct ref *r,
 	return p;
 }
 
-/* Fetch the entry a reference names; a failure names the reference. */
-static int app_fetch(struct appfs *fs, const struct ref *r, struct entry *en,
+/* Fetch the entry a reference names, through the cache with the app's
+ * policy, or straight from the provider (VIA_PROVIDER: what a write
+ * compares against must be current). A failure names the reference. */
+static int app_fetch(struct appfs *fs, const struct app_conf *app,
+		     const struct ref *r, enum app_via via, struct entry *en,
 		     struct err *e)
 {
 	struct provider *p = app_provider(fs, r, e);
+	struct cache_policy pol = { app->ttl_ms, app->refresh_ms, app->max_stale_ms };
 	char text[1024];
+	int rc;
 
 	if (!p)
 		return -1;
-	if (p->ops->fetch(p->state, r->locator, r->params, en, e) == 0)
-		return 0;
-	return err_prefix(e, "%s: ", app_ref_text(r, text, sizeof(text)));
+	if (via == VIA_PROVIDER || !fs->cache)
+		rc = p->ops->fetch(p->state, r->locator, r->params, en, e);
+	else
+		rc = cache_fetch(fs->cache, p, r->locator, r->params, &pol, en, NULL, e);
+	return rc == 0 ? 0 : err_prefix(e, "%s: ", app_ref_text(r, text, sizeof(text)));
 }
 
 /* The app's store entry; a missing one is empty (it is created on the
  * first write). *exists tells which. */
 static int app_fetch_store(struct appfs *fs, const struct app_conf *app,
-			   struct entry *en, bool *exists, struct err *e)
+			   enum app_via via, struct entry *en, bool *exists,
+			   struct err *e)
 {
 	*exists = false;
 	if (!app->has_store)
 		return 0;
-	if (app_fetch(fs, &app->store, en, e) == 0) {
+	if (app_fetch(fs, app, &app->store, via, en, e) == 0) {
 		*exists = true;
 		return 0;
 	}
@@ -146,11 +174,11 @@ static int app_select(const struct entry *en, const struct ref *r,
 }
 
 /* Fetch one reference's entry and select its value. */
-static int app_resolve(struct appfs *fs, const struct ref *r,
-		       struct secbuf *out, struct err *e)
+static int app_resolve(struct appfs *fs, const struct app_conf *app,
+		       const struct ref *r, struct secbuf *out, struct err *e)
 {
 	struct entry en = ENTRY_INIT;
-	int rc = app_fetch(fs, r, &en, e);
+	int rc = app_fetch(fs, app, r, VIA_CACHE, &en, e);
 
 	if (rc == 0)
 		rc = app_select(&en, r, out, e);
@@ -168,13 +196,59 @@ static int app_resolve(struct appfs *fs, const struct ref *r,
 typedef int (*app_edit_fn)(void *ctx, const struct kvmap *cur,
 			   struct kvmap *next, bool *changed, struct err *e);
 
-/* Read-modify-write of the store entry with compare-and-set, retried when
- * the entry moved underneath. */
+/* One writer per store entry at a time within this process: CAS keeps
+ * processes apart, this keeps our own threads from failing each other's
+ * compare-and-set in a loop. */
+static pthread_mutex_t *app_write_lock(struct appfs *fs, const struct provider *p,
+				       const char *locator)
+{
+	uint32_t h = 2166136261u;	/* FNV-1a */
+
+	for (const char *s = p->name; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	for (const char *s = locator; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return &fs->write_locks[h % APP_WRITE_LOCKS];
+}
+
+/* One attempt: read the entry as the store has it, edit, store with CAS.
+ * The cache learns what the store holds afterwards either way. */
+static int app_store_attempt(struct appfs *fs, const struct app_conf *app,
+			     struct provider *p, app_edit_fn edit, void *ctx,
+			     struct err *e)
+{
+	struct entry cur = ENTRY_INIT, next = ENTRY_INIT;
+	bool exists, changed = false;
+	const char *expect = NULL;
+	int rc = app_fetch_store(fs, app, VIA_PROVIDER, &cur, &exists, e);
+
+	if (rc == 0 && kvmap_copy(&next.map, &cur.map) < 0)
+		rc = err_set(e, ERR_NOMEM, "out of memory");
+	if (rc == 0)
+		rc = edit(ctx, &cur.map, &next.map, &changed, e);
+	if (p->ops->caps & PROVIDER_CAP_CAS)
+		expect = exists ? cur.version : PROVIDER_EXPECT_ABSENT;
+	if (rc == 0 && changed)
+		rc = p->ops->store(p->state, app->store.locator, &next.map,
+				   expect, next.version, e);
+	if (fs->cache && rc == 0)
+		cache_stored(fs->cache, p, app->store.locator, changed ? &next : &cur);
+	else if (fs->cache)
+		cache_forget(fs->cache, p, app->store.locator);
+	entry_free(&next);
+	entry_free(&cur);
+	return rc;
+}
+
+/* Read-modify-write of the store entry with compare-and-set, retried with
+ * jittered backoff when the entry moved underneath. */
 static int app_store_update(struct appfs *fs, const struct app_conf *app,
 			    app_edit_fn edit, void *ctx, struct err *e)
 {
+	pthread_mutex_t *lock;
 	struct provider *p;
 	char text[1024];
+	int rc = -1;
 
 	if (!app->has_store)
 		return err_set(e, ERR_READONLY, "the app has no store to write to");
@@ -184,32 +258,22 @@ static int app_store_update(struct appfs *fs, const struct app_conf *app,
 	if (!p->ops->store)
 		return err_set(e, ERR_READONLY, "%s: provider %s is read-only",
 			       app_ref_text(&app->store, text, sizeof(text)), p->name);
+	lock = app_write_lock(fs, p, app->store.locator);
+	pthread_mutex_lock(lock);
 	for (int attempt = 0; attempt < APP_STORE_ATTEMPTS; attempt++) {
-		struct entry cur = ENTRY_INIT;
-		struct kvmap next = KVMAP_INIT;
-		bool exists, changed = false;
-		const char *expect = NULL;
-		int rc = app_fetch_store(fs, app, &cur, &exists, e);
-
-		if (rc == 0 && kvmap_copy(&next, &cur.map) < 0)
-			rc = err_set(e, ERR_NOMEM, "out of memory");
-		if (rc == 0)
-			rc = edit(ctx, &cur.map, &next, &changed, e);
-		if (p->ops->caps & PROVIDER_CAP_CAS)
-			expect = exists ? cur.version : PROVIDER_EXPECT_ABSENT;
-		if (rc == 0 && changed)
-			rc = p->ops->store(p->state, app->store.locator, &next,
-					   expect, NULL, e);
-		kvmap_free(&next);
-		entry_free(&cur);
+		rc = app_store_attempt(fs, app, p, edit, ctx, e);
 		if (rc == 0 || e->code != ERR_CONFLICT)
-			return rc;
+			break;
 		log_debug("app %s: store entry changed during the write, retrying",
 			  app->name);
+		usleep(randombytes_uniform(2000u << (attempt < 6 ? attempt : 6)));
 	}
-	return err_set(e, ERR_BUSY, "%s kept changing; gave up after %d attempts",
-		       app_ref_text(&app->store, text, sizeof(text)),
-		       APP_STORE_ATTEMPTS);
+	pthread_mutex_unlock(lock);
+	if (rc < 0 && e->code == ERR_CONFLICT)
+		return err_set(e, ERR_BUSY, "%s kept changing; gave up after %d attempts",
+			       app_ref_text(&app->store, text, sizeof(text)),
+			       APP_STORE_ATTEMPTS);
+	return rc;
 }
 
 /* One missing generated key into next. A hash (argon2id:KEY) is made of
@@ -280,13 +344,14 @@ static int app_fetch_store_generated(struct appfs *fs,
 {
 	bool exists;
 
-	if (app_fetch_store(fs, app, en, &exists, e) < 0)
+	if (app_fetch_store(fs, app, VIA_CACHE, en, &exists, e) < 0)
 		return -1;
 	if (!app_missing_generated(app, &en->map))
 		return 0;
 	entry_free(en);
+	/* the update leaves what the store holds now in the cache */
 	if (app_store_update(fs, app, app_edit_generate, (void *)app, e) < 0 ||
-	    app_fetch_store(fs, app, en, &exists, e) < 0)
+	    app_fetch_store(fs, app, VIA_CACHE, en, &exists, e) < 0)
 		return -1;
 	if (app_missing_generated(app, &en->map))
 		return err_set(e, ERR_PROVIDER,
@@ -315,7 +380,7 @@ static int app_values(struct appfs *fs, const struct app_conf *app,
 		if (app->has_store && ref_same_entry(r, &app->store))
 			rc = app_select(&store, r, &val, e);
 		else
-			rc = app_resolve(fs, r, &val, e);
+			rc = app_resolve(fs, app, r, &val, e);
 		if (rc == 0 && kvmap_set(vals, app->env[i].name, val.data, val.len) < 0)
 			rc = err_set(e, ERR_NOMEM, "out of memory");
 	}
@@ -337,7 +402,7 @@ static int app_key_value(struct appfs *fs, const struct app_conf *app,
 	int rc;
 
 	if (m && m->ref.kind == REF_PROVIDER)
-		return app_resolve(fs, &m->ref, out, e);
+		return app_resolve(fs, app, &m->ref, out, e);
 	rc = app_fetch_store_generated(fs, app, &store, e);
 	kv = rc == 0 ? kvmap_get(&store.map, key) : NULL;
 	if (rc == 0 && !kv)
@@ -368,7 +433,7 @@ static int app_keys_values(struct appfs *fs, const struct app_conf *app,
 				name[n++] = (char)toupper((unsigned char)env[j]);
 			name[n] = '\0';
 		}
-		rc = app_resolve(fs, &app->keys[i].ref, &val, e);
+		rc = app_resolve(fs, app, &app->keys[i].ref, &val, e);
 		if (rc == 0 && kvmap_set(vals, name, val.data, val.len) < 0)
 			rc = err_set(e, ERR_NOMEM, "out of memory");
 	}
@@ -444,7 +509,7 @@ int app_list(struct appfs *fs, const struct app_conf *app, struct strv *out,
 	struct entry store = ENTRY_INIT;
 	struct kvmap names = KVMAP_INIT;
 	bool exists;
-	int rc = app_fetch_store(fs, app, &store, &exists, e);
+	int rc = app_fetch_store(fs, app, VIA_CACHE, &store, &exists, e);
 
 	/* a kvmap with empty values is a sorted set of names */
 	for (size_t i = 0; rc == 0 && i < store.map.n; i++)
@@ -478,7 +543,7 @@ int app_lookup(struct appfs *fs, const struct app_conf *app, const char *name,
 		return app->nkeys ? 0 : err_set(e, ERR_NOTFOUND, "app %s has no keys.*", app->name);
 	if (!app_name_is_file(name))
 		return err_set(e, ERR_NOTFOUND, "not a key name");
-	rc = app_fetch_store(fs, app, &store, &exists, e);
+	rc = app_fetch_store(fs, app, VIA_CACHE, &store, &exists, e);
 	if (rc == 0 && !kvmap_get(&store.map, name))
 		rc = err_set(e, ERR_NOTFOUND, "no key %s", name);
 	entry_free(&store);

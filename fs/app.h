@@ -12,8 +12,10 @@
 #ifndef SECRETFS_APP_H
 #define SECRETFS_APP_H
 
+#include <pthread.h>
 #include <stddef.h>
 
+#include "../cache/cache.h"
 #include "../cache/secmem.h"
 #include "../providers/provider.h"
 #include "config.h"
@@ -25,10 +27,14 @@
 #define APP_ENV_NAME ".env"
 #define APP_KEYS_NAME ".env.keys"
 
+#define APP_WRITE_LOCKS 64
+
 struct appfs {
 	const struct config *cfg;
 	struct provider *prov;
 	size_t nprov;
+	struct cache *cache;
+	pthread_mutex_t write_locks[APP_WRITE_LOCKS];	/* by store entry */
 };
 
 int appfs_open(struct appfs *fs, const struct config *cfg, struct err *e);

@@ -47,6 +47,7 @@ struct ops_handle {
 	struct secbuf data;
 	struct secbuf *buf;	/* &data, or the scratch file's */
 	struct scratch *sc;
+	pid_t pid;		/* of the opener */
 	struct kvmap base;	/* .env: the values the snapshot showed */
 	bool dirty;	/* written to: flush commits */
 	bool truncated;	/* opened with O_TRUNC and not written: release commits */
@@ -437,6 +438,83 @@ static void ops_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info
 	fuse_reply_err(req, 0);
 }
 
+/* ---- what each process last read of .env ----
+ *
+ * The base of a .env edit is what the editor read, not what the file held
+ * when it saved: vim and nano re-open the file (or write a temporary file
+ * and rename it) long after they read it. So each process's last read of
+ * an app's .env is kept, and its later writes merge against that; a
+ * change someone else made meanwhile survives, or is a conflict. */
+
+#define OPS_READERS 64
+#define OPS_READER_MAX_AGE 3600	/* seconds: an edit session */
+
+struct ops_reader {
+	size_t app;
+	pid_t pid;
+	time_t when;
+	struct kvmap base;
+};
+
+static struct ops_reader *ops_reader_find(struct ops_fs *ofs, size_t app,
+					  pid_t pid)
+{
+	for (size_t i = 0; i < OPS_READERS; i++) {
+		struct ops_reader *r = &ofs->readers[i];
+
+		if (r->pid == pid && r->app == app && r->when &&
+		    time(NULL) - r->when < OPS_READER_MAX_AGE)
+			return r;
+	}
+	return NULL;
+}
+
+/* Note what pid read (replace: or wrote). A read keeps an earlier one:
+ * vim reads the file again to back it up just before it saves, and the
+ * base must stay what the user edited. */
+static void ops_reader_note(struct ops_fs *ofs, size_t app, pid_t pid,
+			    const struct kvmap *base, bool replace)
+{
+	struct ops_reader *r;
+
+	pthread_mutex_lock(&ofs->lock);
+	r = ops_reader_find(ofs, app, pid);
+	if (r && !replace) {
+		pthread_mutex_unlock(&ofs->lock);
+		return;
+	}
+	if (!r) {
+		/* else the oldest (or an unused) slot */
+		r = &ofs->readers[0];
+		for (size_t i = 1; i < OPS_READERS; i++)
+			if (ofs->readers[i].when < r->when)
+				r = &ofs->readers[i];
+	}
+	if (kvmap_copy(&r->base, base) == 0) {
+		r->app = app;
+		r->pid = pid;
+		r->when = time(NULL);
+	} else {
+		r->when = 0;
+	}
+	pthread_mutex_unlock(&ofs->lock);
+}
+
+/* The base pid read, into base (replacing it); false if none is known. */
+static bool ops_reader_base(struct ops_fs *ofs, size_t app, pid_t pid,
+			    struct kvmap *base)
+{
+	struct ops_reader *r;
+	bool found = false;
+
+	pthread_mutex_lock(&ofs->lock);
+	r = ops_reader_find(ofs, app, pid);
+	if (r && kvmap_copy(base, &r->base) == 0)
+		found = true;
+	pthread_mutex_unlock(&ofs->lock);
+	return found;
+}
+
 /* ---- files ---- */
 
 static void ops_handle_free(struct ops_fs *ofs, struct ops_handle *h)
@@ -454,15 +532,18 @@ static void ops_handle_free(struct ops_fs *ofs, struct ops_handle *h)
 }
 
 /* Take what a handle wrote, if it is to be committed now: a flush commits
- * what was written, the release also a bare truncation or creation.
- * Clears the flags: a failure is reported once, to that close(). */
+ * what was written, and a new key even when nothing was (`touch NEW`);
+ * the release also a bare truncation, which a flush must not commit:
+ * `> file` closes a dup()ed descriptor before it writes, and that flush
+ * would store an empty value first. Clears the flags: a failure is
+ * reported once, to that close(). */
 static int ops_take_commit(struct ops_handle *h, bool release,
 			   struct secbuf *data, int *failed)
 {
 	int rc = 0;
 
 	pthread_mutex_lock(h->lk);
-	if (h->dirty || (release && h->truncated)) {
+	if (h->dirty || (h->truncated && (release || (h->sc && h->sc->new_key)))) {
 		rc = 1;
 		*failed = h->failed;
 		if (secbuf_set(data, h->buf->data, h->buf->len) < 0)
@@ -495,21 +576,26 @@ static int ops_commit(struct ops_fs *ofs, struct ops_handle *h, bool release,
 	}
 	rc = app_write(ofs->appfs, a, h->name, &h->base, data.data, data.len, e);
 	secbuf_free(&data);
-	if (rc < 0)
-		return -1;
-	log_info("app %s: %s written", a->name, h->name);
+	if (rc == 0)
+		log_info("app %s: %s written", a->name, h->name);
 	if (h->sc) {
-		/* the new key is in the store now: its name is the store's */
+		/* the new key is the store's now, or it failed: either way the
+		 * name no longer shows the scratch file */
 		pthread_mutex_lock(&sd->lock);
 		if (scratch_find(sd, h->name) == h->sc)
 			scratch_unlink(sd, h->sc);
 		pthread_mutex_unlock(&sd->lock);
-		return 0;
+		return rc;
 	}
-	/* later writes through this handle change what was just committed */
+	if (rc < 0)
+		return -1;
+	/* later writes through this handle, or this process, change what was
+	 * just committed */
 	kvmap_free(&h->base);
 	if (app_read(ofs->appfs, a, h->name, &unused, &h->base, e) < 0)
 		log_warn("%s", e->msg);
+	else if (!strcmp(h->name, APP_ENV_NAME))
+		ops_reader_note(ofs, h->app, h->pid, &h->base, true);
 	secbuf_free(&unused);
 	return 0;
 }
@@ -592,6 +678,13 @@ static void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!h) {
 		ops_reply_err(req, &e);
 		return;
+	}
+	h->pid = fuse_req_ctx(req)->pid;
+	if (!h->sc && !strcmp(n->name, APP_ENV_NAME)) {
+		if ((fi->flags & O_ACCMODE) == O_RDONLY)
+			ops_reader_note(ofs, n->app, h->pid, &h->base, false);
+		else
+			ops_reader_base(ofs, n->app, h->pid, &h->base);
 	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
 		h->append = fi->flags & O_APPEND;
@@ -815,7 +908,9 @@ static int ops_create_scratch(struct ops_fs *ofs, size_t app, const char *name,
 	struct scratch *s;
 	int rc;
 
-	app_read(ofs->appfs, &ofs->cfg->apps[app], APP_ENV_NAME, &text, &base, &ignored);
+	if (!ops_reader_base(ofs, app, ctx->pid, &base))
+		app_read(ofs->appfs, &ofs->cfg->apps[app], APP_ENV_NAME, &text,
+			 &base, &ignored);
 	secbuf_free(&text);
 	pthread_mutex_lock(&sd->lock);
 	if (scratch_find(sd, name))
@@ -923,7 +1018,8 @@ static void ops_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 /* rename(scratch, .env or KEY): commit the scratch file's bytes there,
  * then drop it - how sed -i and vim save. */
 static int ops_rename_commit(struct ops_fs *ofs, size_t app,
-			     struct scratch *s, const char *to, struct err *e)
+			     struct scratch *s, const char *to, pid_t pid,
+			     struct err *e)
 {
 	struct scratch_dir *sd = &ofs->scratch[app];
 	const struct app_conf *a = &ofs->cfg->apps[app];
@@ -943,6 +1039,13 @@ static int ops_rename_commit(struct ops_fs *ofs, size_t app,
 		scratch_unlink(sd, s);
 		pthread_mutex_unlock(&sd->lock);
 		log_info("app %s: %s written", a->name, to);
+	}
+	/* the saving process's next edit merges against what it saved */
+	kvmap_free(&base);
+	if (rc == 0 && !strcmp(to, APP_ENV_NAME)) {
+		if (app_read(ofs->appfs, a, to, &data, &base, e) == 0)
+			ops_reader_note(ofs, app, pid, &base, true);
+		err_clear(e);
 	}
 	secbuf_free(&data);
 	kvmap_free(&base);
@@ -1030,7 +1133,7 @@ static void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	pthread_mutex_unlock(&sd->lock);
 	if (rc == 0 && s && !dst && to != NAME_SCRATCH)
 		rc = to == NAME_INVALID ? err_set(&e, ERR_INVALID, "%s is not a key name", newname) :
-		     ops_rename_commit(ofs, app, s, newname, &e);
+		     ops_rename_commit(ofs, app, s, newname, fuse_req_ctx(req)->pid, &e);
 	else if (rc == 0 && !s && (dst || to == NAME_SCRATCH))
 		rc = ops_rename_backup(ofs, app, name, newname, fuse_req_ctx(req), &e);
 	else if (rc == 0 && !s && to == NAME_ENV && scratch_classify(name) == NAME_KEY)
@@ -1089,7 +1192,8 @@ int ops_fs_init(struct ops_fs *ofs, struct appfs *appfs, const struct config *cf
 	ofs->mounted = time(NULL);
 	ofs->heads = calloc(cfg->napps ? cfg->napps : 1, sizeof(*ofs->heads));
 	ofs->scratch = calloc(cfg->napps ? cfg->napps : 1, sizeof(*ofs->scratch));
-	if (!ofs->heads || !ofs->scratch)
+	ofs->readers = calloc(OPS_READERS, sizeof(*ofs->readers));
+	if (!ofs->heads || !ofs->scratch || !ofs->readers)
 		return -1;
 	for (size_t i = 0; i < cfg->napps; i++)
 		scratch_dir_init(&ofs->scratch[i]);
@@ -1106,5 +1210,8 @@ void ops_fs_destroy(struct ops_fs *ofs)
 	for (size_t i = 0; ofs->scratch && i < ofs->cfg->napps; i++)
 		scratch_dir_destroy(&ofs->scratch[i]);
 	free(ofs->scratch);
+	for (size_t i = 0; ofs->readers && i < OPS_READERS; i++)
+		kvmap_free(&ofs->readers[i].base);
+	free(ofs->readers);
 	pthread_mutex_destroy(&ofs->lock);
 }

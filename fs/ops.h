@@ -13,6 +13,7 @@
 #include "scratch.h"
 
 struct ops_node;
+struct ops_reader;
 
 /* The state behind one mount; the userdata of the FUSE session. */
 struct ops_fs {
@@ -23,6 +24,7 @@ struct ops_fs {
 	struct ops_node **nodes;	/* file nodes, by inode - first file inode */
 	struct ops_node **heads;	/* file nodes of each app, a list */
 	struct scratch_dir *scratch;	/* editors' temporary files, per app */
+	struct ops_reader *readers;	/* each process's last read of a .env */
 	size_t nnodes;
 	size_t cap;
 };

@@ -296,7 +296,8 @@ class Mount:
         return self.stderr_path.read_bytes().decode("utf-8", "replace")
 
     def expect_log(self, regex):
-        """Declare that error:/warn: lines matching regex are expected."""
+        """Declare that error:/warn: (or other stderr) lines matching regex
+        are expected."""
         self.expected.append(re.compile(regex))
 
     def app(self, name):
@@ -330,6 +331,11 @@ class Mount:
         for m in BAD_LEVEL.finditer(text):
             if not any(r.search(m.group(0)) for r in self.expected):
                 out.append(f"unexpected log line: {m.group(0)}")
+        # anything else on stderr (library noise, stray prints) is a bug too
+        for line in text.splitlines():
+            if line and not LOG_LINE.match(line) and \
+                    not any(r.search(line) for r in self.expected):
+                out.append(f"unexpected stderr line: {line[:200]}")
         if SANITIZER.search(text):
             out.append("sanitizer report in the daemon's stderr")
         leaked = self.secrets.found_in(text)
