@@ -99,5 +99,6 @@ void strv_free(struct strv *s);
 int strv_push(struct strv *s, const char *str);
 
 extern const struct provider_ops file_provider_ops;
+extern const struct provider_ops vault_provider_ops;
 
 #endif

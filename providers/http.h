@@ -1,0 +1,177 @@
+/* http.h - the one HTTP layer every provider uses (libcurl).
+ *
+ * A struct http_client belongs to one provider. It keeps a small pool of
+ * curl easy handles (one request per handle at a time, never one handle in
+ * two threads) that share DNS, TLS sessions and connections through a
+ * CURLSH, so requests reuse kept-alive connections. Every request:
+ *
+ *   - is bounded by a total deadline (the [secretfs] request_timeout),
+ *     retries and backoff included;
+ *   - is retried on connection errors, 429, 5xx except 501, and (opt-in)
+ *     412, with jittered exponential backoff honouring Retry-After, at most
+ *     max_attempts times;
+ *   - follows at most one 301/302/307/308 redirect by hand, re-sending the
+ *     method and body, never https -> http, and never sending headers
+ *     marked secret (or a body marked secret) to another origin;
+ *   - collects the response body into wiped memory, refusing one larger
+ *     than max_response instead of allocating it;
+ *   - verifies TLS unless the provider asks for insecure mode.
+ *
+ * Nothing about a request is logged but method, host and path, at debug
+ * level; never headers or bodies. CURLOPT_VERBOSE is never enabled.
+ *
+ * curl_global_init runs once, from the first http_client_new (pthread_once).
+ * Providers are created by main before any thread starts, and libcurl 7.88
+ * initializes thread-safely anyway. curl_global_cleanup is left to exit.
+ */
+#ifndef SECRETFS_HTTP_H
+#define SECRETFS_HTTP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../cache/secmem.h"
+#include "../fs/err.h"
+
+#define HTTP_MAX_RESPONSE_DEFAULT ((size_t)1024 * 1024)
+#define HTTP_TIMEOUT_DEFAULT_MS 10000L
+#define HTTP_ATTEMPTS_DEFAULT 3
+#define HTTP_BACKOFF_BASE_MS 250L
+#define HTTP_BACKOFF_CAP_MS 5000L
+/* A server asking for a longer pause is not waited for. */
+#define HTTP_RETRY_AFTER_CAP_MS 10000L
+
+struct http_client;
+
+struct http_client_conf {
+	const char *name;	/* provider name, for log lines */
+	long timeout_ms;	/* budget of one request, retries included; 0: 10 s */
+	long connect_timeout_ms;	/* per attempt; 0: a third of timeout_ms */
+	size_t max_response;	/* body limit; 0: HTTP_MAX_RESPONSE_DEFAULT */
+	int max_attempts;	/* 0: HTTP_ATTEMPTS_DEFAULT */
+	long backoff_base_ms;	/* first retry waits ~this; 0: HTTP_BACKOFF_BASE_MS */
+	const char *ca_file;	/* CURLOPT_CAINFO */
+	const char *ca_path;	/* CURLOPT_CAPATH (a hashed directory) */
+	const char *client_cert;	/* PEM */
+	const char *client_key;	/* PEM */
+	bool insecure;		/* skip TLS verification; the provider warns */
+};
+
+/* Request headers. Each is kept as one "Name: value" line in wiped memory;
+ * secret ones (tokens, Authorization) are dropped on a cross-origin
+ * redirect. */
+struct http_header {
+	char *line;
+	bool secret;
+};
+
+struct http_headers {
+	struct http_header *v;
+	size_t n;
+};
+
+#define HTTP_HEADERS_INIT { NULL, 0 }
+
+/* 0, or -1 when out of memory. */
+int http_headers_add(struct http_headers *h, const char *name,
+		     const char *value, bool secret);
+/* Wipe and free every line. */
+void http_headers_free(struct http_headers *h);
+
+struct http_request {
+	const char *method;	/* "GET", "POST", "LIST", "PUT", "DELETE"... */
+	const char *url;	/* absolute; path segments already escaped */
+	const struct http_headers *headers;	/* may be NULL */
+	/* The body is sent from the caller's memory, never copied by us: a
+	 * secret body lives in the caller's secbuf, which the caller wipes. */
+	const void *body;	/* NULL: none */
+	size_t body_len;
+	const char *content_type;	/* with a body; NULL: application/json */
+	bool body_secret;	/* never re-send the body to another origin */
+	bool retry_412;		/* Vault Enterprise: 412 is retryable */
+	int64_t deadline_ms;	/* http_now_ms() clock; 0: now + timeout_ms */
+};
+
+struct http_response {
+	long status;
+	struct secbuf body;	/* wiped on free */
+};
+
+#define HTTP_RESPONSE_INIT { 0, SECBUF_INIT }
+
+int http_client_new(const struct http_client_conf *conf,
+		    struct http_client **out, struct err *e);
+void http_client_free(struct http_client *c);
+
+/* Perform rq, retrying as described above. Returns 0 when a response
+ * arrived, whatever its status (the last one, when retries ran out), and
+ * -1 with ERR_PROVIDER when none did (connection failure, timeout, body
+ * over the limit, refused redirect) or ERR_NOMEM. rs is reset first. */
+int http_request(struct http_client *c, const struct http_request *rq,
+		 struct http_response *rs, struct err *e);
+void http_response_free(struct http_response *rs);
+
+/* CLOCK_MONOTONIC in milliseconds, the clock of deadline_ms. */
+int64_t http_now_ms(void);
+
+/* ---- status codes ---- */
+
+/* The generic mapping, for providers with no better knowledge:
+ * 400 invalid, 401/403 access, 404 not found, 409/412 conflict, 413 too
+ * big, 429 provider busy, 5xx provider failure, other statuses provider
+ * failure. 2xx is ERR_OK. */
+enum err_code http_status_code(long status);
+/* Short text for a status ("not found", "service unavailable"). */
+const char *http_status_text(long status);
+/* err_set(e, http_status_code(status), "WHAT: HTTP STATUS TEXT"). */
+int http_status_err(struct err *e, long status, const char *what);
+
+/* ---- pure policy helpers (unit-tested) ---- */
+
+/* 429, 5xx except 501, and 412 when retry_412. */
+bool http_status_retryable(long status, bool retry_412);
+/* A CURLcode worth retrying: connection refused, timeouts, dropped
+ * connections, empty replies, send/receive errors. */
+bool http_curl_retryable(int curl_code);
+/* Wait before retry number retry (0 for the first): the exponential step
+ * min(base << retry, cap) with "equal jitter", uniform in [step/2, step]. */
+long http_backoff_ms(int retry, long base_ms, long cap_ms);
+/* A Retry-After value in its delta-seconds form, as milliseconds capped at
+ * cap_ms; -1 when absent or not delta-seconds (an HTTP date is ignored:
+ * the normal backoff applies). */
+long http_retry_after_ms(const char *value, long cap_ms);
+
+enum http_redirect {
+	HTTP_REDIRECT_REFUSE,		/* https -> http, bad URL, other scheme */
+	HTTP_REDIRECT_SAME_ORIGIN,	/* scheme, host and port unchanged */
+	HTTP_REDIRECT_OTHER_ORIGIN,	/* follow without secret headers/body */
+};
+
+/* Whether a status is a redirect we follow (301, 302, 307, 308). */
+bool http_redirect_status(long status);
+/* What to do about a redirect from the URL from to the absolute URL to. */
+enum http_redirect http_redirect_check(const char *from, const char *to);
+
+/* Escape each '/'-separated segment of path with curl_easy_escape, keeping
+ * the slashes. malloc'd; NULL when out of memory. Dot segments are not
+ * special here (curl is told never to squash them); refuse them before. */
+char *http_path_escape(const char *path);
+
+/* "scheme://host:port/path" of url without query or credentials, for log
+ * lines and messages; "?" when url does not parse. */
+void http_url_brief(const char *url, char *out, size_t size);
+
+/* ---- JSON bodies ---- */
+
+/* Parse a response body (JSON_ALLOW_NUL, duplicate keys refused). NULL
+ * when it is not JSON. Never put jansson's error text in a message: it
+ * quotes the input, which may be a secret. */
+json_t *http_json_parse(const struct http_response *rs);
+/* Compact text of j into out (cleared first), with no intermediate copy:
+ * the way to build a request body that holds secrets. 0, or -1 when out of
+ * memory or j cannot be encoded. */
+int http_json_dump(const json_t *j, struct secbuf *out);
+
+#endif
