@@ -730,3 +730,176 @@ int app_write(struct appfs *fs, const struct app_conf *app, const char *name,
 		rc = app_write_key(fs, app, name, data, len, e);
 	return rc < 0 ? err_prefix(e, "app %s: %s: ", app->name, name) : 0;
 }
+
+/* ---- metadata and control ---- */
+
+/* The entry a file's value comes from first: its mapping's, else the
+ * store's (for .env.keys, the first keys.* one). NULL: none. */
+static const struct ref *app_primary_ref(const struct app_conf *app,
+					 const char *name)
+{
+	const struct conf_mapping *m = app_mapping(app, name);
+
+	if (m && m->ref.kind == REF_PROVIDER)
+		return &m->ref;
+	if (!strcmp(name, APP_KEYS_NAME))
+		return app->nkeys ? &app->keys[0].ref : NULL;
+	return app->has_store ? &app->store : NULL;
+}
+
+/* Append r's text and a newline to out->source, as far as it fits. */
+static void app_meta_add(struct app_meta *out, const struct ref *r)
+{
+	size_t len = strlen(out->source);
+	size_t room = sizeof(out->source) - len;
+	int n = ref_format(r, out->source + len, room);
+
+	if (n > 0 && (size_t)n + 1 < room)
+		strcpy(out->source + len + n, "\n");
+	else
+		out->source[len] = '\0';	/* all of a reference, or none */
+}
+
+static void app_meta_sources(const struct app_conf *app, const char *name,
+			     struct app_meta *out)
+{
+	const struct conf_mapping *m = app_mapping(app, name);
+
+	out->source[0] = '\0';
+	if (m) {
+		app_meta_add(out, &m->ref);
+	} else if (!strcmp(name, APP_KEYS_NAME)) {
+		for (size_t i = 0; i < app->nkeys; i++)
+			app_meta_add(out, &app->keys[i].ref);
+	} else if (app->has_store) {
+		app_meta_add(out, &app->store);
+		if (strcmp(name, APP_ENV_NAME)) {
+			/* a store key: the store's reference with #KEY */
+			size_t len = strlen(out->source);
+
+			if (len)
+				snprintf(out->source + len - 1, sizeof(out->source) - len + 1,
+					 "#%s\n", name);
+		}
+	}
+	if (!strcmp(name, APP_ENV_NAME))
+		for (size_t i = 0; i < app->nenv; i++)
+			app_meta_add(out, &app->env[i].ref);
+}
+
+int app_meta(struct appfs *fs, const struct app_conf *app, const char *name,
+	     struct app_meta *out, struct err *e)
+{
+	const struct ref *r = app_primary_ref(app, name);
+	struct cache_policy pol = { app->ttl_ms, app->refresh_ms, app->max_stale_ms };
+	struct cache_info info = { 0 };
+	struct entry en = ENTRY_INIT;
+	struct provider *p;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	app_meta_sources(app, name, out);
+	if (!r)
+		return 0;
+	p = app_provider(fs, r, e);
+	if (!p)
+		return -1;
+	rc = cache_fetch(fs->cache, p, r->locator, r->params, &pol, &en, &info, e);
+	if (rc == 0)
+		snprintf(out->version, sizeof(out->version), "%s", en.version);
+	out->age_s = info.age_ms / 1000;
+	out->stale = info.stale;
+	snprintf(out->error, sizeof(out->error), "%.*s", (int)sizeof(out->error) - 1,
+		 rc == 0 ? info.error : e->msg);
+	entry_free(&en);
+	err_clear(e);
+	return 0;
+}
+
+static bool app_ref_is(const struct ref *r, const char *provider,
+		       const char *locator)
+{
+	return r->kind == REF_PROVIDER && !strcmp(r->provider, provider) &&
+	       !strcmp(r->locator, locator);
+}
+
+bool app_uses(const struct app_conf *app, const char *provider,
+	      const char *locator)
+{
+	if (app->has_store && app_ref_is(&app->store, provider, locator))
+		return true;
+	for (size_t i = 0; i < app->nenv; i++)
+		if (app_ref_is(&app->env[i].ref, provider, locator))
+			return true;
+	for (size_t i = 0; i < app->nkeys; i++)
+		if (app_ref_is(&app->keys[i].ref, provider, locator))
+			return true;
+	return false;
+}
+
+static void app_forget_ref(struct appfs *fs, const struct ref *r)
+{
+	struct provider *p;
+	struct err e = { 0 };
+
+	if (r->kind != REF_PROVIDER)
+		return;
+	p = app_provider(fs, r, &e);
+	if (p)
+		cache_forget(fs->cache, p, r->locator);
+}
+
+void app_forget(struct appfs *fs, const struct app_conf *app)
+{
+	if (app->has_store)
+		app_forget_ref(fs, &app->store);
+	for (size_t i = 0; i < app->nenv; i++)
+		app_forget_ref(fs, &app->env[i].ref);
+	for (size_t i = 0; i < app->nkeys; i++)
+		app_forget_ref(fs, &app->keys[i].ref);
+}
+
+struct app_regen {
+	const struct app_conf *app;
+	const char *key;
+};
+
+/* The key gets a new value; so do the hashes made of it, and nothing else. */
+static int app_edit_regenerate(void *ctx, const struct kvmap *cur,
+			       struct kvmap *next, bool *changed, struct err *e)
+{
+	const struct app_regen *g = ctx;
+	struct secbuf val = SECBUF_INIT;
+	int rc = 0;
+
+	for (int hashes = 0; hashes < 2 && rc == 0; hashes++) {
+		for (size_t i = 0; rc == 0 && i < g->app->nenv; i++) {
+			const struct conf_mapping *m = &g->app->env[i];
+			const struct gen_spec *s = &m->ref.gen;
+			bool wanted = hashes ? gen_needs_input(s) && !strcmp(s->source, g->key) :
+					       !strcmp(m->name, g->key);
+
+			if (m->ref.kind != REF_GENERATE || !wanted)
+				continue;
+			rc = app_generate_one(g->app, m, next, &val, e);
+			*changed = true;
+		}
+	}
+	secbuf_free(&val);
+	(void)cur;
+	return rc;
+}
+
+int app_regenerate(struct appfs *fs, const struct app_conf *app,
+		   const char *key, struct err *e)
+{
+	const struct conf_mapping *m = app_mapping(app, key);
+	struct app_regen g = { app, key };
+	int rc;
+
+	if (!m || m->ref.kind != REF_GENERATE)
+		rc = err_set(e, ERR_INVALID, "%s is not a generate: key", key);
+	else
+		rc = app_store_update(fs, app, app_edit_regenerate, &g, e);
+	return rc < 0 ? err_prefix(e, "app %s: ", app->name) : 0;
+}

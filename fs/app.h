@@ -65,6 +65,33 @@ int app_write(struct appfs *fs, const struct app_conf *app, const char *name,
 int app_remove_key(struct appfs *fs, const struct app_conf *app,
 		   const char *key, struct err *e);
 
+/* Where a file's value comes from, for xattrs: the reference (for .env
+ * every source, one per line), and of its primary entry the version, age,
+ * whether it is served stale, and the last provider error. No values. */
+struct app_meta {
+	char source[2048];
+	char version[PROVIDER_VERSION_MAX];
+	long age_s;
+	bool stale;
+	char error[256];
+};
+
+int app_meta(struct appfs *fs, const struct app_conf *app, const char *name,
+	     struct app_meta *out, struct err *e);
+
+/* Does the app read the entry (provider, locator)? */
+bool app_uses(const struct app_conf *app, const char *provider,
+	      const char *locator);
+
+/* Forget what the cache holds for every source of the app: the next
+ * read revalidates (setfattr -n user.secretfs.refresh). */
+void app_forget(struct appfs *fs, const struct app_conf *app);
+
+/* Give the generate: key a new value (and re-derive the argon2id hashes
+ * made of it). ERR_INVALID when key is not a generate: key. */
+int app_regenerate(struct appfs *fs, const struct app_conf *app,
+		   const char *key, struct err *e);
+
 /* File mode of an app folder for file mode m: its read and write bits, and
  * x with each read bit (0400 -> 0500, 0640 -> 0750, 0600 -> 0700). */
 unsigned app_dir_mode(unsigned file_mode);

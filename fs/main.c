@@ -26,11 +26,13 @@
 struct main_opts {
 	char *config;
 	char *log;
+	char *kernel_cache;
 };
 
 static const struct fuse_opt main_opt_table[] = {
 	{ "config=%s", offsetof(struct main_opts, config), 0 },
 	{ "log=%s", offsetof(struct main_opts, log), 0 },
+	{ "kernel_cache=%s", offsetof(struct main_opts, kernel_cache), 0 },
 	FUSE_OPT_END
 };
 
@@ -41,7 +43,9 @@ static void main_usage(const char *prog)
 	       "MOUNTPOINT/APP/.env.keys and MOUNTPOINT/APP/KEY.\n\n"
 	       "secretfs options:\n"
 	       "    -o config=PATH         configuration file (default %s)\n"
-	       "    -o log=LEVEL           error, warn, info (default) or debug\n\n",
+	       "    -o log=LEVEL           error, warn, info (default) or debug\n"
+	       "    -o kernel_cache=no     serve every read from the daemon (no\n"
+	       "                           plaintext in the kernel's page cache)\n\n",
 	       prog, CONFIG_DEFAULT_PATH);
 	fuse_cmdline_help();
 	fuse_lowlevel_help();
@@ -100,6 +104,12 @@ static int main_load(const struct main_opts *o, const struct fuse_cmdline_opts *
 			o->log);
 		return -1;
 	}
+	if (o->kernel_cache && strcmp(o->kernel_cache, "yes") &&
+	    strcmp(o->kernel_cache, "no")) {
+		fprintf(stderr, "secretfs: kernel_cache=%s: say yes or no\n",
+			o->kernel_cache);
+		return -1;
+	}
 	*log_level = cmd->debug ? LOG_LVL_DEBUG : level;
 	log_init((enum log_level)*log_level, false);
 	if (config_load(o->config ? o->config : CONFIG_DEFAULT_PATH, cfg, &e) < 0 ||
@@ -119,6 +129,7 @@ int main(int argc, char *argv[])
 	struct appfs afs = { 0 };
 	struct ops_fs ofs;
 	struct fuse_session *se;
+	struct err e = { 0 };
 	int log_level, rc = 1;
 
 	main_harden();
@@ -152,6 +163,7 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "secretfs: out of memory\n");
 		goto out_config;
 	}
+	ofs.kernel_cache = !o.kernel_cache || !strcmp(o.kernel_cache, "yes");
 	se = fuse_session_new(&args, &ops_table, sizeof(ops_table), &ofs);
 	if (!se)
 		goto out_ops;
@@ -163,19 +175,29 @@ int main(int argc, char *argv[])
 		goto out_unmount;
 	if (!cmd.foreground)
 		log_init((enum log_level)log_level, true);
+	/* threads only now: fuse_daemonize() forks */
+	if (ops_start(&ofs, se, &e) < 0) {
+		log_error("%s", e.msg);
+		goto out_unmount;
+	}
 	log_info("mounted %zu apps at %s", cfg.napps, cmd.mountpoint);
 	/* the loop returns the signal number after SIGTERM/SIGINT/SIGHUP:
 	 * a clean stop; negative is a failure */
 	rc = main_loop(se, &cmd) < 0 ? 1 : 0;
 	log_info("unmounting %s", cmd.mountpoint);
 out_unmount:
+	ops_stop(&ofs);
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);
 out_session:
 	fuse_session_destroy(se);
 out_ops:
+	/* the cache's refresher calls into ops: it stops with the appfs */
+	appfs_close(&afs);
 	ops_fs_destroy(&ofs);
+	config_free(&cfg);
+	goto out_args;
 out_config:
 	appfs_close(&afs);
 	config_free(&cfg);
@@ -183,6 +205,7 @@ out_args:
 	free(cmd.mountpoint);
 	free(o.config);
 	free(o.log);
+	free(o.kernel_cache);
 	fuse_opt_free_args(&args);
 	return rc;
 }

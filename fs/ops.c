@@ -23,6 +23,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <sodium.h>
+
 #include "log.h"
 #include "scratch.h"
 
@@ -33,7 +35,12 @@ struct ops_node {
 	fuse_ino_t ino;
 	size_t app;
 	struct ops_node *next;	/* in the same app */
-	char name[];
+	/* what the kernel was last shown, under ofs->lock */
+	bool seen;
+	unsigned char hash[16];
+	time_t mtime;
+	/* replaced, never changed in place, by a rename: readers may hold it */
+	const char *name;
 };
 
 /* An open file: the snapshot it reads, and what a writer wrote; or, for
@@ -48,6 +55,7 @@ struct ops_handle {
 	struct secbuf *buf;	/* &data, or the scratch file's */
 	struct scratch *sc;
 	pid_t pid;		/* of the opener */
+	struct ops_handle *prev, *next;	/* open handles, under ofs->lock */
 	struct kvmap base;	/* .env: the values the snapshot showed */
 	bool dirty;	/* written to: flush commits */
 	bool truncated;	/* opened with O_TRUNC and not written: release commits */
@@ -89,6 +97,54 @@ static struct ops_node *ops_node(struct ops_fs *ofs, fuse_ino_t ino)
 	return n;
 }
 
+/* Keep a node's old name until unmount: a reader may still hold it.
+ * Caller holds ofs->lock. false when out of memory. */
+static bool ops_name_retire(struct ops_fs *ofs, const char *name)
+{
+	const char **v;
+
+	if (!*name)
+		return true;	/* a detached node's "" */
+	v = realloc(ofs->retired, (ofs->nretired + 1) * sizeof(*v));
+	if (!v)
+		return false;
+	ofs->retired = v;
+	v[ofs->nretired++] = name;
+	return true;
+}
+
+/* After rename(from, to) in app: the kernel now knows from's inode as to,
+ * and to's old inode as nothing. Follow it, so the inode it holds for a
+ * name stays the one we serve for that name. */
+static void ops_node_move(struct ops_fs *ofs, size_t app, const char *from,
+			  const char *to)
+{
+	struct ops_node **pp, *src = NULL;
+	const char *name;
+
+	pthread_mutex_lock(&ofs->lock);
+	for (pp = &ofs->heads[app]; *pp;) {
+		struct ops_node *n = *pp;
+
+		if (!strcmp(n->name, to) && ops_name_retire(ofs, n->name)) {
+			*pp = n->next;	/* detached: no name finds it again */
+			n->name = "";
+			continue;
+		}
+		if (!strcmp(n->name, from))
+			src = n;
+		pp = &n->next;
+	}
+	name = src ? strdup(to) : NULL;
+	if (name && ops_name_retire(ofs, src->name)) {
+		src->name = name;
+		src->seen = false;
+	} else {
+		free((char *)name);
+	}
+	pthread_mutex_unlock(&ofs->lock);
+}
+
 /* The inode of (app, name), made on first use. 0 when out of memory. */
 static fuse_ino_t ops_node_ino(struct ops_fs *ofs, size_t app, const char *name)
 {
@@ -108,18 +164,133 @@ static fuse_ino_t ops_node_ino(struct ops_fs *ofs, size_t app, const char *name)
 			ofs->cap = cap;
 		}
 	}
-	n = ino || ofs->nnodes == ofs->cap ? NULL :
-	    malloc(sizeof(*n) + strlen(name) + 1);
+	n = ino || ofs->nnodes == ofs->cap ? NULL : malloc(sizeof(*n));
+	if (n && !(n->name = strdup(name))) {
+		free(n);
+		n = NULL;
+	}
 	if (n) {
 		n->app = app;
+		n->seen = false;
 		n->ino = ino = ops_first_file_ino(ofs) + ofs->nnodes;
-		strcpy(n->name, name);
 		n->next = ofs->heads[app];
 		ofs->heads[app] = n;
 		ofs->nodes[ofs->nnodes++] = n;
 	}
 	pthread_mutex_unlock(&ofs->lock);
 	return ino;
+}
+
+/* ---- keeping the kernel's cache right ----
+ *
+ * With kernel_cache (the default) the kernel keeps file pages across opens
+ * and attributes for OPS_CACHE_TIMEOUT; the daemon keeps them right: every
+ * open and getattr compares what it serves with what the kernel was shown
+ * (a hash), and a change - found there, by the cache's refresher, or made
+ * by a write - updates mtime and is invalidated by a separate thread
+ * (never inside a request handler: the kernel may hold the inode's lock).
+ * Nothing changed: nothing is touched. */
+
+#define OPS_CACHE_TIMEOUT 3600.0
+
+/* How long the kernel may keep a file's attributes (and name). */
+static double ops_file_timeout(const struct ops_fs *ofs)
+{
+	return ofs->kernel_cache ? OPS_CACHE_TIMEOUT : 0;
+}
+
+/* Compare data with what the kernel was shown of n; true if it changed
+ * (the first sight of a file is no change: the kernel has nothing yet). */
+static bool ops_observe(struct ops_fs *ofs, struct ops_node *n,
+			const struct secbuf *data)
+{
+	unsigned char h[16];
+	bool changed;
+
+	crypto_generichash(h, sizeof(h), (const unsigned char *)data->data,
+			   data->len, NULL, 0);
+	pthread_mutex_lock(&ofs->lock);
+	changed = n->seen && memcmp(h, n->hash, sizeof(h));
+	if (!n->seen || changed) {
+		memcpy(n->hash, h, sizeof(h));
+		n->mtime = n->seen ? time(NULL) : ofs->mounted;
+		n->seen = true;
+	}
+	pthread_mutex_unlock(&ofs->lock);
+	sodium_memzero(h, sizeof(h));
+	return changed;
+}
+
+static void ops_inval_queue(struct ops_fs *ofs, fuse_ino_t ino)
+{
+	struct ops_inval *iv = &ofs->inval;
+
+	pthread_mutex_lock(&iv->lock);
+	if (iv->n < iv->cap || (iv->cap < 1 << 20 &&
+				(iv->q = realloc(iv->q, (iv->cap = iv->cap ? iv->cap * 2 : 64) *
+						 sizeof(*iv->q))) != NULL))
+		iv->q[iv->n++] = ino;
+	pthread_cond_signal(&iv->cond);
+	pthread_mutex_unlock(&iv->lock);
+}
+
+/* Every file of the app, after its values changed. */
+static void ops_inval_app(struct ops_fs *ofs, size_t app)
+{
+	fuse_ino_t inos[256];
+	struct ops_node *n;
+	size_t k = 0;
+
+	pthread_mutex_lock(&ofs->lock);
+	for (n = ofs->heads[app]; n; n = n->next) {
+		if (k == sizeof(inos) / sizeof(inos[0])) {
+			pthread_mutex_unlock(&ofs->lock);
+			for (size_t i = 0; i < k; i++)
+				ops_inval_queue(ofs, inos[i]);
+			k = 0;
+			pthread_mutex_lock(&ofs->lock);
+		}
+		inos[k++] = n->ino;
+	}
+	pthread_mutex_unlock(&ofs->lock);
+	for (size_t i = 0; i < k; i++)
+		ops_inval_queue(ofs, inos[i]);
+}
+
+static void *ops_inval_thread(void *arg)
+{
+	struct ops_fs *ofs = arg;
+	struct ops_inval *iv = &ofs->inval;
+
+	pthread_mutex_lock(&iv->lock);
+	while (!iv->stop) {
+		while (iv->n) {
+			fuse_ino_t ino = iv->q[--iv->n];
+			int rc;
+
+			pthread_mutex_unlock(&iv->lock);
+			/* attributes and every page; ENOENT: never looked up */
+			rc = fuse_lowlevel_notify_inval_inode(ofs->se, ino, 0, 0);
+			if (rc < 0 && rc != -ENOENT && rc != -EBADF && rc != -ENODEV)
+				log_debug("invalidating inode %lu: %s",
+					  (unsigned long)ino, strerror(-rc));
+			pthread_mutex_lock(&iv->lock);
+		}
+		pthread_cond_wait(&iv->cond, &iv->lock);
+	}
+	pthread_mutex_unlock(&iv->lock);
+	return NULL;
+}
+
+/* From the cache's refresher: an entry changed in its store. */
+static void ops_on_changed(void *ctx, const struct provider *p,
+			   const char *locator, const char *params)
+{
+	struct ops_fs *ofs = ctx;
+
+	for (size_t i = 0; i < ofs->cfg->napps; i++)
+		if (app_uses(&ofs->cfg->apps[i], p->name, locator))
+			ops_inval_app(ofs, i);
 }
 
 /* ---- errors and attributes ---- */
@@ -177,6 +348,15 @@ static void ops_file_attr(struct ops_fs *ofs, fuse_ino_t ino, size_t app,
 			  size_t size, struct stat *st)
 {
 	const struct app_conf *a = &ofs->cfg->apps[app];
+	struct ops_node *n = ops_node(ofs, ino);
+	time_t mtime = ofs->mounted;
+
+	if (n) {
+		pthread_mutex_lock(&ofs->lock);
+		if (n->seen)
+			mtime = n->mtime;
+		pthread_mutex_unlock(&ofs->lock);
+	}
 
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
@@ -186,7 +366,7 @@ static void ops_file_attr(struct ops_fs *ofs, fuse_ino_t ino, size_t app,
 	st->st_gid = a->gid;
 	st->st_size = (off_t)size;
 	st->st_blocks = (blkcnt_t)((size + 511) / 512);
-	st->st_mtime = st->st_ctime = st->st_atime = ofs->mounted;
+	st->st_mtime = st->st_ctime = st->st_atime = mtime;
 }
 
 static void ops_scratch_attr(struct ops_fs *ofs, fuse_ino_t ino,
@@ -220,7 +400,7 @@ static bool ops_stat_scratch(struct ops_fs *ofs, fuse_ino_t ino, size_t app,
 
 /* The attributes of a file: its size is what a read returns right now. */
 static int ops_stat_file(struct ops_fs *ofs, fuse_ino_t ino,
-			 const struct ops_node *n, struct stat *st, struct err *e)
+			 struct ops_node *n, struct stat *st, struct err *e)
 {
 	struct secbuf data = SECBUF_INIT;
 	int rc;
@@ -229,7 +409,8 @@ static int ops_stat_file(struct ops_fs *ofs, fuse_ino_t ino,
 		return 0;
 	rc = app_read(ofs->appfs, &ofs->cfg->apps[n->app], n->name, &data,
 			  NULL, e);
-
+	if (rc == 0 && ops_observe(ofs, n, &data))
+		ops_inval_queue(ofs, ino);	/* pages from before */
 	if (rc == 0)
 		ops_file_attr(ofs, ino, n->app, data.len, st);
 	secbuf_free(&data);
@@ -313,6 +494,7 @@ static void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		ops_reply_err(req, &e);
 		return;
 	}
+	ep.attr_timeout = ep.entry_timeout = ops_file_timeout(ofs);
 	fuse_reply_entry(req, &ep);
 }
 
@@ -347,7 +529,7 @@ static void ops_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		ops_reply_err(req, &e);
 		return;
 	}
-	fuse_reply_attr(req, &st, 0);
+	fuse_reply_attr(req, &st, fi && fi->fh ? 0 : ops_file_timeout(ofs));
 }
 
 /* ---- folders ---- */
@@ -519,6 +701,14 @@ static bool ops_reader_base(struct ops_fs *ofs, size_t app, pid_t pid,
 
 static void ops_handle_free(struct ops_fs *ofs, struct ops_handle *h)
 {
+	pthread_mutex_lock(&ofs->lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		ofs->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&ofs->lock);
 	if (h->sc) {
 		pthread_mutex_lock(h->lk);
 		scratch_release(h->sc);
@@ -576,8 +766,10 @@ static int ops_commit(struct ops_fs *ofs, struct ops_handle *h, bool release,
 	}
 	rc = app_write(ofs->appfs, a, h->name, &h->base, data.data, data.len, e);
 	secbuf_free(&data);
-	if (rc == 0)
+	if (rc == 0) {
 		log_info("app %s: %s written", a->name, h->name);
+		ops_inval_app(ofs, h->app);
+	}
 	if (h->sc) {
 		/* the new key is the store's now, or it failed: either way the
 		 * name no longer shows the scratch file */
@@ -600,14 +792,23 @@ static int ops_commit(struct ops_fs *ofs, struct ops_handle *h, bool release,
 	return 0;
 }
 
-static struct ops_handle *ops_handle_new(const struct ops_node *n)
+/* A handle, on the mount's list of open handles so that an unmount with
+ * files still open frees them too. */
+static struct ops_handle *ops_handle_new(struct ops_fs *ofs,
+					 const struct ops_node *n)
 {
 	struct ops_handle *h = calloc(1, sizeof(*h));
 
 	if (!h)
 		return NULL;
+	pthread_mutex_lock(&ofs->lock);
+	h->next = ofs->handles;
+	if (h->next)
+		h->next->prev = h;
+	ofs->handles = h;
+	pthread_mutex_unlock(&ofs->lock);
 	h->app = n->app;
-	h->name = n->name;
+	h->name = n->name;	/* the name it was opened by: a rename does not move it */
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_mutex_init(&h->commit_lock, NULL);
 	h->lk = &h->lock;
@@ -627,7 +828,7 @@ static int ops_handle_scratch(struct ops_fs *ofs, const struct ops_node *n,
 	pthread_mutex_lock(&sd->lock);
 	s = scratch_find(sd, n->name);
 	if (s) {
-		*h = ops_handle_new(n);
+		*h = ops_handle_new(ofs, n);
 		if (*h) {
 			scratch_hold(s);
 			(*h)->sc = s;
@@ -650,7 +851,7 @@ static struct ops_handle *ops_handle_open(struct ops_fs *ofs,
 
 	if (ops_handle_scratch(ofs, n, &h, e) < 0 || h)
 		return h;
-	h = ops_handle_new(n);
+	h = ops_handle_new(ofs, n);
 	if (!h) {
 		err_set(e, ERR_NOMEM, "out of memory");
 		return NULL;
@@ -681,9 +882,13 @@ static void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	h->pid = fuse_req_ctx(req)->pid;
 	if (!h->sc && !strcmp(n->name, APP_ENV_NAME)) {
-		if ((fi->flags & O_ACCMODE) == O_RDONLY)
+		int mode = fi->flags & O_ACCMODE;
+
+		/* a writer that reads through this very open has read this
+		 * snapshot; one that does not, what its process read before */
+		if (mode == O_RDONLY)
 			ops_reader_note(ofs, n->app, h->pid, &h->base, false);
-		else
+		else if (mode == O_WRONLY || (fi->flags & O_TRUNC))
 			ops_reader_base(ofs, n->app, h->pid, &h->base);
 	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
@@ -699,6 +904,18 @@ static void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uintptr_t)h;
 	fi->direct_io = 1;
+	if ((fi->flags & O_ACCMODE) == O_RDONLY && !h->sc) {
+		/* nothing to commit at close: skip the flush round trip */
+		fi->noflush = 1;
+		if (ofs->kernel_cache && !ops_observe(ofs, n, &h->data)) {
+			fi->direct_io = 0;
+			fi->keep_cache = 1;
+		} else if (ofs->kernel_cache) {
+			/* changed since the kernel cached it: this open reads
+			 * around the cache, the next ones find it renewed */
+			ops_inval_queue(ofs, ino);
+		}
+	}
 	fuse_reply_open(req, fi);
 }
 
@@ -1012,6 +1229,7 @@ static void ops_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	log_info("app %s: %s removed", ofs->cfg->apps[app].name, name);
+	ops_inval_app(ofs, app);
 	fuse_reply_err(req, 0);
 }
 
@@ -1039,6 +1257,7 @@ static int ops_rename_commit(struct ops_fs *ofs, size_t app,
 		scratch_unlink(sd, s);
 		pthread_mutex_unlock(&sd->lock);
 		log_info("app %s: %s written", a->name, to);
+		ops_inval_app(ofs, app);
 	}
 	/* the saving process's next edit merges against what it saved */
 	kvmap_free(&base);
@@ -1092,8 +1311,10 @@ static int ops_rename_key_to_env(struct ops_fs *ofs, size_t app,
 		rc = app_read(ofs->appfs, a, APP_ENV_NAME, &unused, &base, e);
 	if (rc == 0)
 		rc = app_write(ofs->appfs, a, APP_ENV_NAME, &base, text.data, text.len, e);
-	if (rc == 0)
+	if (rc == 0) {
 		log_info("app %s: .env written from %s", a->name, key);
+		ops_inval_app(ofs, app);
+	}
 	secbuf_free(&text);
 	secbuf_free(&unused);
 	kvmap_free(&base);
@@ -1152,8 +1373,119 @@ static void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	} else if (rc < 0) {
 		ops_reply_err(req, &e);
 	} else {
+		ops_node_move(ofs, app, name, newname);
 		fuse_reply_err(req, 0);
 	}
+}
+
+/* ---- extended attributes: metadata and control ---- */
+
+#define OPS_XATTR "user.secretfs."
+
+static const char ops_xattr_names[] =
+	OPS_XATTR "source\0" OPS_XATTR "version\0" OPS_XATTR "age\0"
+	OPS_XATTR "stale\0" OPS_XATTR "error\0";
+
+/* Reply with value (size 0: its length; too small: ERANGE). */
+static void ops_reply_xattr(fuse_req_t req, const char *value, size_t len,
+			    size_t size)
+{
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, value, len);
+}
+
+static void ops_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct ops_fs *ofs = ops_fs_of(req);
+
+	if (!ops_node(ofs, ino)) {
+		ops_reply_xattr(req, "", 0, size);
+		return;
+	}
+	ops_reply_xattr(req, ops_xattr_names, sizeof(ops_xattr_names) - 1, size);
+}
+
+/* Values never appear here: only where they come from, and how fresh. */
+static void ops_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			 size_t size)
+{
+	struct ops_fs *ofs = ops_fs_of(req);
+	struct ops_node *n = ops_node(ofs, ino);
+	struct app_meta meta;
+	struct err e = { 0 };
+	char text[64];
+	const char *v = NULL;
+	size_t len;
+
+	if (!n || strncmp(name, OPS_XATTR, strlen(OPS_XATTR)) ||
+	    ops_has_scratch(ofs, n->app, n->name)) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	if (app_meta(ofs->appfs, &ofs->cfg->apps[n->app], n->name, &meta, &e) < 0) {
+		ops_reply_err(req, &e);
+		return;
+	}
+	name += strlen(OPS_XATTR);
+	if (!strcmp(name, "source"))
+		v = meta.source;
+	else if (!strcmp(name, "version"))
+		v = meta.version;
+	else if (!strcmp(name, "error"))
+		v = meta.error;
+	else if (!strcmp(name, "stale"))
+		v = meta.stale ? "1" : "0";
+	else if (!strcmp(name, "age") && snprintf(text, sizeof(text), "%ld", meta.age_s) > 0)
+		v = text;
+	if (!v) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	len = strlen(v);
+	if (len && v[len - 1] == '\n')
+		len--;	/* the last of the source lines */
+	ops_reply_xattr(req, v, len, size);
+}
+
+/* user.secretfs.refresh (a file or an app folder): revalidate now;
+ * user.secretfs.regenerate (a generate: key's file): a new value. */
+static void ops_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			 const char *value, size_t size, int flags)
+{
+	struct ops_fs *ofs = ops_fs_of(req);
+	struct ops_node *n = ops_node(ofs, ino);
+	size_t app = n ? n->app : ino - OPS_ROOT_INO - 1;
+	struct err e = { 0 };
+
+	if (!n && !ops_is_app(ofs, ino)) {
+		fuse_reply_err(req, ENOTSUP);
+		return;
+	}
+	if (!strcmp(name, OPS_XATTR "refresh")) {
+		app_forget(ofs->appfs, &ofs->cfg->apps[app]);
+		ops_inval_app(ofs, app);
+		fuse_reply_err(req, 0);
+		return;
+	}
+	if (strcmp(name, OPS_XATTR "regenerate")) {
+		fuse_reply_err(req, ENOTSUP);
+		return;
+	}
+	if (!n) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (app_regenerate(ofs->appfs, &ofs->cfg->apps[app], n->name, &e) < 0) {
+		ops_reply_err(req, &e);
+		return;
+	}
+	log_info("app %s: %s regenerated", ofs->cfg->apps[app].name, n->name);
+	ops_inval_app(ofs, app);
+	fuse_reply_err(req, 0);
 }
 
 static void ops_init(void *userdata, struct fuse_conn_info *conn)
@@ -1182,6 +1514,9 @@ const struct fuse_lowlevel_ops ops_table = {
 	.create = ops_create,
 	.unlink = ops_unlink,
 	.rename = ops_rename,
+	.getxattr = ops_getxattr,
+	.listxattr = ops_listxattr,
+	.setxattr = ops_setxattr,
 };
 
 int ops_fs_init(struct ops_fs *ofs, struct appfs *appfs, const struct config *cfg)
@@ -1201,10 +1536,48 @@ int ops_fs_init(struct ops_fs *ofs, struct appfs *appfs, const struct config *cf
 	return 0;
 }
 
+int ops_start(struct ops_fs *ofs, struct fuse_session *se, struct err *e)
+{
+	struct ops_inval *iv = &ofs->inval;
+
+	ofs->se = se;
+	pthread_mutex_init(&iv->lock, NULL);
+	pthread_cond_init(&iv->cond, NULL);
+	if (pthread_create(&iv->thread, NULL, ops_inval_thread, ofs) != 0)
+		return err_set(e, ERR_NOMEM, "cannot start the invalidation thread");
+	iv->running = true;
+	return cache_start_refresher(ofs->appfs->cache, ops_on_changed, ofs, e);
+}
+
+void ops_stop(struct ops_fs *ofs)
+{
+	struct ops_inval *iv = &ofs->inval;
+
+	if (!iv->running)
+		return;
+	pthread_mutex_lock(&iv->lock);
+	iv->stop = true;
+	pthread_cond_signal(&iv->cond);
+	pthread_mutex_unlock(&iv->lock);
+	pthread_join(iv->thread, NULL);
+	iv->running = false;
+}
+
 void ops_fs_destroy(struct ops_fs *ofs)
 {
-	for (size_t i = 0; i < ofs->nnodes; i++)
+	ops_stop(ofs);
+	/* files still open at unmount: the kernel sends no release */
+	while (ofs->handles)
+		ops_handle_free(ofs, ofs->handles);
+	free(ofs->inval.q);
+	for (size_t i = 0; i < ofs->nnodes; i++) {
+		if (*ofs->nodes[i]->name)
+			free((char *)ofs->nodes[i]->name);
 		free(ofs->nodes[i]);
+	}
+	for (size_t i = 0; i < ofs->nretired; i++)
+		free((char *)ofs->retired[i]);
+	free(ofs->retired);
 	free(ofs->nodes);
 	free(ofs->heads);
 	for (size_t i = 0; ofs->scratch && i < ofs->cfg->napps; i++)

@@ -7,6 +7,7 @@
 #endif
 #include <fuse_lowlevel.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <time.h>
 
 #include "app.h"
@@ -14,6 +15,20 @@
 
 struct ops_node;
 struct ops_reader;
+struct ops_handle;
+
+/* Inodes whose kernel cache is to be invalidated, and the thread that
+ * does it (never a request handler). */
+struct ops_inval {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	fuse_ino_t *q;
+	size_t n;
+	size_t cap;
+	bool stop;
+	bool running;
+};
 
 /* The state behind one mount; the userdata of the FUSE session. */
 struct ops_fs {
@@ -23,8 +38,14 @@ struct ops_fs {
 	pthread_mutex_t lock;	/* guards the node tables */
 	struct ops_node **nodes;	/* file nodes, by inode - first file inode */
 	struct ops_node **heads;	/* file nodes of each app, a list */
+	const char **retired;	/* names nodes had before a rename */
+	size_t nretired;
 	struct scratch_dir *scratch;	/* editors' temporary files, per app */
 	struct ops_reader *readers;	/* each process's last read of a .env */
+	struct ops_handle *handles;	/* open files */
+	bool kernel_cache;	/* let the kernel keep pages and attributes */
+	struct fuse_session *se;
+	struct ops_inval inval;
 	size_t nnodes;
 	size_t cap;
 };
@@ -33,6 +54,11 @@ extern const struct fuse_lowlevel_ops ops_table;
 
 int ops_fs_init(struct ops_fs *ofs, struct appfs *appfs,
 		const struct config *cfg);
+/* Once mounted and daemonized: start the threads that keep the kernel's
+ * cache right (invalidation, the cache's refresher). */
+int ops_start(struct ops_fs *ofs, struct fuse_session *se, struct err *e);
+/* Before the session goes: stop the invalidation thread. */
+void ops_stop(struct ops_fs *ofs);
 void ops_fs_destroy(struct ops_fs *ofs);
 
 #endif
