@@ -840,6 +840,21 @@ int cache_fetch(struct cache *c, struct provider *p, const char *locator,
 	return ce_fail(c, ce, v, e);
 }
 
+bool cache_would_fetch(struct cache *c, const struct provider *p,
+		       const char *locator, const char *params,
+		       const struct cache_policy *pol)
+{
+	struct centry *ce;
+	bool fetch = true;
+
+	pthread_mutex_lock(&c->lock);
+	ce = table_lookup(c, p, cache_hash(p, locator), locator, params);
+	if (ce)
+		fetch = ce_verdict(c, ce, pol, cache_now(), false) == V_FETCH;
+	pthread_mutex_unlock(&c->lock);
+	return fetch;
+}
+
 /* ---- writes and forgetting ---- */
 
 void cache_stored(struct cache *c, struct provider *p, const char *locator,

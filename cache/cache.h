@@ -60,6 +60,13 @@ int cache_fetch(struct cache *c, struct provider *p, const char *locator,
 		const char *params, const struct cache_policy *pol,
 		struct entry *out, struct cache_info *info, struct err *e);
 
+/* Would cache_fetch() have to ask the provider now (nothing cached, or
+ * too old)? For callers that fetch several entries in parallel only when
+ * it pays. */
+bool cache_would_fetch(struct cache *c, const struct provider *p,
+		       const char *locator, const char *params,
+		       const struct cache_policy *pol);
+
 /* A write through p stored en at locator: cache it as fresh (params NULL
  * entry), so the writer's next read sees its own write. */
 void cache_stored(struct cache *c, struct provider *p, const char *locator,

@@ -361,33 +361,122 @@ static int app_fetch_store_generated(struct appfs *fs,
 
 /* ---- reads ---- */
 
-/* The app's whole value set: store keys, then mappings over them. Each
- * distinct entry is fetched once. */
+/* One distinct entry an app's value set is made of. */
+struct app_source {
+	struct appfs *fs;
+	const struct app_conf *app;
+	const struct ref *ref;	/* the store's: fetched with generated keys */
+	struct entry en;
+	int rc;
+	struct err e;
+};
+
+static void *app_source_fetch(void *arg)
+{
+	struct app_source *s = arg;
+
+	if (s->app->has_store && s->ref == &s->app->store)
+		s->rc = app_fetch_store_generated(s->fs, s->app, &s->en, &s->e);
+	else
+		s->rc = app_fetch(s->fs, s->app, s->ref, VIA_CACHE, &s->en, &s->e);
+	return NULL;
+}
+
+static bool app_source_cold(const struct app_source *s)
+{
+	struct cache_policy pol = { s->app->ttl_ms, s->app->refresh_ms,
+				    s->app->max_stale_ms };
+	struct err e = { 0 };
+	struct provider *p = app_provider(s->fs, s->ref, &e);
+
+	return p && cache_would_fetch(s->fs->cache, p, s->ref->locator,
+				      s->ref->params, &pol);
+}
+
+/* Fetch every source: at once when more than one has to reach a
+ * provider, so a cold .env costs the slowest source, not their sum. */
+static void app_sources_fetch(struct app_source *s, size_t n)
+{
+	pthread_t *t = calloc(n, sizeof(*t));
+	bool *started = calloc(n, sizeof(*started));
+	size_t cold = 0;
+
+	for (size_t i = 0; t && started && i < n; i++)
+		cold += app_source_cold(&s[i]);
+	for (size_t i = 1; cold > 1 && i < n; i++)
+		started[i] = pthread_create(&t[i], NULL, app_source_fetch, &s[i]) == 0;
+	for (size_t i = 0; i < n; i++) {
+		if (started && started[i])
+			pthread_join(t[i], NULL);
+		else
+			app_source_fetch(&s[i]);
+	}
+	free(t);
+	free(started);
+}
+
+/* The distinct entries behind the app's value set: the store first. */
+static size_t app_sources(struct appfs *fs, const struct app_conf *app,
+			  struct app_source *s)
+{
+	size_t n = 0;
+
+	if (app->has_store)
+		s[n++] = (struct app_source){ .fs = fs, .app = app, .ref = &app->store };
+	for (size_t i = 0; i < app->nenv; i++) {
+		const struct ref *r = &app->env[i].ref;
+		bool seen = r->kind != REF_PROVIDER;
+
+		for (size_t j = 0; !seen && j < n; j++)
+			seen = ref_same_entry(r, s[j].ref);
+		if (!seen)
+			s[n++] = (struct app_source){ .fs = fs, .app = app, .ref = r };
+	}
+	return n;
+}
+
+static const struct entry *app_source_of(const struct app_source *s, size_t n,
+					 const struct ref *r)
+{
+	for (size_t j = 0; j < n; j++)
+		if (ref_same_entry(r, s[j].ref))
+			return &s[j].en;
+	return NULL;
+}
+
+/* The app's whole value set: store keys, then mappings over them. */
 static int app_values(struct appfs *fs, const struct app_conf *app,
 		      struct kvmap *vals, struct err *e)
 {
-	struct entry store = ENTRY_INIT;
+	struct app_source *s = calloc(app->nenv + 1, sizeof(*s));
 	struct secbuf val = SECBUF_INIT;
-	int rc = app_fetch_store_generated(fs, app, &store, e);
+	size_t n = s ? app_sources(fs, app, s) : 0;
+	int rc = s ? 0 : err_set(e, ERR_NOMEM, "out of memory");
 
-	if (rc == 0 && kvmap_copy(vals, &store.map) < 0)
+	app_sources_fetch(s, n);
+	for (size_t j = 0; rc == 0 && j < n; j++)
+		if (s[j].rc < 0) {
+			*e = s[j].e;
+			rc = -1;
+		}
+	if (rc == 0 && app->has_store && kvmap_copy(vals, &s[0].en.map) < 0)
 		rc = err_set(e, ERR_NOMEM, "out of memory");
 	for (size_t i = 0; rc == 0 && i < app->nenv; i++) {
 		const struct ref *r = &app->env[i].ref;
 
 		if (r->kind == REF_GENERATE)
 			continue;	/* already in the store's map */
-		if (app->has_store && ref_same_entry(r, &app->store))
-			rc = app_select(&store, r, &val, e);
-		else
-			rc = app_resolve(fs, app, r, &val, e);
+		rc = app_select(app_source_of(s, n, r), r, &val, e);
 		if (rc == 0 && kvmap_set(vals, app->env[i].name, val.data, val.len) < 0)
 			rc = err_set(e, ERR_NOMEM, "out of memory");
 	}
+	for (size_t j = 0; j < n; j++)
+		entry_free(&s[j].en);
+	free(s);
 	secbuf_free(&val);
-	entry_free(&store);
 	if (rc < 0)
 		kvmap_free(vals);
+	/* a missing source is a broken .env, not a missing file */
 	if (rc < 0 && e->code == ERR_NOTFOUND)
 		e->code = ERR_PROVIDER;
 	return rc;
