@@ -145,26 +145,26 @@ static void ops_node_move(struct ops_fs *ofs, size_t app, const char *from,
 	pthread_mutex_unlock(&ofs->lock);
 }
 
-/* The inode of (app, name), made on first use. 0 when out of memory. */
-static fuse_ino_t ops_node_ino(struct ops_fs *ofs, size_t app, const char *name)
+/* The node of (app, name), made on first use. NULL when out of memory. */
+static struct ops_node *ops_node_get(struct ops_fs *ofs, size_t app,
+				     const char *name)
 {
 	struct ops_node *n;
-	fuse_ino_t ino = 0;
 
 	pthread_mutex_lock(&ofs->lock);
-	for (n = ofs->heads[app]; n && !ino; n = n->next)
+	for (n = ofs->heads[app]; n; n = n->next)
 		if (!strcmp(n->name, name))
-			ino = n->ino;
-	if (!ino && ofs->nnodes == ofs->cap) {
+			goto out;
+	if (ofs->nnodes == ofs->cap) {
 		size_t cap = ofs->cap ? ofs->cap * 2 : 64;
 		struct ops_node **nodes = realloc(ofs->nodes, cap * sizeof(*nodes));
 
-		if (nodes) {
-			ofs->nodes = nodes;
-			ofs->cap = cap;
-		}
+		if (!nodes)
+			goto out;
+		ofs->nodes = nodes;
+		ofs->cap = cap;
 	}
-	n = ino || ofs->nnodes == ofs->cap ? NULL : malloc(sizeof(*n));
+	n = malloc(sizeof(*n));
 	if (n && !(n->name = strdup(name))) {
 		free(n);
 		n = NULL;
@@ -172,13 +172,14 @@ static fuse_ino_t ops_node_ino(struct ops_fs *ofs, size_t app, const char *name)
 	if (n) {
 		n->app = app;
 		n->seen = false;
-		n->ino = ino = ops_first_file_ino(ofs) + ofs->nnodes;
+		n->ino = ops_first_file_ino(ofs) + ofs->nnodes;
 		n->next = ofs->heads[app];
 		ofs->heads[app] = n;
 		ofs->nodes[ofs->nnodes++] = n;
 	}
+out:
 	pthread_mutex_unlock(&ofs->lock);
-	return ino;
+	return n;
 }
 
 /* ---- keeping the kernel's cache right ----
@@ -449,9 +450,10 @@ static void ops_lookup_scratch(fuse_req_t req, struct ops_fs *ofs, size_t app,
 			       const char *name)
 {
 	struct fuse_entry_param ep = { 0 };
+	struct ops_node *n = ops_node_get(ofs, app, name);
 
-	ep.ino = ops_node_ino(ofs, app, name);
-	if (!ep.ino)
+	ep.ino = n ? n->ino : 0;
+	if (!n)
 		fuse_reply_err(req, ENOMEM);
 	else if (!ops_stat_scratch(ofs, ep.ino, app, name, &ep.attr))
 		fuse_reply_err(req, ENOENT);
@@ -484,12 +486,12 @@ static void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		ops_reply_err(req, &e);
 		return;
 	}
-	ep.ino = ops_node_ino(ofs, app, name);
-	n = ep.ino ? ops_node(ofs, ep.ino) : NULL;
+	n = ops_node_get(ofs, app, name);
 	if (!n) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	ep.ino = n->ino;
 	if (ops_stat_file(ofs, ep.ino, n, &ep.attr, &e) < 0) {
 		ops_reply_err(req, &e);
 		return;
@@ -580,6 +582,7 @@ static void ops_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct ops_fs *ofs = ops_fs_of(req);
 	struct strv *names = (struct strv *)(uintptr_t)fi->fh;
 	char *buf = malloc(size);
+	struct ops_node *n;
 	size_t used = 0;
 
 	if (!buf) {
@@ -599,8 +602,10 @@ static void ops_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			st.st_ino = OPS_ROOT_INO;
 		else if (ino == OPS_ROOT_INO)
 			st.st_ino = OPS_ROOT_INO + 1 + (i - 2);
+		else if ((n = ops_node_get(ofs, ino - OPS_ROOT_INO - 1, name)))
+			st.st_ino = n->ino;
 		else
-			st.st_ino = ops_node_ino(ofs, ino - OPS_ROOT_INO - 1, name);
+			break;	/* out of memory: a short listing, not a lie */
 		len = fuse_add_direntry(req, buf + used, size - used, name, &st,
 					(off_t)i + 1);
 		if (len > size - used)
@@ -1171,12 +1176,12 @@ static void ops_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	ep.ino = ops_node_ino(ofs, app, name);
-	n = ep.ino ? ops_node(ofs, ep.ino) : NULL;
+	n = ops_node_get(ofs, app, name);
 	if (!n) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	ep.ino = n->ino;
 	/* a scratch file; or a new key, a scratch file until it is committed
 	 * at close (even when nothing was written) */
 	rc = ops_create_scratch(ofs, app, name, ctx, mode, kind == NAME_KEY, &e);
