@@ -108,6 +108,8 @@ struct cache {
 
 	pthread_mutex_t key_lock;
 	unsigned key_users;
+	bool key_readable;
+	int64_t key_used_ms;	/* when the last user let go */
 	unsigned char *key;
 
 	pthread_mutex_t pool_lock;
@@ -135,22 +137,55 @@ static int64_t cache_now(void)
 
 /* ---- the key ---- */
 
-/* Readable while at least one thread uses it, PROT_NONE otherwise. */
+/* Readable while threads use it, PROT_NONE once unused. With the
+ * refresher running, "unused" means for CACHE_KEY_IDLE_MS: two mprotect
+ * calls per cache hit flush both CPUs' TLBs and cost a quarter of a warm
+ * open, so a busy cache keeps the key readable and the refresher closes
+ * it after a quiet second. */
+#define CACHE_KEY_IDLE_MS 1000
+
 static const unsigned char *key_acquire(struct cache *c)
 {
 	pthread_mutex_lock(&c->key_lock);
-	if (c->key_users++ == 0)
+	c->key_users++;
+	if (!c->key_readable) {
 		sodium_mprotect_readonly(c->key);
+		c->key_readable = true;
+	}
 	pthread_mutex_unlock(&c->key_lock);
 	return c->key;
+}
+
+static void key_close_locked(struct cache *c)
+{
+	sodium_mprotect_noaccess(c->key);
+	c->key_readable = false;
 }
 
 static void key_release(struct cache *c)
 {
 	pthread_mutex_lock(&c->key_lock);
-	if (--c->key_users == 0)
-		sodium_mprotect_noaccess(c->key);
+	if (--c->key_users == 0) {
+		c->key_used_ms = cache_now();
+		if (!c->running)
+			key_close_locked(c);
+	}
 	pthread_mutex_unlock(&c->key_lock);
+}
+
+/* From the refresher: close the key once it has been idle. true while it
+ * is still readable. */
+static bool key_close_idle(struct cache *c)
+{
+	bool readable;
+
+	pthread_mutex_lock(&c->key_lock);
+	if (c->key_readable && !c->key_users &&
+	    cache_now() - c->key_used_ms >= CACHE_KEY_IDLE_MS)
+		key_close_locked(c);
+	readable = c->key_readable;
+	pthread_mutex_unlock(&c->key_lock);
+	return readable;
 }
 
 /* ---- plaintext scratch buffers ---- */
@@ -995,6 +1030,8 @@ static void *refresher_main(void *arg)
 		if (c->stop)
 			break;
 		ms = c->min_refresh_ms ? c->min_refresh_ms / 4 : 1000;
+		if (key_close_idle(c) && ms > CACHE_KEY_IDLE_MS)
+			ms = CACHE_KEY_IDLE_MS;
 		if (ms < 5)
 			ms = 5;
 		clock_gettime(CLOCK_MONOTONIC, &ts);

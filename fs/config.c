@@ -42,9 +42,19 @@ enum sect_kind {
 };
 
 /* State of one config_load call. */
+/* App names seen so far, to find a duplicate without a scan per app:
+ * open addressing over indices into c->apps (0 = empty, else index + 1). */
+struct name_index {
+	size_t *slot;
+	size_t cap;	/* a power of two, at least twice the entries */
+	size_t n;
+};
+
 struct loader {
 	struct config *c;
 	struct err *e;
+	struct name_index apps_seen;
+	size_t apps_cap;	/* allocated c->apps and store_at */
 	FILE *f;
 	const char *file;	/* c->files[...] being read */
 	int line;		/* line last handed to inih */
@@ -405,11 +415,69 @@ static int provider_open(struct loader *ld, const char *name)
 	return 0;
 }
 
+static size_t name_hash(const char *s)
+{
+	size_t h = 14695981039346656037u;	/* FNV-1a */
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211u;
+	return h;
+}
+
+/* The slot of name: where it is, or where it would go. */
+static size_t *name_slot(struct name_index *x, const struct app_conf *apps,
+			 const char *name)
+{
+	size_t i = name_hash(name) & (x->cap - 1);
+
+	while (x->slot[i] && strcmp(apps[x->slot[i] - 1].name, name))
+		i = (i + 1) & (x->cap - 1);
+	return &x->slot[i];
+}
+
+static int name_grow(struct name_index *x, const struct app_conf *apps)
+{
+	struct name_index bigger = { NULL, x->cap ? x->cap * 2 : 64, x->n };
+
+	if (x->cap && (x->n + 1) * 2 <= x->cap)
+		return 0;
+	bigger.slot = calloc(bigger.cap, sizeof(*bigger.slot));
+	if (!bigger.slot)
+		return -1;
+	for (size_t i = 0; i < x->cap; i++)
+		if (x->slot[i])
+			*name_slot(&bigger, apps, apps[x->slot[i] - 1].name) = x->slot[i];
+	free(x->slot);
+	*x = bigger;
+	return 0;
+}
+
+/* Room for one more app (doubling, not one at a time: 10,000 apps). */
+static int apps_reserve(struct loader *ld)
+{
+	struct config *c = ld->c;
+	size_t cap = ld->apps_cap ? ld->apps_cap * 2 : 16;
+	struct conf_where *w;
+	struct app_conf *a;
+
+	if (c->napps < ld->apps_cap)
+		return 0;
+	w = realloc(ld->store_at, cap * sizeof(*w));
+	if (w)
+		ld->store_at = w;
+	a = w ? realloc(c->apps, cap * sizeof(*a)) : NULL;
+	if (!a)
+		return -1;
+	c->apps = a;
+	ld->apps_cap = cap;
+	return 0;
+}
+
 static int app_open(struct loader *ld, const char *name)
 {
 	struct config *c = ld->c;
-	const struct app_conf *old = config_app(c, name);
-	struct conf_where *w;
+	const struct app_conf *old;
+	size_t *slot;
 	struct app_conf *a;
 
 	if (!*name)
@@ -417,25 +485,23 @@ static int app_open(struct loader *ld, const char *name)
 	if (!app_name_valid(name))
 		return fail(ld, "app name '%s' is not valid: [A-Za-z0-9_][A-Za-z0-9_.-]*, at most %d characters",
 			    name, APP_NAME_MAX);
+	if (name_grow(&ld->apps_seen, c->apps) < 0 || apps_reserve(ld) < 0)
+		return oom(ld);
+	slot = name_slot(&ld->apps_seen, c->apps, name);
+	old = *slot ? &c->apps[*slot - 1] : NULL;
 	if (old)
 		return fail(ld, "app %s already defined at %s:%d", name,
 			    old->where.file, old->where.line);
-	w = realloc(ld->store_at, (c->napps + 1) * sizeof(*w));
-	if (!w)
-		return oom(ld);
-	ld->store_at = w;
-	w[c->napps] = (struct conf_where){ NULL, 0 };
-	a = realloc(c->apps, (c->napps + 1) * sizeof(*a));
-	if (!a)
-		return oom(ld);
-	c->apps = a;
-	a = &a[c->napps];
+	ld->store_at[c->napps] = (struct conf_where){ NULL, 0 };
+	a = &c->apps[c->napps];
 	*a = (struct app_conf){ .name = strdup(name), .mode = 0400,
 				.ttl_ms = -1, .refresh_ms = -1, .max_stale_ms = -1,
 				.where = here(ld) };
 	if (!a->name)
 		return oom(ld);
 	section_reset(ld, SECT_APP);
+	*slot = c->napps + 1;
+	ld->apps_seen.n++;
 	ld->idx = c->napps++;
 	return 0;
 }
@@ -1100,6 +1166,7 @@ int config_load(const char *path, struct config *c, struct err *e)
 out:
 	strv_free(&dropins);
 	free(ld.store_at);
+	free(ld.apps_seen.slot);
 	return rc;
 }
 
@@ -1156,10 +1223,10 @@ const struct provider_conf *config_provider(const struct config *c,
 /* Linear: also used while loading, before apps are sorted. */
 const struct app_conf *config_app(const struct config *c, const char *name)
 {
-	for (size_t i = 0; i < c->napps; i++)
-		if (!strcmp(c->apps[i].name, name))
-			return &c->apps[i];
-	return NULL;
+	struct app_conf key = { .name = (char *)name };
+
+	/* apps are sorted once loaded */
+	return bsearch(&key, c->apps, c->napps, sizeof(*c->apps), app_cmp);
 }
 
 const char *conf_opt_get(const struct provider_conf *p, const char *key)

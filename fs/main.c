@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,14 +28,29 @@ struct main_opts {
 	char *config;
 	char *log;
 	char *kernel_cache;
+	bool ro;
 };
+
+enum { MAIN_KEY_RO };
 
 static const struct fuse_opt main_opt_table[] = {
 	{ "config=%s", offsetof(struct main_opts, config), 0 },
 	{ "log=%s", offsetof(struct main_opts, log), 0 },
 	{ "kernel_cache=%s", offsetof(struct main_opts, kernel_cache), 0 },
+	FUSE_OPT_KEY("ro", MAIN_KEY_RO),
 	FUSE_OPT_END
 };
+
+/* "ro" is noted and left for the mount. */
+static int main_opt_proc(void *data, const char *arg, int key,
+			 struct fuse_args *outargs)
+{
+	struct main_opts *o = data;
+
+	if (key == MAIN_KEY_RO)
+		o->ro = true;
+	return 1;
+}
 
 static void main_usage(const char *prog)
 {
@@ -45,7 +61,9 @@ static void main_usage(const char *prog)
 	       "    -o config=PATH         configuration file (default %s)\n"
 	       "    -o log=LEVEL           error, warn, info (default) or debug\n"
 	       "    -o kernel_cache=no     serve every read from the daemon (no\n"
-	       "                           plaintext in the kernel's page cache)\n\n",
+	       "                           plaintext in the kernel's page cache)\n"
+	       "    -o ro                  read-only: opens never reach the daemon,\n"
+	       "                           reads are as fast as a local file\n\n",
 	       prog, CONFIG_DEFAULT_PATH);
 	fuse_cmdline_help();
 	fuse_lowlevel_help();
@@ -70,6 +88,18 @@ static int main_mount_options(struct fuse_args *args)
 	if (geteuid() == 0 && fuse_opt_add_arg(args, "-oallow_other") < 0)
 		return -1;
 	return 0;
+}
+
+/* Worker threads: libfuse's 10 all block behind one slow provider fetch
+ * while requests for other apps wait; 64 idle threads cost little. */
+#define MAIN_MAX_THREADS 64
+
+static bool main_user_set_threads(int argc, char *argv[])
+{
+	for (int i = 1; i < argc; i++)
+		if (strstr(argv[i], "max_threads="))
+			return true;
+	return false;
 }
 
 static int main_loop(struct fuse_session *se, const struct fuse_cmdline_opts *cmd)
@@ -133,7 +163,7 @@ int main(int argc, char *argv[])
 	int log_level, rc = 1;
 
 	main_harden();
-	if (fuse_opt_parse(&args, &o, main_opt_table, NULL) < 0 ||
+	if (fuse_opt_parse(&args, &o, main_opt_table, main_opt_proc) < 0 ||
 	    fuse_parse_cmdline(&args, &cmd) < 0)
 		goto out_args;
 	if (cmd.show_help) {
@@ -148,6 +178,8 @@ int main(int argc, char *argv[])
 		rc = 0;
 		goto out_args;
 	}
+	if (!main_user_set_threads(argc, argv))
+		cmd.max_threads = MAIN_MAX_THREADS;
 	if (!cmd.mountpoint) {
 		fprintf(stderr, "secretfs: no mountpoint given (see --help)\n");
 		goto out_args;
@@ -164,6 +196,7 @@ int main(int argc, char *argv[])
 		goto out_config;
 	}
 	ofs.kernel_cache = !o.kernel_cache || !strcmp(o.kernel_cache, "yes");
+	ofs.read_only = o.ro;
 	se = fuse_session_new(&args, &ops_table, sizeof(ops_table), &ofs);
 	if (!se)
 		goto out_ops;

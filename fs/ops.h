@@ -44,6 +44,8 @@ struct ops_fs {
 	struct ops_reader *readers;	/* each process's last read of a .env */
 	struct ops_handle *handles;	/* open files */
 	bool kernel_cache;	/* let the kernel keep pages and attributes */
+	bool read_only;		/* mounted -o ro */
+	bool no_open;		/* read-only fast path: opens stay in the kernel */
 	struct fuse_session *se;
 	struct ops_inval inval;
 	size_t nnodes;
