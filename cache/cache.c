@@ -355,6 +355,7 @@ static struct blob *blob_seal(struct cache *c, const struct centry *ce,
 		pl->p, pl->len, (const unsigned char *)ce->id, ce->id_len,
 		NULL, b->data, key);
 	key_release(c);
+	secmem_stack_wipe();	/* the cipher's frames held the plaintext */
 	return b;
 }
 
@@ -371,6 +372,7 @@ static int blob_open(struct cache *c, const struct centry *ce,
 		b->data + CACHE_NPUB, b->len - CACHE_NPUB,
 		(const unsigned char *)ce->id, ce->id_len, b->data, key);
 	key_release(c);
+	secmem_stack_wipe();
 	if (rc != 0)
 		plain_put(c, pl);
 	return rc ? -1 : 0;

@@ -109,6 +109,11 @@ void secmem_free_str(char *s)
 		secmem_free(s, strlen(s));
 }
 
+void secmem_stack_wipe(void)
+{
+	sodium_stackzero(16384);
+}
+
 static void secmem_json_free(void *p)
 {
 	/* jansson does not pass sizes; the allocator knows the block's */

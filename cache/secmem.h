@@ -40,6 +40,11 @@ void secmem_free(void *p, size_t n);
 /* Wipe a NUL-terminated string, then free it. */
 void secmem_free_str(char *s);
 
+/* Wipe the stack below the caller: hashing and cipher code leaves copies
+ * of its input in the stack frames it used (BLAKE2b's message words).
+ * Call it right after hashing or sealing a secret. */
+void secmem_stack_wipe(void);
+
 /* Make jansson wipe every block it frees: its copies of parsed and dumped
  * documents hold secret values. Call once, before any thread starts. */
 void secmem_init_json(void);

@@ -34,6 +34,7 @@ int appfs_open(struct appfs *fs, const struct config *cfg, struct err *e)
 
 	memset(fs, 0, sizeof(*fs));
 	fs->cfg = cfg;
+	randombytes_buf(fs->fp_key, sizeof(fs->fp_key));
 	for (size_t i = 0; i < APP_WRITE_LOCKS; i++)
 		pthread_mutex_init(&fs->write_locks[i], NULL);
 	fs->cache = cache_new(&cc, e);
@@ -359,6 +360,50 @@ static int app_fetch_store_generated(struct appfs *fs,
 	return 0;
 }
 
+/* ---- fingerprints ----
+ *
+ * A value's fingerprint: a BLAKE2b hash keyed per process, and a byte
+ * that says whether the value holds a NUL (so .env could not show it).
+ * Equal values, equal fingerprints; a fingerprint tells nothing else. */
+
+#define APP_FP_HASH 16
+#define APP_FP_LEN (APP_FP_HASH + 1)
+
+static void app_fp(const struct appfs *fs, const char *val, size_t len,
+		   unsigned char fp[APP_FP_LEN])
+{
+	crypto_generichash(fp, APP_FP_HASH, (const unsigned char *)val, len,
+			   fs->fp_key, sizeof(fs->fp_key));
+	fp[APP_FP_HASH] = memchr(val, 0, len) != NULL;
+	secmem_stack_wipe();
+}
+
+static int app_fingerprints(const struct appfs *fs, const struct kvmap *vals,
+			    struct kvmap *out)
+{
+	unsigned char fp[APP_FP_LEN];
+
+	kvmap_free(out);
+	for (size_t i = 0; i < vals->n; i++) {
+		app_fp(fs, vals->items[i].val, vals->items[i].len, fp);
+		if (kvmap_set(out, vals->items[i].key, fp, sizeof(fp)) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Does value (plaintext) match fingerprint fp? */
+static bool app_fp_same(const struct appfs *fs, const struct kv *value,
+			const struct kv *fp)
+{
+	unsigned char h[APP_FP_LEN];
+
+	if (!value || !fp || fp->len != APP_FP_LEN)
+		return false;
+	app_fp(fs, value->val, value->len, h);
+	return !memcmp(h, fp->val, APP_FP_LEN);
+}
+
 /* ---- reads ---- */
 
 /* One distinct entry an app's value set is made of. */
@@ -569,7 +614,7 @@ static int app_read_file(struct appfs *fs, const struct app_conf *app,
 		rc = app_keys_values(fs, app, &vals, e);
 	if (rc == 0 && dotenv_render(&vals, out, app_render_warn, &w) < 0)
 		rc = err_set(e, ERR_NOMEM, "out of memory");
-	if (rc == 0 && base && kvmap_copy(base, &vals) < 0)
+	if (rc == 0 && base && app_fingerprints(fs, &vals, base) < 0)
 		rc = err_set(e, ERR_NOMEM, "out of memory");
 	kvmap_free(&vals);
 	return rc;
@@ -708,8 +753,9 @@ int app_remove_key(struct appfs *fs, const struct app_conf *app,
 
 /* What a written .env changes against the base its writer opened. */
 struct app_env_edit {
+	const struct appfs *fs;
 	const struct app_conf *app;
-	const struct kvmap *base;
+	const struct kvmap *base;	/* fingerprints */
 	struct kvmap set;	/* keys added or changed */
 	struct kvmap del;	/* keys removed (values unused) */
 };
@@ -729,7 +775,7 @@ static int app_env_diff(struct app_env_edit *d, const struct kvmap *written,
 		const struct kv *kv = &written->items[i];
 		const struct conf_mapping *m = app_mapping(app, kv->key);
 
-		if (app_same(kv, kvmap_get(d->base, kv->key)))
+		if (app_fp_same(d->fs, kv, kvmap_get(d->base, kv->key)))
 			continue;
 		if (m && m->ref.kind == REF_PROVIDER)
 			return err_set(e, ERR_READONLY, "%s comes from %s; change it there",
@@ -746,7 +792,8 @@ static int app_env_diff(struct app_env_edit *d, const struct kvmap *written,
 		const struct kv *kv = &d->base->items[i];
 
 		if (kvmap_get(written, kv->key) || app_mapping(app, kv->key) ||
-		    !dotenv_key_valid(kv->key) || memchr(kv->val, 0, kv->len))
+		    !dotenv_key_valid(kv->key) ||
+		    (kv->len == APP_FP_LEN && kv->val[APP_FP_HASH]))
 			continue;
 		if (kvmap_set(&d->del, kv->key, "", 0) < 0)
 			return err_set(e, ERR_NOMEM, "out of memory");
@@ -767,7 +814,7 @@ static int app_edit_env(void *ctx, const struct kvmap *cur, struct kvmap *next,
 			const struct kv *want = &lists[l]->items[i];
 			const struct kv *now = kvmap_get(cur, want->key);
 			const struct kv *was = kvmap_get(d->base, want->key);
-			bool moved = was ? !app_same(now, was) : now != NULL;
+			bool moved = was ? !app_fp_same(d->fs, now, was) : now != NULL;
 
 			if (moved && !(l == 0 && app_same(now, want)) && !(l == 1 && !now))
 				return err_set(e, ERR_BUSY,
@@ -787,7 +834,7 @@ static int app_write_env(struct appfs *fs, const struct app_conf *app,
 			 const struct kvmap *base, const char *data, size_t len,
 			 struct err *e)
 {
-	struct app_env_edit d = { app, base, KVMAP_INIT, KVMAP_INIT };
+	struct app_env_edit d = { fs, app, base, KVMAP_INIT, KVMAP_INIT };
 	struct kvmap written = KVMAP_INIT;
 	int rc;
 

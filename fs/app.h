@@ -35,6 +35,10 @@ struct appfs {
 	size_t nprov;
 	struct cache *cache;
 	pthread_mutex_t write_locks[APP_WRITE_LOCKS];	/* by store entry */
+	/* keys the fingerprints of a .env's base: what an editor read is kept
+	 * as long as the edit lasts, so it is kept as keyed hashes, never as
+	 * plaintext */
+	unsigned char fp_key[32];
 };
 
 int appfs_open(struct appfs *fs, const struct config *cfg, struct err *e);
@@ -50,7 +54,8 @@ int app_lookup(struct appfs *fs, const struct app_conf *app, const char *name,
 	       struct err *e);
 
 /* The bytes of file name into out. For .env, base (when not NULL) receives
- * the value set it was rendered from: the base of a later app_write. */
+ * the value set it was rendered from as fingerprints (keyed hashes, no
+ * plaintext): the base of a later app_write. */
 int app_read(struct appfs *fs, const struct app_conf *app, const char *name,
 	     struct secbuf *out, struct kvmap *base, struct err *e);
 

@@ -194,15 +194,17 @@ out:
 
 #define OPS_CACHE_TIMEOUT 3600.0
 
-/* How long the kernel may keep a file's attributes. Without opens (a
- * read-only mount), the kernel asks again after the app's ttl, and that
- * getattr is what revalidates the value (FUSE_CAP_AUTO_INVAL_DATA drops
- * the pages when it changed) and keeps the refresher interested. */
+/* How long the kernel may keep a file's attributes: long, since every
+ * change we learn of invalidates them (with kernel_cache=no too: sizes
+ * must stay exact, pages are not kept anyway). Without opens (a read-only
+ * mount), the kernel asks again after the app's ttl, and that getattr is
+ * what revalidates the value (FUSE_CAP_AUTO_INVAL_DATA drops the pages
+ * when it changed) and keeps the refresher interested. */
 static double ops_attr_timeout(const struct ops_fs *ofs, size_t app)
 {
 	if (ofs->no_open)
 		return ofs->cfg->apps[app].ttl_ms / 1000.0;
-	return ofs->kernel_cache ? OPS_CACHE_TIMEOUT : 0;
+	return OPS_CACHE_TIMEOUT;
 }
 
 /* Compare data with what the kernel was shown of n; true if it changed
@@ -215,6 +217,7 @@ static bool ops_observe(struct ops_fs *ofs, struct ops_node *n,
 
 	crypto_generichash(h, sizeof(h), (const unsigned char *)data->data,
 			   data->len, NULL, 0);
+	secmem_stack_wipe();
 	pthread_mutex_lock(&ofs->lock);
 	changed = n->seen && memcmp(h, n->hash, sizeof(h));
 	if (!n->seen || changed) {
@@ -925,13 +928,13 @@ static void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if ((fi->flags & O_ACCMODE) == O_RDONLY && !h->sc) {
 		/* nothing to commit at close: skip the flush round trip */
 		fi->noflush = 1;
-		if (ofs->kernel_cache && !ops_observe(ofs, n, &h->data)) {
+		if (ops_observe(ofs, n, &h->data)) {
+			/* changed since the kernel saw it: this open reads around
+			 * its cache, the next ones find it renewed */
+			ops_inval_queue(ofs, ino);
+		} else if (ofs->kernel_cache) {
 			fi->direct_io = 0;
 			fi->keep_cache = 1;
-		} else if (ofs->kernel_cache) {
-			/* changed since the kernel cached it: this open reads
-			 * around the cache, the next ones find it renewed */
-			ops_inval_queue(ofs, ino);
 		}
 	}
 	fuse_reply_open(req, fi);
@@ -1023,6 +1026,9 @@ static void ops_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		memcpy(h->buf->data + pos, buf, size);
 	else
 		h->failed = rc;
+	/* the bytes sit in libfuse's request buffer until its next request:
+	 * this was their last use */
+	sodium_memzero((void *)buf, size);
 	h->dirty = true;
 	if (h->sc)
 		h->sc->mtime = time(NULL);

@@ -127,6 +127,7 @@ static void file_version_of(const struct secbuf *b,
 
 	crypto_generichash(h, sizeof(h), (const unsigned char *)b->data,
 			   b->len, NULL, 0);
+	secmem_stack_wipe();
 	sodium_bin2hex(version, PROVIDER_VERSION_MAX, h, sizeof(h));
 }
 

@@ -1,6 +1,6 @@
 /* http.c - the shared libcurl layer of the providers (see http.h).
  *
- * One request: take an easy handle from the client's pool, then loop over
+ * One request: a fresh easy handle (freed, wiped, after it), then loop over
  * attempts: set every option afresh (curl_easy_reset keeps the shared
  * connection cache), perform, and decide: done, follow the one redirect,
  * or sleep and retry while the budget lasts. Response bodies go straight
@@ -11,6 +11,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -26,7 +27,6 @@
 #endif
 
 /* Idle handles kept for reuse; more busy ones are fine. */
-#define HTTP_POOL_MAX 16
 /* Not worth another attempt when less than this is left of the budget. */
 #define HTTP_MIN_ATTEMPT_MS 50
 #define HTTP_BRIEF_MAX 512
@@ -45,9 +45,6 @@ struct http_client {
 	bool insecure;
 	CURLSH *share;
 	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
-	pthread_mutex_t pool_lock;
-	CURL *pool[HTTP_POOL_MAX];
-	size_t npool;
 };
 
 /* What one attempt collects through the callbacks. */
@@ -57,15 +54,47 @@ struct http_attempt {
 	bool too_big;
 	bool nomem;
 	char retry_after[32];
+	const char *keep;	/* http_request.keep_header */
+	char kept[sizeof(((struct http_response *)0)->header)];
 	char errbuf[CURL_ERROR_SIZE];
 };
 
 static pthread_once_t http_once = PTHREAD_ONCE_INIT;
 static CURLcode http_global_rc;
 
+/* curl's receive buffers and header copies hold response bodies, that is
+ * secrets: every block curl frees is wiped first. */
+static void http_wipe_free(void *p)
+{
+	if (p)
+		sodium_memzero(p, malloc_usable_size(p));
+	free(p);
+}
+
+static void *http_wipe_realloc(void *p, size_t n)
+{
+	size_t old = p ? malloc_usable_size(p) : 0;
+	void *q;
+
+	if (!p)
+		return malloc(n);
+	if (n == 0) {
+		http_wipe_free(p);
+		return NULL;
+	}
+	q = malloc(n);
+	if (!q)
+		return NULL;
+	memcpy(q, p, old < n ? old : n);
+	http_wipe_free(p);
+	return q;
+}
+
 static void http_global_init(void)
 {
-	http_global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+	http_global_rc = curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc,
+					      http_wipe_free, http_wipe_realloc,
+					      strdup, calloc);
 }
 
 int64_t http_now_ms(void)
@@ -146,8 +175,10 @@ static struct curl_slist *http_slist_build(const struct http_request *rq,
 	char ctype[128];
 
 	*ok = true;
-	/* no "Expect: 100-continue" round trip for larger bodies */
-	l = http_slist_add(l, "Expect:", ok);
+	/* no "Expect: 100-continue" round trip for larger bodies; but curl
+	 * 7.88 would sign the removal line for AWS and never send it */
+	if (!rq->aws_sigv4)
+		l = http_slist_add(l, "Expect:", ok);
 	if (rq->body) {
 		snprintf(ctype, sizeof(ctype), "Content-Type: %s",
 			 rq->content_type ? rq->content_type : "application/json");
@@ -513,7 +544,6 @@ int http_client_new(const struct http_client_conf *conf,
 	c->insecure = conf->insecure;
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&c->share_locks[i], NULL);
-	pthread_mutex_init(&c->pool_lock, NULL);
 	ok = http_strdup_opt(&c->name, conf->name ? conf->name : "http");
 	ok = http_strdup_opt(&c->ca_file, conf->ca_file) && ok;
 	ok = http_strdup_opt(&c->ca_path, conf->ca_path) && ok;
@@ -531,14 +561,10 @@ void http_client_free(struct http_client *c)
 {
 	if (!c)
 		return;
-	/* easy handles first: the share refuses to go while they use it */
-	for (size_t i = 0; i < c->npool; i++)
-		curl_easy_cleanup(c->pool[i]);
 	if (c->share)
 		curl_share_cleanup(c->share);
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_destroy(&c->share_locks[i]);
-	pthread_mutex_destroy(&c->pool_lock);
 	free(c->name);
 	free(c->ca_file);
 	free(c->ca_path);
@@ -547,27 +573,19 @@ void http_client_free(struct http_client *c)
 	free(c);
 }
 
+/* A fresh handle per request, freed after it: its receive buffer would
+ * still hold the last response. Freeing wipes that (http_wipe_free);
+ * keep-alive survives, the connections live in the share. */
 static CURL *http_handle_get(struct http_client *c)
 {
-	CURL *h = NULL;
-
-	pthread_mutex_lock(&c->pool_lock);
-	if (c->npool > 0)
-		h = c->pool[--c->npool];
-	pthread_mutex_unlock(&c->pool_lock);
-	return h ? h : curl_easy_init();
+	(void)c;
+	return curl_easy_init();
 }
 
 static void http_handle_put(struct http_client *c, CURL *h)
 {
-	pthread_mutex_lock(&c->pool_lock);
-	if (c->npool < HTTP_POOL_MAX) {
-		c->pool[c->npool++] = h;
-		h = NULL;
-	}
-	pthread_mutex_unlock(&c->pool_lock);
-	if (h)
-		curl_easy_cleanup(h);
+	(void)c;
+	curl_easy_cleanup(h);
 }
 
 /* ---- one attempt ---- */
@@ -588,8 +606,31 @@ static size_t http_write_cb(char *p, size_t size, size_t n, void *ud)
 	return len;
 }
 
-/* Only Retry-After is kept; every response (1xx, redirects) starts with
- * its status line, which resets it. */
+/* The value of the header line p (len bytes) when it is name's, trimmed,
+ * into out. */
+static void http_header_keep(const char *p, size_t len, const char *name,
+			     char *out, size_t size)
+{
+	size_t nlen = strlen(name), vlen;
+
+	if (len <= nlen || strncasecmp(p, name, nlen) || p[nlen] != ':')
+		return;
+	p += nlen + 1;
+	len -= nlen + 1;
+	while (len > 0 && (*p == ' ' || *p == '\t')) {
+		p++;
+		len--;
+	}
+	while (len > 0 && (p[len - 1] == '\r' || p[len - 1] == '\n' ||
+			   p[len - 1] == ' ' || p[len - 1] == '\t'))
+		len--;
+	vlen = len < size - 1 ? len : size - 1;
+	memcpy(out, p, vlen);
+	out[vlen] = '\0';
+}
+
+/* Only Retry-After (and keep_header) are kept; every response (1xx,
+ * redirects) starts with its status line, which resets them. */
 static size_t http_header_cb(char *p, size_t size, size_t n, void *ud)
 {
 	static const char name[] = "Retry-After:";
@@ -598,7 +639,11 @@ static size_t http_header_cb(char *p, size_t size, size_t n, void *ud)
 
 	if (len >= 5 && !strncmp(p, "HTTP/", 5)) {
 		at->retry_after[0] = '\0';
-	} else if (len > nlen && !strncasecmp(p, name, nlen)) {
+		at->kept[0] = '\0';
+	} else if (at->keep) {
+		http_header_keep(p, len, at->keep, at->kept, sizeof(at->kept));
+	}
+	if (len > nlen && !strncasecmp(p, name, nlen)) {
 		size_t vlen = len - nlen;
 
 		if (vlen >= sizeof(at->retry_after))
@@ -652,6 +697,18 @@ static bool http_set_tls(struct http_client *c, CURL *h)
 	return ok;
 }
 
+/* CURLOPT_AWS_SIGV4: curl signs the request with the key id and secret. */
+static bool http_set_sigv4(CURL *h, const struct http_request *rq)
+{
+	if (!rq->aws_sigv4)
+		return true;
+	return curl_easy_setopt(h, CURLOPT_AWS_SIGV4, rq->aws_sigv4) == CURLE_OK &&
+	       curl_easy_setopt(h, CURLOPT_USERNAME,
+				rq->aws_key_id ? rq->aws_key_id : "") == CURLE_OK &&
+	       curl_easy_setopt(h, CURLOPT_PASSWORD,
+				rq->aws_secret ? rq->aws_secret : "") == CURLE_OK;
+}
+
 static bool http_setup(struct http_client *c, CURL *h,
 		       const struct http_request *rq, const char *url,
 		       struct curl_slist *hdrs, struct http_attempt *at,
@@ -680,7 +737,8 @@ static bool http_setup(struct http_client *c, CURL *h,
 	       curl_easy_setopt(h, CURLOPT_ERRORBUFFER, at->errbuf) == CURLE_OK &&
 	       curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE,
 				(curl_off_t)at->max) == CURLE_OK &&
-	       http_set_tls(c, h) && http_set_method(h, rq);
+	       http_set_tls(c, h) && http_set_method(h, rq) &&
+	       http_set_sigv4(h, rq);
 }
 
 /* Sleep before the next attempt when one is allowed and fits in the
@@ -780,7 +838,8 @@ static int http_attempt_once(struct http_run *run, struct http_response *rs,
 			     struct err *e)
 {
 	struct http_client *c = run->c;
-	struct http_attempt at = { .body = &rs->body, .max = c->max_response };
+	struct http_attempt at = { .body = &rs->body, .max = c->max_response,
+				   .keep = run->rq->keep_header };
 	long left = (long)(run->deadline - http_now_ms());
 	struct curl_slist *hdrs;
 	CURLcode code;
@@ -792,6 +851,7 @@ static int http_attempt_once(struct http_run *run, struct http_response *rs,
 			       run->rq->method, run->brief);
 	secbuf_clear(&rs->body);
 	rs->status = 0;
+	rs->header[0] = '\0';
 	hdrs = http_slist_build(run->rq, run->drop_secret, &ok);
 	if (!ok || !http_setup(c, run->h, run->rq, run->url, hdrs, &at, left)) {
 		http_slist_free(hdrs);
@@ -811,6 +871,7 @@ static int http_attempt_once(struct http_run *run, struct http_response *rs,
 		return http_transport_err(run, code, &at, e);
 	}
 	curl_easy_getinfo(run->h, CURLINFO_RESPONSE_CODE, &rs->status);
+	memcpy(rs->header, at.kept, sizeof(rs->header));
 	if (http_redirect_status(rs->status) && !run->redirected)
 		return http_follow(run, e);
 	snprintf(why, sizeof(why), "HTTP %ld", rs->status);
@@ -832,6 +893,7 @@ int http_request(struct http_client *c, const struct http_request *rq,
 	int rc;
 
 	rs->status = 0;
+	rs->header[0] = '\0';
 	secbuf_clear(&rs->body);
 	run.deadline = rq->deadline_ms ? rq->deadline_ms :
 		http_now_ms() + c->timeout_ms;
@@ -856,6 +918,9 @@ int http_request(struct http_client *c, const struct http_request *rq,
 	curl_easy_setopt(run.h, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(run.h, CURLOPT_POSTFIELDS, NULL);
 	curl_easy_setopt(run.h, CURLOPT_ERRORBUFFER, NULL);
+	/* nor hold the AWS secret any longer than the request */
+	if (rq->aws_sigv4)
+		curl_easy_setopt(run.h, CURLOPT_PASSWORD, NULL);
 	http_handle_put(c, run.h);
 	free(run.url);
 	return rc < 0 ? -1 : 0;

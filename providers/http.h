@@ -1,9 +1,10 @@
 /* http.h - the one HTTP layer every provider uses (libcurl).
  *
- * A struct http_client belongs to one provider. It keeps a small pool of
- * curl easy handles (one request per handle at a time, never one handle in
- * two threads) that share DNS, TLS sessions and connections through a
- * CURLSH, so requests reuse kept-alive connections. Every request:
+ * A struct http_client belongs to one provider. Each request has an easy
+ * handle of its own (never one handle in two threads), freed after it so
+ * no response lingers in its buffers; the handles share DNS, TLS sessions
+ * and connections through a CURLSH, so requests reuse kept-alive
+ * connections. Every request:
  *
  *   - is bounded by a total deadline (the [secretfs] request_timeout),
  *     retries and backoff included;
@@ -92,14 +93,27 @@ struct http_request {
 	bool body_secret;	/* never re-send the body to another origin */
 	bool retry_412;		/* Vault Enterprise: 412 is retryable */
 	int64_t deadline_ms;	/* http_now_ms() clock; 0: now + timeout_ms */
+	/* AWS Signature Version 4 by libcurl: CURLOPT_AWS_SIGV4 (the full
+	 * "aws:amz:REGION:SERVICE") with the key id and secret as
+	 * CURLOPT_USERNAME/PASSWORD, set afresh on every attempt. curl 7.88
+	 * signs every CURLOPT_HTTPHEADER line, even a removal line that is
+	 * never sent, so such a request carries no "Expect:" line. NULL: no
+	 * signing. See protocols.md section 2 for the rules callers follow. */
+	const char *aws_sigv4;
+	const char *aws_key_id;
+	const char *aws_secret;
+	/* One response header to keep (name without ':'), e.g.
+	 * "x-amzn-errortype"; its value lands in http_response.header. */
+	const char *keep_header;
 };
 
 struct http_response {
 	long status;
 	struct secbuf body;	/* wiped on free */
+	char header[128];	/* keep_header's value, trimmed; "" if none */
 };
 
-#define HTTP_RESPONSE_INIT { 0, SECBUF_INIT }
+#define HTTP_RESPONSE_INIT { 0, SECBUF_INIT, "" }
 
 int http_client_new(const struct http_client_conf *conf,
 		    struct http_client **out, struct err *e);

@@ -454,6 +454,7 @@ static void vault_v1_version(const unsigned char *key, const struct kvmap *m,
 	}
 	crypto_generichash_final(&st, h, sizeof(h));
 	sodium_memzero(&st, sizeof(st));
+	secmem_stack_wipe();
 	sodium_bin2hex(version, PROVIDER_VERSION_MAX, h, sizeof(h));
 }
 
