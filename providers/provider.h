@@ -100,5 +100,6 @@ int strv_push(struct strv *s, const char *str);
 
 extern const struct provider_ops file_provider_ops;
 extern const struct provider_ops vault_provider_ops;
+extern const struct provider_ops aws_provider_ops;
 
 #endif

@@ -9,6 +9,7 @@
 static const struct provider_ops *const provider_types[] = {
 	&file_provider_ops,
 	&vault_provider_ops,
+	&aws_provider_ops,
 };
 
 const struct provider_ops *provider_ops_find(const char *type)

@@ -3,8 +3,10 @@
 A Faults object holds rules that tests add while a server runs; the server
 (httpbase.EmulatorServer) asks it, for every request, how long to wait
 (delay_for) and whether to misbehave (take). Rules match on the request's
-method and a regex searched in its decoded path, fire a bounded number of
-times (n=None: forever) and are consumed in the order they were added, so
+method and a regex searched in its decoded path (or in what the server's
+fault_path() names, e.g. /secretsmanager.GetSecretValue for AWS's POST /),
+fire a bounded number of times (n=None: forever) and are consumed in the
+order they were added, so
 
     faults.fail_next(2, 503)          two 503s, then normal answers
     faults.fail_next(1, 429, retry_after=1, path=r"/data/")
@@ -77,15 +79,18 @@ class Faults:
         return rule
 
     def fail_next(self, n=1, status=503, message=None, *, retry_after=None,
-                  headers=None, body=None, path=None, method=None):
+                  headers=None, body=None, content_type=None, path=None,
+                  method=None):
         """Answer the next n matching requests with status. The body is the
         server's error shape for that status (message overrides its text),
-        or body (bytes) verbatim. retry_after adds a Retry-After header."""
+        or body (bytes) verbatim, sent as content_type (default JSON).
+        retry_after adds a Retry-After header."""
         hdrs = list((headers or {}).items())
         if retry_after is not None:
             hdrs.append(("Retry-After", str(retry_after)))
         return self._add(Rule("status", n, path, method, status=status,
-                              message=message, headers=hdrs, body=body))
+                              message=message, headers=hdrs, body=body,
+                              content_type=content_type))
 
     def rate_limit_next(self, n=1, retry_after=None, **kw):
         return self.fail_next(n, 429, retry_after=retry_after, **kw)

@@ -203,7 +203,7 @@ class _Handler(BaseHTTPRequestHandler):
         # no Server header: Vault and the clouds' APIs send none we mimic
         self.log_request(code)
         self.send_response_only(code, message)
-        self.send_header("Date", self.date_time_string())
+        self.send_header("Date", self.date_time_string(self.emu.clock()))
 
     def _read_body(self):
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -239,10 +239,11 @@ class _Handler(BaseHTTPRequestHandler):
             client=self.client_address, time=time.time(),
             raw_query=split.query)
         emu._log(req)
-        delay = emu.faults.delay_for(req.method, req.path)
+        where = emu.fault_path(req)
+        delay = emu.faults.delay_for(req.method, where)
         if delay:
             emu._sleep(delay)
-        rule = emu.faults.take(req.method, req.path)
+        rule = emu.faults.take(req.method, where)
         if rule is not None:
             req.fault = rule.kind
             if self._fault(req, rule):
@@ -263,8 +264,9 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         if rule.kind == "status":
             if rule.body is not None:
+                ctype = rule.params.get("content_type") or "application/json"
                 resp = Response(rule.status, rule.body,
-                                [("Content-Type", "application/json")])
+                                [("Content-Type", ctype)])
             else:
                 resp = emu.error_response(rule.status, rule.message)
             resp.headers = resp.headers + list(rule.headers)
@@ -421,6 +423,17 @@ class EmulatorServer:
             self._log_list.clear()
 
     # ------------------------------------------------- for the subclasses
+
+    def clock(self):
+        """The server's idea of now (epoch seconds): the Date header of
+        every answer. A subclass may shift it to fake clock skew."""
+        return time.time()
+
+    def fault_path(self, req):
+        """What fault rules' path regexes are matched against: the decoded
+        path, unless a protocol multiplexes operations on one path (AWS's
+        POST /) and names them here instead."""
+        return req.path
 
     def _sleep(self, seconds):
         """Sleep, but wake up when the server stops."""
