@@ -76,6 +76,7 @@ struct centry {
 	uint8_t state;			/* enum ce_state */
 	uint8_t last_code;		/* enum err_code of the last round */
 	bool fetching;
+	bool expired;			/* revalidate at the next read */
 	bool dead;			/* out of the table */
 	int16_t jitter;			/* of refresh, per mille */
 	uint32_t loc_off, par_off;	/* into id; par_off 0: params NULL */
@@ -696,6 +697,7 @@ static bool round_complete(struct cache *c, struct centry *ce,
 		}
 		ce->state = CE_VALUE;
 		ce->fetched_ms = cache_now();
+		ce->expired = false;
 		ce->jitter = cache_jitter();
 		ce->last_code = ERR_OK;
 		ce_set_error(c, ce, NULL);
@@ -732,7 +734,7 @@ static enum verdict ce_verdict(const struct cache *c, const struct centry *ce,
 	bool transient = code_transient(ce->last_code);
 
 	if (ce->state == CE_VALUE &&
-	    (age < pol->ttl_ms || (done && ce->last_code == ERR_OK)))
+	    ((age < pol->ttl_ms && !ce->expired) || (done && ce->last_code == ERR_OK)))
 		return V_FRESH;
 	if (ce->state == CE_MISSING &&
 	    (age < c->conf.negative_ttl_ms ||
@@ -890,6 +892,22 @@ bool cache_would_fetch(struct cache *c, const struct provider *p,
 		fetch = ce_verdict(c, ce, pol, cache_now(), false) == V_FETCH;
 	pthread_mutex_unlock(&c->lock);
 	return fetch;
+}
+
+void cache_expire(struct cache *c, const struct provider *p,
+		  const char *locator)
+{
+	uint64_t hash = cache_hash(p, locator);
+	struct centry *ce;
+
+	pthread_mutex_lock(&c->lock);
+	for (ce = c->buckets[hash & (c->nbuckets - 1)]; ce; ce = ce->hnext)
+		if (ce->p == p && ce->hash == hash &&
+		    !strcmp(ce_locator(ce), locator)) {
+			ce->expired = true;
+			ce->failed_ms = 0;	/* no failure backoff for this one */
+		}
+	pthread_mutex_unlock(&c->lock);
 }
 
 /* ---- writes and forgetting ---- */

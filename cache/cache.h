@@ -77,6 +77,12 @@ void cache_stored(struct cache *c, struct provider *p, const char *locator,
 void cache_forget(struct cache *c, const struct provider *p,
 		  const char *locator);
 
+/* Make what is cached for locator (every params) due: the next read
+ * revalidates it, and a failure still falls back to it within max_stale
+ * (setfattr user.secretfs.refresh). */
+void cache_expire(struct cache *c, const struct provider *p,
+		  const char *locator);
+
 /* Start the background refresher; changed may be NULL. */
 int cache_start_refresher(struct cache *c, cache_changed_fn changed,
 			  void *ctx, struct err *e);

@@ -973,7 +973,7 @@ bool app_uses(const struct app_conf *app, const char *provider,
 	return false;
 }
 
-static void app_forget_ref(struct appfs *fs, const struct ref *r)
+static void app_expire_ref(struct appfs *fs, const struct ref *r)
 {
 	struct provider *p;
 	struct err e = { 0 };
@@ -982,17 +982,17 @@ static void app_forget_ref(struct appfs *fs, const struct ref *r)
 		return;
 	p = app_provider(fs, r, &e);
 	if (p)
-		cache_forget(fs->cache, p, r->locator);
+		cache_expire(fs->cache, p, r->locator);
 }
 
-void app_forget(struct appfs *fs, const struct app_conf *app)
+void app_expire(struct appfs *fs, const struct app_conf *app)
 {
 	if (app->has_store)
-		app_forget_ref(fs, &app->store);
+		app_expire_ref(fs, &app->store);
 	for (size_t i = 0; i < app->nenv; i++)
-		app_forget_ref(fs, &app->env[i].ref);
+		app_expire_ref(fs, &app->env[i].ref);
 	for (size_t i = 0; i < app->nkeys; i++)
-		app_forget_ref(fs, &app->keys[i].ref);
+		app_expire_ref(fs, &app->keys[i].ref);
 }
 
 struct app_regen {

@@ -88,9 +88,9 @@ int app_meta(struct appfs *fs, const struct app_conf *app, const char *name,
 bool app_uses(const struct app_conf *app, const char *provider,
 	      const char *locator);
 
-/* Forget what the cache holds for every source of the app: the next
- * read revalidates (setfattr -n user.secretfs.refresh). */
-void app_forget(struct appfs *fs, const struct app_conf *app);
+/* Make every source of the app due for revalidation at its next read
+ * (setfattr -n user.secretfs.refresh); stale values stay servable. */
+void app_expire(struct appfs *fs, const struct app_conf *app);
 
 /* Give the generate: key a new value (and re-derive the argon2id hashes
  * made of it). ERR_INVALID when key is not a generate: key. */

@@ -1533,7 +1533,7 @@ static void ops_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		return;
 	}
 	if (!strcmp(name, OPS_XATTR "refresh")) {
-		app_forget(ofs->appfs, &ofs->cfg->apps[app]);
+		app_expire(ofs->appfs, &ofs->cfg->apps[app]);
 		ops_inval_app(ofs, app);
 		fuse_reply_err(req, 0);
 		return;
