@@ -36,13 +36,15 @@
  *   - PutSecretValue with a fresh UUIDv4 ClientRequestToken (idempotent
  *     across the HTTP layer's retries), or CreateSecret when the entry
  *     does not exist (its ResourceExistsException is ERR_CONFLICT);
- *   - GetSecretValue again: when AWSCURRENT is not our VersionId, another
- *     writer came after us, and ERR_CONFLICT says so (the caller redoes
- *     its change on top of theirs) instead of hiding the lost race.
- * What is left: a writer whose PutSecretValue lands between our first
- * read and our put (one round trip) and who does not check afterwards is
- * overwritten without anyone knowing. The JSON types of unchanged values
- * and a SecretBinary stay as they were.
+ *   - after a short wait (about a round trip, at least 100 ms), read it
+ *     back: when AWSCURRENT is another writer's version and our change is
+ *     not in it, we were overwritten, and ERR_CONFLICT says so (the
+ *     caller redoes its change on top of theirs) instead of hiding the
+ *     lost race. A writer who built on our version kept our change: fine.
+ * What is left: a writer who read before our put, wrote after our
+ * read-back, and does not check afterwards, overwrites us unnoticed (two
+ * secretfs writers both check, which closes most of it). The JSON types
+ * of unchanged values and a SecretBinary stay as they were.
  *
  * Lists: ListSecrets with a name filter, page by page; AWS documents it
  * as possibly a few minutes stale.

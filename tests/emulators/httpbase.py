@@ -177,6 +177,9 @@ class TlsMaterial:
 # ------------------------------------------------------------- the server
 
 class _Handler(BaseHTTPRequestHandler):
+    # headers and body go out in separate writes: without this, Nagle
+    # holds the body back for the client's delayed ACK (~40 ms a response)
+    disable_nagle_algorithm = True
     protocol_version = "HTTP/1.1"
     timeout = 120           # an idle keep-alive connection is closed
     emu = None              # set per server class
