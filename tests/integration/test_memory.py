@@ -46,6 +46,12 @@ def distinctive(label):
 
 # ------------------------------------------------------------ the scanner
 
+# ASan (scripts/test builds with it) maps its shadow memory as terabyte
+# writable regions that only hold shadow bytes; even their pagemap takes
+# minutes to read
+SHADOW_ABOVE = 1 << 40
+
+
 def regions(pid):
     """(start, end, perms, path) of each writable mapping."""
     out = []
@@ -198,6 +204,8 @@ def scan(pid, values):
     fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
     try:
         for start, end, perms, path in regions(pid):
+            if end - start > SHADOW_ABOVE:
+                continue    # a sanitizer's shadow: terabytes, no data
             if end - start > PAGEMAP_ABOVE:
                 runs = resident_runs(pid, start, end)
             else:
