@@ -111,7 +111,8 @@ void secmem_free_str(char *s)
 
 void secmem_stack_wipe(void)
 {
-	sodium_stackzero(16384);
+	/* BLAKE2b's and ChaCha20's frames are a few hundred bytes deep */
+	sodium_stackzero(4096);
 }
 
 static void secmem_json_free(void *p)

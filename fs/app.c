@@ -375,21 +375,21 @@ static void app_fp(const struct appfs *fs, const char *val, size_t len,
 	crypto_generichash(fp, APP_FP_HASH, (const unsigned char *)val, len,
 			   fs->fp_key, sizeof(fs->fp_key));
 	fp[APP_FP_HASH] = memchr(val, 0, len) != NULL;
-	secmem_stack_wipe();
 }
 
 static int app_fingerprints(const struct appfs *fs, const struct kvmap *vals,
 			    struct kvmap *out)
 {
 	unsigned char fp[APP_FP_LEN];
+	int rc = 0;
 
 	kvmap_free(out);
-	for (size_t i = 0; i < vals->n; i++) {
+	for (size_t i = 0; rc == 0 && i < vals->n; i++) {
 		app_fp(fs, vals->items[i].val, vals->items[i].len, fp);
-		if (kvmap_set(out, vals->items[i].key, fp, sizeof(fp)) < 0)
-			return -1;
+		rc = kvmap_set(out, vals->items[i].key, fp, sizeof(fp));
 	}
-	return 0;
+	secmem_stack_wipe();	/* once, for every hash above */
+	return rc;
 }
 
 /* Does value (plaintext) match fingerprint fp? */
@@ -401,6 +401,7 @@ static bool app_fp_same(const struct appfs *fs, const struct kv *value,
 	if (!value || !fp || fp->len != APP_FP_LEN)
 		return false;
 	app_fp(fs, value->val, value->len, h);
+	secmem_stack_wipe();
 	return !memcmp(h, fp->val, APP_FP_LEN);
 }
 
