@@ -1,11 +1,13 @@
 /* secmem.c - see secmem.h */
 #include "secmem.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <malloc.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int secbuf_reserve(struct secbuf *b, size_t extra)
 {
@@ -81,6 +83,32 @@ void secbuf_free(struct secbuf *b)
 	secmem_free(b->data, b->cap);
 	b->data = NULL;
 	b->len = b->cap = 0;
+}
+
+int secbuf_read_fd(struct secbuf *b, int fd, size_t max)
+{
+	for (;;) {
+		ssize_t n;
+
+		/* the file may grow while it is read: read to EOF */
+		if (b->cap - b->len < 2 && secbuf_reserve(b, 4096) < 0) {
+			errno = ENOMEM;
+			return -1;
+		}
+		n = read(fd, b->data + b->len, b->cap - b->len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return 0;
+		b->len += (size_t)n;
+		b->data[b->len] = '\0';
+		if (b->len > max) {
+			errno = EFBIG;
+			return -1;
+		}
+	}
 }
 
 char *secmem_dup(const void *p, size_t n)

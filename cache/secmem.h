@@ -33,6 +33,10 @@ void secbuf_free(struct secbuf *b);
 /* Cut to n bytes (n <= len), wiping what is cut. */
 void secbuf_truncate(struct secbuf *b, size_t n);
 
+/* Append what fd holds, to its end, to b (EINTR retried). 0, or -1 with
+ * errno: EFBIG once b would hold more than max bytes, ENOMEM, or read's. */
+int secbuf_read_fd(struct secbuf *b, int fd, size_t max);
+
 /* malloc'd NUL-terminated copy of n bytes; NULL when out of memory. */
 char *secmem_dup(const void *p, size_t n);
 /* Wipe n bytes at p, then free(p). NULL is fine. */

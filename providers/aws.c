@@ -519,40 +519,6 @@ static int aws_get_body(const char *id, const char *stage,
 	return aws_dump(req, out, e);
 }
 
-/* The JSON object of a map. A key whose previous value (in prev) was a
- * number, bool, null, object or array, and whose text is unchanged, keeps
- * that JSON value: a write through secretfs must not turn {"port":5432}
- * into {"port":"5432"} behind the back of other clients. */
-static int aws_object_json(const struct kvmap *m, const json_t *prev,
-			   const char *what, json_t **out, struct err *e)
-{
-	json_t *obj = json_object();
-
-	if (!obj)
-		return err_set(e, ERR_NOMEM, "out of memory");
-	for (size_t i = 0; i < m->n; i++) {
-		const struct kv *kv = &m->items[i];
-		json_t *old = json_object_get(prev, kv->key), *val = NULL;
-		char *text = NULL;
-
-		if (old && !json_is_string(old))
-			text = json_dumps(old, JSON_COMPACT | JSON_ENCODE_ANY);
-		if (text && strlen(text) == kv->len &&
-		    !memcmp(text, kv->val, kv->len))
-			val = json_incref(old);
-		secmem_free_str(text);
-		if (!val)
-			val = json_stringn(kv->val, kv->len);
-		if (!val || json_object_set_new(obj, kv->key, val) < 0) {
-			json_decref(obj);
-			return err_set(e, ERR_INVALID,
-				       "%s: the value of %s is not UTF-8 text, which a JSON SecretString cannot hold",
-				       what, kv->key);
-		}
-	}
-	*out = obj;
-	return 0;
-}
 
 static int aws_too_big(const char *what, size_t len, struct err *e)
 {
@@ -608,7 +574,7 @@ static int aws_secret_set(json_t *req, const struct kvmap *m,
 		return json_object_set_new(req, "SecretString", str) < 0 ?
 			err_set(e, ERR_NOMEM, "out of memory") : 0;
 	}
-	if (aws_object_json(m, cur->obj, what, &obj, e) < 0)
+	if (http_json_from_map(m, cur->obj, what, &obj, e) < 0)
 		return -1;
 	rc = http_json_dump(obj, &text) < 0 ?
 		err_set(e, ERR_NOMEM, "out of memory") : 0;
@@ -705,36 +671,6 @@ static bool aws_object_usable(json_t *obj)
 	return true;
 }
 
-/* The keys of a JSON object: strings as they are (NUL bytes included),
- * other values as their compact JSON text. */
-static int aws_map_from_object(json_t *obj, struct kvmap *m, struct err *e)
-{
-	const char *key;
-	json_t *val;
-
-	json_object_foreach(obj, key, val) {
-		char *text = NULL;
-		const char *s;
-		size_t len;
-		int rc;
-
-		if (json_is_string(val)) {
-			s = json_string_value(val);
-			len = json_string_length(val);
-		} else {
-			text = json_dumps(val, JSON_COMPACT | JSON_ENCODE_ANY);
-			s = text;
-			len = text ? strlen(text) : 0;
-		}
-		rc = s ? kvmap_set(m, key, s, len) : -1;
-		secmem_free_str(text);
-		if (rc < 0) {
-			kvmap_free(m);
-			return err_set(e, ERR_NOMEM, "out of memory");
-		}
-	}
-	return 0;
-}
 
 /* A SecretString as a map: a JSON object's keys, else the whole text as
  * the single key "". *obj (when obj is not NULL) gets the object. */
@@ -749,7 +685,7 @@ static int aws_string_map(const char *s, size_t len, struct kvmap *m,
 	/* jerr.text may quote the secret */
 	sodium_memzero(&jerr, sizeof(jerr));
 	if (json_is_object(j) && aws_object_usable(j)) {
-		rc = aws_map_from_object(j, m, e);
+		rc = http_json_to_map(j, m, "aws", e);
 		if (rc == 0 && obj)
 			*obj = json_incref(j);
 	} else {

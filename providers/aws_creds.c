@@ -294,29 +294,13 @@ static int awsc_file_load(const char *path, bool must, struct secbuf *out,
 		goto out;
 	}
 	*mode = st.st_mode & 07777;
-	for (;;) {
-		ssize_t n;
-
-		if (secbuf_reserve(out, 4096) < 0) {
-			err_set(e, ERR_NOMEM, "out of memory");
-			goto out;
-		}
-		n = read(fd, out->data + out->len, out->cap - out->len - 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			err_set(e, ERR_ACCESS, "%s: %s", path, strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		out->len += n;
-		out->data[out->len] = '\0';
-		if (out->len > AWSC_FILE_MAX) {
+	if (secbuf_read_fd(out, fd, AWSC_FILE_MAX) < 0) {
+		if (errno == EFBIG)
 			err_set(e, ERR_ACCESS, "%s: larger than %d bytes", path,
 				AWSC_FILE_MAX);
-			goto out;
-		}
+		else
+			err_set(e, ERR_ACCESS, "%s: %s", path, strerror(errno));
+		goto out;
 	}
 	rc = 1;
 out:

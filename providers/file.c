@@ -162,27 +162,12 @@ static int file_read(int dfd, const char *name, const char *path,
 		err_set(e, ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	for (;;) {
-		ssize_t n;
-
-		/* the file may grow while we read: keep reading to EOF */
-		if (out->cap - out->len < 2 && secbuf_reserve(out, 4096) < 0) {
-			err_set(e, ERR_NOMEM, "out of memory");
-			goto out;
-		}
-		n = read(fd, out->data + out->len, out->cap - out->len - 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			err_set(e, ERR_IO, "%s: %s", path, strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		out->len += n;
-		out->data[out->len] = '\0';
-		if (out->len > FILE_MAX)
+	if (secbuf_read_fd(out, fd, FILE_MAX) < 0) {
+		if (errno == EFBIG)
 			goto too_big;
+		err_set(e, errno == ENOMEM ? ERR_NOMEM : ERR_IO, "%s: %s", path,
+			strerror(errno));
+		goto out;
 	}
 	rc = 0;
 	goto out;

@@ -931,3 +931,70 @@ void http_response_free(struct http_response *rs)
 	secbuf_free(&rs->body);
 	rs->status = 0;
 }
+
+int http_json_to_map(const json_t *obj, struct kvmap *m, const char *what,
+		     struct err *e)
+{
+	const char *key;
+	json_t *val;
+
+	if (!json_is_object(obj))
+		return err_set(e, ERR_PROVIDER, "garbage from %s: not a JSON object", what);
+	json_object_foreach((json_t *)obj, key, val) {
+		char *text = NULL;
+		const char *s;
+		size_t len;
+		int rc;
+
+		if (json_object_iter_key_len(json_object_key_to_iter(key)) != strlen(key)) {
+			kvmap_free(m);
+			return err_set(e, ERR_PROVIDER, "garbage from %s: a key holds a NUL byte",
+				       what);
+		}
+		if (json_is_string(val)) {
+			s = json_string_value(val);
+			len = json_string_length(val);
+		} else {
+			text = json_dumps(val, JSON_COMPACT | JSON_ENCODE_ANY);
+			s = text;
+			len = text ? strlen(text) : 0;
+		}
+		rc = s ? kvmap_set(m, key, s, len) : -1;
+		secmem_free_str(text);
+		if (rc < 0) {
+			kvmap_free(m);
+			return err_set(e, ERR_NOMEM, "out of memory");
+		}
+	}
+	return 0;
+}
+
+int http_json_from_map(const struct kvmap *m, const json_t *prev,
+		       const char *what, json_t **out, struct err *e)
+{
+	json_t *obj = json_object();
+
+	if (!obj)
+		return err_set(e, ERR_NOMEM, "out of memory");
+	for (size_t i = 0; i < m->n; i++) {
+		const struct kv *kv = &m->items[i];
+		json_t *old = json_object_get(prev, kv->key), *val = NULL;
+		char *text = NULL;
+
+		if (old && !json_is_string(old))
+			text = json_dumps(old, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (text && strlen(text) == kv->len && !memcmp(text, kv->val, kv->len))
+			val = json_incref(old);
+		secmem_free_str(text);
+		if (!val)
+			val = json_stringn(kv->val, kv->len);
+		if (!val || json_object_set_new(obj, kv->key, val) < 0) {
+			json_decref(obj);
+			return err_set(e, ERR_INVALID,
+				       "%s: the value of %s is not UTF-8 text, which JSON cannot hold",
+				       what, kv->key);
+		}
+	}
+	*out = obj;
+	return 0;
+}

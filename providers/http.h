@@ -35,6 +35,7 @@
 
 #include "../cache/secmem.h"
 #include "../fs/err.h"
+#include "../fs/kvmap.h"
 
 #define HTTP_MAX_RESPONSE_DEFAULT ((size_t)1024 * 1024)
 #define HTTP_TIMEOUT_DEFAULT_MS 10000L
@@ -187,5 +188,21 @@ json_t *http_json_parse(const struct http_response *rs);
  * the way to build a request body that holds secrets. 0, or -1 when out of
  * memory or j cannot be encoded. */
 int http_json_dump(const json_t *j, struct secbuf *out);
+
+/* A JSON object (Vault's data, an AWS SecretString) as a map: strings as
+ * they are (NUL bytes kept: json_string_length), other values as their
+ * compact JSON text. -1 with ERR_PROVIDER ("garbage from WHAT: ...") when
+ * obj is not an object or a key holds a NUL byte, or ERR_NOMEM; m is
+ * then emptied. */
+int http_json_to_map(const json_t *obj, struct kvmap *m, const char *what,
+		     struct err *e);
+
+/* The JSON object of a map. A key whose value in prev was a number, bool,
+ * null, object or array, and whose text is unchanged, keeps that JSON
+ * value: a write through secretfs must not turn {"port":5432} into
+ * {"port":"5432"} behind the back of other clients. -1 with ERR_INVALID
+ * naming the key whose value is not UTF-8 text. */
+int http_json_from_map(const struct kvmap *m, const json_t *prev,
+		       const char *what, json_t **out, struct err *e);
 
 #endif

@@ -294,29 +294,13 @@ static int vault_file_read(const char *path, bool private, struct secbuf *out,
 		err_set(e, ERR_ACCESS, "%s: not a regular file", path);
 		goto out;
 	}
-	for (;;) {
-		ssize_t n;
-
-		if (secbuf_reserve(out, 4096) < 0) {
-			err_set(e, ERR_NOMEM, "out of memory");
-			goto out;
-		}
-		n = read(fd, out->data + out->len, out->cap - out->len - 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			err_set(e, ERR_ACCESS, "%s: %s", path, strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		out->len += n;
-		out->data[out->len] = '\0';
-		if (out->len > VAULT_CRED_MAX) {
+	if (secbuf_read_fd(out, fd, VAULT_CRED_MAX) < 0) {
+		if (errno == EFBIG)
 			err_set(e, ERR_ACCESS, "%s: larger than %d bytes", path,
 				VAULT_CRED_MAX);
-			goto out;
-		}
+		else
+			err_set(e, ERR_ACCESS, "%s: %s", path, strerror(errno));
+		goto out;
 	}
 	vault_trim(out);
 	if (out->len == 0)
@@ -332,44 +316,6 @@ out:
 
 /* ---- JSON to entries (pure) ---- */
 
-/* The map of a KV data object. Strings are taken as they are (NUL bytes
- * included); other values as their compact JSON text. */
-static int vault_map_from_json(const json_t *obj, struct kvmap *m,
-			       const char *what, struct err *e)
-{
-	const char *key;
-	json_t *val;
-
-	if (!json_is_object(obj))
-		return vault_garbage(e, what, "the data is not a JSON object");
-	json_object_foreach((json_t *)obj, key, val) {
-		const char *s;
-		char *text = NULL;
-		size_t len;
-		int rc;
-
-		if (json_object_iter_key_len(json_object_key_to_iter(key)) !=
-		    strlen(key)) {
-			kvmap_free(m);
-			return vault_garbage(e, what, "a key holds a NUL byte");
-		}
-		if (json_is_string(val)) {
-			s = json_string_value(val);
-			len = json_string_length(val);
-		} else {
-			text = json_dumps(val, JSON_COMPACT | JSON_ENCODE_ANY);
-			s = text;
-			len = text ? strlen(text) : 0;
-		}
-		rc = s ? kvmap_set(m, key, s, len) : -1;
-		secmem_free_str(text);
-		if (rc < 0) {
-			kvmap_free(m);
-			return err_set(e, ERR_NOMEM, "out of memory");
-		}
-	}
-	return 0;
-}
 
 /* A JSON integer >= min, or -1. */
 static long long vault_json_int(const json_t *j, long long min)
@@ -422,7 +368,7 @@ static int vault_v2_read_parse(const struct http_response *rs,
 		vault_garbage(e, what, "no metadata.version");
 		goto out;
 	}
-	if (vault_map_from_json(dd, &out->map, what, e) < 0)
+	if (http_json_to_map(dd, &out->map, what, e) < 0)
 		goto out;
 	snprintf(out->version, sizeof(out->version), "%lld", version);
 	if (raw)
@@ -499,7 +445,7 @@ static int vault_v1_read_parse(const struct http_response *rs,
 		vault_garbage(e, what, "no data object");
 		goto out;
 	}
-	if (vault_map_from_json(data, &out->map, what, e) < 0)
+	if (http_json_to_map(data, &out->map, what, e) < 0)
 		goto out;
 	vault_v1_version(hash_key, &out->map, out->version);
 	if (raw)
@@ -1451,43 +1397,9 @@ static int vault_fetch(void *state, const char *locator, const char *params,
 
 /* ---- store ---- */
 
-/* The JSON data object of m. A key whose previous value (in prev) was a
- * number, bool, null, object or array, and whose text is unchanged, keeps
- * that JSON value: a write through secretfs must not turn {"port":5432}
- * into {"port":"5432"} behind the back of other Vault clients. */
-static int vault_data_json(const struct kvmap *m, const json_t *prev,
-			   const char *what, json_t **out, struct err *e)
-{
-	json_t *obj = json_object();
-
-	if (!obj)
-		return err_set(e, ERR_NOMEM, "out of memory");
-	for (size_t i = 0; i < m->n; i++) {
-		const struct kv *kv = &m->items[i];
-		json_t *old = json_object_get(prev, kv->key), *val = NULL;
-		char *text = NULL;
-
-		if (old && !json_is_string(old))
-			text = json_dumps(old, JSON_COMPACT | JSON_ENCODE_ANY);
-		if (text && strlen(text) == kv->len &&
-		    !memcmp(text, kv->val, kv->len))
-			val = json_incref(old);
-		secmem_free_str(text);
-		if (!val)
-			val = json_stringn(kv->val, kv->len);
-		if (!val || json_object_set_new(obj, kv->key, val) < 0) {
-			json_decref(obj);
-			return err_set(e, ERR_INVALID,
-				       "%s: value of %s is not UTF-8 text, which Vault cannot store",
-				       what, kv->key);
-		}
-	}
-	*out = obj;
-	return 0;
-}
 
 /* The data object stored at loc (version N, or the latest when 0) and
- * its version, for vault_data_json; *prev is NULL when there is none. */
+ * its version, for http_json_from_map; *prev is NULL when there is none. */
 static int vault_prev_data(struct vault_op *op, const struct vault_loc *loc,
 			   long long version, json_t **prev,
 			   char cur_version[PROVIDER_VERSION_MAX],
@@ -1634,7 +1546,7 @@ static int vault_v2_store(struct vault_op *op, const struct vault_loc *loc,
 	if ((!expect || expect[0]) &&
 	    vault_prev_data(op, loc, cas > 0 ? cas : 0, &prev, cur, e) < 0)
 		return -1;
-	if (vault_data_json(m, prev, loc->locator, &data, e) < 0)
+	if (http_json_from_map(m, prev, loc->locator, &data, e) < 0)
 		goto out;
 	for (int attempt = 0; attempt < VAULT_CAS_ATTEMPTS; attempt++) {
 		rc = vault_v2_post(op, loc, data, cas, new_version, &outcome, e);
@@ -1694,7 +1606,7 @@ static int vault_v1_store(struct vault_op *op, const struct vault_loc *loc,
 			loc->locator);
 		goto out;
 	}
-	if (vault_data_json(m, prev, loc->locator, &data, e) < 0)
+	if (http_json_from_map(m, prev, loc->locator, &data, e) < 0)
 		goto out;
 	if (http_json_dump(data, &body) < 0) {
 		err_set(e, ERR_NOMEM, "out of memory");
