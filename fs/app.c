@@ -232,7 +232,9 @@ static int app_store_attempt(struct appfs *fs, const struct app_conf *app,
 	if (rc == 0 && changed)
 		rc = p->ops->store(p->state, app->store.locator, &next.map,
 				   expect, next.version, e);
-	if (fs->cache && rc == 0)
+	/* the cache keeps what a params-less read sees; a store reference
+	 * with params (?mount=) is read under them: drop those instead */
+	if (fs->cache && rc == 0 && !app->store.params)
 		cache_stored(fs->cache, p, app->store.locator, changed ? &next : &cur);
 	else if (fs->cache)
 		cache_forget(fs->cache, p, app->store.locator);
