@@ -1,6 +1,7 @@
 /* secmem.c - see secmem.h */
 #include "secmem.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <malloc.h>
@@ -83,6 +84,21 @@ void secbuf_free(struct secbuf *b)
 	secmem_free(b->data, b->cap);
 	b->data = NULL;
 	b->len = b->cap = 0;
+}
+
+void secbuf_trim(struct secbuf *b)
+{
+	size_t start = 0, end = b->len;
+
+	while (end > 0 && isspace((unsigned char)b->data[end - 1]))
+		end--;
+	while (start < end && isspace((unsigned char)b->data[start]))
+		start++;
+	if (start > 0) {
+		memmove(b->data, b->data + start, end - start);
+		sodium_memzero(b->data + end - start, start);
+	}
+	secbuf_truncate(b, end - start);
 }
 
 int secbuf_read_fd(struct secbuf *b, int fd, size_t max)

@@ -33,6 +33,10 @@ void secbuf_free(struct secbuf *b);
 /* Cut to n bytes (n <= len), wiping what is cut. */
 void secbuf_truncate(struct secbuf *b, size_t n);
 
+/* Strip leading and trailing whitespace (a token file's newline), wiping
+ * what moves. */
+void secbuf_trim(struct secbuf *b);
+
 /* Append what fd holds, to its end, to b (EINTR retried). 0, or -1 with
  * errno: EFBIG once b would hold more than max bytes, ENOMEM, or read's. */
 int secbuf_read_fd(struct secbuf *b, int fd, size_t max);

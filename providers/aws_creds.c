@@ -310,21 +310,6 @@ out:
 	return rc;
 }
 
-static void awsc_trim(struct secbuf *b)
-{
-	size_t start = 0, end = b->len;
-
-	while (end > 0 && isspace((unsigned char)b->data[end - 1]))
-		end--;
-	while (start < end && isspace((unsigned char)b->data[start]))
-		start++;
-	if (start > 0) {
-		memmove(b->data, b->data + start, end - start);
-		sodium_memzero(b->data + end - start, start);
-	}
-	secbuf_truncate(b, end - start);
-}
-
 /* A token file (web identity, ECS authorization): read at every use,
  * trimmed, one line of text. Not checked for permissions: Kubernetes and
  * ECS mount them 0644, and they are short-lived proof of identity. */
@@ -335,7 +320,7 @@ static int awsc_token_file(const char *path, const char *what,
 
 	if (awsc_file_load(path, true, out, &mode, e) < 0)
 		return err_prefix(e, "%s: ", what);
-	awsc_trim(out);
+	secbuf_trim(out);
 	if (out->len == 0 || aws_has_ctl(out->data, out->len)) {
 		secbuf_clear(out);
 		return err_set(e, ERR_ACCESS, "%s: %s is empty or not one line",
@@ -1117,7 +1102,7 @@ static int awsc_imds_token(struct aws_chain *c, const char *base,
 		http_status_err(e, rs.status, "token");
 		goto out;
 	}
-	awsc_trim(&rs.body);
+	secbuf_trim(&rs.body);
 	if (rs.body.len == 0 || aws_has_ctl(rs.body.data, rs.body.len)) {
 		err_set(e, ERR_PROVIDER, "token: not a token");
 		goto out;

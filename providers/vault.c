@@ -256,21 +256,6 @@ static int vault_file_check(const char *opt, const char *path, bool private,
 	return 0;
 }
 
-static void vault_trim(struct secbuf *b)
-{
-	size_t start = 0, end = b->len;
-
-	while (end > 0 && isspace((unsigned char)b->data[end - 1]))
-		end--;
-	while (start < end && isspace((unsigned char)b->data[start]))
-		start++;
-	if (start > 0) {
-		memmove(b->data, b->data + start, end - start);
-		sodium_memzero(b->data + end - start, start);
-	}
-	secbuf_truncate(b, end - start);
-}
-
 /* Read a credential file into wiped memory, trimmed, non-empty. st gets
  * the file's identity. */
 static int vault_file_read(const char *path, bool private, struct secbuf *out,
@@ -302,7 +287,7 @@ static int vault_file_read(const char *path, bool private, struct secbuf *out,
 			err_set(e, ERR_ACCESS, "%s: %s", path, strerror(errno));
 		goto out;
 	}
-	vault_trim(out);
+	secbuf_trim(out);
 	if (out->len == 0)
 		err_set(e, ERR_ACCESS, "%s: empty", path);
 	else

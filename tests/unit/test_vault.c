@@ -545,11 +545,11 @@ static void test_trim(void **state)
 
 	(void)state;
 	secbuf_set(&b, " \t hvs.tok \n\n", 13);
-	vault_trim(&b);
+	secbuf_trim(&b);
 	assert_int_equal(b.len, 7);
 	assert_string_equal(b.data, "hvs.tok");
 	secbuf_set(&b, " \n", 2);
-	vault_trim(&b);
+	secbuf_trim(&b);
 	assert_int_equal(b.len, 0);
 	secbuf_free(&b);
 }
