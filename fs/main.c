@@ -17,6 +17,7 @@
 #include <sodium.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "app.h"
@@ -29,6 +30,10 @@ struct main_opts {
 	char *log;
 	char *kernel_cache;
 	bool ro;
+	/* the words that are not options: MOUNTPOINT, or SOURCE MOUNTPOINT
+	 * the way mount(8) runs us for an fstab line of type fuse.secretfs */
+	const char *words[2];
+	int nwords;
 };
 
 enum { MAIN_KEY_RO };
@@ -41,7 +46,7 @@ static const struct fuse_opt main_opt_table[] = {
 	FUSE_OPT_END
 };
 
-/* "ro" is noted and left for the mount. */
+/* "ro" is noted and left for the mount; the words are taken aside. */
 static int main_opt_proc(void *data, const char *arg, int key,
 			 struct fuse_args *outargs)
 {
@@ -49,12 +54,37 @@ static int main_opt_proc(void *data, const char *arg, int key,
 
 	if (key == MAIN_KEY_RO)
 		o->ro = true;
-	return 1;
+	if (key != FUSE_OPT_KEY_NONOPT)
+		return 1;
+	if (o->nwords == 2) {
+		fprintf(stderr, "secretfs: too many arguments: '%s' (see --help)\n", arg);
+		return -1;
+	}
+	o->words[o->nwords++] = arg;
+	return 0;
+}
+
+/* Give libfuse its mountpoint back. With two words (mount -t
+ * fuse.secretfs SOURCE DIR, or an fstab line), SOURCE is the config file
+ * when it names one and no -o config= says otherwise. */
+static int main_words(struct main_opts *o, struct fuse_args *args)
+{
+	struct stat st;
+
+	if (o->nwords == 0)
+		return 0;
+	if (o->nwords == 2 && !o->config && stat(o->words[0], &st) == 0 &&
+	    S_ISREG(st.st_mode)) {
+		o->config = strdup(o->words[0]);
+		if (!o->config)
+			return -1;
+	}
+	return fuse_opt_add_arg(args, o->words[o->nwords - 1]);
 }
 
 static void main_usage(const char *prog)
 {
-	printf("usage: %s [options] MOUNTPOINT\n\n"
+	printf("usage: %s [options] [CONFIG] MOUNTPOINT\n\n"
 	       "Shows each application's secrets as files: MOUNTPOINT/APP/.env,\n"
 	       "MOUNTPOINT/APP/.env.keys and MOUNTPOINT/APP/KEY.\n\n"
 	       "secretfs options:\n"
@@ -164,7 +194,7 @@ int main(int argc, char *argv[])
 
 	main_harden();
 	if (fuse_opt_parse(&args, &o, main_opt_table, main_opt_proc) < 0 ||
-	    fuse_parse_cmdline(&args, &cmd) < 0)
+	    main_words(&o, &args) < 0 || fuse_parse_cmdline(&args, &cmd) < 0)
 		goto out_args;
 	if (cmd.show_help) {
 		main_usage(argv[0]);

@@ -161,3 +161,55 @@ def test_bad_log_level(fuse_ready, tmp_path, store):
         sfs.fusermount_u(mnt)
     assert res.returncode == 1
     assert "loud" in res.stderr
+
+
+def test_mount_helper_with_config_as_source(fuse_ready, tmp_path, store):
+    # an fstab line "CONF DIR fuse.secretfs ro 0 0" runs mount.fuse3, which
+    # runs "secretfs CONF DIR -o ro,...": the source names the config file
+    store.put("team/billing", {"DB_PASSWORD": "helper-db-pw"})
+    cfg = tmp_path / "secretfs.conf"
+    cfg.write_text(sfs.config_text(store.dir, {
+        "billing": {"store": "local://team/billing"}}))
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "secretfs").symlink_to(sfs.BIN)
+    mnt = sfs.make_mountpoint()
+    env = dict(sfs.daemon_env(), PATH=f"{bindir}:{os.environ['PATH']}")
+    try:
+        res = subprocess.run(["mount.fuse3", str(cfg), str(mnt),
+                              "-t", "fuse.secretfs", "-o", "ro"],
+                             stdin=subprocess.DEVNULL, capture_output=True,
+                             timeout=20, env=env)
+        assert res.returncode == 0, res.stderr.decode()
+        assert sfs.read(mnt / "billing" / "DB_PASSWORD") == b"helper-db-pw"
+        with open("/proc/self/mountinfo") as f:
+            line = next(ln for ln in f if ln.split()[4] == str(mnt))
+        assert "fuse.secretfs" in line and " ro," in line
+    finally:
+        sfs.fusermount_u(mnt)
+        pid = find_daemon_by_mount(mnt)
+        if pid and alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        sfs.remove_mountpoint(mnt)
+
+
+def find_daemon_by_mount(mnt):
+    """Pid of a secretfs whose argv ends with mnt."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if str(mnt).encode() in argv and any(b"secretfs" in a for a in argv[:1]):
+            return int(pid)
+    return None
+
+
+def test_too_many_words_refused(secretfs_bin, tmp_path):
+    res = subprocess.run([str(secretfs_bin), "a", "b", "c"],
+                         capture_output=True, timeout=10)
+    assert res.returncode == 1
+    assert b"too many arguments" in res.stderr
