@@ -1260,30 +1260,6 @@ static int aws_store(void *state, const char *id, const struct kvmap *m,
 
 /* ---- list ---- */
 
-static int aws_strcmp(const void *x, const void *y)
-{
-	return strcmp(*(char *const *)x, *(char *const *)y);
-}
-
-/* Sort and drop duplicates (a secret may show on two pages while the
- * list changes). */
-static void aws_strv_sort(struct strv *s)
-{
-	size_t j = 0;
-
-	if (s->n < 2)
-		return;
-	qsort(s->v, s->n, sizeof(*s->v), aws_strcmp);
-	for (size_t i = 1; i < s->n; i++) {
-		if (!strcmp(s->v[i], s->v[j]))
-			free(s->v[i]);
-		else
-			s->v[++j] = s->v[i];
-	}
-	s->n = j + 1;
-	s->v[s->n] = NULL;
-}
-
 static int aws_list(void *state, const char *prefix, struct strv *out,
 		    struct err *e)
 {
@@ -1311,7 +1287,7 @@ static int aws_list(void *state, const char *prefix, struct strv *out,
 	if (rc < 0)
 		strv_free(out);
 	else
-		aws_strv_sort(out);
+		strv_sort_unique(out);
 	secbuf_free(&body);
 	http_response_free(&rs);
 	aws_op_end(&op);

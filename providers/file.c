@@ -579,11 +579,6 @@ static int file_walk_dir(struct file_walk *w, int dfd, int depth,
 	return rc;
 }
 
-static int file_strcmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int file_list(void *state, const char *prefix, struct strv *out,
 		     struct err *e)
 {
@@ -628,8 +623,7 @@ static int file_list(void *state, const char *prefix, struct strv *out,
 		strv_free(out);
 		return -1;
 	}
-	if (out->n > 1)
-		qsort(out->v, out->n, sizeof(*out->v), file_strcmp);
+	strv_sort_unique(out);
 	return 0;
 }
 

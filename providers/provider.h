@@ -97,6 +97,8 @@ struct provider *provider_find(struct provider *p, size_t n,
 void entry_free(struct entry *en);
 void strv_free(struct strv *s);
 int strv_push(struct strv *s, const char *str);
+/* Sort by strcmp and drop duplicates: what list() returns. */
+void strv_sort_unique(struct strv *s);
 
 extern const struct provider_ops file_provider_ops;
 extern const struct provider_ops vault_provider_ops;

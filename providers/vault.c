@@ -1801,11 +1801,6 @@ static int vault_list_mounts(struct vault_op *op, struct strv *out,
 	return rc;
 }
 
-static int vault_strcmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int vault_list(void *state, const char *prefix, struct strv *out,
 		      struct err *e)
 {
@@ -1840,8 +1835,8 @@ static int vault_list(void *state, const char *prefix, struct strv *out,
 out:
 	if (rc < 0)
 		strv_free(out);
-	else if (out->n > 1)
-		qsort(out->v, out->n, sizeof(*out->v), vault_strcmp);
+	else
+		strv_sort_unique(out);
 	free(loc.mount);
 	free(dir);
 	free(p);

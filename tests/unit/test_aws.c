@@ -625,7 +625,7 @@ static void test_list_body_parse(void **st)
 	rs = resp(200, "{\"SecretList\":[{\"Name\":\"apps/a\"}]}");
 	assert_int_equal(aws_list_parse(&rs, "", &out, &next, &e), 0);
 	assert_null(next);
-	aws_strv_sort(&out);
+	strv_sort_unique(&out);
 	assert_int_equal(out.n, 2);	/* the duplicate went */
 	strv_free(&out);
 	http_response_free(&rs);
