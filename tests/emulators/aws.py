@@ -72,6 +72,7 @@ import urllib.parse
 import uuid
 from xml.sax.saxutils import escape as _xml_escape
 
+import httpbase  # noqa: E402
 from httpbase import EmulatorServer, Response
 
 try:
@@ -1431,7 +1432,6 @@ def _form(body):
 
 def main(argv=None):
     import argparse
-    import signal
 
     ap = argparse.ArgumentParser(description="AWS Secrets Manager emulator "
                                  "(with STS, ECS and IMDS credentials)")
@@ -1483,14 +1483,7 @@ def main(argv=None):
     print(f"aws emulator on {emu.url}  region {emu.region}  credentials: "
           + ", ".join(c.split(":")[0] for c in a.credentials or
                       ["AKIDEXAMPLE:secretfs-example-key"]), flush=True)
-    if emu.tls:
-        print(f"CA certificate: {emu.tls.ca_file}", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    stop.wait()
-    emu.stop()
-    return 0
+    return httpbase.serve_until_signal(emu)
 
 
 if __name__ == "__main__":

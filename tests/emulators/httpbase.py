@@ -470,3 +470,18 @@ class EmulatorServer:
 
     def huge_body(self, size, req):
         return go_json({"huge": "A" * size})
+
+
+def serve_until_signal(emu):
+    """For an emulator's CLI: print its CA (with TLS), then serve until
+    SIGINT or SIGTERM, and stop."""
+    import signal
+    import threading
+    if emu.tls:
+        print(f"CA certificate: {emu.tls.ca_file}", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    emu.stop()
+    return 0

@@ -46,6 +46,7 @@ import threading
 import time
 import uuid
 
+import httpbase  # noqa: E402
 from httpbase import EmulatorServer, Response, Struct, go_json
 
 DEFAULT_LEASE = 2764800             # 768h, Vault's default max/default TTL
@@ -1324,7 +1325,6 @@ class VaultEmulator(EmulatorServer):
 
 def main(argv=None):
     import argparse
-    import signal
 
     ap = argparse.ArgumentParser(description="Vault emulator for tests")
     ap.add_argument("--host", default="127.0.0.1")
@@ -1368,14 +1368,7 @@ def main(argv=None):
     print(f"vault emulator on {emu.url}  root token: {emu.root_token}  "
           f"mounts: {', '.join(f'{p} (v{v})' for p, v in mounts.items())}",
           flush=True)
-    if emu.tls:
-        print(f"CA certificate: {emu.tls.ca_file}", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    stop.wait()
-    emu.stop()
-    return 0
+    return httpbase.serve_until_signal(emu)
 
 
 if __name__ == "__main__":
