@@ -697,6 +697,16 @@ static void ops_reader_note(struct ops_fs *ofs, size_t app, pid_t pid,
 	pthread_mutex_unlock(&ofs->lock);
 }
 
+static bool ops_reader_known(struct ops_fs *ofs, size_t app, pid_t pid)
+{
+	bool known;
+
+	pthread_mutex_lock(&ofs->lock);
+	known = ops_reader_find(ofs, app, pid) != NULL;
+	pthread_mutex_unlock(&ofs->lock);
+	return known;
+}
+
 /* The base pid read, into base (replacing it); false if none is known. */
 static bool ops_reader_base(struct ops_fs *ofs, size_t app, pid_t pid,
 			    struct kvmap *base)
@@ -858,8 +868,9 @@ static int ops_handle_scratch(struct ops_fs *ofs, const struct ops_node *n,
 }
 
 /* A handle on n: its scratch file, or a snapshot of the app file. */
+/* base: also take the .env's fingerprints, the base of a later write. */
 static struct ops_handle *ops_handle_open(struct ops_fs *ofs,
-					  const struct ops_node *n,
+					  const struct ops_node *n, bool base,
 					  struct err *e)
 {
 	struct ops_handle *h;
@@ -872,7 +883,7 @@ static struct ops_handle *ops_handle_open(struct ops_fs *ofs,
 		return NULL;
 	}
 	if (app_read(ofs->appfs, &ofs->cfg->apps[n->app], n->name, &h->data,
-		     &h->base, e) < 0) {
+		     base ? &h->base : NULL, e) < 0) {
 		ops_handle_free(ofs, h);
 		return NULL;
 	}
@@ -896,7 +907,9 @@ static void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ops_is_app(ofs, ino) || ino == OPS_ROOT_INO ? EISDIR : ENOENT);
 		return;
 	}
-	h = ops_handle_open(ofs, n, &e);
+	/* a reader's base is only kept when its process has none yet */
+	h = ops_handle_open(ofs, n, (fi->flags & O_ACCMODE) != O_RDONLY ||
+			    !ops_reader_known(ofs, n->app, fuse_req_ctx(req)->pid), &e);
 	if (!h) {
 		ops_reply_err(req, &e);
 		return;
@@ -1087,7 +1100,7 @@ static void ops_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 static int ops_truncate_path(struct ops_fs *ofs, const struct ops_node *n,
 			     size_t len, struct err *e)
 {
-	struct ops_handle *h = ops_handle_open(ofs, n, e);
+	struct ops_handle *h = ops_handle_open(ofs, n, true, e);
 	int rc;
 
 	if (!h)
