@@ -34,6 +34,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "../base/clock.h"
+#include "../base/hash.h"
+#include "../base/secmem.h"
+
 #define CACHE_NPUB crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define CACHE_ABYTES crypto_aead_xchacha20poly1305_ietf_ABYTES
 #define CACHE_KEYBYTES crypto_aead_xchacha20poly1305_ietf_KEYBYTES
@@ -128,14 +132,6 @@ struct round {
 	bool same;		/* identical to old */
 };
 
-static int64_t cache_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- the key ---- */
 
 /* Readable while threads use it, PROT_NONE once unused. With the
@@ -157,33 +153,33 @@ static const unsigned char *key_acquire(struct cache *c)
 	return c->key;
 }
 
-static void key_close_locked(struct cache *c)
+static void cache_key_close_locked(struct cache *c)
 {
 	sodium_mprotect_noaccess(c->key);
 	c->key_readable = false;
 }
 
-static void key_release(struct cache *c)
+static void cache_key_release(struct cache *c)
 {
 	pthread_mutex_lock(&c->key_lock);
 	if (--c->key_users == 0) {
-		c->key_used_ms = cache_now();
+		c->key_used_ms = clock_now_ms();
 		if (!c->running)
-			key_close_locked(c);
+			cache_key_close_locked(c);
 	}
 	pthread_mutex_unlock(&c->key_lock);
 }
 
 /* From the refresher: close the key once it has been idle. true while it
  * is still readable. */
-static bool key_close_idle(struct cache *c)
+static bool cache_key_close_idle(struct cache *c)
 {
 	bool readable;
 
 	pthread_mutex_lock(&c->key_lock);
 	if (c->key_readable && !c->key_users &&
-	    cache_now() - c->key_used_ms >= CACHE_KEY_IDLE_MS)
-		key_close_locked(c);
+	    clock_now_ms() - c->key_used_ms >= CACHE_KEY_IDLE_MS)
+		cache_key_close_locked(c);
 	readable = c->key_readable;
 	pthread_mutex_unlock(&c->key_lock);
 	return readable;
@@ -191,7 +187,7 @@ static bool key_close_idle(struct cache *c)
 
 /* ---- plaintext scratch buffers ---- */
 
-static int plain_get(struct cache *c, size_t len, struct plain *pl)
+static int cache_plain_get(struct cache *c, size_t len, struct plain *pl)
 {
 	struct plain *best = NULL;
 
@@ -219,7 +215,7 @@ static int plain_get(struct cache *c, size_t len, struct plain *pl)
 }
 
 /* Wipe, then keep for reuse or free. */
-static void plain_put(struct cache *c, struct plain *pl)
+static void cache_plain_put(struct cache *c, struct plain *pl)
 {
 	if (!pl->p)
 		return;
@@ -246,7 +242,7 @@ static unsigned char *put_u32(unsigned char *w, size_t v)
 	return w + sizeof(u);
 }
 
-static int get_u32(const unsigned char **r, const unsigned char *end,
+static int cache_get_u32(const unsigned char **r, const unsigned char *end,
 		   uint32_t *v)
 {
 	if ((size_t)(end - *r) < sizeof(*v))
@@ -256,7 +252,7 @@ static int get_u32(const unsigned char **r, const unsigned char *end,
 	return 0;
 }
 
-static int plain_build(struct cache *c, const struct entry *en,
+static int cache_plain_build(struct cache *c, const struct entry *en,
 		       struct plain *pl)
 {
 	size_t vlen = strnlen(en->version, PROVIDER_VERSION_MAX - 1);
@@ -269,7 +265,7 @@ static int plain_build(struct cache *c, const struct entry *en,
 		if (len > UINT32_MAX - CACHE_NPUB - CACHE_ABYTES)
 			return -1;
 	}
-	if (plain_get(c, len, pl) < 0)
+	if (cache_plain_get(c, len, pl) < 0)
 		return -1;
 	w = put_u32(pl->p, vlen);
 	memcpy(w, en->version, vlen);
@@ -287,28 +283,28 @@ static int plain_build(struct cache *c, const struct entry *en,
 	return 0;
 }
 
-static int plain_parse(const struct plain *pl, struct entry *out)
+static int cache_plain_parse(const struct plain *pl, struct entry *out)
 {
 	const unsigned char *r = pl->p, *end = pl->p + pl->len;
 	uint32_t vlen, n, klen, len;
 
-	if (get_u32(&r, end, &vlen) < 0 || vlen >= PROVIDER_VERSION_MAX ||
+	if (cache_get_u32(&r, end, &vlen) < 0 || vlen >= PROVIDER_VERSION_MAX ||
 	    (size_t)(end - r) < vlen)
 		return -1;
 	memcpy(out->version, r, vlen);
 	out->version[vlen] = '\0';
 	r += vlen;
-	if (get_u32(&r, end, &n) < 0)
+	if (cache_get_u32(&r, end, &n) < 0)
 		return -1;
 	for (uint32_t i = 0; i < n; i++) {
 		const char *key;
 
-		if (get_u32(&r, end, &klen) < 0 || !klen ||
+		if (cache_get_u32(&r, end, &klen) < 0 || !klen ||
 		    (size_t)(end - r) < klen || r[klen - 1] != '\0')
 			goto fail;
 		key = (const char *)r;
 		r += klen;
-		if (get_u32(&r, end, &len) < 0 || (size_t)(end - r) < len ||
+		if (cache_get_u32(&r, end, &len) < 0 || (size_t)(end - r) < len ||
 		    kvmap_set(&out->map, key, r, len) < 0)
 			goto fail;
 		r += len;
@@ -319,27 +315,27 @@ fail:
 	return -1;
 }
 
-static bool plain_equal(const struct plain *a, const struct plain *b)
+static bool cache_plain_equal(const struct plain *a, const struct plain *b)
 {
 	return a->len == b->len && !memcmp(a->p, b->p, a->len);
 }
 
 /* ---- sealed blobs ---- */
 
-static void blob_put(struct blob *b)
+static void cache_blob_put(struct blob *b)
 {
 	if (b && atomic_fetch_sub(&b->refs, 1) == 1)
 		free(b);
 }
 
-static struct blob *blob_get(struct blob *b)
+static struct blob *cache_blob_get(struct blob *b)
 {
 	if (b)
 		atomic_fetch_add(&b->refs, 1);
 	return b;
 }
 
-static struct blob *blob_seal(struct cache *c, const struct centry *ce,
+static struct blob *cache_blob_seal(struct cache *c, const struct centry *ce,
 			      const struct plain *pl)
 {
 	size_t len = CACHE_NPUB + pl->len + CACHE_ABYTES;
@@ -355,66 +351,66 @@ static struct blob *blob_seal(struct cache *c, const struct centry *ce,
 	crypto_aead_xchacha20poly1305_ietf_encrypt(b->data + CACHE_NPUB, NULL,
 		pl->p, pl->len, (const unsigned char *)ce->id, ce->id_len,
 		NULL, b->data, key);
-	key_release(c);
+	cache_key_release(c);
 	secmem_stack_wipe();	/* the cipher's frames held the plaintext */
 	return b;
 }
 
-static int blob_open(struct cache *c, const struct centry *ce,
+static int cache_blob_open(struct cache *c, const struct centry *ce,
 		     const struct blob *b, struct plain *pl)
 {
 	const unsigned char *key;
 	int rc;
 
-	if (plain_get(c, b->len - CACHE_NPUB - CACHE_ABYTES, pl) < 0)
+	if (cache_plain_get(c, b->len - CACHE_NPUB - CACHE_ABYTES, pl) < 0)
 		return -1;
 	key = key_acquire(c);
 	rc = crypto_aead_xchacha20poly1305_ietf_decrypt(pl->p, NULL, NULL,
 		b->data + CACHE_NPUB, b->len - CACHE_NPUB,
 		(const unsigned char *)ce->id, ce->id_len, b->data, key);
-	key_release(c);
+	cache_key_release(c);
 	secmem_stack_wipe();
 	if (rc != 0)
-		plain_put(c, pl);
+		cache_plain_put(c, pl);
 	return rc ? -1 : 0;
 }
 
 /* The struct entry a blob holds. */
-static int blob_to_entry(struct cache *c, const struct centry *ce,
+static int cache_blob_to_entry(struct cache *c, const struct centry *ce,
 			 const struct blob *b, struct entry *out)
 {
 	struct plain pl;
 	int rc;
 
-	if (blob_open(c, ce, b, &pl) < 0)
+	if (cache_blob_open(c, ce, b, &pl) < 0)
 		return -1;
-	rc = plain_parse(&pl, out);
-	plain_put(c, &pl);
+	rc = cache_plain_parse(&pl, out);
+	cache_plain_put(c, &pl);
 	return rc;
 }
 
 /* ---- entries ---- */
 
-static const char *ce_locator(const struct centry *ce)
+static const char *cache_ce_locator(const struct centry *ce)
 {
 	return ce->id + ce->loc_off;
 }
 
-static const char *ce_params(const struct centry *ce)
+static const char *cache_ce_params(const struct centry *ce)
 {
 	return ce->par_off ? ce->id + ce->par_off : NULL;
 }
 
-static pthread_cond_t *ce_cond(struct cache *c, const struct centry *ce)
+static pthread_cond_t *cache_ce_cond(struct cache *c, const struct centry *ce)
 {
 	return &c->fetched[ce->hash % CACHE_WAIT_CONDS];
 }
 
-static void ce_put(struct centry *ce)
+static void cache_ce_put(struct centry *ce)
 {
 	if (atomic_fetch_sub(&ce->refs, 1) != 1)
 		return;
-	blob_put(ce->blob);
+	cache_blob_put(ce->blob);
 	free(ce->error);
 	free(ce);
 }
@@ -423,10 +419,8 @@ static void ce_put(struct centry *ce)
  * splitmix64 finish so the low bits (the bucket) depend on every byte. */
 static uint64_t cache_hash(const struct provider *p, const char *locator)
 {
-	uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)(uintptr_t)p;
+	uint64_t h = hash_fnv1a(HASH_FNV1A_INIT ^ (uint64_t)(uintptr_t)p, locator);
 
-	for (const unsigned char *s = (const unsigned char *)locator; *s; s++)
-		h = (h ^ *s) * 0x100000001b3ULL;
 	h ^= h >> 30;
 	h *= 0xbf58476d1ce4e5b9ULL;
 	h ^= h >> 27;
@@ -434,7 +428,7 @@ static uint64_t cache_hash(const struct provider *p, const char *locator)
 	return h ^ (h >> 31);
 }
 
-static struct centry *ce_new(const struct provider *p, uint64_t hash,
+static struct centry *cache_ce_new(const struct provider *p, uint64_t hash,
 			     const char *locator, const char *params)
 {
 	const char *name = p->name ? p->name : "";
@@ -464,7 +458,7 @@ static struct centry *ce_new(const struct provider *p, uint64_t hash,
 }
 
 /* Bring ce's share of c->bytes up to date (not for dead entries). */
-static void ce_account(struct cache *c, struct centry *ce)
+static void cache_ce_account(struct cache *c, struct centry *ce)
 {
 	size_t a = sizeof(*ce) + ce->id_len + 1;
 
@@ -478,18 +472,18 @@ static void ce_account(struct cache *c, struct centry *ce)
 	ce->acct = a;
 }
 
-static void ce_set_blob(struct cache *c, struct centry *ce, struct blob *b)
+static void cache_ce_set_blob(struct cache *c, struct centry *ce, struct blob *b)
 {
-	blob_put(ce->blob);
+	cache_blob_put(ce->blob);
 	ce->blob = b;
-	ce_account(c, ce);
+	cache_ce_account(c, ce);
 }
 
-static void ce_set_error(struct cache *c, struct centry *ce, const char *msg)
+static void cache_ce_set_error(struct cache *c, struct centry *ce, const char *msg)
 {
 	free(ce->error);
 	ce->error = msg ? strdup(msg) : NULL;
-	ce_account(c, ce);
+	cache_ce_account(c, ce);
 }
 
 static int16_t cache_jitter(void)
@@ -500,7 +494,7 @@ static int16_t cache_jitter(void)
 
 /* ---- the table and the LRU list (c->lock held) ---- */
 
-static void lru_remove(struct cache *c, struct centry *ce)
+static void cache_lru_remove(struct cache *c, struct centry *ce)
 {
 	if (ce->lprev)
 		ce->lprev->lnext = ce->lnext;
@@ -513,7 +507,7 @@ static void lru_remove(struct cache *c, struct centry *ce)
 	ce->lprev = ce->lnext = NULL;
 }
 
-static void lru_push_front(struct cache *c, struct centry *ce)
+static void cache_lru_push_front(struct cache *c, struct centry *ce)
 {
 	ce->lprev = NULL;
 	ce->lnext = c->lru_head;
@@ -524,17 +518,17 @@ static void lru_push_front(struct cache *c, struct centry *ce)
 	c->lru_head = ce;
 }
 
-static struct centry *table_lookup(struct cache *c, const struct provider *p,
+static struct centry *cache_table_lookup(struct cache *c, const struct provider *p,
 				   uint64_t hash, const char *locator,
 				   const char *params)
 {
 	struct centry *ce = c->buckets[hash & (c->nbuckets - 1)];
 
 	for (; ce; ce = ce->hnext) {
-		const char *cp = ce_params(ce);
+		const char *cp = cache_ce_params(ce);
 
 		if (ce->p != p || ce->hash != hash ||
-		    strcmp(ce_locator(ce), locator))
+		    strcmp(cache_ce_locator(ce), locator))
 			continue;
 		if (cp && params ? !strcmp(cp, params) : cp == params)
 			return ce;
@@ -543,7 +537,7 @@ static struct centry *table_lookup(struct cache *c, const struct provider *p,
 }
 
 /* Double the buckets; on failure the table just stays denser. */
-static void table_grow(struct cache *c)
+static void cache_table_grow(struct cache *c)
 {
 	size_t nb = c->nbuckets * 2;
 	struct centry **b = calloc(nb, sizeof(*b));
@@ -564,49 +558,49 @@ static void table_grow(struct cache *c)
 	c->nbuckets = nb;
 }
 
-static void table_insert(struct cache *c, struct centry *ce)
+static void cache_table_insert(struct cache *c, struct centry *ce)
 {
 	struct centry **head;
 
 	if (c->n >= c->nbuckets)
-		table_grow(c);
+		cache_table_grow(c);
 	head = &c->buckets[ce->hash & (c->nbuckets - 1)];
 	ce->hnext = *head;
 	*head = ce;
 	c->n++;
-	lru_push_front(c, ce);
-	ce_account(c, ce);
+	cache_lru_push_front(c, ce);
+	cache_ce_account(c, ce);
 }
 
 /* Out of the table; freed now or by its last user. */
-static void table_unlink(struct cache *c, struct centry *ce)
+static void cache_table_unlink(struct cache *c, struct centry *ce)
 {
 	struct centry **pp = &c->buckets[ce->hash & (c->nbuckets - 1)];
 
 	while (*pp != ce)
 		pp = &(*pp)->hnext;
 	*pp = ce->hnext;
-	lru_remove(c, ce);
+	cache_lru_remove(c, ce);
 	c->n--;
 	c->bytes -= ce->acct;
 	ce->acct = 0;
 	ce->dead = true;
-	ce_put(ce);
+	cache_ce_put(ce);
 }
 
 /* The entry for (p, locator, params), created if new, with a reference
  * for the caller. NULL when out of memory. */
-static struct centry *table_get(struct cache *c, const struct provider *p,
+static struct centry *cache_table_get(struct cache *c, const struct provider *p,
 				const char *locator, const char *params)
 {
 	uint64_t hash = cache_hash(p, locator);
-	struct centry *ce = table_lookup(c, p, hash, locator, params);
+	struct centry *ce = cache_table_lookup(c, p, hash, locator, params);
 
 	if (!ce) {
-		ce = ce_new(p, hash, locator, params);
+		ce = cache_ce_new(p, hash, locator, params);
 		if (!ce)
 			return NULL;
-		table_insert(c, ce);
+		cache_table_insert(c, ce);
 	}
 	atomic_fetch_add(&ce->refs, 1);
 	return ce;
@@ -622,14 +616,14 @@ static void cache_evict(struct cache *c)
 		prev = ce->lprev;
 		if (ce->fetching)
 			continue;
-		table_unlink(c, ce);
+		cache_table_unlink(c, ce);
 		c->st.evictions++;
 	}
 }
 
 /* ---- fetch rounds ---- */
 
-static bool code_transient(int code)
+static bool cache_code_transient(int code)
 {
 	return code == ERR_PROVIDER || code == ERR_IO;
 }
@@ -637,44 +631,44 @@ static bool code_transient(int code)
 /* Call the provider and seal what it returns into r->blob, all without
  * c->lock; en keeps the entry. With r->old set, an identical entry is
  * reported as r->same instead of being sealed again. */
-static void round_fetch(struct cache *c, const struct centry *ce,
+static void cache_round_fetch(struct cache *c, const struct centry *ce,
 			struct entry *en, struct round *r)
 {
 	const struct provider *p = ce->p;
 	struct plain pl, old;
 
 	err_clear(&r->e);
-	r->rc = p->ops->fetch(p->state, ce_locator(ce), ce_params(ce), en,
+	r->rc = p->ops->fetch(p->state, cache_ce_locator(ce), cache_ce_params(ce), en,
 			      &r->e);
 	if (r->rc < 0) {
 		entry_free(en);
 		if (r->e.code == ERR_OK || !r->e.msg[0])
 			err_set(&r->e, r->e.code ? r->e.code : ERR_PROVIDER,
-				"%s: fetch failed", ce_locator(ce));
+				"%s: fetch failed", cache_ce_locator(ce));
 		return;
 	}
-	if (plain_build(c, en, &pl) < 0) {
+	if (cache_plain_build(c, en, &pl) < 0) {
 		r->rc = err_set(&r->e, ERR_NOMEM, "%s: out of memory caching",
-				ce_locator(ce));
+				cache_ce_locator(ce));
 		return;
 	}
-	if (r->old && blob_open(c, ce, r->old, &old) == 0) {
-		r->same = plain_equal(&pl, &old);
-		plain_put(c, &old);
+	if (r->old && cache_blob_open(c, ce, r->old, &old) == 0) {
+		r->same = cache_plain_equal(&pl, &old);
+		cache_plain_put(c, &old);
 	}
 	if (!r->same) {
-		r->blob = blob_seal(c, ce, &pl);
+		r->blob = cache_blob_seal(c, ce, &pl);
 		if (!r->blob)
 			r->rc = err_set(&r->e, ERR_NOMEM,
 					"%s: out of memory caching",
-					ce_locator(ce));
+					cache_ce_locator(ce));
 	}
-	plain_put(c, &pl);
+	cache_plain_put(c, &pl);
 }
 
 /* Record a round's outcome on ce and wake its waiters (c->lock held).
  * True when the cached content changed. */
-static bool round_complete(struct cache *c, struct centry *ce,
+static bool cache_round_complete(struct cache *c, struct centry *ce,
 			   struct round *r)
 {
 	bool changed = false;
@@ -682,37 +676,37 @@ static bool round_complete(struct cache *c, struct centry *ce,
 	ce->fetching = false;
 	ce->seq++;
 	c->st.fetches++;
-	pthread_cond_broadcast(ce_cond(c, ce));
+	pthread_cond_broadcast(cache_ce_cond(c, ce));
 	if (ce->gen != r->gen) {
 		/* cache_stored ran meanwhile: its entry is newer */
-		blob_put(r->blob);
+		cache_blob_put(r->blob);
 		r->blob = NULL;
 		return false;
 	}
 	if (r->rc == 0) {
 		if (r->blob) {
 			changed = true;
-			ce_set_blob(c, ce, r->blob);
+			cache_ce_set_blob(c, ce, r->blob);
 			r->blob = NULL;
 		}
 		ce->state = CE_VALUE;
-		ce->fetched_ms = cache_now();
+		ce->fetched_ms = clock_now_ms();
 		ce->expired = false;
 		ce->jitter = cache_jitter();
 		ce->last_code = ERR_OK;
-		ce_set_error(c, ce, NULL);
+		cache_ce_set_error(c, ce, NULL);
 	} else if (r->e.code == ERR_NOTFOUND) {
 		/* deleted: a real answer, it replaces the value */
 		changed = ce->state == CE_VALUE;
-		ce_set_blob(c, ce, NULL);
+		cache_ce_set_blob(c, ce, NULL);
 		ce->state = CE_MISSING;
-		ce->fetched_ms = cache_now();
+		ce->fetched_ms = clock_now_ms();
 		ce->last_code = ERR_NOTFOUND;
-		ce_set_error(c, ce, r->e.msg);
+		cache_ce_set_error(c, ce, r->e.msg);
 	} else {
 		ce->last_code = r->e.code;
-		ce->failed_ms = cache_now();
-		ce_set_error(c, ce, r->e.msg);
+		ce->failed_ms = clock_now_ms();
+		cache_ce_set_error(c, ce, r->e.msg);
 	}
 	if (!ce->dead)
 		cache_evict(c);
@@ -731,7 +725,7 @@ static enum verdict ce_verdict(const struct cache *c, const struct centry *ce,
 {
 	int64_t age = now - ce->fetched_ms;
 	long retry = pol->ttl_ms < CACHE_RETRY_MS ? pol->ttl_ms : CACHE_RETRY_MS;
-	bool transient = code_transient(ce->last_code);
+	bool transient = cache_code_transient(ce->last_code);
 
 	if (ce->state == CE_VALUE &&
 	    ((age < pol->ttl_ms && !ce->expired) || (done && ce->last_code == ERR_OK)))
@@ -749,14 +743,14 @@ static enum verdict ce_verdict(const struct cache *c, const struct centry *ce,
 	return V_FETCH;
 }
 
-static void ce_touch(struct cache *c, struct centry *ce,
+static void cache_ce_touch(struct cache *c, struct centry *ce,
 		     const struct cache_policy *pol, int64_t now)
 {
 	ce->read_ms = now;
 	ce->pol = *pol;
 	if (c->lru_head != ce && !ce->dead) {
-		lru_remove(c, ce);
-		lru_push_front(c, ce);
+		cache_lru_remove(c, ce);
+		cache_lru_push_front(c, ce);
 	}
 	if (pol->refresh_ms > 0 &&
 	    (!c->min_refresh_ms || pol->refresh_ms < c->min_refresh_ms)) {
@@ -765,7 +759,7 @@ static void ce_touch(struct cache *c, struct centry *ce,
 	}
 }
 
-static void info_fill(struct cache_info *info, const struct centry *ce,
+static void cache_info_fill(struct cache_info *info, const struct centry *ce,
 		      int64_t now, bool stale)
 {
 	if (!info)
@@ -778,43 +772,43 @@ static void info_fill(struct cache_info *info, const struct centry *ce,
 
 /* Fetch ce for a reader (c->lock held, released meanwhile). 1 when out
  * holds the fresh entry, 0 when the reader should look at ce again. */
-static int ce_lead(struct cache *c, struct centry *ce, struct entry *out)
+static int cache_ce_lead(struct cache *c, struct centry *ce, struct entry *out)
 {
 	struct round r = { .gen = ce->gen };
 	struct entry tmp = ENTRY_INIT;
 
 	ce->fetching = true;
 	pthread_mutex_unlock(&c->lock);
-	round_fetch(c, ce, &tmp, &r);
+	cache_round_fetch(c, ce, &tmp, &r);
 	pthread_mutex_lock(&c->lock);
 	if (ce->gen == r.gen && r.rc == 0) {
-		round_complete(c, ce, &r);
+		cache_round_complete(c, ce, &r);
 		*out = tmp;
 		return 1;
 	}
-	round_complete(c, ce, &r);
+	cache_round_complete(c, ce, &r);
 	entry_free(&tmp);
 	return 0;
 }
 
 /* Decrypt ce's value into out (c->lock held, released on return). */
-static int ce_serve(struct cache *c, struct centry *ce, struct entry *out,
+static int cache_ce_serve(struct cache *c, struct centry *ce, struct entry *out,
 		    struct err *e)
 {
-	struct blob *b = blob_get(ce->blob);
+	struct blob *b = cache_blob_get(ce->blob);
 	int rc;
 
 	pthread_mutex_unlock(&c->lock);
-	rc = blob_to_entry(c, ce, b, out);
-	blob_put(b);
+	rc = cache_blob_to_entry(c, ce, b, out);
+	cache_blob_put(b);
 	if (rc < 0)
 		err_set(e, ERR_NOMEM, "%s: cannot open cached entry",
-			ce_locator(ce));
-	ce_put(ce);
+			cache_ce_locator(ce));
+	cache_ce_put(ce);
 	return rc;
 }
 
-static int ce_fail(struct cache *c, struct centry *ce, enum verdict v,
+static int cache_ce_fail(struct cache *c, struct centry *ce, enum verdict v,
 		   struct err *e)
 {
 	enum err_code code = v == V_MISSING ? ERR_NOTFOUND : ce->last_code;
@@ -822,9 +816,9 @@ static int ce_fail(struct cache *c, struct centry *ce, enum verdict v,
 	if (ce->error && ce->last_code == code)
 		err_set(e, code, "%s", ce->error);
 	else
-		err_set(e, code, "%s: %s", ce_locator(ce),
+		err_set(e, code, "%s: %s", cache_ce_locator(ce),
 			err_code_name(code));
-	ce_put(ce);
+	cache_ce_put(ce);
 	pthread_mutex_unlock(&c->lock);
 	return -1;
 }
@@ -842,14 +836,14 @@ int cache_fetch(struct cache *c, struct provider *p, const char *locator,
 	if (!pol)
 		pol = &none;
 	pthread_mutex_lock(&c->lock);
-	ce = table_get(c, p, locator, params);
+	ce = cache_table_get(c, p, locator, params);
 	if (!ce) {
 		pthread_mutex_unlock(&c->lock);
 		return err_set(e, ERR_NOMEM, "%s: out of memory", locator);
 	}
-	ce_touch(c, ce, pol, cache_now());
+	cache_ce_touch(c, ce, pol, clock_now_ms());
 	for (;;) {
-		now = cache_now();
+		now = clock_now_ms();
 		v = ce_verdict(c, ce, pol, now, done);
 		if (v != V_FETCH)
 			break;
@@ -857,11 +851,11 @@ int cache_fetch(struct cache *c, struct provider *p, const char *locator,
 			unsigned seq = ce->seq;
 
 			while (ce->seq == seq)
-				pthread_cond_wait(ce_cond(c, ce), &c->lock);
-		} else if (ce_lead(c, ce, out)) {
+				pthread_cond_wait(cache_ce_cond(c, ce), &c->lock);
+		} else if (cache_ce_lead(c, ce, out)) {
 			c->st.misses++;
-			info_fill(info, ce, cache_now(), false);
-			ce_put(ce);
+			cache_info_fill(info, ce, clock_now_ms(), false);
+			cache_ce_put(ce);
 			pthread_mutex_unlock(&c->lock);
 			return 0;
 		}
@@ -871,12 +865,12 @@ int cache_fetch(struct cache *c, struct provider *p, const char *locator,
 		c->st.misses++;
 	else
 		c->st.hits++;
-	info_fill(info, ce, now, v == V_STALE);
+	cache_info_fill(info, ce, now, v == V_STALE);
 	if (v == V_STALE)
 		c->st.stale_served++;
 	if (v == V_FRESH || v == V_STALE)
-		return ce_serve(c, ce, out, e);
-	return ce_fail(c, ce, v, e);
+		return cache_ce_serve(c, ce, out, e);
+	return cache_ce_fail(c, ce, v, e);
 }
 
 bool cache_would_fetch(struct cache *c, const struct provider *p,
@@ -887,9 +881,9 @@ bool cache_would_fetch(struct cache *c, const struct provider *p,
 	bool fetch = true;
 
 	pthread_mutex_lock(&c->lock);
-	ce = table_lookup(c, p, cache_hash(p, locator), locator, params);
+	ce = cache_table_lookup(c, p, cache_hash(p, locator), locator, params);
 	if (ce)
-		fetch = ce_verdict(c, ce, pol, cache_now(), false) == V_FETCH;
+		fetch = ce_verdict(c, ce, pol, clock_now_ms(), false) == V_FETCH;
 	pthread_mutex_unlock(&c->lock);
 	return fetch;
 }
@@ -903,7 +897,7 @@ void cache_expire(struct cache *c, const struct provider *p,
 	pthread_mutex_lock(&c->lock);
 	for (ce = c->buckets[hash & (c->nbuckets - 1)]; ce; ce = ce->hnext)
 		if (ce->p == p && ce->hash == hash &&
-		    !strcmp(ce_locator(ce), locator)) {
+		    !strcmp(cache_ce_locator(ce), locator)) {
 			ce->expired = true;
 			ce->failed_ms = 0;	/* no failure backoff for this one */
 		}
@@ -920,32 +914,32 @@ void cache_stored(struct cache *c, struct provider *p, const char *locator,
 	struct plain pl;
 
 	pthread_mutex_lock(&c->lock);
-	ce = table_get(c, p, locator, NULL);
+	ce = cache_table_get(c, p, locator, NULL);
 	pthread_mutex_unlock(&c->lock);
 	if (!ce)
 		return;
-	if (plain_build(c, en, &pl) == 0) {
-		b = blob_seal(c, ce, &pl);
-		plain_put(c, &pl);
+	if (cache_plain_build(c, en, &pl) == 0) {
+		b = cache_blob_seal(c, ce, &pl);
+		cache_plain_put(c, &pl);
 	}
 	pthread_mutex_lock(&c->lock);
 	ce->gen++;	/* a fetch in flight may predate the write */
 	if (!b) {
 		/* cannot hold the new value: never serve the old one */
 		if (!ce->dead)
-			table_unlink(c, ce);
+			cache_table_unlink(c, ce);
 	} else {
-		ce_set_blob(c, ce, b);
+		cache_ce_set_blob(c, ce, b);
 		ce->state = CE_VALUE;
-		ce->fetched_ms = cache_now();
+		ce->fetched_ms = clock_now_ms();
 		ce->jitter = cache_jitter();
 		ce->last_code = ERR_OK;
-		ce_set_error(c, ce, NULL);
+		cache_ce_set_error(c, ce, NULL);
 		if (!ce->dead)
 			cache_evict(c);
 	}
 	pthread_mutex_unlock(&c->lock);
-	ce_put(ce);
+	cache_ce_put(ce);
 }
 
 void cache_forget(struct cache *c, const struct provider *p,
@@ -958,15 +952,15 @@ void cache_forget(struct cache *c, const struct provider *p,
 	for (ce = c->buckets[hash & (c->nbuckets - 1)]; ce; ce = next) {
 		next = ce->hnext;
 		if (ce->p == p && ce->hash == hash &&
-		    !strcmp(ce_locator(ce), locator))
-			table_unlink(c, ce);
+		    !strcmp(cache_ce_locator(ce), locator))
+			cache_table_unlink(c, ce);
 	}
 	pthread_mutex_unlock(&c->lock);
 }
 
 /* ---- the refresher ---- */
 
-static bool ce_refresh_due(const struct centry *ce, int64_t now)
+static bool cache_ce_refresh_due(const struct centry *ce, int64_t now)
 {
 	const struct cache_policy *pol = &ce->pol;
 	int64_t every;
@@ -981,42 +975,42 @@ static bool ce_refresh_due(const struct centry *ce, int64_t now)
 
 /* Revalidate one entry (c->lock held, released meanwhile); drops the
  * caller's reference. */
-static void refresh_one(struct cache *c, struct centry *ce)
+static void cache_refresh_one(struct cache *c, struct centry *ce)
 {
 	struct round r = { .gen = ce->gen };
 	struct entry tmp = ENTRY_INIT;
 	cache_changed_fn fn = c->changed;
 	bool changed;
 
-	if (!ce_refresh_due(ce, cache_now())) {
-		ce_put(ce);
+	if (!cache_ce_refresh_due(ce, clock_now_ms())) {
+		cache_ce_put(ce);
 		return;
 	}
 	ce->fetching = true;
-	r.old = blob_get(ce->blob);
+	r.old = cache_blob_get(ce->blob);
 	pthread_mutex_unlock(&c->lock);
-	round_fetch(c, ce, &tmp, &r);
+	cache_round_fetch(c, ce, &tmp, &r);
 	entry_free(&tmp);
 	pthread_mutex_lock(&c->lock);
-	changed = round_complete(c, ce, &r);
+	changed = cache_round_complete(c, ce, &r);
 	pthread_mutex_unlock(&c->lock);
-	blob_put(r.old);
+	cache_blob_put(r.old);
 	if (changed && fn)
-		fn(c->ctx, ce->p, ce_locator(ce), ce_params(ce));
-	ce_put(ce);
+		fn(c->ctx, ce->p, cache_ce_locator(ce), cache_ce_params(ce));
+	cache_ce_put(ce);
 	pthread_mutex_lock(&c->lock);
 }
 
 /* One pass (c->lock held, released meanwhile): collect the entries due,
  * most recently read first, then revalidate them one by one. */
-static void refresh_pass(struct cache *c)
+static void cache_refresh_pass(struct cache *c)
 {
-	int64_t now = cache_now();
+	int64_t now = clock_now_ms();
 	struct centry **due = NULL, **grown;
 	size_t n = 0, cap = 0;
 
 	for (struct centry *ce = c->lru_head; ce; ce = ce->lnext) {
-		if (!ce_refresh_due(ce, now))
+		if (!cache_ce_refresh_due(ce, now))
 			continue;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 16;
@@ -1030,15 +1024,15 @@ static void refresh_pass(struct cache *c)
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (c->stop) {
-			ce_put(due[i]);
+			cache_ce_put(due[i]);
 			continue;
 		}
-		refresh_one(c, due[i]);
+		cache_refresh_one(c, due[i]);
 	}
 	free(due);
 }
 
-static void *refresher_main(void *arg)
+static void *cache_refresher_main(void *arg)
 {
 	struct cache *c = arg;
 	struct timespec ts;
@@ -1046,11 +1040,11 @@ static void *refresher_main(void *arg)
 
 	pthread_mutex_lock(&c->lock);
 	while (!c->stop) {
-		refresh_pass(c);
+		cache_refresh_pass(c);
 		if (c->stop)
 			break;
 		ms = c->min_refresh_ms ? c->min_refresh_ms / 4 : 1000;
-		if (key_close_idle(c) && ms > CACHE_KEY_IDLE_MS)
+		if (cache_key_close_idle(c) && ms > CACHE_KEY_IDLE_MS)
 			ms = CACHE_KEY_IDLE_MS;
 		if (ms < 5)
 			ms = 5;
@@ -1079,7 +1073,7 @@ int cache_start_refresher(struct cache *c, cache_changed_fn changed,
 	}
 	c->changed = changed;
 	c->ctx = ctx;
-	rc = pthread_create(&c->refresher, NULL, refresher_main, c);
+	rc = pthread_create(&c->refresher, NULL, cache_refresher_main, c);
 	c->running = rc == 0;
 	pthread_mutex_unlock(&c->lock);
 	if (rc)
@@ -1145,7 +1139,7 @@ void cache_free(struct cache *c)
 	if (c->running)
 		pthread_join(c->refresher, NULL);
 	while (c->lru_head)
-		table_unlink(c, c->lru_head);
+		cache_table_unlink(c, c->lru_head);
 	for (size_t i = 0; i < c->npool; i++)
 		sodium_free(c->pool[i].p);
 	sodium_free(c->key);	/* wipes it */

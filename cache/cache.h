@@ -24,7 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "../fs/err.h"
+#include "../base/err.h"
 #include "../providers/provider.h"
 
 struct cache;

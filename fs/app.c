@@ -16,9 +16,10 @@
 #include <sodium.h>
 #include <unistd.h>
 
-#include "dotenv.h"
+#include "../base/dotenv.h"
 #include "generate.h"
-#include "log.h"
+#include "../base/hash.h"
+#include "../base/log.h"
 
 #define APP_STORE_ATTEMPTS 12
 
@@ -40,7 +41,8 @@ int appfs_open(struct appfs *fs, const struct config *cfg, struct err *e)
 	fs->cache = cache_new(&cc, e);
 	if (!fs->cache)
 		return -1;
-	return provider_open_all(cfg, &fs->prov, &fs->nprov, e);
+	fs->nprov = cfg->nproviders;
+	return provider_open_all(cfg->providers, cfg->nproviders, &fs->prov, e);
 }
 
 void appfs_close(struct appfs *fs)
@@ -139,7 +141,7 @@ static int app_whole_entry(const struct entry *en, struct secbuf *out,
 
 	if (en->map.n == 1 && en->map.items[0].key[0] == '\0')
 		return secbuf_set(out, en->map.items[0].val,
-				  en->map.items[0].len) ? err_set(e, ERR_NOMEM, "out of memory") : 0;
+				  en->map.items[0].len) ? err_oom(e) : 0;
 	obj = json_object();
 	for (size_t i = 0; obj && i < en->map.n; i++) {
 		const struct kv *kv = &en->map.items[i];
@@ -150,7 +152,7 @@ static int app_whole_entry(const struct entry *en, struct secbuf *out,
 	}
 	text = obj && rc == 0 ? json_dumps(obj, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
 	if (rc == 0 && (!text || secbuf_set(out, text, strlen(text)) < 0))
-		rc = err_set(e, ERR_NOMEM, "out of memory");
+		rc = err_oom(e);
 	secmem_free_str(text);
 	json_decref(obj);
 	return rc;
@@ -170,7 +172,7 @@ static int app_select(const struct entry *en, const struct ref *r,
 		return err_set(e, ERR_NOTFOUND, "%s: the entry has no key '%s'",
 			       app_ref_text(r, text, sizeof(text)), r->field);
 	if (secbuf_set(out, kv->val, kv->len) < 0)
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	return 0;
 }
 
@@ -203,12 +205,8 @@ typedef int (*app_edit_fn)(void *ctx, const struct kvmap *cur,
 static pthread_mutex_t *app_write_lock(struct appfs *fs, const struct provider *p,
 				       const char *locator)
 {
-	uint32_t h = 2166136261u;	/* FNV-1a */
+	uint64_t h = hash_fnv1a(hash_fnv1a(HASH_FNV1A_INIT, p->name), locator);
 
-	for (const char *s = p->name; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	for (const char *s = locator; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
 	return &fs->write_locks[h % APP_WRITE_LOCKS];
 }
 
@@ -224,7 +222,7 @@ static int app_store_attempt(struct appfs *fs, const struct app_conf *app,
 	int rc = app_fetch_store(fs, app, VIA_PROVIDER, &cur, &exists, e);
 
 	if (rc == 0 && kvmap_copy(&next.map, &cur.map) < 0)
-		rc = err_set(e, ERR_NOMEM, "out of memory");
+		rc = err_oom(e);
 	if (rc == 0)
 		rc = edit(ctx, &cur.map, &next.map, &changed, e);
 	if (p->ops->caps & PROVIDER_CAP_CAS)
@@ -299,7 +297,7 @@ static int app_generate_one(const struct app_conf *app,
 		rc = gen_value(g, val, e);
 	}
 	if (rc == 0 && kvmap_set(next, m->name, val->data, val->len) < 0)
-		rc = err_set(e, ERR_NOMEM, "out of memory");
+		rc = err_oom(e);
 	if (rc == 0)
 		log_info("app %s: generated %s", app->name, m->name);
 	return rc;
@@ -499,7 +497,7 @@ static int app_values(struct appfs *fs, const struct app_conf *app,
 	struct app_source *s = calloc(app->nenv + 1, sizeof(*s));
 	struct secbuf val = SECBUF_INIT;
 	size_t n = s ? app_sources(fs, app, s) : 0;
-	int rc = s ? 0 : err_set(e, ERR_NOMEM, "out of memory");
+	int rc = s ? 0 : err_oom(e);
 
 	app_sources_fetch(s, n);
 	for (size_t j = 0; rc == 0 && j < n; j++)
@@ -508,7 +506,7 @@ static int app_values(struct appfs *fs, const struct app_conf *app,
 			rc = -1;
 		}
 	if (rc == 0 && app->has_store && kvmap_copy(vals, &s[0].en.map) < 0)
-		rc = err_set(e, ERR_NOMEM, "out of memory");
+		rc = err_oom(e);
 	for (size_t i = 0; rc == 0 && i < app->nenv; i++) {
 		const struct ref *r = &app->env[i].ref;
 
@@ -516,7 +514,7 @@ static int app_values(struct appfs *fs, const struct app_conf *app,
 			continue;	/* already in the store's map */
 		rc = app_select(app_source_of(s, n, r), r, &val, e);
 		if (rc == 0 && kvmap_set(vals, app->env[i].name, val.data, val.len) < 0)
-			rc = err_set(e, ERR_NOMEM, "out of memory");
+			rc = err_oom(e);
 	}
 	for (size_t j = 0; j < n; j++)
 		entry_free(&s[j].en);
@@ -545,7 +543,7 @@ static int app_key_value(struct appfs *fs, const struct app_conf *app,
 	if (rc == 0 && !kv)
 		rc = err_set(e, ERR_NOTFOUND, "no key %s", key);
 	if (rc == 0 && secbuf_set(out, kv->val, kv->len) < 0)
-		rc = err_set(e, ERR_NOMEM, "out of memory");
+		rc = err_oom(e);
 	entry_free(&store);
 	return rc;
 }
@@ -572,7 +570,7 @@ static int app_keys_values(struct appfs *fs, const struct app_conf *app,
 		}
 		rc = app_resolve(fs, app, &app->keys[i].ref, &val, e);
 		if (rc == 0 && kvmap_set(vals, name, val.data, val.len) < 0)
-			rc = err_set(e, ERR_NOMEM, "out of memory");
+			rc = err_oom(e);
 	}
 	secbuf_free(&val);
 	return rc;
@@ -616,9 +614,9 @@ static int app_read_file(struct appfs *fs, const struct app_conf *app,
 	else
 		rc = app_keys_values(fs, app, &vals, e);
 	if (rc == 0 && dotenv_render(&vals, out, app_render_warn, &w) < 0)
-		rc = err_set(e, ERR_NOMEM, "out of memory");
+		rc = err_oom(e);
 	if (rc == 0 && base && app_fingerprints(fs, &vals, base) < 0)
-		rc = err_set(e, ERR_NOMEM, "out of memory");
+		rc = err_oom(e);
 	kvmap_free(&vals);
 	return rc;
 }
@@ -661,7 +659,7 @@ int app_list(struct appfs *fs, const struct app_conf *app, struct strv *out,
 	for (size_t i = 0; rc == 0 && i < names.n; i++)
 		rc = strv_push(out, names.items[i].key);
 	if (rc < 0 && e->code == ERR_OK)
-		err_set(e, ERR_NOMEM, "out of memory");
+		err_oom(e);
 	kvmap_free(&names);
 	entry_free(&store);
 	return rc < 0 ? err_prefix(e, "app %s: ", app->name) : 0;
@@ -704,7 +702,7 @@ static int app_edit_key(void *ctx, const struct kvmap *cur, struct kvmap *next,
 	if (old && old->len == k->len && !memcmp(old->val, k->val, k->len))
 		return 0;
 	if (kvmap_set(next, k->key, k->val, k->len) < 0)
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	*changed = true;
 	return 0;
 }
@@ -787,7 +785,7 @@ static int app_env_diff(struct app_env_edit *d, const struct kvmap *written,
 			return err_set(e, ERR_TOOBIG, "%s: a value holds at most %d bytes",
 				       kv->key, APP_VALUE_MAX);
 		if (kvmap_set(&d->set, kv->key, kv->val, kv->len) < 0)
-			return err_set(e, ERR_NOMEM, "out of memory");
+			return err_oom(e);
 	}
 	/* Keys declared in the config (mapped, generated) stay when left out,
 	 * and so do keys .env could not show (bad names, NUL bytes). */
@@ -799,7 +797,7 @@ static int app_env_diff(struct app_env_edit *d, const struct kvmap *written,
 		    (kv->len == APP_FP_LEN && kv->val[APP_FP_HASH]))
 			continue;
 		if (kvmap_set(&d->del, kv->key, "", 0) < 0)
-			return err_set(e, ERR_NOMEM, "out of memory");
+			return err_oom(e);
 	}
 	return 0;
 }
@@ -824,7 +822,7 @@ static int app_edit_env(void *ctx, const struct kvmap *cur, struct kvmap *next,
 					       "%s was changed by someone else since the file was opened",
 					       want->key);
 			if (l == 0 && kvmap_set(next, want->key, want->val, want->len) < 0)
-				return err_set(e, ERR_NOMEM, "out of memory");
+				return err_oom(e);
 			if (l == 1)
 				kvmap_del(next, want->key);
 		}

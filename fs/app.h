@@ -16,11 +16,11 @@
 #include <stddef.h>
 
 #include "../cache/cache.h"
-#include "../cache/secmem.h"
+#include "../base/secmem.h"
 #include "../providers/provider.h"
 #include "config.h"
-#include "err.h"
-#include "kvmap.h"
+#include "../base/err.h"
+#include "../base/kvmap.h"
 
 #define APP_VALUE_MAX (64 * 1024)	/* bytes of one value */
 #define APP_FILE_MAX (1024 * 1024)	/* bytes of one written file */

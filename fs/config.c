@@ -28,9 +28,10 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "../cache/secmem.h"
+#include "../base/hash.h"
+#include "../base/secmem.h"
 #include "../providers/provider.h"
-#include "dotenv.h"
+#include "../base/dotenv.h"
 
 #define APP_NAME_MAX 255
 
@@ -83,7 +84,7 @@ static const struct {
 	{ "request_timeout", offsetof(struct config, request_timeout_ms), 1 },
 };
 
-static int vfail_at(struct loader *ld, const char *file, int line,
+static int config_vfail_at(struct loader *ld, const char *file, int line,
 		    const char *fmt, va_list ap)
 {
 	char msg[sizeof(ld->e->msg)];
@@ -95,42 +96,42 @@ static int vfail_at(struct loader *ld, const char *file, int line,
 
 /* An ERR_INVALID error at the line being read. */
 __attribute__((format(printf, 2, 3)))
-static int fail(struct loader *ld, const char *fmt, ...)
+static int config_fail(struct loader *ld, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	vfail_at(ld, ld->file, ld->line, fmt, ap);
+	config_vfail_at(ld, ld->file, ld->line, fmt, ap);
 	va_end(ap);
 	return -1;
 }
 
 __attribute__((format(printf, 3, 4)))
-static int fail_at(struct loader *ld, const struct conf_where *w,
+static int config_fail_at(struct loader *ld, const struct conf_where *w,
 		   const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	vfail_at(ld, w->file, w->line, fmt, ap);
+	config_vfail_at(ld, w->file, w->line, fmt, ap);
 	va_end(ap);
 	return -1;
 }
 
 /* Put "file:line: " before the message a parser left in e. */
-static int fail_prefixed(struct loader *ld, const char *what)
+static int config_fail_prefixed(struct loader *ld, const char *what)
 {
 	ld->failed = true;
 	return err_prefix(ld->e, "%s:%d: %s: ", ld->file, ld->line, what);
 }
 
-static int oom(struct loader *ld)
+static int config_oom(struct loader *ld)
 {
 	ld->failed = true;
-	return err_set(ld->e, ERR_NOMEM, "out of memory");
+	return err_oom(ld->e);
 }
 
-static struct conf_where here(const struct loader *ld)
+static struct conf_where config_here(const struct loader *ld)
 {
 	return (struct conf_where){ ld->file, ld->line };
 }
@@ -198,27 +199,27 @@ int config_parse_size(const char *s, size_t *bytes, struct err *e)
 	return 0;
 }
 
-static int mode_parse(struct loader *ld, const char *s, mode_t *mode)
+static int config_mode_parse(struct loader *ld, const char *s, mode_t *mode)
 {
 	size_t len = strlen(s);
 	unsigned long v;
 
 	if (len == 0 || len > 4 || strspn(s, "01234567") != len)
-		return fail(ld, "mode '%s': expected octal permissions like 0400 or 0640",
+		return config_fail(ld, "mode '%s': expected octal permissions like 0400 or 0640",
 			    s);
 	v = strtoul(s, NULL, 8);
 	if (v & ~0777UL)
-		return fail(ld, "mode '%s': only permission bits (within 0777) are allowed",
+		return config_fail(ld, "mode '%s': only permission bits (within 0777) are allowed",
 			    s);
 	if (!(v & 0400))
-		return fail(ld, "mode '%s': the owner must be able to read (0400)",
+		return config_fail(ld, "mode '%s': the owner must be able to read (0400)",
 			    s);
 	*mode = (mode_t)v;
 	return 0;
 }
 
 /* Decimal id; (uid_t)-1 is "no change" to chown, never an owner. */
-static bool id_parse(const char *s, unsigned *id)
+static bool config_id_parse(const char *s, unsigned *id)
 {
 	unsigned long v;
 	char *end;
@@ -233,7 +234,7 @@ static bool id_parse(const char *s, unsigned *id)
 	return true;
 }
 
-static size_t nss_bufsize(int name)
+static size_t config_nss_bufsize(int name)
 {
 	long n = sysconf(name);
 
@@ -241,17 +242,17 @@ static size_t nss_bufsize(int name)
 }
 
 /* The *_r lookups report "not found" as 0 or one of these. */
-static bool nss_notfound(int rc)
+static bool config_nss_notfound(int rc)
 {
 	return rc == 0 || rc == ENOENT || rc == ESRCH || rc == EBADF ||
 	       rc == EPERM;
 }
 
 /* 1 found, 0 no such user, -1 error (in ld). name or, when NULL, uid. */
-static int user_lookup(struct loader *ld, const char *name, uid_t uid,
+static int config_user_lookup(struct loader *ld, const char *name, uid_t uid,
 		       struct passwd *out)
 {
-	size_t size = nss_bufsize(_SC_GETPW_R_SIZE_MAX);
+	size_t size = config_nss_bufsize(_SC_GETPW_R_SIZE_MAX);
 	struct passwd pw, *res = NULL;
 	int rc;
 
@@ -259,7 +260,7 @@ static int user_lookup(struct loader *ld, const char *name, uid_t uid,
 		char *buf = malloc(size);
 
 		if (!buf)
-			return oom(ld);
+			return config_oom(ld);
 		if (name)
 			rc = getpwnam_r(name, &pw, buf, size, &res);
 		else
@@ -274,15 +275,15 @@ static int user_lookup(struct loader *ld, const char *name, uid_t uid,
 	}
 	if (res)
 		return 1;
-	if (nss_notfound(rc))
+	if (config_nss_notfound(rc))
 		return 0;
-	return fail(ld, "cannot look up user '%s': %s", name ? name : "",
+	return config_fail(ld, "cannot look up user '%s': %s", name ? name : "",
 		    strerror(rc));
 }
 
-static int group_lookup(struct loader *ld, const char *name, gid_t *gid)
+static int config_group_lookup(struct loader *ld, const char *name, gid_t *gid)
 {
-	size_t size = nss_bufsize(_SC_GETGR_R_SIZE_MAX);
+	size_t size = config_nss_bufsize(_SC_GETGR_R_SIZE_MAX);
 	struct group gr, *res = NULL;
 	int rc;
 
@@ -290,7 +291,7 @@ static int group_lookup(struct loader *ld, const char *name, gid_t *gid)
 		char *buf = malloc(size);
 
 		if (!buf)
-			return oom(ld);
+			return config_oom(ld);
 		rc = getgrnam_r(name, &gr, buf, size, &res);
 		if (res)
 			*gid = gr.gr_gid;
@@ -301,13 +302,13 @@ static int group_lookup(struct loader *ld, const char *name, gid_t *gid)
 	}
 	if (res)
 		return 1;
-	if (nss_notfound(rc))
+	if (config_nss_notfound(rc))
 		return 0;
-	return fail(ld, "cannot look up group '%s': %s", name, strerror(rc));
+	return config_fail(ld, "cannot look up group '%s': %s", name, strerror(rc));
 }
 
 /* user[:group] or uid[:gid]; a user alone brings its primary group. */
-static int owner_parse(struct loader *ld, const char *s, uid_t *uid,
+static int config_owner_parse(struct loader *ld, const char *s, uid_t *uid,
 		       gid_t *gid)
 {
 	const char *colon = strchr(s, ':');
@@ -319,20 +320,20 @@ static int owner_parse(struct loader *ld, const char *s, uid_t *uid,
 
 	if (ulen == 0 || ulen >= sizeof(user) || (colon && !colon[1]) ||
 	    (colon && strchr(colon + 1, ':')))
-		return fail(ld, "owner '%s': expected user[:group] or uid[:gid]",
+		return config_fail(ld, "owner '%s': expected user[:group] or uid[:gid]",
 			    s);
 	memcpy(user, s, ulen);
 	user[ulen] = '\0';
-	if (id_parse(user, &id)) {
+	if (config_id_parse(user, &id)) {
 		*uid = id;
-		rc = colon ? 1 : user_lookup(ld, NULL, id, &pw);
+		rc = colon ? 1 : config_user_lookup(ld, NULL, id, &pw);
 		if (rc == 0)
-			return fail(ld, "owner '%s': uid %u has no passwd entry to take a group from; write %s:GID",
+			return config_fail(ld, "owner '%s': uid %u has no passwd entry to take a group from; write %s:GID",
 				    s, id, s);
 	} else {
-		rc = user_lookup(ld, user, 0, &pw);
+		rc = config_user_lookup(ld, user, 0, &pw);
 		if (rc == 0)
-			return fail(ld, "owner '%s': unknown user '%s'", s,
+			return config_fail(ld, "owner '%s': unknown user '%s'", s,
 				    user);
 		*uid = pw.pw_uid;
 	}
@@ -342,20 +343,20 @@ static int owner_parse(struct loader *ld, const char *s, uid_t *uid,
 		*gid = pw.pw_gid;
 		return 0;
 	}
-	if (id_parse(colon + 1, &id)) {
+	if (config_id_parse(colon + 1, &id)) {
 		*gid = id;
 		return 0;
 	}
-	rc = group_lookup(ld, colon + 1, gid);
+	rc = config_group_lookup(ld, colon + 1, gid);
 	if (rc == 0)
-		return fail(ld, "owner '%s': unknown group '%s'", s, colon + 1);
+		return config_fail(ld, "owner '%s': unknown group '%s'", s, colon + 1);
 	return rc < 0 ? -1 : 0;
 }
 
 #define WORD_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
 
 /* A file name in the mount: [A-Za-z0-9_][A-Za-z0-9_.-]*, so never . or .. */
-static bool app_name_valid(const char *s)
+static bool config_app_name_valid(const char *s)
 {
 	size_t len = strlen(s);
 
@@ -363,24 +364,24 @@ static bool app_name_valid(const char *s)
 	       strspn(s, WORD_CHARS ".-") == len;
 }
 
-static bool env_name_valid(const char *s)
+static bool config_env_name_valid(const char *s)
 {
 	return *s && s[strspn(s, WORD_CHARS)] == '\0';
 }
 
 /* ---- sections ---- */
 
-static struct app_conf *cur_app(struct loader *ld)
+static struct app_conf *config_cur_app(struct loader *ld)
 {
 	return &ld->c->apps[ld->idx];
 }
 
-static struct provider_conf *cur_provider(struct loader *ld)
+static struct provider_conf *config_cur_provider(struct loader *ld)
 {
 	return &ld->c->providers[ld->idx];
 }
 
-static void section_reset(struct loader *ld, enum sect_kind kind)
+static void config_section_reset(struct loader *ld, enum sect_kind kind)
 {
 	static const struct conf_where none;
 
@@ -388,54 +389,50 @@ static void section_reset(struct loader *ld, enum sect_kind kind)
 	ld->type_at = ld->owner_at = ld->mode_at = none;
 }
 
-static int provider_open(struct loader *ld, const char *name)
+static int config_provider_open(struct loader *ld, const char *name)
 {
 	struct config *c = ld->c;
 	const struct provider_conf *old = config_provider(c, name);
 	struct provider_conf *p;
 
 	if (!*name)
-		return fail(ld, "[provider] needs a name: [provider NAME]");
+		return config_fail(ld, "[provider] needs a name: [provider NAME]");
 	if (!ref_scheme_valid(name))
-		return fail(ld, "provider name '%s' is not valid: it is the scheme of references, [A-Za-z][A-Za-z0-9+.-]*, not 'generate'",
+		return config_fail(ld, "provider name '%s' is not valid: it is the scheme of references, [A-Za-z][A-Za-z0-9+.-]*, not 'generate'",
 			    name);
 	if (old)
-		return fail(ld, "provider %s already defined at %s:%d", name,
+		return config_fail(ld, "provider %s already defined at %s:%d", name,
 			    old->where.file, old->where.line);
 	p = realloc(c->providers, (c->nproviders + 1) * sizeof(*p));
 	if (!p)
-		return oom(ld);
+		return config_oom(ld);
 	c->providers = p;
 	p = &p[c->nproviders];
-	*p = (struct provider_conf){ .name = strdup(name), .where = here(ld) };
+	*p = (struct provider_conf){ .name = strdup(name), .where = config_here(ld) };
 	if (!p->name)
-		return oom(ld);
-	section_reset(ld, SECT_PROVIDER);
+		return config_oom(ld);
+	config_section_reset(ld, SECT_PROVIDER);
 	ld->idx = c->nproviders++;
 	return 0;
 }
 
-static size_t name_hash(const char *s)
+static size_t config_name_hash(const char *s)
 {
-	size_t h = 14695981039346656037u;	/* FNV-1a */
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211u;
-	return h;
+	return (size_t)hash_fnv1a(HASH_FNV1A_INIT, s);
 }
 
 /* The slot of name: where it is, or where it would go. */
-static size_t *name_slot(struct name_index *x, const struct app_conf *apps,
+static size_t *config_name_slot(struct name_index *x, const struct app_conf *apps,
 			 const char *name)
 {
-	size_t i = name_hash(name) & (x->cap - 1);
+	size_t i = config_name_hash(name) & (x->cap - 1);
 
 	while (x->slot[i] && strcmp(apps[x->slot[i] - 1].name, name))
 		i = (i + 1) & (x->cap - 1);
 	return &x->slot[i];
 }
 
-static int name_grow(struct name_index *x, const struct app_conf *apps)
+static int config_name_grow(struct name_index *x, const struct app_conf *apps)
 {
 	struct name_index bigger = { NULL, x->cap ? x->cap * 2 : 64, x->n };
 
@@ -446,14 +443,14 @@ static int name_grow(struct name_index *x, const struct app_conf *apps)
 		return -1;
 	for (size_t i = 0; i < x->cap; i++)
 		if (x->slot[i])
-			*name_slot(&bigger, apps, apps[x->slot[i] - 1].name) = x->slot[i];
+			*config_name_slot(&bigger, apps, apps[x->slot[i] - 1].name) = x->slot[i];
 	free(x->slot);
 	*x = bigger;
 	return 0;
 }
 
 /* Room for one more app (doubling, not one at a time: 10,000 apps). */
-static int apps_reserve(struct loader *ld)
+static int config_apps_reserve(struct loader *ld)
 {
 	struct config *c = ld->c;
 	size_t cap = ld->apps_cap ? ld->apps_cap * 2 : 16;
@@ -473,7 +470,7 @@ static int apps_reserve(struct loader *ld)
 	return 0;
 }
 
-static int app_open(struct loader *ld, const char *name)
+static int config_app_open(struct loader *ld, const char *name)
 {
 	struct config *c = ld->c;
 	const struct app_conf *old;
@@ -481,32 +478,32 @@ static int app_open(struct loader *ld, const char *name)
 	struct app_conf *a;
 
 	if (!*name)
-		return fail(ld, "[app] needs a name: [app NAME]");
-	if (!app_name_valid(name))
-		return fail(ld, "app name '%s' is not valid: [A-Za-z0-9_][A-Za-z0-9_.-]*, at most %d characters",
+		return config_fail(ld, "[app] needs a name: [app NAME]");
+	if (!config_app_name_valid(name))
+		return config_fail(ld, "app name '%s' is not valid: [A-Za-z0-9_][A-Za-z0-9_.-]*, at most %d characters",
 			    name, APP_NAME_MAX);
-	if (name_grow(&ld->apps_seen, c->apps) < 0 || apps_reserve(ld) < 0)
-		return oom(ld);
-	slot = name_slot(&ld->apps_seen, c->apps, name);
+	if (config_name_grow(&ld->apps_seen, c->apps) < 0 || config_apps_reserve(ld) < 0)
+		return config_oom(ld);
+	slot = config_name_slot(&ld->apps_seen, c->apps, name);
 	old = *slot ? &c->apps[*slot - 1] : NULL;
 	if (old)
-		return fail(ld, "app %s already defined at %s:%d", name,
+		return config_fail(ld, "app %s already defined at %s:%d", name,
 			    old->where.file, old->where.line);
 	ld->store_at[c->napps] = (struct conf_where){ NULL, 0 };
 	a = &c->apps[c->napps];
 	*a = (struct app_conf){ .name = strdup(name), .mode = 0400,
 				.ttl_ms = -1, .refresh_ms = -1, .max_stale_ms = -1,
-				.where = here(ld) };
+				.where = config_here(ld) };
 	if (!a->name)
-		return oom(ld);
-	section_reset(ld, SECT_APP);
+		return config_oom(ld);
+	config_section_reset(ld, SECT_APP);
 	*slot = c->napps + 1;
 	ld->apps_seen.n++;
 	ld->idx = c->napps++;
 	return 0;
 }
 
-static bool has_option(const struct provider_ops *ops, const char *key)
+static bool config_has_option(const struct provider_ops *ops, const char *key)
 {
 	for (const char *const *o = ops->options; o && *o; o++)
 		if (!strcmp(*o, key))
@@ -515,29 +512,29 @@ static bool has_option(const struct provider_ops *ops, const char *key)
 }
 
 /* The type may follow the options, so they are checked here. */
-static int provider_close(struct loader *ld)
+static int config_provider_close(struct loader *ld)
 {
-	const struct provider_conf *p = cur_provider(ld);
+	const struct provider_conf *p = config_cur_provider(ld);
 	const struct provider_ops *ops;
 
 	if (!p->type)
-		return fail_at(ld, &p->where,
+		return config_fail_at(ld, &p->where,
 			       "provider %s has no type = ... (e.g. type = file)",
 			       p->name);
 	ops = provider_ops_find(p->type);
 	if (!ops)
-		return fail_at(ld, &ld->type_at,
+		return config_fail_at(ld, &ld->type_at,
 			       "provider %s: unknown type '%s'", p->name,
 			       p->type);
 	for (size_t i = 0; i < p->nopts; i++)
-		if (!has_option(ops, p->opts[i].key))
-			return fail_at(ld, &p->opts[i].where,
+		if (!config_has_option(ops, p->opts[i].key))
+			return config_fail_at(ld, &p->opts[i].where,
 				       "provider %s (type %s) has no option '%s'",
 				       p->name, p->type, p->opts[i].key);
 	return 0;
 }
 
-static const struct conf_mapping *first_generate(const struct app_conf *a)
+static const struct conf_mapping *config_first_generate(const struct app_conf *a)
 {
 	for (size_t i = 0; i < a->nenv; i++)
 		if (a->env[i].ref.kind == REF_GENERATE)
@@ -545,37 +542,37 @@ static const struct conf_mapping *first_generate(const struct app_conf *a)
 	return NULL;
 }
 
-static int app_close(struct loader *ld)
+static int config_app_close(struct loader *ld)
 {
-	const struct app_conf *a = cur_app(ld);
-	const struct conf_mapping *gen = first_generate(a);
+	const struct app_conf *a = config_cur_app(ld);
+	const struct conf_mapping *gen = config_first_generate(a);
 
 	if (gen && !a->has_store)
-		return fail_at(ld, &gen->where,
+		return config_fail_at(ld, &gen->where,
 			       "app %s: generate: needs a store = ... to keep generated values",
 			       a->name);
 	return 0;
 }
 
-static int section_close(struct loader *ld)
+static int config_section_close(struct loader *ld)
 {
 	int rc = 0;
 
 	if (ld->sect == SECT_PROVIDER)
-		rc = provider_close(ld);
+		rc = config_provider_close(ld);
 	else if (ld->sect == SECT_APP)
-		rc = app_close(ld);
-	section_reset(ld, SECT_NONE);
+		rc = config_app_close(ld);
+	config_section_reset(ld, SECT_NONE);
 	return rc;
 }
 
 /* text: what stood between '[' and ']'. */
-static int section_open(struct loader *ld, const char *text, size_t len)
+static int config_section_open(struct loader *ld, const char *text, size_t len)
 {
 	char buf[256], whole[256];
 	char *type, *name, *end;
 
-	if (section_close(ld) < 0)
+	if (config_section_close(ld) < 0)
 		return -1;
 	len = len < sizeof(buf) ? len : sizeof(buf) - 1;
 	memcpy(buf, text, len);
@@ -592,28 +589,28 @@ static int section_open(struct loader *ld, const char *text, size_t len)
 
 	if (!strcmp(type, "secretfs")) {
 		if (*name)
-			return fail(ld, "[secretfs] takes no name");
-		section_reset(ld, SECT_SECRETFS);
+			return config_fail(ld, "[secretfs] takes no name");
+		config_section_reset(ld, SECT_SECRETFS);
 		return 0;
 	}
 	if (!strcmp(type, "provider"))
-		return provider_open(ld, name);
+		return config_provider_open(ld, name);
 	if (!strcmp(type, "app"))
-		return app_open(ld, name);
-	return fail(ld, "unknown section [%s]: expected [secretfs], [provider NAME] or [app NAME]",
+		return config_app_open(ld, name);
+	return config_fail(ld, "unknown section [%s]: expected [secretfs], [provider NAME] or [app NAME]",
 		    whole);
 }
 
 /* ---- settings ---- */
 
-static int already_set(struct loader *ld, const char *key,
+static int config_already_set(struct loader *ld, const char *key,
 		       const struct conf_where *old)
 {
-	return fail(ld, "'%s' already set at %s:%d", key, old->file,
+	return config_fail(ld, "'%s' already set at %s:%d", key, old->file,
 		    old->line);
 }
 
-static int global_set(struct loader *ld, const char *key, const char *value)
+static int config_global_set(struct loader *ld, const char *key, const char *value)
 {
 	for (size_t i = 0; i < sizeof(global_keys) / sizeof(global_keys[0]); i++) {
 		struct conf_where *at = &ld->global_at[i];
@@ -623,194 +620,194 @@ static int global_set(struct loader *ld, const char *key, const char *value)
 			continue;
 		/* a later file may override; one file says it once */
 		if (at->line && at->file == ld->file)
-			return already_set(ld, key, at);
+			return config_already_set(ld, key, at);
 		if (config_parse_duration(value, &ms, ld->e) < 0)
-			return fail_prefixed(ld, key);
+			return config_fail_prefixed(ld, key);
 		if (ms < global_keys[i].min_ms)
-			return fail(ld, "%s must be more than 0", key);
+			return config_fail(ld, "%s must be more than 0", key);
 		*(long *)((char *)ld->c + global_keys[i].off) = ms;
-		*at = here(ld);
+		*at = config_here(ld);
 		return 0;
 	}
 	if (!strcmp(key, "cache_size")) {
 		if (config_parse_size(value, &ld->c->cache_bytes, ld->e) < 0)
-			return fail_prefixed(ld, key);
+			return config_fail_prefixed(ld, key);
 		return 0;
 	}
-	return fail(ld, "[secretfs] has no setting '%s' (ttl, refresh, max_stale, request_timeout, cache_size)",
+	return config_fail(ld, "[secretfs] has no setting '%s' (ttl, refresh, max_stale, request_timeout, cache_size)",
 		    key);
 }
 
-static int provider_set(struct loader *ld, const char *key, const char *value)
+static int config_provider_set(struct loader *ld, const char *key, const char *value)
 {
-	struct provider_conf *p = cur_provider(ld);
+	struct provider_conf *p = config_cur_provider(ld);
 	struct conf_opt *o;
 
 	if (!strcmp(key, "type")) {
 		if (p->type)
-			return already_set(ld, key, &ld->type_at);
+			return config_already_set(ld, key, &ld->type_at);
 		p->type = strdup(value);
 		if (!p->type)
-			return oom(ld);
-		ld->type_at = here(ld);
+			return config_oom(ld);
+		ld->type_at = config_here(ld);
 		return 0;
 	}
 	for (size_t i = 0; i < p->nopts; i++)
 		if (!strcmp(p->opts[i].key, key))
-			return already_set(ld, key, &p->opts[i].where);
+			return config_already_set(ld, key, &p->opts[i].where);
 	o = realloc(p->opts, (p->nopts + 1) * sizeof(*o));
 	if (!o)
-		return oom(ld);
+		return config_oom(ld);
 	p->opts = o;
 	o = &o[p->nopts];
 	*o = (struct conf_opt){ .key = strdup(key), .value = strdup(value),
-				.where = here(ld) };
+				.where = config_here(ld) };
 	p->nopts++;
 	if (!o->key || !o->value)
-		return oom(ld);
+		return config_oom(ld);
 	return 0;
 }
 
 /* Parse value into r; what names the setting in an error. */
-static int ref_read(struct loader *ld, const char *what, const char *value,
+static int config_ref_read(struct loader *ld, const char *what, const char *value,
 		    struct ref *r)
 {
 	memset(r, 0, sizeof(*r));
 	if (ref_parse(value, r, ld->e) < 0) {
 		ref_free(r);
-		return fail_prefixed(ld, what);
+		return config_fail_prefixed(ld, what);
 	}
 	return 0;
 }
 
-static int app_store(struct loader *ld, const char *value)
+static int config_app_store(struct loader *ld, const char *value)
 {
-	struct app_conf *a = cur_app(ld);
+	struct app_conf *a = config_cur_app(ld);
 	struct ref r;
 
 	if (a->has_store)
-		return already_set(ld, "store", &ld->store_at[ld->idx]);
-	if (ref_read(ld, "store", value, &r) < 0)
+		return config_already_set(ld, "store", &ld->store_at[ld->idx]);
+	if (config_ref_read(ld, "store", value, &r) < 0)
 		return -1;
 	if (r.kind != REF_PROVIDER || r.field) {
 		ref_free(&r);
-		return fail(ld, "store '%s': expected a whole provider entry, NAME://locator (no generate:, no #field)",
+		return config_fail(ld, "store '%s': expected a whole provider entry, NAME://locator (no generate:, no #field)",
 			    value);
 	}
 	a->store = r;
 	a->has_store = true;
-	ld->store_at[ld->idx] = here(ld);
+	ld->store_at[ld->idx] = config_here(ld);
 	return 0;
 }
 
-static int mapping_add(struct loader *ld, struct conf_mapping **v, size_t *n,
+static int config_mapping_add(struct loader *ld, struct conf_mapping **v, size_t *n,
 		       const char *name, struct ref *r)
 {
 	struct conf_mapping *m = realloc(*v, (*n + 1) * sizeof(*m));
 
 	if (!m) {
 		ref_free(r);
-		return oom(ld);
+		return config_oom(ld);
 	}
 	*v = m;
 	m = &m[*n];
 	*m = (struct conf_mapping){ .name = strdup(name), .ref = *r,
-				    .where = here(ld) };
+				    .where = config_here(ld) };
 	(*n)++;
-	return m->name ? 0 : oom(ld);
+	return m->name ? 0 : config_oom(ld);
 }
 
-static int app_env(struct loader *ld, const char *key, const char *value)
+static int config_app_env(struct loader *ld, const char *key, const char *value)
 {
-	struct app_conf *a = cur_app(ld);
+	struct app_conf *a = config_cur_app(ld);
 	const char *name = key + strlen("env.");
 	struct ref r;
 
 	if (!dotenv_key_valid(name))
-		return fail(ld, "%s: '%s' is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)",
+		return config_fail(ld, "%s: '%s' is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)",
 			    key, name);
 	for (size_t i = 0; i < a->nenv; i++)
 		if (!strcmp(a->env[i].name, name))
-			return already_set(ld, key, &a->env[i].where);
-	if (ref_read(ld, key, value, &r) < 0)
+			return config_already_set(ld, key, &a->env[i].where);
+	if (config_ref_read(ld, key, value, &r) < 0)
 		return -1;
 	if (r.kind == REF_GENERATE && r.gen.kind == GEN_ARGON2ID &&
 	    !strcmp(r.gen.source, name)) {
 		ref_free(&r);
-		return fail(ld, "%s: generate:argon2id:%s would hash its own value; name the key that holds the password",
+		return config_fail(ld, "%s: generate:argon2id:%s would hash its own value; name the key that holds the password",
 			    key, name);
 	}
-	return mapping_add(ld, &a->env, &a->nenv, name, &r);
+	return config_mapping_add(ld, &a->env, &a->nenv, name, &r);
 }
 
-static int app_keys(struct loader *ld, const char *key, const char *value)
+static int config_app_keys(struct loader *ld, const char *key, const char *value)
 {
-	struct app_conf *a = cur_app(ld);
+	struct app_conf *a = config_cur_app(ld);
 	const char *name = key + strlen("keys.");
 	struct ref r;
 
-	if (!env_name_valid(name))
-		return fail(ld, "%s: '%s' is not a valid environment name ([A-Za-z0-9_]+)",
+	if (!config_env_name_valid(name))
+		return config_fail(ld, "%s: '%s' is not a valid environment name ([A-Za-z0-9_]+)",
 			    key, name);
 	/* keys.prod and keys.PROD would both be DOTENV_PRIVATE_KEY_PROD */
 	for (size_t i = 0; i < a->nkeys; i++)
 		if (!strcasecmp(a->keys[i].name, name))
-			return already_set(ld, key, &a->keys[i].where);
-	if (ref_read(ld, key, value, &r) < 0)
+			return config_already_set(ld, key, &a->keys[i].where);
+	if (config_ref_read(ld, key, value, &r) < 0)
 		return -1;
 	if (r.kind != REF_PROVIDER) {
 		ref_free(&r);
-		return fail(ld, "%s: expected a provider reference, not generate:",
+		return config_fail(ld, "%s: expected a provider reference, not generate:",
 			    key);
 	}
-	return mapping_add(ld, &a->keys, &a->nkeys, name, &r);
+	return config_mapping_add(ld, &a->keys, &a->nkeys, name, &r);
 }
 
 /* ttl, refresh, max_stale of one app (-1 until set: [secretfs]'s apply). */
-static int app_policy(struct loader *ld, struct app_conf *a, const char *key,
+static int config_app_policy(struct loader *ld, struct app_conf *a, const char *key,
 		      const char *value)
 {
 	long *field = !strcmp(key, "ttl") ? &a->ttl_ms :
 		      !strcmp(key, "refresh") ? &a->refresh_ms : &a->max_stale_ms;
 
 	if (*field >= 0)
-		return fail(ld, "'%s' is set twice in app %s", key, a->name);
+		return config_fail(ld, "'%s' is set twice in app %s", key, a->name);
 	if (config_parse_duration(value, field, ld->e) < 0)
-		return fail_prefixed(ld, key);
+		return config_fail_prefixed(ld, key);
 	return 0;
 }
 
-static int app_set(struct loader *ld, const char *key, const char *value)
+static int config_app_set(struct loader *ld, const char *key, const char *value)
 {
-	struct app_conf *a = cur_app(ld);
+	struct app_conf *a = config_cur_app(ld);
 
 	if (!strcmp(key, "owner")) {
 		if (ld->owner_at.line)
-			return already_set(ld, key, &ld->owner_at);
-		ld->owner_at = here(ld);
-		return owner_parse(ld, value, &a->uid, &a->gid);
+			return config_already_set(ld, key, &ld->owner_at);
+		ld->owner_at = config_here(ld);
+		return config_owner_parse(ld, value, &a->uid, &a->gid);
 	}
 	if (!strcmp(key, "mode")) {
 		if (ld->mode_at.line)
-			return already_set(ld, key, &ld->mode_at);
-		ld->mode_at = here(ld);
-		return mode_parse(ld, value, &a->mode);
+			return config_already_set(ld, key, &ld->mode_at);
+		ld->mode_at = config_here(ld);
+		return config_mode_parse(ld, value, &a->mode);
 	}
 	if (!strcmp(key, "store"))
-		return app_store(ld, value);
+		return config_app_store(ld, value);
 	if (!strcmp(key, "ttl") || !strcmp(key, "refresh") || !strcmp(key, "max_stale"))
-		return app_policy(ld, a, key, value);
+		return config_app_policy(ld, a, key, value);
 	if (!strncmp(key, "env.", 4))
-		return app_env(ld, key, value);
+		return config_app_env(ld, key, value);
 	if (!strncmp(key, "keys.", 5))
-		return app_keys(ld, key, value);
-	return fail(ld, "app %s has no setting '%s' (owner, mode, store, env.KEY, keys.ENV, ttl, refresh, max_stale)",
+		return config_app_keys(ld, key, value);
+	return config_fail(ld, "app %s has no setting '%s' (owner, mode, store, env.KEY, keys.ENV, ttl, refresh, max_stale)",
 		    a->name, key);
 }
 
 /* inih's handler. section is ignored: ours is whole, inih's is cut at 49
- * characters. Called for the line read_line just returned. */
-static int on_setting(void *user, const char *section, const char *key,
+ * characters. Called for the line config_read_line just returned. */
+static int config_on_setting(void *user, const char *section, const char *key,
 		      const char *value)
 {
 	struct loader *ld = user;
@@ -819,16 +816,16 @@ static int on_setting(void *user, const char *section, const char *key,
 	(void)section;
 	switch (ld->sect) {
 	case SECT_SECRETFS:
-		rc = global_set(ld, key, value);
+		rc = config_global_set(ld, key, value);
 		break;
 	case SECT_PROVIDER:
-		rc = provider_set(ld, key, value);
+		rc = config_provider_set(ld, key, value);
 		break;
 	case SECT_APP:
-		rc = app_set(ld, key, value);
+		rc = config_app_set(ld, key, value);
 		break;
 	default:
-		rc = fail(ld, "'%s' is outside any section", key);
+		rc = config_fail(ld, "'%s' is outside any section", key);
 		break;
 	}
 	return rc == 0;
@@ -837,7 +834,7 @@ static int on_setting(void *user, const char *section, const char *key,
 /* ---- reading lines ---- */
 
 /* inih's rule: the first of chars, or a ';' after whitespace. */
-static const char *find_chars_or_comment(const char *s, const char *chars)
+static const char *config_find_chars_or_comment(const char *s, const char *chars)
 {
 	bool was_space = false;
 
@@ -848,7 +845,7 @@ static const char *find_chars_or_comment(const char *s, const char *chars)
 	return s;
 }
 
-static const char *skip_space(const char *s)
+static const char *config_skip_space(const char *s)
 {
 	while (*s && isspace((unsigned char)*s))
 		s++;
@@ -856,35 +853,35 @@ static const char *skip_space(const char *s)
 }
 
 /* Classify line as inih will: comment, continuation, [section] or key. */
-static int scan_line(struct loader *ld, const char *line)
+static int config_scan_line(struct loader *ld, const char *line)
 {
 	const char *start = line, *end;
 
 	if (ld->line == 1 && !strncmp(start, "\xEF\xBB\xBF", 3))
 		start += 3;
-	start = skip_space(start);
+	start = config_skip_space(start);
 	if (!*start || *start == ';' || *start == '#')
 		return 0;
 	if (ld->in_key && start > line)
-		return fail(ld, "indented line continues the value of '%s' above; each setting is one line: remove the indentation",
+		return config_fail(ld, "indented line continues the value of '%s' above; each setting is one line: remove the indentation",
 			    ld->prev_key);
 	if (*start == '[') {
 		const char *rest;
 
-		end = find_chars_or_comment(start + 1, "]");
+		end = config_find_chars_or_comment(start + 1, "]");
 		if (*end != ']')
-			return fail(ld, "syntax error: missing ']' in section header");
-		rest = skip_space(end + 1);
+			return config_fail(ld, "syntax error: missing ']' in section header");
+		rest = config_skip_space(end + 1);
 		if (*rest && !(rest > end + 1 && *rest == ';'))
-			return fail(ld, "syntax error: text after ']'");
+			return config_fail(ld, "syntax error: text after ']'");
 		ld->in_key = false;
-		return section_open(ld, start + 1, (size_t)(end - start - 1));
+		return config_section_open(ld, start + 1, (size_t)(end - start - 1));
 	}
-	end = find_chars_or_comment(start, "=:");
+	end = config_find_chars_or_comment(start, "=:");
 	if (*end != '=' && *end != ':')
-		return fail(ld, "syntax error: expected [section] or key = value");
+		return config_fail(ld, "syntax error: expected [section] or key = value");
 	if (end == start)
-		return fail(ld, "syntax error: no key before '%c'", *end);
+		return config_fail(ld, "syntax error: no key before '%c'", *end);
 	ld->in_key = true;
 	snprintf(ld->prev_key, sizeof(ld->prev_key), "%.*s",
 		 (int)strcspn(start, " \t=:"), start);
@@ -892,26 +889,26 @@ static int scan_line(struct loader *ld, const char *line)
 }
 
 /* buf holds a line without its newline: the last line, or too long. */
-static int check_unterminated(struct loader *ld, const char *buf, int size)
+static int config_check_unterminated(struct loader *ld, const char *buf, int size)
 {
 	int ch;
 
 	if (feof(ld->f))
 		return 0;
 	if (strlen(buf) + 1 < (size_t)size)
-		return fail(ld, "NUL byte in line");
+		return config_fail(ld, "NUL byte in line");
 	ch = getc(ld->f);
 	if (ch == '\n')
 		return 0;
 	if (ch == EOF && ferror(ld->f))
-		return -1;	/* read_line reports it */
+		return -1;	/* config_read_line reports it */
 	if (ch == EOF)
 		return 0;
-	return fail(ld, "line too long (at most %d characters)", size - 1);
+	return config_fail(ld, "line too long (at most %d characters)", size - 1);
 }
 
 /* inih's reader: fgets that counts lines and stops at the first error. */
-static char *read_line(char *buf, int size, void *user)
+static char *config_read_line(char *buf, int size, void *user)
 {
 	struct loader *ld = user;
 	size_t len;
@@ -923,9 +920,9 @@ static char *read_line(char *buf, int size, void *user)
 	ld->line++;
 	len = strlen(buf);
 	if ((!len || buf[len - 1] != '\n') &&
-	    check_unterminated(ld, buf, size) < 0)
+	    config_check_unterminated(ld, buf, size) < 0)
 		goto eof;
-	if (scan_line(ld, buf) < 0)
+	if (config_scan_line(ld, buf) < 0)
 		return NULL;
 	return buf;
 eof:
@@ -939,26 +936,26 @@ eof:
 
 /* ---- files ---- */
 
-static int file_add(struct loader *ld, const char *path)
+static int config_file_add(struct loader *ld, const char *path)
 {
 	struct config *c = ld->c;
 	char **v = realloc(c->files, (c->nfiles + 1) * sizeof(*v));
 
 	if (!v)
-		return oom(ld);
+		return config_oom(ld);
 	c->files = v;
 	v[c->nfiles] = strdup(path);
 	if (!v[c->nfiles])
-		return oom(ld);
+		return config_oom(ld);
 	ld->file = v[c->nfiles++];
 	return 0;
 }
 
-static int file_load(struct loader *ld, const char *path)
+static int config_file_load(struct loader *ld, const char *path)
 {
 	int rc;
 
-	if (file_add(ld, path) < 0)
+	if (config_file_add(ld, path) < 0)
 		return -1;
 	ld->f = fopen(path, "re");
 	if (!ld->f)
@@ -966,28 +963,28 @@ static int file_load(struct loader *ld, const char *path)
 			       strerror(errno));
 	ld->line = 0;
 	ld->in_key = false;
-	section_reset(ld, SECT_NONE);
-	rc = ini_parse_stream(read_line, ld, on_setting, ld);
+	config_section_reset(ld, SECT_NONE);
+	rc = ini_parse_stream(config_read_line, ld, config_on_setting, ld);
 	fclose(ld->f);
 	ld->f = NULL;
 	if (ld->failed)
 		return -1;
 	if (rc == -2)
-		return oom(ld);
+		return config_oom(ld);
 	if (rc) {
-		/* scan_line should have caught it first */
+		/* config_scan_line should have caught it first */
 		ld->line = rc;
-		return fail(ld, "syntax error");
+		return config_fail(ld, "syntax error");
 	}
-	return section_close(ld);
+	return config_section_close(ld);
 }
 
-static int name_cmp(const void *a, const void *b)
+static int config_name_cmp(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static bool is_dropin(const char *name)
+static bool config_is_dropin(const char *name)
 {
 	size_t len = strlen(name);
 
@@ -995,7 +992,7 @@ static bool is_dropin(const char *name)
 }
 
 /* dir/conf.d/NAME.conf, sorted by strcmp. A missing conf.d is fine. */
-static int dropins_list(struct loader *ld, const char *path, struct strv *out)
+static int config_dropins_list(struct loader *ld, const char *path, struct strv *out)
 {
 	char *copy = strdup(path), *confd = NULL;
 	const char *dir;
@@ -1004,12 +1001,12 @@ static int dropins_list(struct loader *ld, const char *path, struct strv *out)
 	int rc = -1;
 
 	if (!copy)
-		return oom(ld);
+		return config_oom(ld);
 	dir = dirname(copy);
 	if (asprintf(&confd, "%s%sconf.d", dir,
 		     dir[strlen(dir) - 1] == '/' ? "" : "/") < 0) {
 		free(copy);
-		return oom(ld);
+		return config_oom(ld);
 	}
 	dh = opendir(confd);
 	if (!dh) {
@@ -1022,22 +1019,22 @@ static int dropins_list(struct loader *ld, const char *path, struct strv *out)
 	while ((d = readdir(dh))) {
 		char *full;
 
-		if (!is_dropin(d->d_name))
+		if (!config_is_dropin(d->d_name))
 			continue;
 		if (asprintf(&full, "%s/%s", confd, d->d_name) < 0) {
-			oom(ld);
+			config_oom(ld);
 			goto out_dir;
 		}
 		rc = strv_push(out, full);
 		free(full);
 		if (rc < 0) {
-			oom(ld);
+			config_oom(ld);
 			goto out_dir;
 		}
 	}
 	rc = 0;
 	if (out->n)
-		qsort(out->v, out->n, sizeof(*out->v), name_cmp);
+		qsort(out->v, out->n, sizeof(*out->v), config_name_cmp);
 out_dir:
 	closedir(dh);
 out:
@@ -1054,7 +1051,7 @@ struct bad_ref {
 	const struct conf_where *at;
 };
 
-static void bad_ref_note(const struct config *c, struct bad_ref *bad,
+static void config_bad_ref_note(const struct config *c, struct bad_ref *bad,
 			 const struct ref *r, const struct conf_where *at)
 {
 	if (r->kind != REF_PROVIDER || config_provider(c, r->provider))
@@ -1064,29 +1061,29 @@ static void bad_ref_note(const struct config *c, struct bad_ref *bad,
 }
 
 /* An app's section is in one file, so the lowest line is the first. */
-static int app_refs_check(struct loader *ld, size_t idx)
+static int config_app_refs_check(struct loader *ld, size_t idx)
 {
 	const struct app_conf *a = &ld->c->apps[idx];
 	struct bad_ref bad = { NULL, NULL };
 	char text[256];
 
 	if (a->has_store)
-		bad_ref_note(ld->c, &bad, &a->store, &ld->store_at[idx]);
+		config_bad_ref_note(ld->c, &bad, &a->store, &ld->store_at[idx]);
 	for (size_t i = 0; i < a->nenv; i++)
-		bad_ref_note(ld->c, &bad, &a->env[i].ref, &a->env[i].where);
+		config_bad_ref_note(ld->c, &bad, &a->env[i].ref, &a->env[i].where);
 	for (size_t i = 0; i < a->nkeys; i++)
-		bad_ref_note(ld->c, &bad, &a->keys[i].ref, &a->keys[i].where);
+		config_bad_ref_note(ld->c, &bad, &a->keys[i].ref, &a->keys[i].where);
 	if (!bad.ref)
 		return 0;
 	ref_format(bad.ref, text, sizeof(text));
-	return fail_at(ld, bad.at, "unknown provider '%s' in reference '%s' (no [provider %s] section)",
+	return config_fail_at(ld, bad.at, "unknown provider '%s' in reference '%s' (no [provider %s] section)",
 		       bad.ref->provider, text, bad.ref->provider);
 }
 
 /* A writable store for apps that generate values. */
-static int app_store_check(struct loader *ld, const struct app_conf *a)
+static int config_app_store_check(struct loader *ld, const struct app_conf *a)
 {
-	const struct conf_mapping *gen = first_generate(a);
+	const struct conf_mapping *gen = config_first_generate(a);
 	const struct provider_conf *p;
 	const struct provider_ops *ops;
 
@@ -1096,18 +1093,18 @@ static int app_store_check(struct loader *ld, const struct app_conf *a)
 	ops = p ? provider_ops_find(p->type) : NULL;
 	if (!ops || (ops->caps & PROVIDER_CAP_WRITE))
 		return 0;
-	return fail_at(ld, &gen->where,
+	return config_fail_at(ld, &gen->where,
 		       "app %s: generate: needs a writable store; provider %s (type %s) is read-only",
 		       a->name, p->name, p->type);
 }
 
-static int mapping_cmp(const void *a, const void *b)
+static int config_mapping_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct conf_mapping *)a)->name,
 		      ((const struct conf_mapping *)b)->name);
 }
 
-static int app_cmp(const void *a, const void *b)
+static int config_app_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct app_conf *)a)->name,
 		      ((const struct app_conf *)b)->name);
@@ -1119,8 +1116,8 @@ static int config_finish(struct loader *ld)
 
 	/* in definition order, so the first error in the files is reported */
 	for (size_t i = 0; i < c->napps; i++)
-		if (app_refs_check(ld, i) < 0 ||
-		    app_store_check(ld, &c->apps[i]) < 0)
+		if (config_app_refs_check(ld, i) < 0 ||
+		    config_app_store_check(ld, &c->apps[i]) < 0)
 			return -1;
 	for (size_t i = 0; i < c->napps; i++) {
 		struct app_conf *a = &c->apps[i];
@@ -1132,12 +1129,15 @@ static int config_finish(struct loader *ld)
 		if (a->max_stale_ms < 0)
 			a->max_stale_ms = c->max_stale_ms;
 		if (a->nenv)
-			qsort(a->env, a->nenv, sizeof(*a->env), mapping_cmp);
+			qsort(a->env, a->nenv, sizeof(*a->env), config_mapping_cmp);
 		if (a->nkeys)
-			qsort(a->keys, a->nkeys, sizeof(*a->keys), mapping_cmp);
+			qsort(a->keys, a->nkeys, sizeof(*a->keys), config_mapping_cmp);
 	}
 	if (c->napps)
-		qsort(c->apps, c->napps, sizeof(*c->apps), app_cmp);
+		qsort(c->apps, c->napps, sizeof(*c->apps), config_app_cmp);
+	/* providers see the global settings they need through their section */
+	for (size_t i = 0; i < c->nproviders; i++)
+		c->providers[i].request_timeout_ms = c->request_timeout_ms;
 	return 0;
 }
 
@@ -1157,10 +1157,10 @@ int config_load(const char *path, struct config *c, struct err *e)
 	c->cache_bytes = 64 * 1024 * 1024;
 	err_clear(e);
 
-	if (file_load(&ld, path) < 0 || dropins_list(&ld, path, &dropins) < 0)
+	if (config_file_load(&ld, path) < 0 || config_dropins_list(&ld, path, &dropins) < 0)
 		goto out;
 	for (size_t i = 0; i < dropins.n; i++)
-		if (file_load(&ld, dropins.v[i]) < 0)
+		if (config_file_load(&ld, dropins.v[i]) < 0)
 			goto out;
 	rc = config_finish(&ld);
 out:
@@ -1170,7 +1170,7 @@ out:
 	return rc;
 }
 
-static void mappings_free(struct conf_mapping *m, size_t n)
+static void config_mappings_free(struct conf_mapping *m, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		free(m[i].name);
@@ -1201,8 +1201,8 @@ void config_free(struct config *c)
 		free(a->name);
 		if (a->has_store)
 			ref_free(&a->store);
-		mappings_free(a->env, a->nenv);
-		mappings_free(a->keys, a->nkeys);
+		config_mappings_free(a->env, a->nenv);
+		config_mappings_free(a->keys, a->nkeys);
 	}
 	free(c->apps);
 	for (size_t i = 0; i < c->nfiles; i++)
@@ -1226,13 +1226,6 @@ const struct app_conf *config_app(const struct config *c, const char *name)
 	struct app_conf key = { .name = (char *)name };
 
 	/* apps are sorted once loaded */
-	return bsearch(&key, c->apps, c->napps, sizeof(*c->apps), app_cmp);
+	return bsearch(&key, c->apps, c->napps, sizeof(*c->apps), config_app_cmp);
 }
 
-const char *conf_opt_get(const struct provider_conf *p, const char *key)
-{
-	for (size_t i = 0; i < p->nopts; i++)
-		if (!strcmp(p->opts[i].key, key))
-			return p->opts[i].value;
-	return NULL;
-}

@@ -10,30 +10,11 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "err.h"
+#include "../base/err.h"
 #include "ref.h"
+#include "../providers/provider.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/secretfs/secretfs.conf"
-
-/* Where a setting was written, for error messages. */
-struct conf_where {
-	const char *file;	/* owned by struct config (files[]) */
-	int line;
-};
-
-struct conf_opt {
-	char *key;
-	char *value;
-	struct conf_where where;
-};
-
-struct provider_conf {
-	char *name;		/* section name = reference scheme */
-	char *type;		/* "file", later "vault", ... */
-	struct conf_opt *opts;	/* every key but type, in file order */
-	size_t nopts;
-	struct conf_where where;
-};
 
 /* env.KEY = ref (ref.kind may be REF_GENERATE) or keys.ENV = ref. */
 struct conf_mapping {
@@ -90,7 +71,5 @@ int config_parse_size(const char *s, size_t *bytes, struct err *e);
 const struct provider_conf *config_provider(const struct config *c,
 					    const char *name);
 const struct app_conf *config_app(const struct config *c, const char *name);
-/* Value of a provider option, or NULL when not set. */
-const char *conf_opt_get(const struct provider_conf *p, const char *key);
 
 #endif

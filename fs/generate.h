@@ -6,8 +6,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "../cache/secmem.h"
-#include "err.h"
+#include "../base/secmem.h"
+#include "../base/err.h"
 #include "ref.h"
 
 /* A fresh value for g into out (its old contents replaced). A spec that

@@ -22,7 +22,7 @@
 
 #include "app.h"
 #include "config.h"
-#include "log.h"
+#include "../base/log.h"
 #include "ops.h"
 
 struct main_opts {

@@ -25,7 +25,7 @@
 
 #include <sodium.h>
 
-#include "log.h"
+#include "../base/log.h"
 #include "scratch.h"
 
 #define OPS_ROOT_INO FUSE_ROOT_ID
@@ -554,7 +554,7 @@ static int ops_list_scratch(struct scratch_dir *sd, struct strv *names,
 	pthread_mutex_lock(&sd->lock);
 	for (size_t i = 0; rc == 0 && i < sd->n; i++)
 		if (strv_push(names, sd->v[i]->name) < 0)
-			rc = err_set(e, ERR_NOMEM, "out of memory");
+			rc = err_oom(e);
 	pthread_mutex_unlock(&sd->lock);
 	return rc;
 }
@@ -564,12 +564,12 @@ static void ops_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	struct ops_fs *ofs = ops_fs_of(req);
 	struct strv *names = calloc(1, sizeof(*names));
 	struct err e = { 0 };
-	int rc = names ? 0 : err_set(&e, ERR_NOMEM, "out of memory");
+	int rc = names ? 0 : err_oom(&e);
 
 	/* the listing is taken once, so readdir's offsets stay valid */
 	for (size_t i = 0; rc == 0 && ino == OPS_ROOT_INO && i < ofs->cfg->napps; i++)
 		if (strv_push(names, ofs->cfg->apps[i].name) < 0)
-			rc = err_set(&e, ERR_NOMEM, "out of memory");
+			rc = err_oom(&e);
 	if (rc == 0 && ino != OPS_ROOT_INO)
 		rc = app_list(ofs->appfs, ops_app(ofs, ino), names, &e);
 	if (rc == 0 && ino != OPS_ROOT_INO)
@@ -860,7 +860,7 @@ static int ops_handle_scratch(struct ops_fs *ofs, const struct ops_node *n,
 			(*h)->lk = &sd->lock;
 			(*h)->buf = &s->data;
 		} else {
-			rc = err_set(e, ERR_NOMEM, "out of memory");
+			rc = err_oom(e);
 		}
 	}
 	pthread_mutex_unlock(&sd->lock);
@@ -879,7 +879,7 @@ static struct ops_handle *ops_handle_open(struct ops_fs *ofs,
 		return h;
 	h = ops_handle_new(ofs, n);
 	if (!h) {
-		err_set(e, ERR_NOMEM, "out of memory");
+		err_oom(e);
 		return NULL;
 	}
 	if (app_read(ofs->appfs, &ofs->cfg->apps[n->app], n->name, &h->data,
@@ -1328,7 +1328,7 @@ static int ops_rename_commit(struct ops_fs *ofs, size_t app,
 	pthread_mutex_lock(&sd->lock);
 	if (secbuf_set(&data, s->data.data, s->data.len) < 0 ||
 	    kvmap_copy(&base, &s->base) < 0)
-		rc = err_set(e, ERR_NOMEM, "out of memory");
+		rc = err_oom(e);
 	pthread_mutex_unlock(&sd->lock);
 	if (rc == 0)
 		rc = app_write(ofs->appfs, a, to, &base, data.data, data.len, e);
@@ -1370,7 +1370,7 @@ static int ops_rename_backup(struct ops_fs *ofs, size_t app, const char *from,
 	if (rc == 0)
 		rc = scratch_create(sd, to, ctx->uid, ctx->gid, a->mode, NULL, &s, e);
 	if (rc == 0 && secbuf_set(&s->data, data.data, data.len) < 0)
-		rc = err_set(e, ERR_NOMEM, "out of memory");
+		rc = err_oom(e);
 	pthread_mutex_unlock(&sd->lock);
 	secbuf_free(&data);
 	return rc;

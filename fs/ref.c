@@ -13,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../base/pct.h"
+
 #define REF_MAX_LEN 4096
 #define REF_QUOTE_MAX 100	/* bytes of a reference quoted in a message */
 #define GEN_PREFIX "generate:"
@@ -181,7 +183,7 @@ static int gen_parse_source(const char *spec, const char *rest,
 				"bad key name after argon2id: ([A-Za-z_][A-Za-z0-9_]*)");
 	g->source = strdup(rest);
 	if (!g->source)
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	return 0;
 }
 
@@ -356,52 +358,24 @@ bool ref_scheme_valid(const char *name)
 	return name && ref_scheme_valid_n(name, strlen(name));
 }
 
-static int ref_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decode the n bytes at p (inside reference s) into *out. */
 static int ref_decode(const char *s, const char *p, size_t n, const char *what,
 		      char **out, struct err *e)
 {
-	char *d = malloc(n + 1);
-	size_t o = 0;
+	size_t at = 0;
 
-	if (!d)
-		return err_set(e, ERR_NOMEM, "out of memory");
-	for (size_t i = 0; i < n; i++) {
-		int hi, lo;
-
-		if (p[i] != '%') {
-			d[o++] = p[i];
-			continue;
-		}
-		hi = i + 1 < n ? ref_hexval(p[i + 1]) : -1;
-		lo = i + 2 < n ? ref_hexval(p[i + 2]) : -1;
-		if (hi < 0 || lo < 0) {
-			free(d);
-			return ref_fail(e, "", s,
-					"'%%' at byte %zu of the %s is not followed by two hex digits (write %%25 for a literal '%%')",
-					i + 1, what);
-		}
-		if (!hi && !lo) {
-			free(d);
-			return ref_fail(e, "", s, "%%00 (a NUL byte) in the %s",
-					what);
-		}
-		d[o++] = (char)(hi << 4 | lo);
-		i += 2;
+	switch (pct_decode(p, n, out, &at)) {
+	case PCT_OK:
+		return 0;
+	case PCT_NOMEM:
+		return err_oom(e);
+	case PCT_NUL:
+		return ref_fail(e, "", s, "%%00 (a NUL byte) in the %s", what);
+	default:
+		return ref_fail(e, "", s,
+				"'%%' at byte %zu of the %s is not followed by two hex digits (write %%25 for a literal '%%')",
+				at + 1, what);
 	}
-	d[o] = '\0';
-	*out = d;
-	return 0;
 }
 
 /* Checks that hold for every reference, generate: ones included. */
@@ -470,7 +444,7 @@ static int ref_parse_provider(const char *s, struct ref *r, struct err *e)
 		r->params = strndup(q + 1, (size_t)(end - q - 1));
 	if (!r->provider || (q && q + 1 < end && !r->params)) {
 		ref_free(r);
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	}
 	if (ref_decode(s, rest, (size_t)(loc_end - rest), "locator",
 		       &r->locator, e) < 0 ||

@@ -31,8 +31,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "../cache/secmem.h"
-#include "err.h"
+#include "../base/secmem.h"
+#include "../base/err.h"
 
 enum gen_kind {
 	GEN_PASSWORD,	/* alphanumeric, n = length, default 32 */

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dotenv.h"
+#include "../base/dotenv.h"
 
 static bool scratch_all(const char *s, int (*pred)(int))
 {
@@ -87,7 +87,7 @@ int scratch_create(struct scratch_dir *d, const char *name, uid_t uid,
 			       SCRATCH_MAX_FILES);
 	v = realloc(d->v, (d->n + 1) * sizeof(*v));
 	if (!v)
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	d->v = v;
 	s = calloc(1, sizeof(*s));
 	if (!s || !(s->name = strdup(name)) ||
@@ -95,7 +95,7 @@ int scratch_create(struct scratch_dir *d, const char *name, uid_t uid,
 		if (s)
 			free(s->name);
 		free(s);
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	}
 	s->uid = uid;
 	s->gid = gid;
@@ -128,7 +128,7 @@ int scratch_rename(struct scratch_dir *d, struct scratch *s, const char *name,
 		return 0;
 	n = strdup(name);
 	if (!n)
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	if (old)
 		scratch_unlink(d, old);
 	free(s->name);

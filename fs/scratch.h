@@ -19,9 +19,9 @@
 #include <sys/types.h>
 #include <time.h>
 
-#include "../cache/secmem.h"
-#include "err.h"
-#include "kvmap.h"
+#include "../base/secmem.h"
+#include "../base/err.h"
+#include "../base/kvmap.h"
 
 #define SCRATCH_MAX_FILES 64	/* per app */
 

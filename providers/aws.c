@@ -69,8 +69,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../cache/secmem.h"
-#include "../fs/log.h"
+#include "../base/secmem.h"
+#include "../base/clock.h"
+#include "../base/log.h"
+#include "../base/pct.h"
 #include "aws.h"
 #include "http.h"
 
@@ -356,42 +358,6 @@ static bool aws_arn_region(const char *id, char *out, size_t size)
 	return true;
 }
 
-static int aws_unhex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* Percent-decode n bytes of s; NULL when malformed or out of memory. */
-static char *aws_param_decode(const char *s, size_t n)
-{
-	char *out = malloc(n + 1);
-	size_t j = 0;
-
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		int hi, lo;
-
-		if (s[i] != '%') {
-			out[j++] = s[i];
-			continue;
-		}
-		hi = i + 2 < n ? aws_unhex(s[i + 1]) : -1;
-		lo = i + 2 < n ? aws_unhex(s[i + 2]) : -1;
-		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-			free(out);
-			return NULL;
-		}
-		out[j++] = (char)(hi << 4 | lo);
-		i += 2;
-	}
-	out[j] = '\0';
-	return out;
-}
-
 struct aws_params {
 	char *stage;
 	char *version;
@@ -465,8 +431,7 @@ static int aws_params_parse(const char *params, struct aws_params *p,
 				       "parameter '%.*s' has no value (stage=LABEL, version=ID)",
 				       (int)len, s);
 		}
-		val = aws_param_decode(s + klen + 1, len - klen - 1);
-		if (!val) {
+		if (pct_decode(s + klen + 1, len - klen - 1, &val, NULL)) {
 			aws_params_free(p);
 			return err_set(e, ERR_INVALID,
 				       "parameter '%.*s': bad %% escape",
@@ -488,7 +453,7 @@ static int aws_params_parse(const char *params, struct aws_params *p,
 static int aws_dump(json_t *req, struct secbuf *out, struct err *e)
 {
 	int rc = req && http_json_dump(req, out) == 0 ? 0 :
-		err_set(e, ERR_NOMEM, "out of memory");
+		err_oom(e);
 
 	json_decref(req);
 	return rc;
@@ -538,12 +503,12 @@ static int aws_set_binary(json_t *req, const char *val, size_t len,
 	if (len > AWS_SECRET_MAX)
 		rc = aws_too_big(what, len, e);
 	else if (!b64)
-		rc = err_set(e, ERR_NOMEM, "out of memory");
+		rc = err_oom(e);
 	if (rc == 0) {
 		sodium_bin2base64(b64, b64len, (const unsigned char *)val, len,
 				  sodium_base64_VARIANT_ORIGINAL);
 		if (json_object_set_new(req, "SecretBinary", json_string(b64)) < 0)
-			rc = err_set(e, ERR_NOMEM, "out of memory");
+			rc = err_oom(e);
 	}
 	if (b64)
 		secmem_free(b64, b64len);
@@ -572,18 +537,18 @@ static int aws_secret_set(json_t *req, const struct kvmap *m,
 			return aws_too_big(what, kv->len, e);
 		}
 		return json_object_set_new(req, "SecretString", str) < 0 ?
-			err_set(e, ERR_NOMEM, "out of memory") : 0;
+			err_oom(e) : 0;
 	}
 	if (http_json_from_map(m, cur->obj, what, &obj, e) < 0)
 		return -1;
 	rc = http_json_dump(obj, &text) < 0 ?
-		err_set(e, ERR_NOMEM, "out of memory") : 0;
+		err_oom(e) : 0;
 	json_decref(obj);
 	if (rc == 0 && text.len > AWS_SECRET_MAX)
 		rc = aws_too_big(what, text.len, e);
 	if (rc == 0 && json_object_set_new(req, "SecretString",
 					   json_stringn(text.data, text.len)) < 0)
-		rc = err_set(e, ERR_NOMEM, "out of memory");
+		rc = err_oom(e);
 	secbuf_free(&text);
 	return rc;
 }
@@ -606,7 +571,7 @@ static int aws_write_body(const char *idkey, const char *id,
 	    json_object_set_new(req, "ClientRequestToken",
 				json_string(token)) < 0) {
 		json_decref(req);
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	}
 	if (aws_secret_set(req, m, cur, what, e) < 0) {
 		json_decref(req);
@@ -690,7 +655,7 @@ static int aws_string_map(const char *s, size_t len, struct kvmap *m,
 			*obj = json_incref(j);
 	} else {
 		rc = kvmap_set(m, "", s, len) < 0 ?
-			err_set(e, ERR_NOMEM, "out of memory") : 0;
+			err_oom(e) : 0;
 	}
 	json_decref(j);
 	return rc;
@@ -705,12 +670,12 @@ static int aws_binary_map(const char *b64, size_t len, struct kvmap *m,
 	int rc = 0;
 
 	if (!bin)
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	if (sodium_base642bin(bin, max, b64, len, NULL, &bin_len, NULL,
 			      sodium_base64_VARIANT_ORIGINAL) < 0)
 		rc = aws_garbage(e, what, "SecretBinary is not base64");
 	else if (kvmap_set(m, "", bin, bin_len) < 0)
-		rc = err_set(e, ERR_NOMEM, "out of memory");
+		rc = err_oom(e);
 	secmem_free(bin, max);
 	return rc;
 }
@@ -786,14 +751,14 @@ static int aws_list_parse(const struct http_response *rs, const char *prefix,
 		    out->n >= AWS_LIST_MAX)
 			continue;
 		if (strv_push(out, n) < 0) {
-			rc = err_set(e, ERR_NOMEM, "out of memory");
+			rc = err_oom(e);
 			break;
 		}
 	}
 	if (rc == 0 && json_is_string(tok) && json_string_length(tok) > 0) {
 		*next = strdup(json_string_value(tok));
 		if (!*next)
-			rc = err_set(e, ERR_NOMEM, "out of memory");
+			rc = err_oom(e);
 	}
 	json_decref(root);
 	return rc;
@@ -831,7 +796,7 @@ static void aws_seen_note(const struct aws *a, const char *locator,
 	aws_seen.a = a;
 	snprintf(aws_seen.locator, sizeof(aws_seen.locator), "%s", locator);
 	snprintf(aws_seen.version, sizeof(aws_seen.version), "%s", version);
-	aws_seen.at_ms = http_now_ms();
+	aws_seen.at_ms = clock_now_ms();
 }
 
 /* The version this thread read of locator within the request timeout
@@ -839,20 +804,12 @@ static void aws_seen_note(const struct aws *a, const char *locator,
 static const char *aws_seen_get(const struct aws *a, const char *locator)
 {
 	if (aws_seen.a != a || strcmp(aws_seen.locator, locator) ||
-	    http_now_ms() - aws_seen.at_ms > a->timeout_ms)
+	    clock_now_ms() - aws_seen.at_ms > a->timeout_ms)
 		return NULL;
 	return aws_seen.version;
 }
 
 /* ---- requests ---- */
-
-static void aws_sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
 
 static int aws_op_start(struct aws_op *op, struct aws *a, const char *what,
 			struct err *e)
@@ -862,7 +819,7 @@ static int aws_op_start(struct aws_op *op, struct aws *a, const char *what,
 	memset(op, 0, sizeof(*op));
 	op->a = a;
 	op->what = what;
-	op->deadline = http_now_ms() + a->timeout_ms;
+	op->deadline = clock_now_ms() + a->timeout_ms;
 	snprintf(op->region, sizeof(op->region), "%s", a->region);
 	/* an ARN of another region is served there, unless the endpoint is
 	 * pinned (an emulator knows one region) */
@@ -878,7 +835,7 @@ static int aws_op_start(struct aws_op *op, struct aws *a, const char *what,
 	    asprintf(&op->url, "%s/", a->endpoint ? a->endpoint : base) < 0) {
 		op->url = NULL;
 		free(base);
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	}
 	free(base);
 	return 0;
@@ -925,7 +882,7 @@ static int aws_send(struct aws_op *op, const char *target,
 	    (cr->token && cr->token[0] &&
 	     http_headers_add(&h, "X-Amz-Security-Token", cr->token, true) < 0)) {
 		http_headers_free(&h);
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	}
 	rc = http_request(op->a->http, &rq, rs, e);
 	http_headers_free(&h);
@@ -938,7 +895,7 @@ static int aws_send(struct aws_op *op, const char *target,
  * serving stale values hides them; once a minute is enough. */
 static void aws_auth_log(struct aws *a, const struct err *e)
 {
-	int64_t now = http_now_ms();
+	int64_t now = clock_now_ms();
 	int64_t last = __atomic_load_n(&a->auth_logged_ms, __ATOMIC_RELAXED);
 
 	if (last && now - last < AWS_AUTH_LOG_MS)
@@ -956,11 +913,11 @@ static bool aws_throttle_wait(struct aws_op *op, int attempt)
 				    HTTP_BACKOFF_CAP_MS);
 
 	if (attempt + 1 >= AWS_THROTTLE_ATTEMPTS ||
-	    http_now_ms() + wait + AWS_MIN_WAIT_LEFT_MS > op->deadline)
+	    clock_now_ms() + wait + AWS_MIN_WAIT_LEFT_MS > op->deadline)
 		return false;
 	log_debug("aws %s: %s: throttled; retrying in %ld ms", op->a->name,
 		  op->what, wait);
-	aws_sleep_ms(wait);
+	clock_sleep_ms(wait);
 	return true;
 }
 
@@ -1178,11 +1135,11 @@ static void aws_settle(struct aws_op *op, int64_t put_ms)
 	if (wait > AWS_SETTLE_MAX_MS)
 		wait = AWS_SETTLE_MAX_MS;
 	/* keep enough of the budget for the read-back itself */
-	left = (op->deadline - http_now_ms()) / 2;
+	left = (op->deadline - clock_now_ms()) / 2;
 	if (wait > left)
 		wait = left;
 	if (wait > 0)
-		aws_sleep_ms((long)wait);
+		clock_sleep_ms((long)wait);
 }
 
 /* The check before writing: the entry must still be what the caller's
@@ -1228,11 +1185,11 @@ static int aws_store(void *state, const char *id, const struct kvmap *m,
 		rc = aws_base_check(id, seen ? base : NULL, &cur, e);
 	aws_uuid4(token);
 	if (rc == 0 && cur.exists) {
-		int64_t t0 = http_now_ms();
+		int64_t t0 = clock_now_ms();
 
 		rc = aws_write(&op, "PutSecretValue", id, m, &cur, token,
 			       version, e);
-		put_ms = http_now_ms() - t0;
+		put_ms = clock_now_ms() - t0;
 		/* deleted since: create it, unless a version was expected */
 		if (rc < 0 && e->code == ERR_NOTFOUND && !(seen && base[0])) {
 			cur.exists = false;
@@ -1356,7 +1313,7 @@ static int aws_parse_region(struct aws *a, const struct provider_conf *conf,
 				       "no region: set region = (e.g. us-east-1), or AWS_REGION");
 	}
 	if (!a->region)
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	if (!aws_region_valid(a->region))
 		return err_set(e, ERR_INVALID, "%s: '%.64s' is not a region",
 			       from, a->region);
@@ -1386,7 +1343,7 @@ static int aws_parse_endpoint(struct aws *a, const struct provider_conf *conf,
 			       s);
 	a->endpoint = strdup(s);
 	if (!a->endpoint)
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	while (len > 0 && a->endpoint[len - 1] == '/')
 		a->endpoint[--len] = '\0';
 	if (!strncasecmp(s, "http://", 7) &&
@@ -1398,8 +1355,7 @@ static int aws_parse_endpoint(struct aws *a, const struct provider_conf *conf,
 	return 0;
 }
 
-static int aws_create(const struct provider_conf *conf,
-		      const struct config *global, void **state,
+static int aws_create(const struct provider_conf *conf, void **state,
 		      struct err *e)
 {
 	struct http_client_conf hc = { .name = conf->name };
@@ -1408,16 +1364,16 @@ static int aws_create(const struct provider_conf *conf,
 	const char *profile = NULL;
 
 	if (!a)
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	if (sodium_init() < 0) {
 		err_set(e, ERR_PROVIDER, "libsodium failed to start");
 		goto fail;
 	}
-	a->timeout_ms = global && global->request_timeout_ms > 0 ?
-		global->request_timeout_ms : HTTP_TIMEOUT_DEFAULT_MS;
+	a->timeout_ms = conf->request_timeout_ms > 0 ?
+		conf->request_timeout_ms : HTTP_TIMEOUT_DEFAULT_MS;
 	a->name = strdup(conf->name);
 	if (!a->name) {
-		err_set(e, ERR_NOMEM, "out of memory");
+		err_oom(e);
 		goto fail;
 	}
 	if (aws_parse_profile(conf, &profile, e) < 0 ||

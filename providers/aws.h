@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "../fs/err.h"
+#include "../base/err.h"
 #include "http.h"
 
 /* Refresh temporary credentials this long before they expire... */
@@ -90,9 +90,6 @@ char *aws_regional_url(const char *service, const char *region);
  * set, or AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true. */
 const char *aws_endpoint_env(const char *var);
 
-/* "2024-05-01T10:00:00Z" (ISO 8601, fraction and offset allowed) as
- * epoch seconds; -1 when it does not parse. */
-long long aws_time_parse(const char *s);
 
 /* Whether s (len bytes) holds a control character. */
 bool aws_has_ctl(const char *s, size_t len);

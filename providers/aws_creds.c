@@ -59,8 +59,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../cache/secmem.h"
-#include "../fs/log.h"
+#include "../base/secmem.h"
+#include "../base/clock.h"
+#include "../base/log.h"
 
 #define AWSC_FILE_MAX (1024 * 1024)
 #define AWSC_ECS_BASE "http://169.254.170.2"
@@ -86,7 +87,7 @@ struct aws_chain {
 	pthread_mutex_t lock;
 	struct aws_creds cur;	/* key_id NULL: none yet */
 	uint64_t gen;		/* bumped whenever cur changes */
-	int64_t got_ms;		/* http_now_ms() when cur was obtained */
+	int64_t got_ms;		/* clock_now_ms() when cur was obtained */
 	time_t refresh_at;	/* 0: never */
 	int64_t retry_ms;	/* after a failure, no attempt before this */
 	long backoff_ms;
@@ -147,7 +148,7 @@ static int awsc_creds_set(struct aws_creds *cr, const char *id, size_t idlen,
 		cr->token = secmem_dup(token, tlen);
 	if (!cr->key_id || !cr->secret || (token && tlen && !cr->token)) {
 		aws_creds_free(cr);
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	}
 	return 0;
 }
@@ -164,36 +165,6 @@ static int awsc_creds_copy(struct aws_creds *dst, const struct aws_creds *src,
 	memcpy(dst->source, src->source, sizeof(dst->source));
 	return 0;
 }
-
-long long aws_time_parse(const char *s)
-{
-	struct tm tm = { 0 };
-	const char *p;
-	long long t;
-
-	if (!s)
-		return -1;
-	p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (!p)
-		return -1;
-	t = (long long)timegm(&tm);
-	if (*p == '.')
-		while (isdigit((unsigned char)*++p))
-			;
-	if (*p == 'Z' || *p == 'z') {
-		p++;
-	} else if ((*p == '+' || *p == '-') && isdigit((unsigned char)p[1]) &&
-		   isdigit((unsigned char)p[2]) && p[3] == ':' &&
-		   isdigit((unsigned char)p[4]) && isdigit((unsigned char)p[5])) {
-		long long off = (((p[1] - '0') * 10 + (p[2] - '0')) * 60LL +
-				 (p[4] - '0') * 10 + (p[5] - '0')) * 60;
-
-		t += *p == '+' ? -off : off;
-		p += 6;
-	}
-	return *p ? -1 : t;
-}
-
 time_t aws_refresh_at(time_t now, time_t expire)
 {
 	time_t left, half;
@@ -564,7 +535,7 @@ static int awsc_ini_parse(const struct secbuf *text, const char *path,
 	rc = ini_parse_stream(awsc_ini_read, &r, awsc_ini_on, &r);
 	free(r.spans);
 	if (r.nomem || rc == -2)
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	if (rc > 0)
 		return err_set(e, ERR_ACCESS, "%s:%d: not INI syntax", path, rc);
 	return rc < 0 ? err_set(e, ERR_ACCESS, "%s: cannot parse", path) : 0;
@@ -688,7 +659,7 @@ static int awsc_json_creds(const struct http_response *rs, const char *what,
 	json_t *tok = json_object_get(root, "Token");
 	const char *exp = json_string_value(json_object_get(root, "Expiration"));
 	const char *code = json_string_value(json_object_get(root, "Code"));
-	long long t = exp ? aws_time_parse(exp) : 0;
+	long long t = exp ? clock_rfc3339_parse(exp) : 0;
 	int rc = -1;
 
 	if (!json_is_object(root)) {
@@ -822,7 +793,7 @@ static int awsc_sts_parse(const struct http_response *rs, const char *what,
 			what);
 		goto out;
 	}
-	t = aws_time_parse(exp.data);
+	t = clock_rfc3339_parse(exp.data);
 	if (t < 0) {
 		err_set(e, ERR_PROVIDER, "%s: bad Expiration in the STS answer",
 			what);
@@ -878,7 +849,7 @@ static int awsc_web_identity(struct aws_chain *c, const char *token_file,
 	}
 	if (!base || asprintf(&url, "%s/", base) < 0) {
 		url = NULL;
-		err_set(e, ERR_NOMEM, "out of memory");
+		err_oom(e);
 		goto out;
 	}
 	if (awsc_token_file(token_file, what, &tok, e) < 0)
@@ -889,7 +860,7 @@ static int awsc_web_identity(struct aws_chain *c, const char *token_file,
 	    awsc_form_add(&body, "RoleArn", role_arn, strlen(role_arn)) < 0 ||
 	    awsc_form_add(&body, "RoleSessionName", session, strlen(session)) < 0 ||
 	    awsc_form_add(&body, "WebIdentityToken", tok.data, tok.len) < 0) {
-		err_set(e, ERR_NOMEM, "out of memory");
+		err_oom(e);
 		goto out;
 	}
 	rq.url = url;
@@ -960,7 +931,7 @@ static int awsc_ecs_url(char **url, struct err *e)
 		if (!b || asprintf(url, "%s%s", b, rel) < 0) {
 			*url = NULL;
 			free(b);
-			return err_set(e, ERR_NOMEM, "out of memory");
+			return err_oom(e);
 		}
 		free(b);
 		return 1;
@@ -971,7 +942,7 @@ static int awsc_ecs_url(char **url, struct err *e)
 		return err_set(e, ERR_ACCESS,
 			       "AWS_CONTAINER_CREDENTIALS_FULL_URI must be https, or http to a loopback address, 169.254.170.2, 169.254.170.23 or fd00:ec2::23");
 	*url = strdup(full);
-	return *url ? 1 : err_set(e, ERR_NOMEM, "out of memory");
+	return *url ? 1 : err_oom(e);
 }
 
 /* The Authorization header of the container endpoint, if any. */
@@ -992,7 +963,7 @@ static int awsc_ecs_auth(struct http_headers *h, struct err *e)
 		rc = err_set(e, ERR_ACCESS,
 			     "AWS_CONTAINER_AUTHORIZATION_TOKEN holds control characters");
 	else if (tok && http_headers_add(h, "Authorization", tok, true) < 0)
-		rc = err_set(e, ERR_NOMEM, "out of memory");
+		rc = err_oom(e);
 	secbuf_free(&b);
 	return rc;
 }
@@ -1054,14 +1025,14 @@ static int awsc_imds_call(struct aws_chain *c, const char *method,
 {
 	struct http_headers h = HTTP_HEADERS_INIT;
 	struct http_request rq = { .method = method, .headers = &h };
-	int64_t limit = http_now_ms() + AWSC_IMDS_TIMEOUT_MS;
+	int64_t limit = clock_now_ms() + AWSC_IMDS_TIMEOUT_MS;
 	char *url = NULL;
 	int rc = -1;
 
 	rq.deadline_ms = deadline && deadline < limit ? deadline : limit;
 	if (asprintf(&url, "%s%s", base, path) < 0) {
 		url = NULL;
-		err_set(e, ERR_NOMEM, "out of memory");
+		err_oom(e);
 		goto out;
 	}
 	rq.url = url;
@@ -1070,7 +1041,7 @@ static int awsc_imds_call(struct aws_chain *c, const char *method,
 			      AWSC_IMDS_TTL_S, false) < 0) ||
 	    (token && http_headers_add(&h, "X-aws-ec2-metadata-token", token,
 				       true) < 0)) {
-		err_set(e, ERR_NOMEM, "out of memory");
+		err_oom(e);
 		goto out;
 	}
 	rc = http_request(c->http, &rq, rs, e);
@@ -1108,7 +1079,7 @@ static int awsc_imds_token(struct aws_chain *c, const char *base,
 		goto out;
 	}
 	*token = secmem_dup(rs.body.data, rs.body.len);
-	rc = *token ? 0 : err_set(e, ERR_NOMEM, "out of memory");
+	rc = *token ? 0 : err_oom(e);
 out:
 	http_response_free(&rs);
 	return rc;
@@ -1138,7 +1109,7 @@ static int awsc_imds(struct aws_chain *c, int64_t deadline,
 	int rc = -1;
 
 	if (!base)
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	http_url_brief(base, brief, sizeof(brief));
 	snprintf(what, sizeof(what), "EC2 instance metadata (%.150s)", brief);
 	if (awsc_imds_token(c, base, deadline, &token, e) < 0 ||
@@ -1286,7 +1257,7 @@ static void awsc_install(struct aws_chain *c, struct aws_creds *fresh,
 	c->cur = *fresh;
 	memset(fresh, 0, sizeof(*fresh));
 	c->gen++;
-	c->got_ms = http_now_ms();
+	c->got_ms = clock_now_ms();
 	c->backoff_ms = 0;
 	c->retry_ms = 0;
 	if (c->cur.expire)
@@ -1310,7 +1281,7 @@ static int awsc_update(struct aws_chain *c, int64_t deadline, time_t now,
 	struct aws_creds fresh = { 0 };
 	bool usable = c->cur.key_id &&
 		(!c->cur.expire || now < c->cur.expire - AWSC_EXPIRY_SLACK_S);
-	int64_t mono = http_now_ms();
+	int64_t mono = clock_now_ms();
 
 	if (mono < c->retry_ms) {
 		if (usable)
@@ -1327,7 +1298,7 @@ static int awsc_update(struct aws_chain *c, int64_t deadline, time_t now,
 	c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : AWSC_BACKOFF_MIN_MS;
 	if (c->backoff_ms > AWSC_BACKOFF_MAX_MS)
 		c->backoff_ms = AWSC_BACKOFF_MAX_MS;
-	c->retry_ms = http_now_ms() + c->backoff_ms;
+	c->retry_ms = clock_now_ms() + c->backoff_ms;
 	c->last_err = *e;
 	if (usable) {
 		log_warn("aws %s: refreshing credentials failed: %s; using the current ones until they expire",
@@ -1366,7 +1337,7 @@ bool aws_chain_reject(struct aws_chain *c, uint64_t gen)
 	if (gen != c->gen) {
 		retry = true;	/* another thread already has new ones */
 	} else if (c->cur.key_id && c->cur.src != AWS_SRC_ENV &&
-		   http_now_ms() - c->got_ms >= AWSC_REJECT_AGE_MS) {
+		   clock_now_ms() - c->got_ms >= AWSC_REJECT_AGE_MS) {
 		log_debug("aws %s: AWS refused the credentials from %s; looking them up again",
 			  c->name, c->cur.source);
 		aws_creds_free(&c->cur);
@@ -1384,7 +1355,7 @@ int aws_chain_new(const struct aws_chain_conf *conf, struct aws_chain **out,
 	struct aws_chain *c = calloc(1, sizeof(*c));
 
 	if (!c)
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	pthread_mutex_init(&c->lock, NULL);
 	c->http = conf->http;
 	c->name = strdup(conf->name ? conf->name : "aws");
@@ -1393,7 +1364,7 @@ int aws_chain_new(const struct aws_chain_conf *conf, struct aws_chain **out,
 	if (!c->name || (conf->profile && !c->profile) ||
 	    (conf->region && !c->region)) {
 		aws_chain_free(c);
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	}
 	*out = c;
 	return 0;

@@ -25,8 +25,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../cache/secmem.h"
-#include "../fs/dotenv.h"
+#include "../base/secmem.h"
+#include "../base/dotenv.h"
 
 /* design.md allows a 1 MiB .env; quoting may make the stored file longer. */
 #define FILE_MAX ((size_t)1024 * 1024 + 64 * 1024)
@@ -103,14 +103,14 @@ static int file_path_make(const struct file_store *fs, const char *locator,
 	if (asprintf(&p->file, "%s%s%s" FILE_SUFFIX, fs->dir, sep,
 		     locator) < 0) {
 		p->file = NULL;
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	}
 	slash = strrchr(p->file, '/');
 	p->base = slash + 1;
 	p->parent = slash == p->file ? strdup("/") :
 		strndup(p->file, slash - p->file);
 	if (!p->parent)
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	return 0;
 }
 
@@ -159,7 +159,7 @@ static int file_read(int dfd, const char *name, const char *path,
 	if ((unsigned long long)st.st_size > FILE_MAX)
 		goto too_big;
 	if (secbuf_reserve(out, st.st_size + 1) < 0) {
-		err_set(e, ERR_NOMEM, "out of memory");
+		err_oom(e);
 		goto out;
 	}
 	if (secbuf_read_fd(out, fd, FILE_MAX) < 0) {
@@ -180,8 +180,7 @@ out:
 	return rc;
 }
 
-static int file_create(const struct provider_conf *conf,
-		       const struct config *global, void **state,
+static int file_create(const struct provider_conf *conf, void **state,
 		       struct err *e)
 {
 	const char *dir = conf_opt_get(conf, "directory");
@@ -214,7 +213,7 @@ static int file_create(const struct provider_conf *conf,
 		fs->dir = strdup(dir);
 	if (!fs || !fs->dir) {
 		free(fs);
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	}
 	/* "/srv/store/" and "/srv/store" name one store */
 	while (len > 1 && fs->dir[len - 1] == '/')
@@ -294,7 +293,7 @@ static int file_mkdirs(const char *path, struct err *e)
 	int rc = 0;
 
 	if (!buf)
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	for (char *s = buf + 1;; s++) {
 		char c = *s;
 
@@ -454,7 +453,7 @@ static int file_store(void *state, const char *locator, const struct kvmap *m,
 		return -1;
 	/* render before locking: the lock is held only for the I/O */
 	if (dotenv_render(m, &text, NULL, NULL) < 0) {
-		err_set(e, ERR_NOMEM, "out of memory");
+		err_oom(e);
 		goto out;
 	}
 	if (text.len > FILE_MAX) {
@@ -543,7 +542,7 @@ static int file_walk_one(struct file_walk *w, int dfd, const char *name,
 	memcpy(w->rel + w->len, name, nlen - FILE_SUFFIX_LEN);
 	w->rel[w->len + nlen - FILE_SUFFIX_LEN] = '\0';
 	if (strv_push(w->out, w->rel) < 0)
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	return 0;
 }
 
@@ -599,7 +598,7 @@ static int file_list(void *state, const char *prefix, struct strv *out,
 	if (plen > 0 && file_locator_check(w.rel, e) < 0)
 		return -1;
 	if (asprintf(&path, "%s/%s", fs->dir, w.rel) < 0)
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0) {
 		int err = errno;

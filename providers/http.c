@@ -20,7 +20,8 @@
 #include <strings.h>
 #include <time.h>
 
-#include "../fs/log.h"
+#include "../base/clock.h"
+#include "../base/log.h"
 
 #ifndef SECRETFS_VERSION
 #define SECRETFS_VERSION "dev"
@@ -96,23 +97,6 @@ static void http_global_init(void)
 					      http_wipe_free, http_wipe_realloc,
 					      strdup, calloc);
 }
-
-int64_t http_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void http_sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 /* ---- headers ---- */
 
 int http_headers_add(struct http_headers *h, const char *name,
@@ -528,7 +512,7 @@ int http_client_new(const struct http_client_conf *conf,
 		return err_set(e, ERR_PROVIDER, "libsodium failed to start");
 	c = calloc(1, sizeof(*c));
 	if (!c)
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	c->timeout_ms = conf->timeout_ms > 0 ? conf->timeout_ms :
 		HTTP_TIMEOUT_DEFAULT_MS;
 	c->connect_timeout_ms = conf->connect_timeout_ms > 0 ?
@@ -551,7 +535,7 @@ int http_client_new(const struct http_client_conf *conf,
 	ok = http_strdup_opt(&c->client_key, conf->client_key) && ok;
 	if (!ok || http_share_init(c) < 0) {
 		http_client_free(c);
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	}
 	*out = c;
 	return 0;
@@ -755,12 +739,12 @@ static bool http_retry_wait(struct http_client *c, int retry,
 	wait = http_backoff_ms(retry, c->backoff_base_ms, HTTP_BACKOFF_CAP_MS);
 	if (retry_after_ms > wait)
 		wait = retry_after_ms;
-	if (http_now_ms() + wait + HTTP_MIN_ATTEMPT_MS > deadline)
+	if (clock_now_ms() + wait + HTTP_MIN_ATTEMPT_MS > deadline)
 		return false;
 	log_debug("%s: %s %s: %s; retrying in %ld ms (attempt %d of %d)",
 		  c->name, method, brief, why, wait, retry + 2,
 		  c->max_attempts);
-	http_sleep_ms(wait);
+	clock_sleep_ms(wait);
 	return true;
 }
 
@@ -805,7 +789,7 @@ static int http_follow(struct http_run *run, struct err *e)
 	free(run->url);
 	run->url = strdup(loc);
 	if (!run->url)
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	snprintf(run->brief, sizeof(run->brief), "%s", brief);
 	run->redirected = true;
 	log_debug("%s: %s %s (redirected)", run->c->name, run->rq->method,
@@ -819,7 +803,7 @@ static int http_transport_err(struct http_run *run, CURLcode code,
 	char attempts[48] = "";
 
 	if (at->nomem)
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	if (at->too_big || code == CURLE_FILESIZE_EXCEEDED)
 		return err_set(e, ERR_PROVIDER,
 			       "%s %s: response larger than %zu bytes",
@@ -840,7 +824,7 @@ static int http_attempt_once(struct http_run *run, struct http_response *rs,
 	struct http_client *c = run->c;
 	struct http_attempt at = { .body = &rs->body, .max = c->max_response,
 				   .keep = run->rq->keep_header };
-	long left = (long)(run->deadline - http_now_ms());
+	long left = (long)(run->deadline - clock_now_ms());
 	struct curl_slist *hdrs;
 	CURLcode code;
 	char why[64];
@@ -855,7 +839,7 @@ static int http_attempt_once(struct http_run *run, struct http_response *rs,
 	hdrs = http_slist_build(run->rq, run->drop_secret, &ok);
 	if (!ok || !http_setup(c, run->h, run->rq, run->url, hdrs, &at, left)) {
 		http_slist_free(hdrs);
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	}
 	code = curl_easy_perform(run->h);
 	http_slist_free(hdrs);
@@ -896,14 +880,14 @@ int http_request(struct http_client *c, const struct http_request *rq,
 	rs->header[0] = '\0';
 	secbuf_clear(&rs->body);
 	run.deadline = rq->deadline_ms ? rq->deadline_ms :
-		http_now_ms() + c->timeout_ms;
+		clock_now_ms() + c->timeout_ms;
 	run.url = strdup(rq->url);
 	run.h = http_handle_get(c);
 	if (!run.url || !run.h) {
 		free(run.url);
 		if (run.h)
 			http_handle_put(c, run.h);
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	}
 	http_url_brief(run.url, run.brief, sizeof(run.brief));
 	log_debug("%s: %s %s", c->name, rq->method, run.brief);
@@ -963,7 +947,7 @@ int http_json_to_map(const json_t *obj, struct kvmap *m, const char *what,
 		secmem_free_str(text);
 		if (rc < 0) {
 			kvmap_free(m);
-			return err_set(e, ERR_NOMEM, "out of memory");
+			return err_oom(e);
 		}
 	}
 	return 0;
@@ -975,7 +959,7 @@ int http_json_from_map(const struct kvmap *m, const json_t *prev,
 	json_t *obj = json_object();
 
 	if (!obj)
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	for (size_t i = 0; i < m->n; i++) {
 		const struct kv *kv = &m->items[i];
 		json_t *old = json_object_get(prev, kv->key), *val = NULL;

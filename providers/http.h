@@ -33,9 +33,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../cache/secmem.h"
-#include "../fs/err.h"
-#include "../fs/kvmap.h"
+#include "../base/secmem.h"
+#include "../base/clock.h"
+#include "../base/err.h"
+#include "../base/kvmap.h"
 
 #define HTTP_MAX_RESPONSE_DEFAULT ((size_t)1024 * 1024)
 #define HTTP_TIMEOUT_DEFAULT_MS 10000L
@@ -93,7 +94,7 @@ struct http_request {
 	const char *content_type;	/* with a body; NULL: application/json */
 	bool body_secret;	/* never re-send the body to another origin */
 	bool retry_412;		/* Vault Enterprise: 412 is retryable */
-	int64_t deadline_ms;	/* http_now_ms() clock; 0: now + timeout_ms */
+	int64_t deadline_ms;	/* clock_now_ms() clock; 0: now + timeout_ms */
 	/* AWS Signature Version 4 by libcurl: CURLOPT_AWS_SIGV4 (the full
 	 * "aws:amz:REGION:SERVICE") with the key id and secret as
 	 * CURLOPT_USERNAME/PASSWORD, set afresh on every attempt. curl 7.88
@@ -127,9 +128,6 @@ void http_client_free(struct http_client *c);
 int http_request(struct http_client *c, const struct http_request *rq,
 		 struct http_response *rs, struct err *e);
 void http_response_free(struct http_response *rs);
-
-/* CLOCK_MONOTONIC in milliseconds, the clock of deadline_ms. */
-int64_t http_now_ms(void);
 
 /* ---- status codes ---- */
 

@@ -3,8 +3,8 @@
  * An entry is a key -> value map plus an opaque version string. A provider
  * fetches an entry, stores a whole entry with compare-and-set against the
  * version it expects, and lists entries. File, Vault, AWS, Azure, GCP and
- * 1Password each fill one struct provider_ops; adding a backend is one new
- * file plus one line in registry.c.
+ * 1Password each fill one struct provider_ops; adding a backend is its own
+ * file(s), one line in registry.c's PROVIDER_TYPES and one in meson.build.
  *
  * Functions may be called from many threads at once; a provider protects
  * its own state. They report failure as -1 with a struct err whose message
@@ -16,9 +16,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "../fs/config.h"
-#include "../fs/err.h"
-#include "../fs/kvmap.h"
+#include "../base/err.h"
+#include "../base/kvmap.h"
+#include "../base/strv.h"
 
 #define PROVIDER_VERSION_MAX 128
 
@@ -40,10 +40,30 @@ enum provider_caps {
 	PROVIDER_CAP_LIST = 1 << 2,
 };
 
-struct strv {
-	char **v;
-	size_t n;
+/* Where a setting was written, for error messages. */
+struct conf_where {
+	const char *file;	/* owned by the configuration */
+	int line;
 };
+
+struct conf_opt {
+	char *key;
+	char *value;
+	struct conf_where where;
+};
+
+/* A [provider NAME] section: what create() is given. */
+struct provider_conf {
+	char *name;		/* section name = reference scheme */
+	char *type;		/* a provider_ops.type */
+	struct conf_opt *opts;	/* every key but type, in file order */
+	size_t nopts;
+	struct conf_where where;
+	long request_timeout_ms;	/* [secretfs] request_timeout */
+};
+
+/* Value of a provider option, or NULL when not set. */
+const char *conf_opt_get(const struct provider_conf *p, const char *key);
 
 struct provider_ops {
 	const char *type;
@@ -52,10 +72,8 @@ struct provider_ops {
 	const char *const *options;
 	unsigned caps;
 
-	/* Check conf and build the provider's state. No network here; global
-	 * gives the [secretfs] settings (request_timeout). */
-	int (*create)(const struct provider_conf *conf,
-		      const struct config *global, void **state,
+	/* Check conf and build the provider's state. No network here. */
+	int (*create)(const struct provider_conf *conf, void **state,
 		      struct err *e);
 	void (*destroy)(void *state);
 
@@ -87,21 +105,13 @@ struct provider {
 
 /* registry.c */
 const struct provider_ops *provider_ops_find(const char *type);
-/* Create every configured provider. */
-int provider_open_all(const struct config *c, struct provider **out,
-		      size_t *n, struct err *e);
+/* Create a provider for each of the n sections. */
+int provider_open_all(const struct provider_conf *confs, size_t n,
+		      struct provider **out, struct err *e);
 void provider_close_all(struct provider *p, size_t n);
 struct provider *provider_find(struct provider *p, size_t n,
 			       const char *name);
 
 void entry_free(struct entry *en);
-void strv_free(struct strv *s);
-int strv_push(struct strv *s, const char *str);
-/* Sort by strcmp and drop duplicates: what list() returns. */
-void strv_sort_unique(struct strv *s);
-
-extern const struct provider_ops file_provider_ops;
-extern const struct provider_ops vault_provider_ops;
-extern const struct provider_ops aws_provider_ops;
 
 #endif

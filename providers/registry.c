@@ -4,12 +4,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../cache/secmem.h"
+#include "../base/secmem.h"
+
+/* The one list of provider types: X(NAME) means NAME_provider_ops, defined
+ * in the provider's own file. A new backend adds one line here. */
+#define PROVIDER_TYPES(X) \
+	X(file) \
+	X(vault) \
+	X(aws)
+
+#define PROVIDER_DECLARE(name) extern const struct provider_ops name##_provider_ops;
+#define PROVIDER_ENTRY(name) &name##_provider_ops,
+PROVIDER_TYPES(PROVIDER_DECLARE)
 
 static const struct provider_ops *const provider_types[] = {
-	&file_provider_ops,
-	&vault_provider_ops,
-	&aws_provider_ops,
+	PROVIDER_TYPES(PROVIDER_ENTRY)
 };
 
 const struct provider_ops *provider_ops_find(const char *type)
@@ -20,22 +29,22 @@ const struct provider_ops *provider_ops_find(const char *type)
 	return NULL;
 }
 
-int provider_open_all(const struct config *c, struct provider **out,
-		      size_t *n, struct err *e)
+int provider_open_all(const struct provider_conf *confs, size_t n,
+		      struct provider **out, struct err *e)
 {
-	struct provider *p = calloc(c->nproviders ? c->nproviders : 1, sizeof(*p));
+	struct provider *p = calloc(n ? n : 1, sizeof(*p));
 
 	if (!p)
-		return err_set(e, ERR_NOMEM, "out of memory");
-	for (size_t i = 0; i < c->nproviders; i++) {
-		const struct provider_conf *pc = &c->providers[i];
+		return err_oom(e);
+	for (size_t i = 0; i < n; i++) {
+		const struct provider_conf *pc = &confs[i];
 
 		p[i].name = strdup(pc->name);
 		p[i].ops = provider_ops_find(pc->type);
 		if (!p[i].name || !p[i].ops ||
-		    p[i].ops->create(pc, c, &p[i].state, e) < 0) {
+		    p[i].ops->create(pc, &p[i].state, e) < 0) {
 			if (!p[i].name || !p[i].ops)
-				err_set(e, ERR_NOMEM, "out of memory");
+				err_oom(e);
 			err_prefix(e, "%s:%d: provider %s: ", pc->where.file,
 				   pc->where.line, pc->name);
 			p[i].ops = NULL;
@@ -44,7 +53,6 @@ int provider_open_all(const struct config *c, struct provider **out,
 		}
 	}
 	*out = p;
-	*n = c->nproviders;
 	return 0;
 }
 
@@ -72,47 +80,10 @@ void entry_free(struct entry *en)
 	en->version[0] = '\0';
 }
 
-int strv_push(struct strv *s, const char *str)
+const char *conf_opt_get(const struct provider_conf *p, const char *key)
 {
-	char **v = realloc(s->v, (s->n + 2) * sizeof(*v));
-
-	if (!v)
-		return -1;
-	s->v = v;
-	v[s->n] = strdup(str);
-	if (!v[s->n])
-		return -1;
-	v[++s->n] = NULL;
-	return 0;
-}
-
-static int strv_cmp(const void *x, const void *y)
-{
-	return strcmp(*(char *const *)x, *(char *const *)y);
-}
-
-void strv_sort_unique(struct strv *s)
-{
-	size_t j = 0;
-
-	if (s->n < 2)
-		return;
-	qsort(s->v, s->n, sizeof(*s->v), strv_cmp);
-	for (size_t i = 1; i < s->n; i++) {
-		if (!strcmp(s->v[i], s->v[j]))
-			free(s->v[i]);
-		else
-			s->v[++j] = s->v[i];
-	}
-	s->n = j + 1;
-	s->v[s->n] = NULL;
-}
-
-void strv_free(struct strv *s)
-{
-	for (size_t i = 0; i < s->n; i++)
-		free(s->v[i]);
-	free(s->v);
-	s->v = NULL;
-	s->n = 0;
+	for (size_t i = 0; i < p->nopts; i++)
+		if (!strcmp(p->opts[i].key, key))
+			return p->opts[i].value;
+	return NULL;
 }

@@ -46,8 +46,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../cache/secmem.h"
-#include "../fs/log.h"
+#include "../base/secmem.h"
+#include "../base/clock.h"
+#include "../base/log.h"
+#include "../base/pct.h"
 #include "http.h"
 
 #define VAULT_ADDR_DEFAULT "https://127.0.0.1:8200"
@@ -441,32 +443,6 @@ out:
 	return rc;
 }
 
-/* "2024-05-01T10:00:00.123Z" (RFC 3339) in seconds since the epoch; -1
- * when it does not parse. */
-static long long vault_time_parse(const char *s)
-{
-	struct tm tm = { 0 };
-	const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	long long t;
-
-	if (!p)
-		return -1;
-	t = (long long)timegm(&tm);
-	if (*p == '.')
-		while (isdigit((unsigned char)*++p))
-			;
-	if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
-		int hh = atoi(p + 1), mm = atoi(p + 4);
-		long long off = (hh * 60LL + mm) * 60;
-
-		t += *p == '+' ? -off : off;
-		p += 6;
-	} else if (*p == 'Z') {
-		p++;
-	}
-	return *p ? -1 : t;
-}
-
 /* A KV v2 metadata answer: the current version number, and whether that
  * version holds data (not deleted, not destroyed). A deletion time in the
  * future (delete_version_after) is not a deletion yet. */
@@ -498,7 +474,7 @@ static int vault_meta_parse(const struct http_response *rs, const char *what,
 	dt = json_object_get(ver, "deletion_time");
 	*live = !json_is_true(json_object_get(ver, "destroyed"));
 	if (*live && json_is_string(dt) && json_string_value(dt)[0]) {
-		long long t = vault_time_parse(json_string_value(dt));
+		long long t = clock_rfc3339_parse(json_string_value(dt));
 
 		*live = t >= 0 && t > (long long)time(NULL);
 	}
@@ -531,7 +507,7 @@ static int vault_auth_parse(const struct http_response *rs, const char *what,
 		*token = secmem_dup(json_string_value(tok),
 				    json_string_length(tok));
 		if (!*token) {
-			err_set(e, ERR_NOMEM, "out of memory");
+			err_oom(e);
 			goto out;
 		}
 	}
@@ -542,40 +518,6 @@ out:
 }
 
 /* ---- locators and parameters (pure) ---- */
-
-static int vault_unhex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* Percent-decode n bytes of s; NULL when malformed or out of memory. */
-static char *vault_param_decode(const char *s, size_t n)
-{
-	char *out = malloc(n + 1);
-	size_t j = 0;
-
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] != '%') {
-			out[j++] = s[i];
-			continue;
-		}
-		if (i + 2 >= n || vault_unhex(s[i + 1]) < 0 ||
-		    vault_unhex(s[i + 2]) < 0 ||
-		    (vault_unhex(s[i + 1]) << 4 | vault_unhex(s[i + 2])) == 0) {
-			free(out);
-			return NULL;
-		}
-		out[j++] = (char)(vault_unhex(s[i + 1]) << 4 | vault_unhex(s[i + 2]));
-		i += 2;
-	}
-	out[j] = '\0';
-	return out;
-}
 
 /* A path of non-empty segments, none "." or "..". */
 static bool vault_path_valid(const char *s)
@@ -614,8 +556,7 @@ static int vault_params_parse(const char *params, char **mount,
 				       "parameter '%.*s' has no value (version=N, mount=M)",
 				       (int)len, s);
 		}
-		val = vault_param_decode(s + klen + 1, len - klen - 1);
-		if (!val) {
+		if (pct_decode(s + klen + 1, len - klen - 1, &val, NULL)) {
 			free(*mount);
 			*mount = NULL;
 			return err_set(e, ERR_INVALID, "parameter '%.*s': bad %% escape",
@@ -718,7 +659,7 @@ static int vault_ui_mount_parse(const struct http_response *rs,
 	*version = ver && !strcmp(ver, "2") ? 2 : 1;
 	p = strdup(json_string_value(path));
 	if (!p) {
-		err_set(e, ERR_NOMEM, "out of memory");
+		err_oom(e);
 		goto out;
 	}
 	len = strlen(p);
@@ -760,14 +701,14 @@ static int vault_send(struct vault_op *op, const char *method,
 	if (asprintf(&url, "%s/v1/%s%s%s", v->addr, path, query ? "?" : "",
 		     query ? query : "") < 0) {
 		url = NULL;
-		rc = err_set(e, ERR_NOMEM, "out of memory");
+		rc = err_oom(e);
 		goto out;
 	}
 	rq.url = url;
 	if (http_headers_add(&h, "X-Vault-Request", "true", false) < 0 ||
 	    (v->ns && http_headers_add(&h, "X-Vault-Namespace", v->ns, false) < 0) ||
 	    (token && http_headers_add(&h, "X-Vault-Token", token, true) < 0)) {
-		rc = err_set(e, ERR_NOMEM, "out of memory");
+		rc = err_oom(e);
 		goto out;
 	}
 	rq.headers = &h;
@@ -781,7 +722,7 @@ out:
 static void vault_token_set(struct vault *v, char *token, long lease_s,
 			    bool renewable)
 {
-	int64_t now = http_now_ms();
+	int64_t now = clock_now_ms();
 
 	secmem_free_str(v->token);
 	v->token = token;
@@ -845,7 +786,7 @@ static int vault_token_load(struct vault_op *op, struct err *e)
 		v->token_st = st;
 	}
 	if (!tok)
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	vault_token_lookup(op, tok);
 	return 0;
 }
@@ -877,7 +818,7 @@ static int vault_login_body(struct vault *v, struct secbuf *body,
 		goto out;
 	}
 	if (http_json_dump(j, body) < 0) {
-		err_set(e, ERR_NOMEM, "out of memory");
+		err_oom(e);
 		goto out;
 	}
 	rc = 0;
@@ -904,7 +845,7 @@ static int vault_login_once(struct vault_op *op, struct err *e)
 	snprintf(what, sizeof(what), "vault login (auth/%s)", v->auth_mount);
 	if (!mount || asprintf(&path, "auth/%s/login", mount) < 0) {
 		path = NULL;
-		err_set(e, ERR_NOMEM, "out of memory");
+		err_oom(e);
 		goto out;
 	}
 	if (vault_login_body(v, &body, e) < 0 ||
@@ -941,7 +882,7 @@ out:
 static int vault_login(struct vault_op *op, struct err *e)
 {
 	struct vault *v = op->v;
-	int64_t now = http_now_ms();
+	int64_t now = clock_now_ms();
 	int rc;
 
 	if (v->auth == VAULT_AUTH_TOKEN)
@@ -961,7 +902,7 @@ static int vault_login(struct vault_op *op, struct err *e)
 		v->login_backoff_ms * 2 : VAULT_LOGIN_BACKOFF_MIN_MS;
 	if (v->login_backoff_ms > VAULT_LOGIN_BACKOFF_MAX_MS)
 		v->login_backoff_ms = VAULT_LOGIN_BACKOFF_MAX_MS;
-	v->login_retry_ms = http_now_ms() + v->login_backoff_ms;
+	v->login_retry_ms = clock_now_ms() + v->login_backoff_ms;
 	v->login_err = *e;
 	log_warn("vault %s: %s", v->name, e->msg);
 	return -1;
@@ -998,7 +939,7 @@ static enum vault_renewal vault_renew_self(struct vault_op *op)
 				    &renewable, &e) == 0) {
 		r = VAULT_RENEW_OVER;
 		/* the increment "may be ignored": only growth counts */
-		if (http_now_ms() + lease * 1000LL > old_expire + 1000) {
+		if (clock_now_ms() + lease * 1000LL > old_expire + 1000) {
 			char *tok = v->token;
 
 			v->token = NULL;
@@ -1020,7 +961,7 @@ static void vault_renew(struct vault_op *op)
 	struct vault *v = op->v;
 	enum vault_renewal r = v->renewable ? vault_renew_self(op) :
 		VAULT_RENEW_OVER;
-	int64_t now = http_now_ms();
+	int64_t now = clock_now_ms();
 	struct err e;
 
 	if (r == VAULT_RENEWED) {
@@ -1055,20 +996,20 @@ static int vault_token_get(struct vault_op *op, char **tok, uint64_t *gen,
 	int rc = 0;
 
 	pthread_mutex_lock(&v->auth_lock);
-	if (v->token && v->expire_at_ms && http_now_ms() >= v->expire_at_ms &&
+	if (v->token && v->expire_at_ms && clock_now_ms() >= v->expire_at_ms &&
 	    v->auth != VAULT_AUTH_TOKEN) {
 		secmem_free_str(v->token);
 		v->token = NULL;
 	}
 	if (!v->token)
 		rc = vault_login(op, e);
-	else if (v->renew_at_ms && http_now_ms() >= v->renew_at_ms)
+	else if (v->renew_at_ms && clock_now_ms() >= v->renew_at_ms)
 		vault_renew(op);
 	if (rc == 0) {
 		*tok = secmem_dup(v->token, strlen(v->token));
 		*gen = v->token_gen;
 		if (!*tok)
-			rc = err_set(e, ERR_NOMEM, "out of memory");
+			rc = err_oom(e);
 	}
 	pthread_mutex_unlock(&v->auth_lock);
 	return rc;
@@ -1099,7 +1040,7 @@ static bool vault_token_refresh(struct vault_op *op, uint64_t gen)
 		retry = v->token_file && stat(v->token_file, &st) == 0 &&
 			vault_stat_changed(&st, &v->token_st) &&
 			vault_token_load(op, &e) == 0;
-	} else if (http_now_ms() - v->token_got_ms >= v->relogin_age_ms) {
+	} else if (clock_now_ms() - v->token_got_ms >= v->relogin_age_ms) {
 		retry = vault_login(op, &e) == 0;
 	}
 	pthread_mutex_unlock(&v->auth_lock);
@@ -1201,7 +1142,7 @@ static int vault_mount_detect(struct vault_op *op, const char *path,
 	*cache = true;
 	if (!esc || asprintf(&api, "sys/internal/ui/mounts/%s", esc) < 0) {
 		api = NULL;
-		err_set(e, ERR_NOMEM, "out of memory");
+		err_oom(e);
 		goto out;
 	}
 	if (vault_call(op, "GET", api, NULL, NULL, &rs, e) < 0)
@@ -1223,7 +1164,7 @@ static int vault_mount_detect(struct vault_op *op, const char *path,
 	if (rc == 0 && !*prefix) {
 		*prefix = strndup(path, strcspn(path, "/"));
 		if (!*prefix)
-			rc = err_set(e, ERR_NOMEM, "out of memory");
+			rc = err_oom(e);
 	}
 out:
 	http_response_free(&rs);
@@ -1276,7 +1217,7 @@ static int vault_resolve(struct vault_op *op, const char *locator,
 			vault_mount_remember(v, loc->mount, version);
 	}
 	if (!loc->mount)
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	loc->path = vault_under(locator, loc->mount);
 	if (!loc->path) {
 		err_set(e, ERR_INVALID, "%s is not under the mount %s", locator,
@@ -1330,7 +1271,7 @@ static int vault_loc_open(struct vault_op *op, const char *locator,
 static void vault_op_start(struct vault_op *op, void *state)
 {
 	op->v = state;
-	op->deadline = http_now_ms() + op->v->timeout_ms;
+	op->deadline = clock_now_ms() + op->v->timeout_ms;
 }
 
 /* ---- fetch ---- */
@@ -1348,7 +1289,7 @@ static int vault_read(struct vault_op *op, const struct vault_loc *loc,
 	int rc = -1;
 
 	if (!api)
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	snprintf(query, sizeof(query), "version=%lld", version);
 	if (vault_call(op, "GET", api, version ? query : NULL, NULL, &rs, e) < 0)
 		goto out;
@@ -1416,7 +1357,7 @@ static int vault_v2_cas_absent(struct vault_op *op, const struct vault_loc *loc,
 	int rc = -1;
 
 	if (!api)
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	if (vault_call(op, "GET", api, NULL, NULL, &rs, e) < 0)
 		goto out;
 	*cas = 0;
@@ -1471,7 +1412,7 @@ static int vault_v2_post(struct vault_op *op, const struct vault_loc *loc,
 					     json_pack("{s:I}", "cas",
 						       (json_int_t)cas)) < 0) ||
 	    http_json_dump(doc, &body) < 0) {
-		err_set(e, ERR_NOMEM, "out of memory");
+		err_oom(e);
 		goto out;
 	}
 	if (vault_call(op, "POST", api, NULL, &body, &rs, e) < 0)
@@ -1579,7 +1520,7 @@ static int vault_v1_store(struct vault_op *op, const struct vault_loc *loc,
 	int rc = -1;
 
 	if (!api)
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	if (vault_prev_data(op, loc, 0, &prev, cur, e) < 0)
 		goto out;
 	if (expect && !expect[0] && prev) {
@@ -1594,7 +1535,7 @@ static int vault_v1_store(struct vault_op *op, const struct vault_loc *loc,
 	if (http_json_from_map(m, prev, loc->locator, &data, e) < 0)
 		goto out;
 	if (http_json_dump(data, &body) < 0) {
-		err_set(e, ERR_NOMEM, "out of memory");
+		err_oom(e);
 		goto out;
 	}
 	if (vault_call(op, "POST", api, NULL, &body, &rs, e) < 0)
@@ -1669,7 +1610,7 @@ static int vault_list_dir(struct vault_op *op, const struct vault_loc *loc,
 	    asprintf(&api, "%s%s%s", mount,
 		     loc->version == 2 ? "/metadata/" : "/", esc) < 0) {
 		api = NULL;
-		err_set(e, ERR_NOMEM, "out of memory");
+		err_oom(e);
 		goto out;
 	}
 	if (vault_call(op, "LIST", api, NULL, NULL, &rs, e) < 0)
@@ -1695,7 +1636,7 @@ static int vault_list_dir(struct vault_op *op, const struct vault_loc *loc,
 		if (!vault_list_key_valid(k) || out->n >= VAULT_LIST_MAX)
 			continue;
 		if (asprintf(&sub, "%s%s", dir, name) < 0) {
-			rc = err_set(e, ERR_NOMEM, "out of memory");
+			rc = err_oom(e);
 			break;
 		}
 		if (name[len - 1] == '/') {
@@ -1707,7 +1648,7 @@ static int vault_list_dir(struct vault_op *op, const struct vault_loc *loc,
 
 			if (asprintf(&locator, "%s/%s", loc->mount, sub) < 0 ||
 			    strv_push(out, locator) < 0)
-				rc = err_set(e, ERR_NOMEM, "out of memory");
+				rc = err_oom(e);
 			free(locator);
 		}
 		free(sub);
@@ -1783,7 +1724,7 @@ static int vault_list_mounts(struct vault_op *op, struct strv *out,
 			len--;
 		loc.mount = strndup(path, len);
 		if (!loc.mount) {
-			rc = err_set(e, ERR_NOMEM, "out of memory");
+			rc = err_oom(e);
 			break;
 		}
 		loc.locator = loc.mount;
@@ -1812,7 +1753,7 @@ static int vault_list(void *state, const char *prefix, struct strv *out,
 
 	vault_op_start(&op, state);
 	if (!p)
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	/* "team/" and "team" are one folder */
 	while (len > 0 && p[len - 1] == '/')
 		p[--len] = '\0';
@@ -1828,7 +1769,7 @@ static int vault_list(void *state, const char *prefix, struct strv *out,
 		goto out;
 	if (asprintf(&dir, "%s%s", loc.path, loc.path[0] ? "/" : "") < 0) {
 		dir = NULL;
-		err_set(e, ERR_NOMEM, "out of memory");
+		err_oom(e);
 		goto out;
 	}
 	rc = vault_list_dir(&op, &loc, dir, 0, out, e);
@@ -1963,7 +1904,7 @@ static int vault_parse_address(struct vault *v, const struct provider_conf *conf
 			       "option address: '%s' is not a valid URL", s);
 	v->addr = strdup(s);
 	if (!v->addr)
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	while (len > 0 && v->addr[len - 1] == '/')
 		v->addr[--len] = '\0';
 	if (!strncasecmp(s, "http://", 7) &&
@@ -2053,13 +1994,13 @@ static int vault_token_source(struct vault *v, const struct provider_conf *conf,
 	if (file)
 		return vault_set(&v->token_file, file) ?
 			vault_file_check("token_file", file, true, e) :
-			err_set(e, ERR_NOMEM, "out of memory");
+			err_oom(e);
 	if (env && env[0]) {
 		if (vault_has_ctl(env, strlen(env)))
 			return err_set(e, ERR_INVALID,
 				       "VAULT_TOKEN holds control characters");
 		v->env_token = secmem_dup(env, strlen(env));
-		return v->env_token ? 0 : err_set(e, ERR_NOMEM, "out of memory");
+		return v->env_token ? 0 : err_oom(e);
 	}
 	v->token_file = vault_home_token();
 	if (!v->token_file || access(v->token_file, F_OK) < 0)
@@ -2086,7 +2027,7 @@ static int vault_parse_login(struct vault *v, const struct provider_conf *conf,
 						       VAULT_JWT_DEFAULT));
 	}
 	if (!ok)
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	while (v->auth_mount[0] == '/')
 		memmove(v->auth_mount, v->auth_mount + 1, strlen(v->auth_mount));
 	if (!vault_path_valid(v->auth_mount))
@@ -2146,8 +2087,7 @@ static int vault_parse_tls(const struct provider_conf *conf,
 	return 0;
 }
 
-static int vault_create(const struct provider_conf *conf,
-			const struct config *global, void **state,
+static int vault_create(const struct provider_conf *conf, void **state,
 			struct err *e)
 {
 	struct http_client_conf hc = { .name = conf->name };
@@ -2155,7 +2095,7 @@ static int vault_create(const struct provider_conf *conf,
 	const char *ns;
 
 	if (!v)
-		return err_set(e, ERR_NOMEM, "out of memory");
+		return err_oom(e);
 	pthread_mutex_init(&v->auth_lock, NULL);
 	pthread_mutex_init(&v->mount_lock, NULL);
 	if (sodium_init() < 0) {
@@ -2164,11 +2104,11 @@ static int vault_create(const struct provider_conf *conf,
 	}
 	randombytes_buf(v->hash_key, sizeof(v->hash_key));
 	v->relogin_age_ms = VAULT_RELOGIN_AGE_MIN_MS;
-	v->timeout_ms = global && global->request_timeout_ms > 0 ?
-		global->request_timeout_ms : HTTP_TIMEOUT_DEFAULT_MS;
+	v->timeout_ms = conf->request_timeout_ms > 0 ?
+		conf->request_timeout_ms : HTTP_TIMEOUT_DEFAULT_MS;
 	ns = vault_opt(conf, "namespace", "VAULT_NAMESPACE", NULL);
 	if (!vault_set(&v->name, conf->name) || !vault_set(&v->ns, ns)) {
-		err_set(e, ERR_NOMEM, "out of memory");
+		err_oom(e);
 		goto fail;
 	}
 	if (ns && vault_has_ctl(ns, strlen(ns))) {

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "fs/app.h"
-#include "fs/dotenv.h"
+#include "base/dotenv.h"
 
 struct fixture {
 	char dir[64];

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fs/dotenv.h"
+#include "base/dotenv.h"
 
 /* ------------------------------------------------------------------ */
 /* helpers                                                             */

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fs/kvmap.h"
+#include "base/kvmap.h"
 
 static void assert_sorted(const struct kvmap *m)
 {

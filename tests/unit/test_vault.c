@@ -81,10 +81,9 @@ static char *tmpfile_mode(const char *name, const char *text, mode_t mode)
 
 static int create(struct conf *c, void **state, struct err *e)
 {
-	struct config g = { .request_timeout_ms = 2000 };
-
 	*state = NULL;
-	return vault_provider_ops.create(&c->pc, &g, state, e);
+	c->pc.request_timeout_ms = 2000;
+	return vault_provider_ops.create(&c->pc, state, e);
 }
 
 static void create_fails(struct conf *c, const char *needle)
@@ -344,17 +343,6 @@ static void test_metadata(void **state)
 	assert_int_equal(vault_meta_parse(&bad, "secret/x", &cur, &live, &e), -1);
 	assert_int_equal(e.code, ERR_PROVIDER);
 	http_response_free(&bad);
-}
-
-static void test_time_parse(void **state)
-{
-	(void)state;
-	assert_int_equal(vault_time_parse("1970-01-01T00:00:10Z"), 10);
-	assert_int_equal(vault_time_parse("1970-01-01T00:00:10.999999999Z"), 10);
-	assert_int_equal(vault_time_parse("1970-01-01T01:00:10+01:00"), 10);
-	assert_int_equal(vault_time_parse("2024-05-01T10:00:00Z"), 1714557600);
-	assert_int_equal(vault_time_parse("yesterday"), -1);
-	assert_int_equal(vault_time_parse("2024-05-01T10:00:00Zjunk"), -1);
 }
 
 static void test_auth_parse(void **state)
@@ -734,7 +722,6 @@ int main(void)
 		cmocka_unit_test(test_v1_envelope),
 		cmocka_unit_test(test_v1_not_found_and_wrong_version),
 		cmocka_unit_test(test_metadata),
-		cmocka_unit_test(test_time_parse),
 		cmocka_unit_test(test_auth_parse),
 		cmocka_unit_test(test_params),
 		cmocka_unit_test(test_locator_split),

@@ -14,9 +14,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "../cache/secmem.h"
-#include "err.h"
-#include "kvmap.h"
+#include "../base/secmem.h"
+#include "../base/err.h"
+#include "../base/kvmap.h"
 
 enum dotenv_quoting {
 	DOTENV_SINGLE,	/* KEY='value' */

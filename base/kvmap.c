@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../cache/secmem.h"
+#include "secmem.h"
 
 /* Index of key, or of where it would go; *found tells which. */
 static size_t kvmap_find(const struct kvmap *m, const char *key, bool *found)

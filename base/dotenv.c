@@ -187,7 +187,7 @@ static int dotenv_fail(struct dotenv_parser *p, int line, const char *why)
 
 static int dotenv_nomem(struct dotenv_parser *p)
 {
-	return err_set(p->e, ERR_NOMEM, "out of memory");
+	return err_oom(p->e);
 }
 
 /* "NUL byte anywhere": checked up front so no other rule has to care. */

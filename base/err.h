@@ -37,6 +37,8 @@ int err_set(struct err *e, enum err_code code, const char *fmt, ...)
 int err_prefix(struct err *e, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* err_set(e, ERR_NOMEM, "out of memory"): the one message for it. */
+int err_oom(struct err *e);
 void err_clear(struct err *e);
 
 /* Short lowercase name of a code, for log lines ("not found", "conflict"). */

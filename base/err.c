@@ -64,3 +64,8 @@ const char *err_code_name(enum err_code code)
 		return "error";
 	return names[code];
 }
+
+int err_oom(struct err *e)
+{
+	return err_set(e, ERR_NOMEM, "out of memory");
+}

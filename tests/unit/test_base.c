@@ -1,0 +1,128 @@
+/* test_base.c - the base layer's one copy of each helper: time parsing,
+ * percent-decoding, hashing, string vectors, the out-of-memory error. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/hash.h"
+#include "base/pct.h"
+#include "base/strv.h"
+
+static void test_rfc3339(void **state)
+{
+	(void)state;
+	assert_int_equal(clock_rfc3339_parse("1970-01-01T00:00:10Z"), 10);
+	assert_int_equal(clock_rfc3339_parse("1970-01-01T00:00:10.999999999Z"), 10);
+	assert_int_equal(clock_rfc3339_parse("1970-01-01T01:00:10+01:00"), 10);
+	assert_int_equal(clock_rfc3339_parse("2024-05-01T10:00:00Z"), 1714557600);
+	assert_int_equal(clock_rfc3339_parse("2023-11-14T22:13:20z"), 1700000000);
+	assert_int_equal(clock_rfc3339_parse("2023-11-14T22:13:20.123456Z"), 1700000000);
+	assert_int_equal(clock_rfc3339_parse("2023-11-14T21:13:20-01:00"), 1700000000);
+	/* no zone: UTC, as Vault and AWS metadata servers write it */
+	assert_int_equal(clock_rfc3339_parse("2023-11-14T22:13:20"), 1700000000);
+	assert_int_equal(clock_rfc3339_parse("2023-11-14"), -1);
+	assert_int_equal(clock_rfc3339_parse("yesterday"), -1);
+	assert_int_equal(clock_rfc3339_parse("2024-05-01T10:00:00Zjunk"), -1);
+	assert_int_equal(clock_rfc3339_parse("2024-05-01T10:00:00+1:00"), -1);
+	assert_int_equal(clock_rfc3339_parse("2024-05-01T10:00:00+01:0x"), -1);
+	assert_int_equal(clock_rfc3339_parse(NULL), -1);
+}
+
+static void test_clock(void **state)
+{
+	int64_t t0 = clock_now_ms();
+
+	(void)state;
+	clock_sleep_ms(20);
+	assert_true(clock_now_ms() - t0 >= 20);
+}
+
+static void test_pct_decode(void **state)
+{
+	char *out = NULL;
+	size_t at = 99;
+
+	(void)state;
+	assert_int_equal(pct_decode("a%2Fb%2fc", 9, &out, &at), PCT_OK);
+	assert_string_equal(out, "a/b/c");
+	free(out);
+	/* only n bytes are read */
+	assert_int_equal(pct_decode("ab%41", 2, &out, NULL), PCT_OK);
+	assert_string_equal(out, "ab");
+	free(out);
+	assert_int_equal(pct_decode("", 0, &out, NULL), PCT_OK);
+	assert_string_equal(out, "");
+	free(out);
+	assert_int_equal(pct_decode("x%4", 3, &out, &at), PCT_BAD);
+	assert_null(out);
+	assert_int_equal(at, 1);
+	assert_int_equal(pct_decode("%zz", 3, &out, &at), PCT_BAD);
+	assert_int_equal(at, 0);
+	/* the escape must lie within the n bytes */
+	assert_int_equal(pct_decode("%41", 2, &out, &at), PCT_BAD);
+	assert_int_equal(pct_decode("ab%00", 5, &out, &at), PCT_NUL);
+	assert_int_equal(at, 2);
+}
+
+static void test_hash(void **state)
+{
+	(void)state;
+	/* the published FNV-1a 64 test vectors */
+	assert_true(hash_fnv1a(HASH_FNV1A_INIT, "") == 0xcbf29ce484222325ULL);
+	assert_true(hash_fnv1a(HASH_FNV1A_INIT, "a") == 0xaf63dc4c8601ec8cULL);
+	assert_true(hash_fnv1a(HASH_FNV1A_INIT, "foobar") == 0x85944171f73967e8ULL);
+	/* chaining is hashing the concatenation */
+	assert_true(hash_fnv1a(hash_fnv1a(HASH_FNV1A_INIT, "foo"), "bar") ==
+		    hash_fnv1a(HASH_FNV1A_INIT, "foobar"));
+}
+
+static void test_strv(void **state)
+{
+	struct strv s = { NULL, 0 };
+
+	(void)state;
+	assert_int_equal(strv_push(&s, "b"), 0);
+	assert_int_equal(strv_push(&s, "a"), 0);
+	assert_int_equal(strv_push(&s, "b"), 0);
+	assert_int_equal(strv_push(&s, "c"), 0);
+	strv_sort_unique(&s);
+	assert_int_equal(s.n, 3);
+	assert_string_equal(s.v[0], "a");
+	assert_string_equal(s.v[1], "b");
+	assert_string_equal(s.v[2], "c");
+	assert_null(s.v[3]);
+	strv_free(&s);
+	assert_int_equal(s.n, 0);
+	assert_null(s.v);
+}
+
+static void test_err_oom(void **state)
+{
+	struct err e;
+
+	(void)state;
+	assert_int_equal(err_oom(&e), -1);
+	assert_int_equal(e.code, ERR_NOMEM);
+	assert_string_equal(e.msg, "out of memory");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rfc3339),
+		cmocka_unit_test(test_clock),
+		cmocka_unit_test(test_pct_decode),
+		cmocka_unit_test(test_hash),
+		cmocka_unit_test(test_strv),
+		cmocka_unit_test(test_err_oom),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
