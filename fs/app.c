@@ -218,15 +218,16 @@ static int app_store_attempt(struct appfs *fs, const struct app_conf *app,
 {
 	struct entry cur = ENTRY_INIT, next = ENTRY_INIT;
 	bool exists, changed = false;
-	const char *expect = NULL;
+	const char *expect;
 	int rc = app_fetch_store(fs, app, VIA_PROVIDER, &cur, &exists, e);
 
 	if (rc == 0 && kvmap_copy(&next.map, &cur.map) < 0)
 		rc = err_oom(e);
 	if (rc == 0)
 		rc = edit(ctx, &cur.map, &next.map, &changed, e);
-	if (p->ops->caps & PROVIDER_CAP_CAS)
-		expect = exists ? cur.version : PROVIDER_EXPECT_ABSENT;
+	/* every store checks against what was read: atomically with CAS,
+	 * by reading before and after without (kit_store_nocas) */
+	expect = exists ? cur.version : PROVIDER_EXPECT_ABSENT;
 	if (rc == 0 && changed)
 		rc = p->ops->store(p->state, app->store.locator, &next.map,
 				   expect, next.version, e);

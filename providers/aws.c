@@ -26,11 +26,8 @@
  * protocols.md section 2 has why each rule exists for curl 7.88).
  *
  * Writes. Secrets Manager has no compare-and-set, so the caps leave it
- * out and the strongest safe approximation is done here instead:
- *   - the version the caller's edit is based on is the expect argument,
- *     else what this same thread last fetched of the entry within the
- *     request timeout (fs/app.c reads the entry straight from the
- *     provider, then stores, in one thread);
+ * out and kit_store_nocas (kit.h) does the strongest safe approximation:
+ *   - the version the caller's edit is based on is the expect argument;
  *   - GetSecretValue first: if the entry moved from that version, or
  *     appeared when it was absent, ERR_CONFLICT and nothing is written;
  *   - PutSecretValue with a fresh UUIDv4 ClientRequestToken (idempotent
@@ -75,6 +72,7 @@
 #include "../base/pct.h"
 #include "aws.h"
 #include "http.h"
+#include "kit.h"
 
 #define AWS_SERVICE "secretsmanager"
 #define AWS_CONTENT_TYPE "application/x-amz-json-1.1"
@@ -94,8 +92,6 @@
 #define AWS_ERRTEXT_MAX 200
 #define AWS_REGION_MAX 64
 #define AWS_AUTH_LOG_MS 60000
-#define AWS_SETTLE_MIN_MS 100
-#define AWS_SETTLE_MAX_MS 1000
 
 struct aws {
 	char *name;
@@ -778,37 +774,6 @@ static void aws_uuid4(char out[37])
 		 b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
-/* ---- what this thread last read ---- */
-
-/* The read a store() right after is based on: fs/app.c fetches the entry
- * from the provider and then stores, in the same thread, when the caps
- * lack CAS and expect is therefore NULL. */
-static __thread struct {
-	const struct aws *a;
-	char locator[AWS_ID_MAX + 1];
-	char version[PROVIDER_VERSION_MAX];	/* "": it was absent */
-	int64_t at_ms;
-} aws_seen;
-
-static void aws_seen_note(const struct aws *a, const char *locator,
-			  const char *version)
-{
-	aws_seen.a = a;
-	snprintf(aws_seen.locator, sizeof(aws_seen.locator), "%s", locator);
-	snprintf(aws_seen.version, sizeof(aws_seen.version), "%s", version);
-	aws_seen.at_ms = clock_now_ms();
-}
-
-/* The version this thread read of locator within the request timeout
- * ("" when absent), or NULL. */
-static const char *aws_seen_get(const struct aws *a, const char *locator)
-{
-	if (aws_seen.a != a || strcmp(aws_seen.locator, locator) ||
-	    clock_now_ms() - aws_seen.at_ms > a->timeout_ms)
-		return NULL;
-	return aws_seen.version;
-}
-
 /* ---- requests ---- */
 
 static int aws_op_start(struct aws_op *op, struct aws *a, const char *what,
@@ -998,10 +963,6 @@ static int aws_fetch(void *state, const char *locator, const char *params,
 	rc = aws_op_start(&op, a, locator, e);
 	if (rc == 0)
 		rc = aws_get(&op, locator, p.stage, p.version, out, NULL, e);
-	if (!params && rc == 0)
-		aws_seen_note(a, locator, out->version);
-	else if (!params && e->code == ERR_NOTFOUND)
-		aws_seen_note(a, locator, "");
 	aws_op_end(&op);
 	aws_params_free(&p);
 	return rc;
@@ -1062,155 +1023,53 @@ out:
 	return rc;
 }
 
-static bool aws_kv_same(const struct kv *a, const struct kv *b)
+/* kit_store_nocas's view of one store(): the first read keeps the
+ * current secret's JSON (types, binary-ness) for the write. */
+struct aws_store_ctx {
+	struct aws_op *op;
+	const char *id;
+	struct aws_cur cur;
+	bool have_cur;
+	char token[37];		/* one ClientRequestToken for the write */
+};
+
+static int aws_store_read(void *ctx, struct entry *out, struct err *e)
 {
-	if (!a || !b)
-		return a == b;
-	return a->len == b->len && !memcmp(a->val, b->val, a->len);
+	struct aws_store_ctx *c = ctx;
+	struct aws_cur *cur = c->have_cur ? NULL : &c->cur;
+
+	c->have_cur = true;
+	return aws_get(c->op, c->id, NULL, NULL, out, cur, e);
 }
 
-/* Whether every change from prev to mine (keys set, changed, removed) is
- * also in now: a writer who came after us but built on our version. */
-static bool aws_changes_kept(const struct kvmap *prev, const struct kvmap *mine,
-			     const struct kvmap *now)
+static int aws_store_write(void *ctx, const struct kvmap *m, bool create,
+			   char version[PROVIDER_VERSION_MAX], struct err *e)
 {
-	for (size_t i = 0; i < mine->n; i++) {
-		const struct kv *kv = &mine->items[i];
+	struct aws_store_ctx *c = ctx;
 
-		if (!aws_kv_same(kvmap_get(prev, kv->key), kv) &&
-		    !aws_kv_same(kvmap_get(now, kv->key), kv))
-			return false;
-	}
-	for (size_t i = 0; i < prev->n; i++) {
-		const char *key = prev->items[i].key;
-
-		if (!kvmap_get(mine, key) && kvmap_get(now, key))
-			return false;
-	}
-	return true;
+	return aws_write(c->op, create ? "CreateSecret" : "PutSecretValue",
+			 c->id, m, &c->cur, c->token, version, e);
 }
 
-/* No compare-and-set in Secrets Manager: read AWSCURRENT back. Another
- * writer's version there, without our change in it, means ours was
- * overwritten; say so, and the caller redoes its change on top of theirs
- * instead of losing it. prev is what our change was made to. */
-static int aws_check_race(struct aws_op *op, const char *id,
-			  const struct kvmap *prev, const struct kvmap *mine,
-			  const char *version, struct err *e)
-{
-	struct entry en = ENTRY_INIT;
-	struct err e2;
-	int rc = aws_get(op, id, NULL, NULL, &en, NULL, &e2);
-	bool lost = rc == 0 && strcmp(en.version, version) &&
-		!aws_changes_kept(prev, mine, &en.map);
-
-	if (rc == 0 && !lost && strcmp(en.version, version))
-		log_debug("aws %s: %s: another writer came after us and kept our change",
-			  op->a->name, id);
-	entry_free(&en);
-	if (rc < 0) {
-		/* the write itself stands */
-		log_debug("aws %s: %s: reading back after the write failed: %s",
-			  op->a->name, id, e2.msg);
-		return 0;
-	}
-	if (lost)
-		return err_set(e, ERR_CONFLICT,
-			       "%s: lost a race with another writer (Secrets Manager has no compare-and-set)",
-			       id);
-	return 0;
-}
-
-/* Before reading back, wait a little: another writer who read the entry
- * before our put and writes after it needs about a round trip (read
- * answer, then its put) to land, and the read-back should see it. Twice
- * what our put took, at least AWS_SETTLE_MIN_MS, at most
- * AWS_SETTLE_MAX_MS: a narrower window, not a closed one. */
-static void aws_settle(struct aws_op *op, int64_t put_ms)
-{
-	int64_t wait = 2 * put_ms, left;
-
-	if (wait < AWS_SETTLE_MIN_MS)
-		wait = AWS_SETTLE_MIN_MS;
-	if (wait > AWS_SETTLE_MAX_MS)
-		wait = AWS_SETTLE_MAX_MS;
-	/* keep enough of the budget for the read-back itself */
-	left = (op->deadline - clock_now_ms()) / 2;
-	if (wait > left)
-		wait = left;
-	if (wait > 0)
-		clock_sleep_ms((long)wait);
-}
-
-/* The check before writing: the entry must still be what the caller's
- * change is based on (base: a version, "" for absent, NULL unknown). */
-static int aws_base_check(const char *id, const char *base,
-			  const struct aws_cur *cur, struct err *e)
-{
-	if (!base)
-		return 0;
-	if (!base[0] && cur->exists)
-		return err_set(e, ERR_CONFLICT, "%s: already exists", id);
-	if (base[0] && (!cur->exists || strcmp(base, cur->version)))
-		return err_set(e, ERR_CONFLICT, "%s: changed since it was read",
-			       id);
-	return 0;
-}
-
+/* Secrets Manager has no compare-and-set: the kit reads before and after
+ * (kit_store_nocas). */
 static int aws_store(void *state, const char *id, const struct kvmap *m,
 		     const char *expect, char new_version[PROVIDER_VERSION_MAX],
 		     struct err *e)
 {
-	struct aws *a = state;
-	const char *seen = expect ? expect : aws_seen_get(a, id);
-	char base[PROVIDER_VERSION_MAX], token[37], version[PROVIDER_VERSION_MAX];
-	struct entry prev = ENTRY_INIT;
-	struct aws_cur cur = { 0 };
 	struct aws_op op;
-	int64_t put_ms = 0;
+	struct aws_store_ctx c = { .op = &op, .id = id };
+	struct kit_nocas s = { .ctx = &c, .what = id, .read = aws_store_read,
+			       .write = aws_store_write };
 	int rc;
 
 	err_clear(e);
-	if (seen)
-		snprintf(base, sizeof(base), "%s", seen);
-	if (aws_id_check(id, e) < 0 || aws_op_start(&op, a, id, e) < 0)
+	if (aws_id_check(id, e) < 0 || aws_op_start(&op, state, id, e) < 0)
 		return -1;
-	/* what is there now: the race check, JSON types, binary-ness */
-	rc = aws_get(&op, id, NULL, NULL, &prev, &cur, e);
-	if (rc < 0 && e->code == ERR_NOTFOUND) {
-		err_clear(e);
-		rc = 0;
-	}
-	if (rc == 0)
-		rc = aws_base_check(id, seen ? base : NULL, &cur, e);
-	aws_uuid4(token);
-	if (rc == 0 && cur.exists) {
-		int64_t t0 = clock_now_ms();
-
-		rc = aws_write(&op, "PutSecretValue", id, m, &cur, token,
-			       version, e);
-		put_ms = clock_now_ms() - t0;
-		/* deleted since: create it, unless a version was expected */
-		if (rc < 0 && e->code == ERR_NOTFOUND && !(seen && base[0])) {
-			cur.exists = false;
-			err_clear(e);
-			rc = 0;
-		} else if (rc == 0) {
-			aws_settle(&op, put_ms);
-			rc = aws_check_race(&op, id, &prev.map, m, version,
-					    e);
-		}
-	}
-	if (rc == 0 && !cur.exists)
-		rc = aws_write(&op, "CreateSecret", id, m, &cur, token, version,
-			       e);
-	if (rc == 0) {
-		aws_seen_note(a, id, version);
-		if (new_version)
-			memcpy(new_version, version, PROVIDER_VERSION_MAX);
-	}
-	entry_free(&prev);
-	aws_cur_free(&cur);
+	s.deadline_ms = op.deadline;
+	aws_uuid4(c.token);
+	rc = kit_store_nocas(&s, m, expect, new_version, e);
+	aws_cur_free(&c.cur);
 	aws_op_end(&op);
 	return rc;
 }

@@ -705,69 +705,6 @@ static void test_uuid(void **st)
 	assert_true(strspn(a, "0123456789abcdef-") == 36);
 }
 
-static void test_changes_kept(void **st)
-{
-	struct kvmap prev = KVMAP_INIT, mine = KVMAP_INIT, now = KVMAP_INIT;
-
-	(void)st;
-	kvmap_set(&prev, "A", "1", 1);
-	kvmap_set(&prev, "GONE", "x", 1);
-	kvmap_set(&mine, "A", "1", 1);
-	kvmap_set(&mine, "NEW", "n", 1);
-	/* someone built on ours: kept */
-	kvmap_copy(&now, &mine);
-	kvmap_set(&now, "THEIRS", "t", 1);
-	assert_true(aws_changes_kept(&prev, &mine, &now));
-	/* they changed a key we did not touch: still kept */
-	kvmap_set(&now, "A", "2", 1);
-	assert_true(aws_changes_kept(&prev, &mine, &now));
-	/* our new key missing: lost */
-	kvmap_del(&now, "NEW");
-	assert_false(aws_changes_kept(&prev, &mine, &now));
-	/* our removal undone: lost */
-	kvmap_set(&now, "NEW", "n", 1);
-	kvmap_set(&now, "GONE", "x", 1);
-	assert_false(aws_changes_kept(&prev, &mine, &now));
-	kvmap_free(&prev);
-	kvmap_free(&mine);
-	kvmap_free(&now);
-}
-
-static void test_base_check(void **st)
-{
-	struct aws_cur cur = { .exists = true, .version = "v2" };
-	struct aws_cur none = { 0 };
-	struct err e;
-
-	(void)st;
-	assert_int_equal(aws_base_check("x", NULL, &cur, &e), 0);
-	assert_int_equal(aws_base_check("x", "v2", &cur, &e), 0);
-	assert_int_equal(aws_base_check("x", "v1", &cur, &e), -1);
-	assert_int_equal(e.code, ERR_CONFLICT);
-	assert_int_equal(aws_base_check("x", "", &cur, &e), -1);
-	assert_int_equal(e.code, ERR_CONFLICT);
-	assert_int_equal(aws_base_check("x", "", &none, &e), 0);
-	assert_int_equal(aws_base_check("x", "v2", &none, &e), -1);
-}
-
-static void test_seen(void **st)
-{
-	struct aws a = { .timeout_ms = 10000 }, b = { .timeout_ms = 10000 };
-
-	(void)st;
-	assert_null(aws_seen_get(&a, "x"));
-	aws_seen_note(&a, "x", "v1");
-	assert_string_equal(aws_seen_get(&a, "x"), "v1");
-	assert_null(aws_seen_get(&a, "y"));
-	assert_null(aws_seen_get(&b, "x"));
-	aws_seen_note(&a, "x", "");
-	assert_string_equal(aws_seen_get(&a, "x"), "");
-	/* a read older than the request timeout is not the write's base */
-	a.timeout_ms = 0;
-	aws_seen.at_ms -= 5;
-	assert_null(aws_seen_get(&a, "x"));
-}
-
 /* ---- the HTTP layer's part of the SigV4 rules ---- */
 
 static void test_sigv4_headers(void **st)
@@ -1471,9 +1408,6 @@ int main(void)
 		T(test_params),
 		T(test_locators),
 		T(test_uuid),
-		T(test_changes_kept),
-		T(test_base_check),
-		T(test_seen),
 		T(test_sigv4_headers),
 		T(test_keep_header),
 		T(test_ini_credentials),

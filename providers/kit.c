@@ -1,0 +1,411 @@
+/* kit.c - the provider toolkit (kit.h): one copy of what backends share. */
+#include "kit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "../base/clock.h"
+#include "../base/log.h"
+#include "../base/pct.h"
+
+/* The read-back waits twice the write's round trip, within these bounds
+ * (see kit_store_nocas). */
+#define KIT_SETTLE_MIN_MS 100
+#define KIT_SETTLE_MAX_MS 1000
+
+/* ---- options ---- */
+
+const char *kit_env(const char *name)
+{
+	const char *s = getenv(name);
+
+	return s && s[0] ? s : NULL;
+}
+
+const char *kit_opt(const struct provider_conf *conf, const char *key,
+		    const char *env, const char *def)
+{
+	const char *s = conf_opt_get(conf, key);
+
+	if (s && !s[0])
+		s = NULL;
+	if (!s && env)
+		s = kit_env(env);
+	return s ? s : def;
+}
+
+int kit_opt_bool(const struct provider_conf *conf, const char *key, bool def,
+		 bool *out, struct err *e)
+{
+	const char *s = conf_opt_get(conf, key);
+
+	*out = def;
+	if (!s)
+		return 0;
+	if (strcmp(s, "true") && strcmp(s, "false"))
+		return err_set(e, ERR_INVALID,
+			       "option %s: '%s' is not true or false", key, s);
+	*out = !strcmp(s, "true");
+	return 0;
+}
+
+bool kit_has_ctl(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return true;
+	return false;
+}
+
+static bool kit_loopback(const char *brief)
+{
+	return !strncmp(brief, "http://127.", 11) ||
+	       !strncmp(brief, "http://localhost", 16) ||
+	       !strncmp(brief, "http://[::1]", 12);
+}
+
+int kit_opt_url(const char *opt, const char *s, const char *what, char **out,
+		struct err *e)
+{
+	size_t len = strlen(s);
+	char brief[512];
+
+	*out = NULL;
+	if ((strncasecmp(s, "http://", 7) && strncasecmp(s, "https://", 8)) ||
+	    strchr(s, '?') || strchr(s, '#') || kit_has_ctl(s, len))
+		return err_set(e, ERR_INVALID,
+			       "option %s: '%s' is not an http:// or https:// URL",
+			       opt, s);
+	http_url_brief(s, brief, sizeof(brief));
+	if (!strcmp(brief, "?"))
+		return err_set(e, ERR_INVALID,
+			       "option %s: '%s' is not a valid URL", opt, s);
+	*out = strdup(s);
+	if (!*out)
+		return err_oom(e);
+	while (len > 0 && (*out)[len - 1] == '/')
+		(*out)[--len] = '\0';
+	if (!strncasecmp(s, "http://", 7) && !kit_loopback(brief))
+		log_warn("%s: %s %s is plain http: credentials and secrets travel unencrypted",
+			 what, opt, brief);
+	return 0;
+}
+
+int kit_opt_tls(const struct provider_conf *conf, const struct kit_tls_env *env,
+		const char *what, struct http_client_conf *hc, struct err *e)
+{
+	static const char *const opts[] = { "ca_file", "ca_path", "client_cert",
+					    "client_key" };
+	const char *envs[] = { env ? env->ca_file : NULL,
+			       env ? env->ca_path : NULL,
+			       env ? env->client_cert : NULL,
+			       env ? env->client_key : NULL };
+	const char **dst[] = { &hc->ca_file, &hc->ca_path, &hc->client_cert,
+			       &hc->client_key };
+	bool insecure;
+
+	for (size_t i = 0; i < 4; i++) {
+		const char *s = kit_opt(conf, opts[i], envs[i], NULL);
+
+		*dst[i] = s;
+		if (s && access(s, R_OK) < 0)
+			return err_set(e, ERR_INVALID, "option %s: %s: %s",
+				       opts[i], s, strerror(errno));
+	}
+	if (kit_opt_bool(conf, "tls_skip_verify", false, &insecure, e) < 0)
+		return -1;
+	hc->insecure = insecure;
+	if (insecure)
+		log_warn("%s: tls_skip_verify = true: the server's certificate is NOT verified; anyone on the network path can pose as the server and take the credentials and secrets",
+			 what);
+	return 0;
+}
+
+/* ---- credential files ---- */
+
+/* Credentials readable by group or others are refused, like ssh does. */
+static int kit_perm_check(const char *path, const struct stat *st,
+			  unsigned flags, struct err *e)
+{
+	if (!S_ISREG(st->st_mode))
+		return err_set(e, ERR_INVALID, "%s: not a regular file", path);
+	if ((flags & KIT_FILE_PRIVATE) && (st->st_mode & 077))
+		return err_set(e, ERR_INVALID,
+			       "%s: holds a credential but is readable by group or others (mode %04o); chmod 600 it",
+			       path, (unsigned)(st->st_mode & 07777));
+	return 0;
+}
+
+int kit_file_check(const char *opt, const char *path, unsigned flags,
+		   struct err *e)
+{
+	struct stat st;
+
+	if (path[0] != '/')
+		return err_set(e, ERR_INVALID,
+			       "option %s: %s must be an absolute path", opt,
+			       path);
+	if (stat(path, &st) < 0)
+		return err_set(e, ERR_INVALID, "option %s: %s: %s", opt, path,
+			       strerror(errno));
+	if (kit_perm_check(path, &st, flags, e) < 0)
+		return err_prefix(e, "option %s: ", opt);
+	return 0;
+}
+
+static int kit_fd_read(int fd, const char *path, unsigned flags, size_t max,
+		       struct secbuf *out, struct stat *st, struct err *e)
+{
+	if (fstat(fd, st) < 0)
+		return err_set(e, ERR_ACCESS, "%s: %s", path, strerror(errno));
+	if (kit_perm_check(path, st, flags, e) < 0) {
+		e->code = ERR_ACCESS;
+		return -1;
+	}
+	if (secbuf_read_fd(out, fd, max) < 0)
+		return errno == EFBIG ?
+			err_set(e, ERR_ACCESS, "%s: larger than %zu bytes", path, max) :
+			err_set(e, ERR_ACCESS, "%s: %s", path, strerror(errno));
+	if (flags & KIT_FILE_TRIM)
+		secbuf_trim(out);
+	if ((flags & KIT_FILE_TRIM) && out->len == 0)
+		return err_set(e, ERR_ACCESS, "%s: empty", path);
+	return 1;
+}
+
+int kit_file_read(const char *path, unsigned flags, size_t max,
+		  struct secbuf *out, struct stat *st, struct err *e)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	struct stat own;
+	int rc;
+
+	secbuf_clear(out);
+	if (fd < 0 && errno == ENOENT && (flags & KIT_FILE_OPTIONAL))
+		return 0;
+	if (fd < 0)
+		return err_set(e, ERR_ACCESS, "%s: %s", path, strerror(errno));
+	rc = kit_fd_read(fd, path, flags, max, out, st ? st : &own, e);
+	close(fd);
+	if (rc < 0)
+		secbuf_clear(out);
+	return rc;
+}
+
+/* ---- reference parameters ---- */
+
+void kit_params_free(struct kit_param *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(p[i].value);
+		p[i].value = NULL;
+	}
+}
+
+static struct kit_param *kit_param_find(struct kit_param *p, size_t n,
+					const char *key, size_t klen)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strlen(p[i].name) == klen && !strncmp(p[i].name, key, klen))
+			return &p[i];
+	return NULL;
+}
+
+/* One key=value of len bytes at s. */
+static int kit_param_one(const char *s, size_t len, struct kit_param *p,
+			 size_t n, const char *usage, struct err *e)
+{
+	size_t klen = strcspn(s, "=");
+	struct kit_param *slot;
+
+	if (klen >= len)
+		return err_set(e, ERR_INVALID,
+			       "parameter '%.*s' has no value (%s)", (int)len,
+			       s, usage);
+	slot = kit_param_find(p, n, s, klen);
+	if (!slot)
+		return err_set(e, ERR_INVALID,
+			       "unknown parameter '%.*s' (%s)", (int)klen, s,
+			       usage);
+	if (slot->value)
+		return err_set(e, ERR_INVALID, "parameter '%s' given twice",
+			       slot->name);
+	switch (pct_decode(s + klen + 1, len - klen - 1, &slot->value, NULL)) {
+	case PCT_OK:
+		return 0;
+	case PCT_NOMEM:
+		return err_oom(e);
+	default:
+		return err_set(e, ERR_INVALID, "parameter '%s': bad %% escape",
+			       slot->name);
+	}
+}
+
+int kit_params_parse(const char *params, struct kit_param *p, size_t n,
+		     const char *usage, struct err *e)
+{
+	const char *s = params;
+
+	for (size_t i = 0; i < n; i++)
+		p[i].value = NULL;
+	while (s && *s) {
+		size_t len = strcspn(s, "&");
+
+		if (kit_param_one(s, len, p, n, usage, e) < 0) {
+			kit_params_free(p, n);
+			return -1;
+		}
+		s += len;
+		if (*s == '&')
+			s++;
+	}
+	return 0;
+}
+
+/* ---- stores without compare-and-set ---- */
+
+static bool kit_kv_same(const struct kv *a, const struct kv *b)
+{
+	if (!a || !b)
+		return a == b;
+	return a->len == b->len && !memcmp(a->val, b->val, a->len);
+}
+
+bool kit_changes_kept(const struct kvmap *prev, const struct kvmap *mine,
+		      const struct kvmap *now)
+{
+	for (size_t i = 0; i < mine->n; i++) {
+		const struct kv *kv = &mine->items[i];
+
+		if (!kit_kv_same(kvmap_get(prev, kv->key), kv) &&
+		    !kit_kv_same(kvmap_get(now, kv->key), kv))
+			return false;
+	}
+	for (size_t i = 0; i < prev->n; i++) {
+		const char *key = prev->items[i].key;
+
+		if (!kvmap_get(mine, key) && kvmap_get(now, key))
+			return false;
+	}
+	return true;
+}
+
+/* The entry must still be what the caller's change is based on. */
+static int kit_expect_check(const char *what, const char *expect, bool exists,
+			    const char *version, struct err *e)
+{
+	if (!expect)
+		return 0;
+	if (!expect[0] && exists)
+		return err_set(e, ERR_CONFLICT, "%s: already exists", what);
+	if (expect[0] && (!exists || strcmp(expect, version)))
+		return err_set(e, ERR_CONFLICT, "%s: changed since it was read",
+			       what);
+	return 0;
+}
+
+/* Wait a little before reading back: another writer who read the entry
+ * before our write and writes after it needs about a round trip (read
+ * answer, then its write) to land, and the read-back should see it. Twice
+ * what our write took, within bounds, and leaving half the budget for the
+ * read-back itself: a narrower window, not a closed one. */
+static void kit_settle(const struct kit_nocas *s, int64_t write_ms)
+{
+	int64_t wait = 2 * write_ms, left;
+
+	if (wait < KIT_SETTLE_MIN_MS)
+		wait = KIT_SETTLE_MIN_MS;
+	if (wait > KIT_SETTLE_MAX_MS)
+		wait = KIT_SETTLE_MAX_MS;
+	left = (s->deadline_ms - clock_now_ms()) / 2;
+	if (wait > left)
+		wait = left;
+	if (wait > 0)
+		clock_sleep_ms((long)wait);
+}
+
+/* Read back after writing version on top of prev. */
+static int kit_check_race(const struct kit_nocas *s, const struct kvmap *prev,
+			  const struct kvmap *mine, const char *version,
+			  struct err *e)
+{
+	struct entry now = ENTRY_INIT;
+	struct err e2;
+	int rc = s->read(s->ctx, &now, &e2);
+	bool lost = rc == 0 && strcmp(now.version, version) &&
+		!kit_changes_kept(prev, mine, &now.map);
+
+	if (rc == 0 && !lost && strcmp(now.version, version))
+		log_debug("%s: another writer came after us and kept our change",
+			  s->what);
+	entry_free(&now);
+	if (rc < 0) {
+		/* the write itself stands */
+		log_debug("%s: reading back after the write failed: %s",
+			  s->what, e2.msg);
+		return 0;
+	}
+	if (lost)
+		return err_set(e, ERR_CONFLICT,
+			       "%s: lost a race with another writer (the store has no compare-and-set)",
+			       s->what);
+	return 0;
+}
+
+/* Update the existing entry; *gone when it was deleted meanwhile and may
+ * be created instead. */
+static int kit_update(const struct kit_nocas *s, const struct kvmap *prev,
+		      const struct kvmap *m, const char *expect,
+		      char version[PROVIDER_VERSION_MAX], bool *gone,
+		      struct err *e)
+{
+	int64_t t0 = clock_now_ms();
+	int rc = s->write(s->ctx, m, false, version, e);
+
+	*gone = false;
+	if (rc < 0 && e->code == ERR_NOTFOUND && !(expect && expect[0])) {
+		err_clear(e);
+		*gone = true;
+		return 0;
+	}
+	if (rc < 0)
+		return -1;
+	kit_settle(s, clock_now_ms() - t0);
+	return kit_check_race(s, prev, m, version, e);
+}
+
+int kit_store_nocas(const struct kit_nocas *s, const struct kvmap *m,
+		    const char *expect, char new_version[PROVIDER_VERSION_MAX],
+		    struct err *e)
+{
+	char version[PROVIDER_VERSION_MAX] = "";
+	struct entry prev = ENTRY_INIT;
+	bool exists = true;
+	int rc;
+
+	err_clear(e);
+	rc = s->read(s->ctx, &prev, e);
+	if (rc < 0 && e->code == ERR_NOTFOUND) {
+		err_clear(e);
+		exists = false;
+		rc = 0;
+	}
+	if (rc == 0)
+		rc = kit_expect_check(s->what, expect, exists, prev.version, e);
+	if (rc == 0 && exists) {
+		bool gone;
+
+		rc = kit_update(s, &prev.map, m, expect, version, &gone, e);
+		exists = !gone;
+	}
+	if (rc == 0 && !exists)
+		rc = s->write(s->ctx, m, true, version, e);
+	if (rc == 0 && new_version)
+		memcpy(new_version, version, PROVIDER_VERSION_MAX);
+	entry_free(&prev);
+	return rc;
+}

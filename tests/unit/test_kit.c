@@ -1,0 +1,298 @@
+/* test_kit.c - the provider toolkit: options with environment fallback,
+ * credential files, reference parameters, and the store of backends
+ * without compare-and-set against a fake store that other writers race. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "base/clock.h"
+#include "providers/kit.h"
+
+/* ---- options ---- */
+
+static void test_opt_env_fallback(void **state)
+{
+	struct conf_opt opts[] = { { "address", "http://a", { "x.conf", 3 } },
+				   { "empty", "", { "x.conf", 4 } } };
+	struct provider_conf pc = { .name = "v", .opts = opts, .nopts = 2 };
+	bool b;
+	struct err e;
+
+	(void)state;
+	setenv("KIT_TEST_ADDR", "http://env", 1);
+	setenv("KIT_TEST_EMPTY", "", 1);
+	assert_string_equal(kit_opt(&pc, "address", "KIT_TEST_ADDR", "d"), "http://a");
+	assert_string_equal(kit_opt(&pc, "nope", "KIT_TEST_ADDR", "d"), "http://env");
+	assert_string_equal(kit_opt(&pc, "nope", "KIT_TEST_EMPTY", "d"), "d");
+	/* an empty option is unset: the environment still counts */
+	assert_string_equal(kit_opt(&pc, "empty", "KIT_TEST_ADDR", NULL), "http://env");
+	assert_null(kit_opt(&pc, "nope", NULL, NULL));
+	assert_int_equal(kit_opt_bool(&pc, "nope", true, &b, &e), 0);
+	assert_true(b);
+	assert_int_equal(kit_opt_bool(&pc, "address", false, &b, &e), -1);
+	assert_int_equal(e.code, ERR_INVALID);
+	assert_non_null(strstr(e.msg, "option address"));
+}
+
+static void test_opt_url(void **state)
+{
+	struct err e;
+	char *u;
+
+	(void)state;
+	assert_int_equal(kit_opt_url("address", "https://v.example:8200//", "t", &u, &e), 0);
+	assert_string_equal(u, "https://v.example:8200");
+	free(u);
+	assert_int_equal(kit_opt_url("address", "ftp://x", "t", &u, &e), -1);
+	assert_null(u);
+	assert_int_equal(kit_opt_url("address", "https://x/?a", "t", &u, &e), -1);
+	assert_int_equal(kit_opt_url("address", "https://x/\n", "t", &u, &e), -1);
+}
+
+/* ---- credential files ---- */
+
+static char *kit_tmp(const char *text, mode_t mode)
+{
+	static char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/tmp/kit-test-XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	assert_int_equal(chmod(path, mode), 0);
+	return path;
+}
+
+static void test_file_read(void **state)
+{
+	struct secbuf b = SECBUF_INIT;
+	struct err e;
+	char *p = kit_tmp("  tok-en\n", 0600);
+
+	(void)state;
+	assert_int_equal(kit_file_check("token_file", p, KIT_FILE_PRIVATE, &e), 0);
+	assert_int_equal(kit_file_read(p, KIT_FILE_PRIVATE | KIT_FILE_TRIM, 100, &b, NULL, &e), 1);
+	assert_int_equal(b.len, 6);
+	assert_memory_equal(b.data, "tok-en", 6);
+	/* too large: refused, nothing kept */
+	assert_int_equal(kit_file_read(p, 0, 4, &b, NULL, &e), -1);
+	assert_int_equal(e.code, ERR_ACCESS);
+	assert_int_equal(b.len, 0);
+	/* group or other bits on a credential */
+	chmod(p, 0640);
+	assert_int_equal(kit_file_check("token_file", p, KIT_FILE_PRIVATE, &e), -1);
+	assert_non_null(strstr(e.msg, "chmod 600"));
+	assert_non_null(strstr(e.msg, "option token_file"));
+	assert_int_equal(kit_file_read(p, KIT_FILE_PRIVATE, 100, &b, NULL, &e), -1);
+	assert_int_equal(e.code, ERR_ACCESS);
+	/* not private: fine */
+	assert_int_equal(kit_file_read(p, 0, 100, &b, NULL, &e), 1);
+	unlink(p);
+	assert_int_equal(kit_file_read(p, KIT_FILE_OPTIONAL, 100, &b, NULL, &e), 0);
+	assert_int_equal(kit_file_read(p, 0, 100, &b, NULL, &e), -1);
+	assert_int_equal(kit_file_check("x", "relative", 0, &e), -1);
+	assert_non_null(strstr(e.msg, "absolute"));
+	p = kit_tmp(" \n", 0600);
+	assert_int_equal(kit_file_read(p, KIT_FILE_TRIM, 100, &b, NULL, &e), -1);
+	assert_non_null(strstr(e.msg, "empty"));
+	unlink(p);
+	secbuf_free(&b);
+}
+
+/* ---- parameters ---- */
+
+static void test_params(void **state)
+{
+	struct kit_param p[] = { { "version", NULL }, { "mount", NULL } };
+	struct err e;
+
+	(void)state;
+	assert_int_equal(kit_params_parse(NULL, p, 2, "u", &e), 0);
+	assert_null(p[0].value);
+	assert_int_equal(kit_params_parse("version=3&mount=a%2Fb", p, 2, "u", &e), 0);
+	assert_string_equal(p[0].value, "3");
+	assert_string_equal(p[1].value, "a/b");
+	kit_params_free(p, 2);
+	assert_null(p[0].value);
+	assert_int_equal(kit_params_parse("mount=x&stage=y", p, 2, "version=N, mount=M", &e), -1);
+	assert_string_equal(e.msg, "unknown parameter 'stage' (version=N, mount=M)");
+	assert_null(p[1].value);
+	assert_int_equal(kit_params_parse("version", p, 2, "u", &e), -1);
+	assert_non_null(strstr(e.msg, "has no value"));
+	assert_int_equal(kit_params_parse("version=1&version=2", p, 2, "u", &e), -1);
+	assert_non_null(strstr(e.msg, "twice"));
+	assert_int_equal(kit_params_parse("version=%zz", p, 2, "u", &e), -1);
+	assert_non_null(strstr(e.msg, "escape"));
+	assert_int_equal(kit_params_parse("version=%00", p, 2, "u", &e), -1);
+	/* an empty value is a value */
+	assert_int_equal(kit_params_parse("version=", p, 2, "u", &e), 0);
+	assert_string_equal(p[0].value, "");
+	kit_params_free(p, 2);
+}
+
+/* ---- stores without compare-and-set ---- */
+
+static void test_changes_kept(void **st)
+{
+	struct kvmap prev = KVMAP_INIT, mine = KVMAP_INIT, now = KVMAP_INIT;
+
+	(void)st;
+	kvmap_set(&prev, "A", "1", 1);
+	kvmap_set(&prev, "GONE", "x", 1);
+	kvmap_set(&mine, "A", "1", 1);
+	kvmap_set(&mine, "NEW", "n", 1);
+	/* someone built on ours: kept */
+	kvmap_copy(&now, &mine);
+	kvmap_set(&now, "THEIRS", "t", 1);
+	assert_true(kit_changes_kept(&prev, &mine, &now));
+	/* they changed a key we did not touch: still kept */
+	kvmap_set(&now, "A", "2", 1);
+	assert_true(kit_changes_kept(&prev, &mine, &now));
+	/* our new key missing: lost */
+	kvmap_del(&now, "NEW");
+	assert_false(kit_changes_kept(&prev, &mine, &now));
+	/* our removal undone: lost */
+	kvmap_set(&now, "NEW", "n", 1);
+	kvmap_set(&now, "GONE", "x", 1);
+	assert_false(kit_changes_kept(&prev, &mine, &now));
+	kvmap_free(&prev);
+	kvmap_free(&mine);
+	kvmap_free(&now);
+}
+
+/* A store with versions "1", "2", ... and no CAS; `racer` is written by
+ * "another writer" right after our write when set. */
+struct fake {
+	bool exists;
+	struct kvmap map;
+	int version;
+	int reads, writes, creates;
+	const struct kvmap *racer;
+	bool delete_before_write;
+};
+
+static int fake_read(void *ctx, struct entry *out, struct err *e)
+{
+	struct fake *f = ctx;
+
+	f->reads++;
+	if (!f->exists)
+		return err_set(e, ERR_NOTFOUND, "x: no such secret");
+	kvmap_copy(&out->map, &f->map);
+	snprintf(out->version, sizeof(out->version), "%d", f->version);
+	return 0;
+}
+
+static int fake_write(void *ctx, const struct kvmap *m, bool create,
+		      char version[PROVIDER_VERSION_MAX], struct err *e)
+{
+	struct fake *f = ctx;
+
+	if (f->delete_before_write && !create) {
+		f->exists = false;
+		f->delete_before_write = false;
+	}
+	if (!create && !f->exists)
+		return err_set(e, ERR_NOTFOUND, "x: no such secret");
+	if (create && f->exists)
+		return err_set(e, ERR_CONFLICT, "x: already exists");
+	f->writes++;
+	f->creates += create;
+	f->exists = true;
+	kvmap_copy(&f->map, m);
+	snprintf(version, PROVIDER_VERSION_MAX, "%d", ++f->version);
+	if (f->racer) {
+		kvmap_copy(&f->map, f->racer);
+		f->version++;
+	}
+	return 0;
+}
+
+static int fake_store(struct fake *f, const struct kvmap *m, const char *expect,
+		      char v[PROVIDER_VERSION_MAX], struct err *e)
+{
+	struct kit_nocas s = { .ctx = f, .what = "x",
+			       .deadline_ms = clock_now_ms() + 2000,
+			       .read = fake_read, .write = fake_write };
+
+	return kit_store_nocas(&s, m, expect, v, e);
+}
+
+static void test_store_nocas(void **st)
+{
+	struct fake f = { .map = KVMAP_INIT };
+	struct kvmap mine = KVMAP_INIT, theirs = KVMAP_INIT;
+	char v[PROVIDER_VERSION_MAX];
+	struct err e;
+
+	(void)st;
+	kvmap_set(&mine, "A", "1", 1);
+	/* absent, expected absent: created */
+	assert_int_equal(fake_store(&f, &mine, PROVIDER_EXPECT_ABSENT, v, &e), 0);
+	assert_int_equal(f.creates, 1);
+	assert_string_equal(v, "1");
+	/* expected absent but there: conflict, nothing written */
+	assert_int_equal(fake_store(&f, &mine, PROVIDER_EXPECT_ABSENT, v, &e), -1);
+	assert_int_equal(e.code, ERR_CONFLICT);
+	assert_int_equal(f.writes, 1);
+	/* the version we read: written and read back */
+	kvmap_set(&mine, "B", "2", 1);
+	f.reads = 0;
+	assert_int_equal(fake_store(&f, &mine, "1", v, &e), 0);
+	assert_string_equal(v, "2");
+	assert_int_equal(f.reads, 2);
+	/* an old version: conflict */
+	assert_int_equal(fake_store(&f, &mine, "1", v, &e), -1);
+	assert_int_equal(e.code, ERR_CONFLICT);
+	/* another writer overwrote us without our change: a lost race */
+	kvmap_set(&theirs, "A", "1", 1);
+	kvmap_set(&mine, "C", "3", 1);
+	f.racer = &theirs;
+	assert_int_equal(fake_store(&f, &mine, "2", v, &e), -1);
+	assert_int_equal(e.code, ERR_CONFLICT);
+	assert_non_null(strstr(e.msg, "lost a race"));
+	/* another writer built on ours: fine */
+	kvmap_copy(&theirs, &mine);
+	kvmap_set(&mine, "D", "4", 1);
+	kvmap_set(&theirs, "D", "4", 1);
+	kvmap_set(&theirs, "E", "5", 1);
+	assert_int_equal(fake_store(&f, &mine, NULL, v, &e), 0);
+	f.racer = NULL;
+	/* deleted between our read and write: created again */
+	f.creates = 0;
+	f.delete_before_write = true;
+	assert_int_equal(fake_store(&f, &mine, NULL, v, &e), 0);
+	assert_int_equal(f.creates, 1);
+	/* ... but not when a version was expected */
+	f.delete_before_write = true;
+	snprintf(v, sizeof(v), "%d", f.version);
+	assert_int_equal(fake_store(&f, &mine, v, v, &e), -1);
+	assert_int_equal(e.code, ERR_NOTFOUND);
+	kvmap_free(&mine);
+	kvmap_free(&theirs);
+	kvmap_free(&f.map);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_opt_env_fallback),
+		cmocka_unit_test(test_opt_url),
+		cmocka_unit_test(test_file_read),
+		cmocka_unit_test(test_params),
+		cmocka_unit_test(test_changes_kept),
+		cmocka_unit_test(test_store_nocas),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
