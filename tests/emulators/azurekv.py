@@ -457,7 +457,23 @@ class AzureEmulator(EmulatorServer):
     def fault_path(self, req):
         # error_response has no req: remember which protocol it speaks
         self._req_local.req = req
+        req.op = self._op_of(req)       # also for requests a fault answers
         return req.path
+
+    def _op_of(self, req):
+        kind = self._kind(req)
+        if kind in ("imds", "appservice"):
+            return kind
+        if kind == "kv":
+            return self._route(req)[0] or "kv"
+        parts = req.path.strip("/").split("/")
+        if req.path.startswith("/common/discovery/instance"):
+            return "discovery"
+        if parts[1:] == ["v2.0", ".well-known", "openid-configuration"]:
+            return "openid"
+        if len(parts) == 4 and parts[1:] == ["oauth2", "v2.0", "token"]:
+            return "token"
+        return "login"
 
     def error_response(self, status, message=None):
         req = getattr(self._req_local, "req", None)
