@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import subprocess
 import time
 
@@ -22,7 +23,7 @@ import pytest
 pytest.register_assert_rewrite("azure_fixtures")
 pytest_plugins = ["azure_fixtures"]
 
-from azure_fixtures import APP_ID, APP_SECRET  # noqa: E402
+from azure_fixtures import APP_ID, APP_SECRET, EMULATORS  # noqa: E402
 
 import requests  # noqa: E402
 from azure.core.exceptions import (  # noqa: E402
@@ -690,3 +691,36 @@ def test_node_sdk(azure):
     assert len([r for r in azure.calls("GetSecrets")
                 if r.status == 200]) == 2
     assert all(r.qs("api-version") for r in vault)
+
+
+# ------------------------------------------------------------------- CLI
+
+def test_cli_starts_and_serves(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, str(EMULATORS / "azurekv.py"), "--port", "0",
+         "--client", "cli-app:cli-app-secret", "--secret", "a=cli-value-1",
+         "--managed-identity", "system", "--tls", str(tmp_path / "tls")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.DEVNULL)
+    try:
+        lines = [proc.stdout.readline() for _ in range(5)]
+        text = "".join(lines)
+        url = re.search(r"on (https://127\.0\.0\.1:\d+)", text)
+        imds = re.search(r"AZURE_POD_IDENTITY_AUTHORITY_HOST=(\S+)", text)
+        ca = re.search(r"CA certificate: (\S+)", text)
+        assert url and imds and ca, text + proc.stderr.read()
+        assert ca.group(1) == str(tmp_path / "tls" / "ca.pem")
+        r = requests.get(imds.group(1) + "/metadata/identity/oauth2/token",
+                         params={"api-version": "2018-02-01",
+                                 "resource": "https://vault.azure.net"},
+                         headers={"Metadata": "true"}, timeout=5)
+        tok = r.json()["access_token"]
+        r = requests.get(url.group(1) + "/secrets/a/",
+                         params={"api-version": "7.4"},
+                         headers={"Authorization": f"Bearer {tok}"},
+                         verify=ca.group(1), timeout=5)
+        assert r.json()["value"] == "cli-value-1"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert proc.returncode == 0
