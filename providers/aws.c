@@ -69,7 +69,6 @@
 #include "../base/secmem.h"
 #include "../base/clock.h"
 #include "../base/log.h"
-#include "../base/pct.h"
 #include "aws.h"
 #include "http.h"
 #include "kit.h"
@@ -145,7 +144,7 @@ static void aws_error_type(const char *raw, char *out, size_t size)
 	}
 	while (len > 0 && isspace((unsigned char)s[len - 1]))
 		len--;
-	if (len == 0 || len >= size || aws_has_ctl(s, len))
+	if (len == 0 || len >= size || kit_has_ctl(s, len))
 		return;
 	for (size_t i = 0; i < len; i++)
 		if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '.' &&
@@ -295,7 +294,7 @@ static int aws_id_check(const char *id, struct err *e)
 {
 	size_t len = strlen(id);
 
-	if (len == 0 || len > AWS_ID_MAX || aws_has_ctl(id, len))
+	if (len == 0 || len > AWS_ID_MAX || kit_has_ctl(id, len))
 		return err_set(e, ERR_INVALID,
 			       "locator %.64s: must be a secret name or ARN of 1 to %d characters",
 			       id, AWS_ID_MAX);
@@ -354,18 +353,6 @@ static bool aws_arn_region(const char *id, char *out, size_t size)
 	return true;
 }
 
-struct aws_params {
-	char *stage;
-	char *version;
-};
-
-static void aws_params_free(struct aws_params *p)
-{
-	free(p->stage);
-	free(p->version);
-	p->stage = p->version = NULL;
-}
-
 static bool aws_version_id_valid(const char *s)
 {
 	size_t len = strlen(s);
@@ -378,68 +365,39 @@ static bool aws_version_id_valid(const char *s)
 	return true;
 }
 
-/* One name=value of ?stage=LABEL&version=ID; val is taken. */
-static int aws_param_set(struct aws_params *p, const char *key, size_t klen,
-			 char *val, struct err *e)
+struct aws_params {
+	char *stage;
+	char *version;
+};
+
+static void aws_params_free(struct aws_params *ap)
 {
-	if (klen == 5 && !strncmp(key, "stage", 5)) {
-		if (!val[0] || strlen(val) > AWS_STAGE_MAX ||
-		    aws_has_ctl(val, strlen(val))) {
-			free(val);
-			return err_set(e, ERR_INVALID,
-				       "?stage= must be a label of 1 to %d characters",
-				       AWS_STAGE_MAX);
-		}
-		free(p->stage);
-		p->stage = val;
-		return 0;
-	}
-	if (klen == 7 && !strncmp(key, "version", 7)) {
-		if (!aws_version_id_valid(val)) {
-			free(val);
-			return err_set(e, ERR_INVALID,
-				       "?version= must be a VersionId (%d to %d letters, digits or '-')",
-				       AWS_VERSION_ID_MIN, AWS_VERSION_ID_MAX);
-		}
-		free(p->version);
-		p->version = val;
-		return 0;
-	}
-	free(val);
-	return err_set(e, ERR_INVALID,
-		       "unknown parameter '%.*s' (stage, version)", (int)klen,
-		       key);
+	free(ap->stage);
+	free(ap->version);
+	ap->stage = ap->version = NULL;
 }
 
-static int aws_params_parse(const char *params, struct aws_params *p,
+static int aws_params_parse(const char *params, struct aws_params *ap,
 			    struct err *e)
 {
-	const char *s = params;
+	struct kit_param p[] = { { "stage", NULL }, { "version", NULL } };
 
-	p->stage = p->version = NULL;
-	while (s && *s) {
-		size_t len = strcspn(s, "&"), klen = strcspn(s, "=");
-		char *val;
-
-		if (klen >= len) {
-			aws_params_free(p);
-			return err_set(e, ERR_INVALID,
-				       "parameter '%.*s' has no value (stage=LABEL, version=ID)",
-				       (int)len, s);
-		}
-		if (pct_decode(s + klen + 1, len - klen - 1, &val, NULL)) {
-			aws_params_free(p);
-			return err_set(e, ERR_INVALID,
-				       "parameter '%.*s': bad %% escape",
-				       (int)klen, s);
-		}
-		if (aws_param_set(p, s, klen, val, e) < 0) {
-			aws_params_free(p);
-			return -1;
-		}
-		s += len;
-		if (*s == '&')
-			s++;
+	if (kit_params_parse(params, p, 2, "stage=LABEL, version=ID", e) < 0)
+		return -1;
+	ap->stage = p[0].value;
+	ap->version = p[1].value;
+	if (ap->stage && (!ap->stage[0] || strlen(ap->stage) > AWS_STAGE_MAX ||
+			  kit_has_ctl(ap->stage, strlen(ap->stage)))) {
+		aws_params_free(ap);
+		return err_set(e, ERR_INVALID,
+			       "?stage= must be a label of 1 to %d characters",
+			       AWS_STAGE_MAX);
+	}
+	if (ap->version && !aws_version_id_valid(ap->version)) {
+		aws_params_free(ap);
+		return err_set(e, ERR_INVALID,
+			       "?version= must be a VersionId (%d to %d letters, digits or '-')",
+			       AWS_VERSION_ID_MIN, AWS_VERSION_ID_MAX);
 	}
 	return 0;
 }
@@ -693,7 +651,7 @@ static int aws_get_parse(const struct http_response *rs, const char *what,
 	}
 	if (!json_is_string(vid) || json_string_length(vid) == 0 ||
 	    json_string_length(vid) >= PROVIDER_VERSION_MAX ||
-	    aws_has_ctl(json_string_value(vid), json_string_length(vid))) {
+	    kit_has_ctl(json_string_value(vid), json_string_length(vid))) {
 		aws_garbage(e, what, "no VersionId");
 		goto out;
 	}
@@ -743,7 +701,7 @@ static int aws_list_parse(const struct http_response *rs, const char *prefix,
 		const char *n = json_string_value(name);
 
 		if (!n || json_string_length(name) != strlen(n) || !n[0] ||
-		    aws_has_ctl(n, strlen(n)) || strncmp(n, prefix, plen) ||
+		    kit_has_ctl(n, strlen(n)) || strncmp(n, prefix, plen) ||
 		    out->n >= AWS_LIST_MAX)
 			continue;
 		if (strv_push(out, n) < 0) {
@@ -954,7 +912,7 @@ static int aws_fetch(void *state, const char *locator, const char *params,
 		     struct entry *out, struct err *e)
 {
 	struct aws *a = state;
-	struct aws_params p = { NULL, NULL };
+	struct aws_params p;
 	struct aws_op op;
 	int rc;
 
@@ -986,7 +944,7 @@ static void aws_written_version(const struct http_response *rs,
 	const char *s = json_string_value(vid);
 
 	if (!s || json_string_length(vid) >= PROVIDER_VERSION_MAX ||
-	    aws_has_ctl(s, strlen(s)) || !s[0])
+	    kit_has_ctl(s, strlen(s)) || !s[0])
 		s = token;
 	snprintf(version, PROVIDER_VERSION_MAX, "%s", s);
 	json_decref(root);
@@ -1130,20 +1088,13 @@ static void aws_destroy(void *state)
 	free(a);
 }
 
-static const char *aws_env(const char *name)
-{
-	const char *s = getenv(name);
-
-	return s && s[0] ? s : NULL;
-}
-
 static int aws_parse_profile(const struct provider_conf *conf,
 			     const char **profile, struct err *e)
 {
 	const char *s = conf_opt_get(conf, "profile");
 
 	*profile = s;
-	if (s && (!s[0] || strlen(s) > 128 || aws_has_ctl(s, strlen(s)) ||
+	if (s && (!s[0] || strlen(s) > 128 || kit_has_ctl(s, strlen(s)) ||
 		  strpbrk(s, "[] \t")))
 		return err_set(e, ERR_INVALID,
 			       "option profile: '%.64s' is not a profile name",
@@ -1158,9 +1109,9 @@ static int aws_parse_region(struct aws *a, const struct provider_conf *conf,
 	const char *s = conf_opt_get(conf, "region");
 	const char *from = "option region";
 
-	if (!s && (s = aws_env("AWS_REGION")))
+	if (!s && (s = kit_env("AWS_REGION")))
 		from = "AWS_REGION";
-	if (!s && (s = aws_env("AWS_DEFAULT_REGION")))
+	if (!s && (s = kit_env("AWS_DEFAULT_REGION")))
 		from = "AWS_DEFAULT_REGION";
 	if (s) {
 		a->region = strdup(s);
@@ -1195,7 +1146,7 @@ static int aws_parse_endpoint(struct aws *a, const struct provider_conf *conf,
 	len = strlen(s);
 	http_url_brief(s, brief, sizeof(brief));
 	if ((strncasecmp(s, "http://", 7) && strncasecmp(s, "https://", 8)) ||
-	    strchr(s, '?') || strchr(s, '#') || aws_has_ctl(s, len) ||
+	    strchr(s, '?') || strchr(s, '#') || kit_has_ctl(s, len) ||
 	    !strcmp(brief, "?"))
 		return err_set(e, ERR_INVALID,
 			       "endpoint: '%.128s' is not an http:// or https:// URL",
@@ -1241,7 +1192,7 @@ static int aws_create(const struct provider_conf *conf, void **state,
 		goto fail;
 	hc.ca_file = conf_opt_get(conf, "ca_file");
 	if (!hc.ca_file)
-		hc.ca_file = aws_env("AWS_CA_BUNDLE");
+		hc.ca_file = kit_env("AWS_CA_BUNDLE");
 	if (hc.ca_file && access(hc.ca_file, R_OK) < 0) {
 		err_set(e, ERR_INVALID, "option ca_file: %s: %s", hc.ca_file,
 			strerror(errno));

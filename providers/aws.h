@@ -91,7 +91,5 @@ char *aws_regional_url(const char *service, const char *region);
 const char *aws_endpoint_env(const char *var);
 
 
-/* Whether s (len bytes) holds a control character. */
-bool aws_has_ctl(const char *s, size_t len);
 
 #endif

@@ -41,6 +41,7 @@
  * so concurrent requests wait for one refresh instead of each doing one.
  */
 #include "aws.h"
+#include "kit.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -96,25 +97,9 @@ struct aws_chain {
 
 /* ---- small helpers ---- */
 
-bool aws_has_ctl(const char *s, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return true;
-	return false;
-}
-
-/* An environment variable when set and not empty. */
-static const char *awsc_env(const char *name)
-{
-	const char *s = getenv(name);
-
-	return s && s[0] ? s : NULL;
-}
-
 static bool awsc_env_true(const char *name)
 {
-	const char *s = awsc_env(name);
+	const char *s = kit_env(name);
 
 	return s && !strcasecmp(s, "true");
 }
@@ -137,8 +122,8 @@ static int awsc_creds_set(struct aws_creds *cr, const char *id, size_t idlen,
 	if (!id || !idlen || !secret || !slen)
 		return err_set(e, ERR_ACCESS, "%s: no access key id or secret",
 			       what);
-	if (aws_has_ctl(id, idlen) || aws_has_ctl(secret, slen) ||
-	    (token && aws_has_ctl(token, tlen)) || memchr(id, ' ', idlen))
+	if (kit_has_ctl(id, idlen) || kit_has_ctl(secret, slen) ||
+	    (token && kit_has_ctl(token, tlen)) || memchr(id, ' ', idlen))
 		return err_set(e, ERR_ACCESS,
 			       "%s: the credentials hold control characters",
 			       what);
@@ -184,10 +169,10 @@ time_t aws_refresh_at(time_t now, time_t expire)
 
 const char *aws_profile_name(const char *option)
 {
-	const char *s = option && option[0] ? option : awsc_env("AWS_PROFILE");
+	const char *s = option && option[0] ? option : kit_env("AWS_PROFILE");
 
 	if (!s)
-		s = awsc_env("AWS_DEFAULT_PROFILE");
+		s = kit_env("AWS_DEFAULT_PROFILE");
 	return s ? s : "default";
 }
 
@@ -221,8 +206,8 @@ const char *aws_endpoint_env(const char *var)
 
 	if (awsc_env_true("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"))
 		return NULL;
-	s = awsc_env(var);
-	return s ? s : awsc_env("AWS_ENDPOINT_URL");
+	s = kit_env(var);
+	return s ? s : kit_env("AWS_ENDPOINT_URL");
 }
 
 /* ---- files ---- */
@@ -230,7 +215,7 @@ const char *aws_endpoint_env(const char *var)
 /* $HOME/rel, or the variable env's path (with ~/ expanded). */
 static char *awsc_home_path(const char *env, const char *rel)
 {
-	const char *s = awsc_env(env), *home = getenv("HOME");
+	const char *s = kit_env(env), *home = getenv("HOME");
 	struct passwd pw, *res = NULL;
 	char buf[4096], *path = NULL;
 
@@ -246,53 +231,16 @@ static char *awsc_home_path(const char *env, const char *rel)
 	return path;
 }
 
-/* A whole small file into wiped memory; *mode gets its permission bits.
- * 1 when read, 0 when it does not exist (and !must), -1 on error. */
-static int awsc_file_load(const char *path, bool must, struct secbuf *out,
-			  mode_t *mode, struct err *e)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	struct stat st;
-	int rc = -1;
-
-	secbuf_clear(out);
-	if (fd < 0 && errno == ENOENT && !must)
-		return 0;
-	if (fd < 0)
-		return err_set(e, ERR_ACCESS, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		err_set(e, ERR_ACCESS, "%s: not a readable regular file", path);
-		goto out;
-	}
-	*mode = st.st_mode & 07777;
-	if (secbuf_read_fd(out, fd, AWSC_FILE_MAX) < 0) {
-		if (errno == EFBIG)
-			err_set(e, ERR_ACCESS, "%s: larger than %d bytes", path,
-				AWSC_FILE_MAX);
-		else
-			err_set(e, ERR_ACCESS, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	rc = 1;
-out:
-	close(fd);
-	if (rc < 0)
-		secbuf_clear(out);
-	return rc;
-}
-
 /* A token file (web identity, ECS authorization): read at every use,
  * trimmed, one line of text. Not checked for permissions: Kubernetes and
  * ECS mount them 0644, and they are short-lived proof of identity. */
 static int awsc_token_file(const char *path, const char *what,
 			   struct secbuf *out, struct err *e)
 {
-	mode_t mode;
-
-	if (awsc_file_load(path, true, out, &mode, e) < 0)
+	if (kit_file_read(path, 0, AWSC_FILE_MAX, out, NULL, e) < 0)
 		return err_prefix(e, "%s: ", what);
 	secbuf_trim(out);
-	if (out->len == 0 || aws_has_ctl(out->data, out->len)) {
+	if (out->len == 0 || kit_has_ctl(out->data, out->len)) {
 		secbuf_clear(out);
 		return err_set(e, ERR_ACCESS, "%s: %s is empty or not one line",
 			       what, path);
@@ -560,14 +508,17 @@ static int awsc_file_profile(const char *env, const char *rel, bool config,
 			     struct err *e)
 {
 	struct secbuf text = SECBUF_INIT;
+	struct stat st;
 	int rc;
 
 	memset(f, 0, sizeof(*f));
 	f->path = awsc_home_path(env, rel);
 	if (!f->path)
 		return 0;	/* no home: no file */
-	rc = awsc_file_load(f->path, false, &text, &f->mode, e);
+	rc = kit_file_read(f->path, KIT_FILE_OPTIONAL, AWSC_FILE_MAX, &text,
+			   &st, e);
 	if (rc > 0) {
+		f->mode = st.st_mode & 07777;
 		f->exists = true;
 		rc = awsc_ini_parse(&text, f->path, profile, config, &f->prof,
 				    e);
@@ -625,12 +576,12 @@ static int awsc_file_creds(const struct awsc_file *f, const char *profile,
 /* 1 used, 0 not set, -1 half set. */
 static int awsc_from_env(struct aws_creds *out, struct err *e)
 {
-	const char *id = awsc_env("AWS_ACCESS_KEY_ID");
-	const char *sk = awsc_env("AWS_SECRET_ACCESS_KEY");
-	const char *tok = awsc_env("AWS_SESSION_TOKEN");
+	const char *id = kit_env("AWS_ACCESS_KEY_ID");
+	const char *sk = kit_env("AWS_SECRET_ACCESS_KEY");
+	const char *tok = kit_env("AWS_SESSION_TOKEN");
 
 	if (!tok)
-		tok = awsc_env("AWS_SECURITY_TOKEN");
+		tok = kit_env("AWS_SECURITY_TOKEN");
 	if (!id && !sk)
 		return 0;
 	if (!id || !sk)
@@ -668,7 +619,7 @@ static int awsc_json_creds(const struct http_response *rs, const char *what,
 	}
 	if (code && strcmp(code, "Success")) {
 		err_set(e, ERR_ACCESS, "%s: Code is %.40s, not Success", what,
-			aws_has_ctl(code, strlen(code)) ? "?" : code);
+			kit_has_ctl(code, strlen(code)) ? "?" : code);
 		goto out;
 	}
 	if (!json_is_string(id) || !json_is_string(sk) ||
@@ -776,7 +727,7 @@ static int awsc_sts_parse(const struct http_response *rs, const char *what,
 
 	if (rs->status != 200) {
 		if (awsc_xml_get(doc, len, "Code", &code) > 0 &&
-		    code.len < 64 && !aws_has_ctl(code.data, code.len))
+		    code.len < 64 && !kit_has_ctl(code.data, code.len))
 			err_set(e, rs->status >= 500 ? ERR_PROVIDER : ERR_ACCESS,
 				"%s: STS refused: %s (HTTP %ld)", what, code.data,
 				rs->status);
@@ -917,14 +868,14 @@ static bool awsc_ecs_full_ok(const char *url)
 /* The container endpoint: 1 with *url set, 0 when not configured. */
 static int awsc_ecs_url(char **url, struct err *e)
 {
-	const char *rel = awsc_env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
-	const char *full = awsc_env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
-	const char *base = awsc_env("SECRETFS_ECS_ENDPOINT");
+	const char *rel = kit_env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+	const char *full = kit_env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+	const char *base = kit_env("SECRETFS_ECS_ENDPOINT");
 	char *b;
 
 	*url = NULL;
 	if (rel) {
-		if (rel[0] != '/' || aws_has_ctl(rel, strlen(rel)))
+		if (rel[0] != '/' || kit_has_ctl(rel, strlen(rel)))
 			return err_set(e, ERR_ACCESS,
 				       "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI must be a path starting with /");
 		b = awsc_url_base(base ? base : AWSC_ECS_BASE);
@@ -938,7 +889,7 @@ static int awsc_ecs_url(char **url, struct err *e)
 	}
 	if (!full)
 		return 0;
-	if (aws_has_ctl(full, strlen(full)) || !awsc_ecs_full_ok(full))
+	if (kit_has_ctl(full, strlen(full)) || !awsc_ecs_full_ok(full))
 		return err_set(e, ERR_ACCESS,
 			       "AWS_CONTAINER_CREDENTIALS_FULL_URI must be https, or http to a loopback address, 169.254.170.2, 169.254.170.23 or fd00:ec2::23");
 	*url = strdup(full);
@@ -948,8 +899,8 @@ static int awsc_ecs_url(char **url, struct err *e)
 /* The Authorization header of the container endpoint, if any. */
 static int awsc_ecs_auth(struct http_headers *h, struct err *e)
 {
-	const char *file = awsc_env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
-	const char *tok = awsc_env("AWS_CONTAINER_AUTHORIZATION_TOKEN");
+	const char *file = kit_env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+	const char *tok = kit_env("AWS_CONTAINER_AUTHORIZATION_TOKEN");
 	struct secbuf b = SECBUF_INIT;
 	int rc = 0;
 
@@ -959,7 +910,7 @@ static int awsc_ecs_auth(struct http_headers *h, struct err *e)
 			return -1;
 		tok = b.data;
 	}
-	if (tok && aws_has_ctl(tok, strlen(tok)))
+	if (tok && kit_has_ctl(tok, strlen(tok)))
 		rc = err_set(e, ERR_ACCESS,
 			     "AWS_CONTAINER_AUTHORIZATION_TOKEN holds control characters");
 	else if (tok && http_headers_add(h, "Authorization", tok, true) < 0)
@@ -1008,8 +959,8 @@ out:
 
 static char *awsc_imds_base(void)
 {
-	const char *s = awsc_env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
-	const char *mode = awsc_env("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE");
+	const char *s = kit_env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+	const char *mode = kit_env("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE");
 
 	if (s)
 		return awsc_url_base(s);
@@ -1074,7 +1025,7 @@ static int awsc_imds_token(struct aws_chain *c, const char *base,
 		goto out;
 	}
 	secbuf_trim(&rs.body);
-	if (rs.body.len == 0 || aws_has_ctl(rs.body.data, rs.body.len)) {
+	if (rs.body.len == 0 || kit_has_ctl(rs.body.data, rs.body.len)) {
 		err_set(e, ERR_PROVIDER, "token: not a token");
 		goto out;
 	}
@@ -1094,7 +1045,7 @@ static char *awsc_imds_role(const struct http_response *rs)
 	while (len > 0 && isspace((unsigned char)s[len - 1]))
 		len--;
 	if (len == 0 || len > 128 || memchr(s, '/', len) ||
-	    len != strnlen(s, len) || aws_has_ctl(s, len))
+	    len != strnlen(s, len) || kit_has_ctl(s, len))
 		return NULL;
 	return strndup(s, len);
 }
@@ -1208,11 +1159,11 @@ static int awsc_resolve(struct aws_chain *c, int64_t deadline,
 			struct aws_creds *out, struct err *e)
 {
 	const char *profile = aws_profile_name(c->profile);
-	bool explicit = c->profile || awsc_env("AWS_PROFILE") ||
-		awsc_env("AWS_DEFAULT_PROFILE");
-	const char *tf = awsc_env("AWS_WEB_IDENTITY_TOKEN_FILE");
-	const char *role = awsc_env("AWS_ROLE_ARN");
-	const char *session = awsc_env("AWS_ROLE_SESSION_NAME");
+	bool explicit = c->profile || kit_env("AWS_PROFILE") ||
+		kit_env("AWS_DEFAULT_PROFILE");
+	const char *tf = kit_env("AWS_WEB_IDENTITY_TOKEN_FILE");
+	const char *role = kit_env("AWS_ROLE_ARN");
+	const char *session = kit_env("AWS_ROLE_SESSION_NAME");
 	struct awsc_file cf, cfg;
 	int rc;
 

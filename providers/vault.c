@@ -49,8 +49,8 @@
 #include "../base/secmem.h"
 #include "../base/clock.h"
 #include "../base/log.h"
-#include "../base/pct.h"
 #include "http.h"
+#include "kit.h"
 
 #define VAULT_ADDR_DEFAULT "https://127.0.0.1:8200"
 #define VAULT_JWT_DEFAULT "/var/run/secrets/kubernetes.io/serviceaccount/token"
@@ -140,14 +140,6 @@ struct vault_loc {
 
 /* ---- small helpers ---- */
 
-static bool vault_has_ctl(const char *s, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return true;
-	return false;
-}
-
 /* The first of Vault's "errors" for a message, made printable and short.
  * Vault's errors describe requests, never echo stored values. */
 static void vault_errors_text(const struct http_response *rs, char *out,
@@ -223,83 +215,6 @@ static int vault_garbage(struct err *e, const char *what, const char *why)
 }
 
 /* ---- credential files ---- */
-
-/* Credentials readable by group or others are refused, like ssh does. */
-static int vault_perm_check(const char *path, const struct stat *st,
-			    struct err *e)
-{
-	if (!S_ISREG(st->st_mode))
-		return err_set(e, ERR_INVALID, "%s: not a regular file", path);
-	if (st->st_mode & 077)
-		return err_set(e, ERR_INVALID,
-			       "%s: holds a credential but is readable by group or others (mode %04o); chmod 600 it",
-			       path, (unsigned)(st->st_mode & 07777));
-	return 0;
-}
-
-/* create(): the file exists, and a private one has safe permissions. */
-static int vault_file_check(const char *opt, const char *path, bool private,
-			    struct err *e)
-{
-	struct stat st;
-
-	if (path[0] != '/')
-		return err_set(e, ERR_INVALID,
-			       "option %s: %s must be an absolute path", opt,
-			       path);
-	if (stat(path, &st) < 0)
-		return err_set(e, ERR_INVALID, "option %s: %s: %s", opt, path,
-			       strerror(errno));
-	if (private && vault_perm_check(path, &st, e) < 0)
-		return err_prefix(e, "option %s: ", opt);
-	if (!private && !S_ISREG(st.st_mode))
-		return err_set(e, ERR_INVALID,
-			       "option %s: %s: not a regular file", opt, path);
-	return 0;
-}
-
-/* Read a credential file into wiped memory, trimmed, non-empty. st gets
- * the file's identity. */
-static int vault_file_read(const char *path, bool private, struct secbuf *out,
-			   struct stat *st, struct err *e)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	int rc = -1;
-
-	secbuf_clear(out);
-	if (fd < 0)
-		return err_set(e, ERR_ACCESS, "%s: %s", path, strerror(errno));
-	if (fstat(fd, st) < 0) {
-		err_set(e, ERR_ACCESS, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (private && vault_perm_check(path, st, e) < 0) {
-		e->code = ERR_ACCESS;
-		goto out;
-	}
-	if (!S_ISREG(st->st_mode)) {
-		err_set(e, ERR_ACCESS, "%s: not a regular file", path);
-		goto out;
-	}
-	if (secbuf_read_fd(out, fd, VAULT_CRED_MAX) < 0) {
-		if (errno == EFBIG)
-			err_set(e, ERR_ACCESS, "%s: larger than %d bytes", path,
-				VAULT_CRED_MAX);
-		else
-			err_set(e, ERR_ACCESS, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	secbuf_trim(out);
-	if (out->len == 0)
-		err_set(e, ERR_ACCESS, "%s: empty", path);
-	else
-		rc = 0;
-out:
-	close(fd);
-	if (rc < 0)
-		secbuf_clear(out);
-	return rc;
-}
 
 /* ---- JSON to entries (pure) ---- */
 
@@ -497,7 +412,7 @@ static int vault_auth_parse(const struct http_response *rs, const char *what,
 
 	if (!json_is_object(auth) || lease < 0 || !json_is_string(tok) ||
 	    json_string_length(tok) == 0 ||
-	    vault_has_ctl(json_string_value(tok), json_string_length(tok))) {
+	    kit_has_ctl(json_string_value(tok), json_string_length(tok))) {
 		vault_garbage(e, what, "no auth.client_token and lease_duration");
 		goto out;
 	}
@@ -522,7 +437,7 @@ out:
 /* A path of non-empty segments, none "." or "..". */
 static bool vault_path_valid(const char *s)
 {
-	if (!s[0] || strlen(s) > VAULT_LOCATOR_MAX || vault_has_ctl(s, strlen(s)))
+	if (!s[0] || strlen(s) > VAULT_LOCATOR_MAX || kit_has_ctl(s, strlen(s)))
 		return false;
 	for (;;) {
 		size_t len = strcspn(s, "/");
@@ -536,78 +451,57 @@ static bool vault_path_valid(const char *s)
 	}
 }
 
+/* ?mount=M: a path, slashes trimmed, into *mount (malloc'd), else NULL. */
+static int vault_param_mount(char *val, char **mount, struct err *e)
+{
+	char *m = val;
+	size_t len;
+
+	*mount = NULL;
+	if (!val)
+		return 0;
+	while (*m == '/')
+		m++;
+	len = strlen(m);
+	while (len > 0 && m[len - 1] == '/')
+		m[--len] = '\0';
+	if (!vault_path_valid(m))
+		return err_set(e, ERR_INVALID,
+			       "?mount= must be a path of non-empty segments");
+	*mount = strdup(m);
+	return *mount ? 0 : err_oom(e);
+}
+
 /* ?version=N&mount=M: *mount (malloc'd, slashes trimmed) and *version
  * (0 when absent). */
 static int vault_params_parse(const char *params, char **mount,
 			      long long *version, struct err *e)
 {
-	const char *s = params;
+	struct kit_param p[] = { { "version", NULL }, { "mount", NULL } };
+	const char *ver;
+	char *end;
+	int rc;
 
-	*mount = NULL;
 	*version = 0;
-	while (s && *s) {
-		size_t len = strcspn(s, "&"), klen = strcspn(s, "=");
-		char *val;
-
-		if (klen >= len) {
-			free(*mount);
-			*mount = NULL;
-			return err_set(e, ERR_INVALID,
-				       "parameter '%.*s' has no value (version=N, mount=M)",
-				       (int)len, s);
-		}
-		if (pct_decode(s + klen + 1, len - klen - 1, &val, NULL)) {
-			free(*mount);
-			*mount = NULL;
-			return err_set(e, ERR_INVALID, "parameter '%.*s': bad %% escape",
-				       (int)klen, s);
-		}
-		if (klen == 7 && !strncmp(s, "version", 7)) {
-			char *end;
-
-			errno = 0;
-			*version = strtoll(val, &end, 10);
-			if (errno || end == val || *end || *version < 1 ||
-			    !isdigit((unsigned char)val[0])) {
-				free(val);
-				free(*mount);
-				*mount = NULL;
-				return err_set(e, ERR_INVALID,
-					       "?version= must be a positive number");
-			}
-			free(val);
-		} else if (klen == 5 && !strncmp(s, "mount", 5)) {
-			size_t vl;
-			char *m = val;
-
-			while (*m == '/')
-				m++;
-			vl = strlen(m);
-			while (vl > 0 && m[vl - 1] == '/')
-				m[--vl] = '\0';
-			if (!vault_path_valid(m)) {
-				free(val);
-				free(*mount);
-				*mount = NULL;
-				return err_set(e, ERR_INVALID,
-					       "?mount= must be a path of non-empty segments");
-			}
-			memmove(val, m, vl + 1);
-			free(*mount);
-			*mount = val;
-		} else {
-			free(val);
-			free(*mount);
-			*mount = NULL;
-			return err_set(e, ERR_INVALID,
-				       "unknown parameter '%.*s' (version, mount)",
-				       (int)klen, s);
-		}
-		s += len;
-		if (*s == '&')
-			s++;
+	*mount = NULL;
+	if (kit_params_parse(params, p, 2, "version=N, mount=M", e) < 0)
+		return -1;
+	ver = p[0].value;
+	rc = vault_param_mount(p[1].value, mount, e);
+	if (rc == 0 && ver) {
+		errno = 0;
+		*version = strtoll(ver, &end, 10);
+		if (errno || end == ver || *end || *version < 1 ||
+		    !isdigit((unsigned char)ver[0]))
+			rc = err_set(e, ERR_INVALID,
+				     "?version= must be a positive number");
 	}
-	return 0;
+	kit_params_free(p, 2);
+	if (rc < 0) {
+		free(*mount);
+		*mount = NULL;
+	}
+	return rc;
 }
 
 /* The rest of locator below mount, or NULL when it is not under it. */
@@ -773,9 +667,9 @@ static int vault_token_load(struct vault_op *op, struct err *e)
 	if (!v->token_file) {
 		tok = secmem_dup(v->env_token, strlen(v->env_token));
 	} else {
-		if (vault_file_read(v->token_file, true, &b, &st, e) < 0)
+		if (kit_file_read(v->token_file, KIT_FILE_PRIVATE | KIT_FILE_TRIM, VAULT_CRED_MAX, &b, &st, e) < 0)
 			return err_prefix(e, "vault token: ");
-		if (vault_has_ctl(b.data, b.len)) {
+		if (kit_has_ctl(b.data, b.len)) {
 			secbuf_free(&b);
 			return err_set(e, ERR_ACCESS,
 				       "vault token: %s holds control characters",
@@ -801,14 +695,14 @@ static int vault_login_body(struct vault *v, struct secbuf *body,
 	int rc = -1;
 
 	if (v->auth == VAULT_AUTH_APPROLE) {
-		if (vault_file_read(v->role_id_file, true, &a, &st, e) < 0 ||
-		    vault_file_read(v->secret_id_file, true, &b, &st, e) < 0)
+		if (kit_file_read(v->role_id_file, KIT_FILE_PRIVATE | KIT_FILE_TRIM, VAULT_CRED_MAX, &a, &st, e) < 0 ||
+		    kit_file_read(v->secret_id_file, KIT_FILE_PRIVATE | KIT_FILE_TRIM, VAULT_CRED_MAX, &b, &st, e) < 0)
 			goto out;
 		j = json_pack("{s:s%,s:s%}", "role_id", a.data, a.len,
 			      "secret_id", b.data, b.len);
 	} else {
 		/* re-read at every login: projected tokens rotate */
-		if (vault_file_read(v->jwt_file, false, &b, &st, e) < 0)
+		if (kit_file_read(v->jwt_file, KIT_FILE_TRIM, VAULT_CRED_MAX, &b, &st, e) < 0)
 			goto out;
 		j = json_pack("{s:s,s:s%}", "role", v->role, "jwt", b.data,
 			      b.len);
@@ -1589,7 +1483,7 @@ static bool vault_list_key_valid(const json_t *k)
 	if (name[len - 1] == '/')
 		len--;
 	return len > 0 && !memchr(name, '/', len) &&
-	       !vault_has_ctl(name, len) &&
+	       !kit_has_ctl(name, len) &&
 	       !(len == 1 && name[0] == '.') &&
 	       !(len == 2 && name[0] == '.' && name[1] == '.');
 }
@@ -1820,20 +1714,6 @@ static void vault_destroy(void *state)
 	free(v);
 }
 
-/* An option's value, else the environment's, else def. */
-static const char *vault_opt(const struct provider_conf *conf,
-			     const char *key, const char *env,
-			     const char *def)
-{
-	const char *s = conf_opt_get(conf, key);
-
-	if (!s && env)
-		s = getenv(env);
-	if (s && !s[0])
-		s = NULL;
-	return s ? s : def;
-}
-
 static bool vault_set(char **dst, const char *src)
 {
 	*dst = src ? strdup(src) : NULL;
@@ -1888,32 +1768,12 @@ static int vault_parse_auth(const struct provider_conf *conf,
 static int vault_parse_address(struct vault *v, const struct provider_conf *conf,
 			       struct err *e)
 {
-	const char *s = vault_opt(conf, "address", "VAULT_ADDR",
-				  VAULT_ADDR_DEFAULT);
-	size_t len = strlen(s);
-	char brief[512];
+	char what[160];
 
-	if ((strncasecmp(s, "http://", 7) && strncasecmp(s, "https://", 8)) ||
-	    strchr(s, '?') || strchr(s, '#') || vault_has_ctl(s, len))
-		return err_set(e, ERR_INVALID,
-			       "option address: '%s' is not an http:// or https:// URL",
-			       s);
-	http_url_brief(s, brief, sizeof(brief));
-	if (!strcmp(brief, "?"))
-		return err_set(e, ERR_INVALID,
-			       "option address: '%s' is not a valid URL", s);
-	v->addr = strdup(s);
-	if (!v->addr)
-		return err_oom(e);
-	while (len > 0 && v->addr[len - 1] == '/')
-		v->addr[--len] = '\0';
-	if (!strncasecmp(s, "http://", 7) &&
-	    strncmp(brief, "http://127.", 11) &&
-	    strncmp(brief, "http://localhost", 16) &&
-	    strncmp(brief, "http://[::1]", 12))
-		log_warn("vault %s: address %s is plain http: the token and secrets travel unencrypted",
-			 conf->name, brief);
-	return 0;
+	snprintf(what, sizeof(what), "vault %s", conf->name);
+	return kit_opt_url("address", kit_opt(conf, "address", "VAULT_ADDR",
+					      VAULT_ADDR_DEFAULT),
+			   what, &v->addr, e);
 }
 
 static int vault_parse_kv(struct vault *v, const struct provider_conf *conf,
@@ -1929,22 +1789,6 @@ static int vault_parse_kv(struct vault *v, const struct provider_conf *conf,
 		return err_set(e, ERR_INVALID,
 			       "option kv_version: '%s' is not auto, 1 or 2", s);
 	return 0;
-}
-
-static int vault_parse_bool(const struct provider_conf *conf, const char *key,
-			    bool *out, struct err *e)
-{
-	const char *s = conf_opt_get(conf, key);
-
-	*out = false;
-	if (!s || !strcmp(s, "false"))
-		return 0;
-	if (!strcmp(s, "true")) {
-		*out = true;
-		return 0;
-	}
-	return err_set(e, ERR_INVALID, "option %s: '%s' is not true or false",
-		       key, s);
 }
 
 static int vault_parse_size(const struct provider_conf *conf, size_t *out,
@@ -1993,10 +1837,10 @@ static int vault_token_source(struct vault *v, const struct provider_conf *conf,
 
 	if (file)
 		return vault_set(&v->token_file, file) ?
-			vault_file_check("token_file", file, true, e) :
+			kit_file_check("token_file", file, KIT_FILE_PRIVATE, e) :
 			err_oom(e);
 	if (env && env[0]) {
-		if (vault_has_ctl(env, strlen(env)))
+		if (kit_has_ctl(env, strlen(env)))
 			return err_set(e, ERR_INVALID,
 				       "VAULT_TOKEN holds control characters");
 		v->env_token = secmem_dup(env, strlen(env));
@@ -2006,7 +1850,7 @@ static int vault_token_source(struct vault *v, const struct provider_conf *conf,
 	if (!v->token_file || access(v->token_file, F_OK) < 0)
 		return err_set(e, ERR_INVALID,
 			       "auth = token but no token: set token_file, or VAULT_TOKEN, or write ~/.vault-token");
-	return vault_file_check("~/.vault-token", v->token_file, true, e);
+	return kit_file_check("~/.vault-token", v->token_file, KIT_FILE_PRIVATE, e);
 }
 
 static int vault_parse_login(struct vault *v, const struct provider_conf *conf,
@@ -2016,14 +1860,14 @@ static int vault_parse_login(struct vault *v, const struct provider_conf *conf,
 
 	if (v->auth == VAULT_AUTH_TOKEN)
 		return vault_token_source(v, conf, e);
-	ok = vault_set(&v->auth_mount, vault_opt(conf, "mount", NULL,
+	ok = vault_set(&v->auth_mount, kit_opt(conf, "mount", NULL,
 		       v->auth == VAULT_AUTH_APPROLE ? "approle" : "kubernetes"));
 	if (ok && v->auth == VAULT_AUTH_APPROLE) {
 		ok = vault_set(&v->role_id_file, conf_opt_get(conf, "role_id_file")) &&
 		     vault_set(&v->secret_id_file, conf_opt_get(conf, "secret_id_file"));
 	} else if (ok) {
 		ok = vault_set(&v->role, conf_opt_get(conf, "role")) &&
-		     vault_set(&v->jwt_file, vault_opt(conf, "jwt_file", NULL,
+		     vault_set(&v->jwt_file, kit_opt(conf, "jwt_file", NULL,
 						       VAULT_JWT_DEFAULT));
 	}
 	if (!ok)
@@ -2037,8 +1881,8 @@ static int vault_parse_login(struct vault *v, const struct provider_conf *conf,
 		if (!v->role_id_file || !v->secret_id_file)
 			return err_set(e, ERR_INVALID,
 				       "auth = approle needs role_id_file and secret_id_file");
-		return vault_file_check("role_id_file", v->role_id_file, true, e) < 0 ||
-		       vault_file_check("secret_id_file", v->secret_id_file, true, e) < 0 ?
+		return kit_file_check("role_id_file", v->role_id_file, KIT_FILE_PRIVATE, e) < 0 ||
+		       kit_file_check("secret_id_file", v->secret_id_file, KIT_FILE_PRIVATE, e) < 0 ?
 		       -1 : 0;
 	}
 	if (!v->role)
@@ -2053,45 +1897,17 @@ static int vault_parse_login(struct vault *v, const struct provider_conf *conf,
 	return 0;
 }
 
-/* TLS options: files must exist; VAULT_CACERT and friends as defaults. */
-static int vault_parse_tls(const struct provider_conf *conf,
-			   struct http_client_conf *hc, struct err *e)
-{
-	static const struct {
-		const char *opt;
-		const char *env;
-	} files[] = {
-		{ "ca_file", "VAULT_CACERT" },
-		{ "ca_path", "VAULT_CAPATH" },
-		{ "client_cert", "VAULT_CLIENT_CERT" },
-		{ "client_key", "VAULT_CLIENT_KEY" },
-	};
-	const char **dst[] = { &hc->ca_file, &hc->ca_path, &hc->client_cert,
-			       &hc->client_key };
-	bool insecure;
-
-	for (size_t i = 0; i < 4; i++) {
-		const char *s = vault_opt(conf, files[i].opt, files[i].env, NULL);
-
-		*dst[i] = s;
-		if (s && access(s, R_OK) < 0)
-			return err_set(e, ERR_INVALID, "option %s: %s: %s",
-				       files[i].opt, s, strerror(errno));
-	}
-	if (vault_parse_bool(conf, "tls_skip_verify", &insecure, e) < 0)
-		return -1;
-	hc->insecure = insecure;
-	if (insecure)
-		log_warn("vault %s: tls_skip_verify = true: the server's certificate is NOT verified; anyone on the network path can pose as Vault and take the token and secrets",
-			 conf->name);
-	return 0;
-}
+/* Vault's own client variables, as defaults of the TLS options. */
+static const struct kit_tls_env vault_tls_env = {
+	"VAULT_CACERT", "VAULT_CAPATH", "VAULT_CLIENT_CERT", "VAULT_CLIENT_KEY"
+};
 
 static int vault_create(const struct provider_conf *conf, void **state,
 			struct err *e)
 {
 	struct http_client_conf hc = { .name = conf->name };
 	struct vault *v = calloc(1, sizeof(*v));
+	char what[160];
 	const char *ns;
 
 	if (!v)
@@ -2106,19 +1922,20 @@ static int vault_create(const struct provider_conf *conf, void **state,
 	v->relogin_age_ms = VAULT_RELOGIN_AGE_MIN_MS;
 	v->timeout_ms = conf->request_timeout_ms > 0 ?
 		conf->request_timeout_ms : HTTP_TIMEOUT_DEFAULT_MS;
-	ns = vault_opt(conf, "namespace", "VAULT_NAMESPACE", NULL);
+	ns = kit_opt(conf, "namespace", "VAULT_NAMESPACE", NULL);
 	if (!vault_set(&v->name, conf->name) || !vault_set(&v->ns, ns)) {
 		err_oom(e);
 		goto fail;
 	}
-	if (ns && vault_has_ctl(ns, strlen(ns))) {
+	if (ns && kit_has_ctl(ns, strlen(ns))) {
 		err_set(e, ERR_INVALID, "option namespace: control characters");
 		goto fail;
 	}
+	snprintf(what, sizeof(what), "vault %s", conf->name);
 	if (vault_parse_address(v, conf, e) < 0 || vault_parse_kv(v, conf, e) < 0 ||
 	    vault_parse_auth(conf, &v->auth, e) < 0 ||
 	    vault_parse_size(conf, &hc.max_response, e) < 0 ||
-	    vault_parse_tls(conf, &hc, e) < 0 ||
+	    kit_opt_tls(conf, &vault_tls_env, what, &hc, e) < 0 ||
 	    vault_parse_login(v, conf, e) < 0)
 		goto fail;
 	hc.timeout_ms = v->timeout_ms;
