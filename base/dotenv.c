@@ -38,9 +38,16 @@ static bool dotenv_needs_escape(char c)
 	return c == '"' || c == '\\' || c == '$' || c == '`' || c == '\n';
 }
 
+/* A closing ' after a \ is an escaped quote to python-dotenv, which then
+ * reads on into the next line's value (docs/dotenv.md rule 2). */
+static bool dotenv_single_ok(const char *val, size_t len)
+{
+	return !len || (!memchr(val, '\'', len) && val[len - 1] != '\\');
+}
+
 enum dotenv_quoting dotenv_quoting_for(const char *val, size_t len)
 {
-	if (!len || !memchr(val, '\'', len))
+	if (dotenv_single_ok(val, len))
 		return DOTENV_SINGLE;
 	for (size_t i = 0; i < len; i++)
 		if (dotenv_needs_escape(val[i]))
@@ -96,34 +103,68 @@ static void dotenv_warn(dotenv_warn_fn warn, void *ctx, const char *key,
 		warn(ctx, key, why);
 }
 
+static bool dotenv_has_brace(const char *val, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i++)
+		if (val[i] == '$' && val[i + 1] == '{')
+			return true;
+	return false;
+}
+
+/* Why a rendered value is not read back exactly by every parser, or NULL.
+ * One reason per key: callers may log only the first warning for a key.
+ * python-dotenv's default interpolation expands ${...} in every quoting,
+ * \${ included, so a ${ is a hazard whatever the form. */
+static const char *dotenv_hazard(const struct kv *kv, enum dotenv_quoting q)
+{
+	bool brace = dotenv_has_brace(kv->val, kv->len);
+
+	if (q == DOTENV_ESCAPED && brace)
+		return "value needs escapes that not every .env parser reads, and holds ${ which python-dotenv expands unless interpolation is off; the per-key file has the exact bytes";
+	if (q == DOTENV_ESCAPED)
+		return "value needs escapes that not every .env parser reads; the per-key file has the exact bytes";
+	if (brace)
+		return "value holds ${ which python-dotenv expands unless interpolation is off; the per-key file has the exact bytes";
+	return NULL;
+}
+
+/* One key's line, or its warning when it cannot have one. -1 out of memory. */
+static int dotenv_render_kv(const struct kv *kv, struct secbuf *out,
+			    dotenv_warn_fn warn, void *ctx)
+{
+	enum dotenv_quoting q;
+	const char *why;
+
+	if (!dotenv_key_valid(kv->key)) {
+		dotenv_warn(warn, ctx, kv->key,
+			    "not a valid environment variable name; only in its own file");
+		return 0;
+	}
+	if (memchr(kv->val, '\0', kv->len)) {
+		dotenv_warn(warn, ctx, kv->key,
+			    "value holds a NUL byte; only in its own file");
+		return 0;
+	}
+	q = dotenv_quoting_for(kv->val, kv->len);
+	if (dotenv_put_line(out, kv, q) < 0)
+		return -1;
+	why = dotenv_hazard(kv, q);
+	if (why)
+		dotenv_warn(warn, ctx, kv->key, why);
+	return 0;
+}
+
 int dotenv_render(const struct kvmap *m, struct secbuf *out,
 		  dotenv_warn_fn warn, void *ctx)
 {
 	size_t start = out->len;
 
 	for (size_t i = 0; i < m->n; i++) {
-		const struct kv *kv = &m->items[i];
-		enum dotenv_quoting q;
-
-		if (!dotenv_key_valid(kv->key)) {
-			dotenv_warn(warn, ctx, kv->key,
-				    "not a valid environment variable name; only in its own file");
-			continue;
-		}
-		if (memchr(kv->val, '\0', kv->len)) {
-			dotenv_warn(warn, ctx, kv->key,
-				    "value holds a NUL byte; only in its own file");
-			continue;
-		}
-		q = dotenv_quoting_for(kv->val, kv->len);
-		if (dotenv_put_line(out, kv, q) < 0) {
+		if (dotenv_render_kv(&m->items[i], out, warn, ctx) < 0) {
 			/* leave no half-written file behind */
 			secbuf_truncate(out, start);
 			return -1;
 		}
-		if (q == DOTENV_ESCAPED)
-			dotenv_warn(warn, ctx, kv->key,
-				    "value needs escapes that not every .env parser reads; the per-key file has the exact bytes");
 	}
 	return 0;
 }

@@ -1,10 +1,12 @@
 /* dotenv.h - the .env dialect secretfs writes and reads (docs/dotenv.md).
  *
  * Rendering picks, per value, the one quoting that most parsers read back
- * exactly: 'single' when the value has no ', "double" when it has a ' but
- * none of " \ $ ` or newline, else "escaped" double quotes (\\ \" \n \$)
- * with a warning naming the key. Parsing accepts what people type and
- * rejects, with a line number, what would be ambiguous.
+ * exactly: 'single' when the value has no ' and does not end in \,
+ * "double" when it has a ' but none of " \ $ ` or newline, else "escaped"
+ * double quotes (\\ \" \n \$) with a warning naming the key; a value
+ * holding ${ is warned about too (python-dotenv expands it in any quoting).
+ * Parsing accepts what people type and rejects, with a line number, what
+ * would be ambiguous.
  * Round trip: dotenv_parse(dotenv_render(m)) == m for every map whose keys
  * are valid names and whose values hold no NUL byte.
  */
@@ -24,8 +26,8 @@ enum dotenv_quoting {
 	DOTENV_ESCAPED,	/* KEY="va\$lue" - not portable, warned about */
 };
 
-/* Called for every key rendered in the escaped form or left out; why is a
- * short reason. Never passed the value. */
+/* Called once for every key rendered in the escaped form, holding ${, or
+ * left out; why is a short reason. Never passed the value. */
 typedef void (*dotenv_warn_fn)(void *ctx, const char *key, const char *why);
 
 /* [A-Za-z_][A-Za-z0-9_]* */

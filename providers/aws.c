@@ -223,33 +223,36 @@ static void aws_message_clean(const char *msg, char *out, size_t size)
  * message, about what; source names the credentials when they are the
  * problem. Messages are shown only for types whose messages never quote
  * request data (a signature error quotes the canonical request, with
- * the session token in it). */
+ * the session token in it). A 401/403 is ERR_ACCESS whatever the type:
+ * an AWS-compatible server or a proxy may refuse with an HTML or XML page
+ * that has none (http_answer_code). */
 static int aws_error_map(long status, const char *type, const char *message,
 			 const char *what, const char *source, struct err *e)
 {
 	const struct aws_errmap *m = type[0] ? aws_errmap_find(type) : NULL;
+	enum err_code code = http_answer_code(status, m ? m->code : ERR_PROVIDER);
 	char msg[AWS_ERRTEXT_MAX + 8] = "", src[200] = "";
 
+	if (code == ERR_ACCESS && source)
+		snprintf(src, sizeof(src), "; credentials from %s", source);
 	if (!type[0])
-		return err_set(e, ERR_PROVIDER,
-			       "%s: HTTP %ld (%s) without an AWS error type",
-			       what, status, http_status_text(status));
+		return err_set(e, code,
+			       "%s: HTTP %ld (%s) without an AWS error type%s",
+			       what, status, http_status_text(status), src);
 	if (m && m->show_message && message && message[0]) {
 		msg[0] = ':';
 		msg[1] = ' ';
 		aws_message_clean(message, msg + 2, sizeof(msg) - 2);
 	}
-	if (m && m->code == ERR_ACCESS && source)
-		snprintf(src, sizeof(src), "; credentials from %s", source);
 	if (m)
-		return err_set(e, m->code, "%s: %s (%s, HTTP %ld)%s%s", what,
+		return err_set(e, code, "%s: %s (%s, HTTP %ld)%s%s", what,
 			       m->text, type, status, msg, src);
 	if (aws_throttling(type))
-		return err_set(e, ERR_PROVIDER,
-			       "%s: AWS kept throttling the requests (%s, HTTP %ld)",
-			       what, type, status);
-	return err_set(e, ERR_PROVIDER, "%s: AWS error %s (HTTP %ld)", what,
-		       type, status);
+		return err_set(e, code,
+			       "%s: AWS kept throttling the requests (%s, HTTP %ld)%s",
+			       what, type, status, src);
+	return err_set(e, code, "%s: AWS error %s (HTTP %ld)%s", what,
+		       type, status, src);
 }
 
 /* The error type of an answer: the x-amzn-errortype header, else the
@@ -883,7 +886,7 @@ static int aws_call(struct aws_op *op, const char *target,
 				continue;
 			}
 			rc = aws_status_err(rs, op->what, cr.source, e);
-			if (m && m->code == ERR_ACCESS)
+			if (e->code == ERR_ACCESS)
 				aws_auth_log(op->a, e);
 		}
 		aws_creds_free(&cr);

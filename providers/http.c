@@ -232,6 +232,16 @@ const char *http_status_text(long status)
 	return "unexpected status";
 }
 
+bool http_status_refused(long status)
+{
+	return status == 401 || status == 403;
+}
+
+enum err_code http_answer_code(long status, enum err_code parsed)
+{
+	return http_status_refused(status) ? ERR_ACCESS : parsed;
+}
+
 int http_status_err(struct err *e, long status, const char *what)
 {
 	return err_set(e, http_status_code(status), "%s: HTTP %ld (%s)", what,

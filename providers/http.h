@@ -138,6 +138,15 @@ void http_response_free(struct http_response *rs);
 enum err_code http_status_code(long status);
 /* Short text for a status ("not found", "service unavailable"). */
 const char *http_status_text(long status);
+/* 401 and 403: the server (or a proxy before it) refused the request,
+ * whatever its body says or however it is written (a provider's JSON, an
+ * HTML or XML page). */
+bool http_status_refused(long status);
+/* The code of an error answer, for every provider's error mapping: the
+ * code it read from the body (parsed), except that a refusal is always
+ * ERR_ACCESS. A refusal read as ERR_PROVIDER would count as transient and
+ * be papered over with a stale value (the cache's stale-if-error). */
+enum err_code http_answer_code(long status, enum err_code parsed);
 /* err_set(e, http_status_code(status), "WHAT: HTTP STATUS TEXT"). */
 int http_status_err(struct err *e, long status, const char *what);
 

@@ -180,16 +180,19 @@ static bool vault_errors_contain(const struct http_response *rs,
 	return found;
 }
 
-/* An unusual status of a request about what (a locator or an API path). */
+/* An unusual status of a request about what (a locator or an API path).
+ * A 401 or 403 is a refusal whatever its body (Vault's JSON, a proxy's
+ * HTML page): http_status_refused. */
 static int vault_status_err(const struct http_response *rs, const char *what,
 			    struct err *e)
 {
 	char detail[VAULT_ERRTEXT_MAX + 8];
 
+	if (http_status_refused(rs->status))
+		return err_set(e, ERR_ACCESS, "permission denied on %s (HTTP %ld)",
+			       what, rs->status);
 	vault_errors_text(rs, detail, sizeof(detail));
 	switch (rs->status) {
-	case 403:
-		return err_set(e, ERR_ACCESS, "permission denied on %s", what);
 	case 404:
 		return err_set(e, ERR_NOTFOUND, "%s: no such entry", what);
 	case 412:

@@ -659,6 +659,27 @@ class AwsEmulator(EmulatorServer):
                                      headers=dict(resp.headers[1:]),
                                      path=path)
 
+    # What a proxy or an AWS-compatible server in front of the API may send
+    # for a refusal: a page with no AWS error type (no x-amzn-errortype, no
+    # JSON __type).
+    REFUSAL_PAGES = {
+        "html": (b"<html><head><title>403 Forbidden</title></head><body>"
+                 b"<h1>Forbidden</h1></body></html>\n", "text/html"),
+        "xml": (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>"
+                b"<Code>AccessDenied</Code><Message>Access Denied</Message>"
+                b"</Error>\n", "application/xml"),
+    }
+
+    def refuse_next(self, n=1, status=403, kind="html", op=None):
+        """The next n calls (of op; n=None: until removed) answer status
+        (401 or 403) with an HTML or XML page (kind) instead of AWS's JSON
+        error shape; returns the fault rule."""
+        body, ctype = self.REFUSAL_PAGES[kind]
+        path = None if op is None else \
+            r"^/secretsmanager\." + re.escape(op) + "$"
+        return self.faults.fail_next(n, status, body=body,
+                                     content_type=ctype, path=path)
+
     def throttle_next(self, n=1, op=None):
         return self.error_next(n, "ThrottlingException", "Rate exceeded",
                                400, op, generic=True)

@@ -43,8 +43,8 @@ SANITIZER = re.compile(r"ERROR: (Address|Leak|Thread|Memory)Sanitizer|"
 # ---------------------------------------------------------------- dotenv
 
 def quote(value):
-    """One dotenv value as shared/docs/dotenv.md renders it."""
-    if "'" not in value:
+    """One dotenv value as docs/dotenv.md renders it."""
+    if "'" not in value and not value.endswith("\\"):
         return "'" + value + "'"
     if not any(c in value for c in '"\\$`\n'):
         return '"' + value + '"'
@@ -57,8 +57,16 @@ def escape(value):
 
 
 def needs_escape(value):
-    """Values only the escaped, non-portable form can carry (rule 4)."""
-    return "'" in value and any(c in value for c in '"\\$`\n')
+    """Values only the escaped, non-portable form can carry (rule 4): a
+    value ending in a backslash cannot be single-quoted (rule 2)."""
+    return value.endswith("\\") or \
+        ("'" in value and any(c in value for c in '"\\$`\n'))
+
+
+def warns(value):
+    """Whether rendering value into .env logs a warning naming its key
+    (rule 4's escaped form, or rule 5's ${)."""
+    return needs_escape(value) or "${" in value
 
 
 def render(mapping):

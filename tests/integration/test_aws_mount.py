@@ -502,6 +502,34 @@ def test_access_denied_is_eacces(aws, aws_mount, secrets):
     assert sfs.errno_of(sfs.read, app / ".env") == "EACCES"
 
 
+@pytest.mark.parametrize("status,kind", [(403, "html"), (401, "xml")])
+def test_refusal_without_aws_error_type_is_eacces_never_stale(
+        aws, aws_mount, secrets, status, kind):
+    """A proxy or an AWS-compatible server refusing with an HTML or XML
+    page (no AWS error type) refuses all the same: EACCES, and no stale
+    value, although max_stale would cover a transient failure (the 502
+    control below shows it does)."""
+    put_json(aws, secrets, "prod/billing", BILLING)
+    m = aws_mount(billing_app(), settings={"max_stale": "1h"})
+    m.expect_log(r"prod/billing")
+    app = m.app("billing")
+    assert sfs.read(app / "API_KEY") == b"aws-api-key-0123"
+
+    rule = aws.faults.fail_next(None, 502, body=b"<html>Bad Gateway</html>",
+                                content_type="text/html",
+                                path=r"GetSecretValue$")
+    assert sfs.read(app / "API_KEY") == b"aws-api-key-0123"
+    assert os.getxattr(app / "API_KEY", "user.secretfs.stale") == b"1"
+    aws.faults.remove(rule)
+
+    rule = aws.refuse_next(None, status, kind, op="GetSecretValue")
+    assert sfs.errno_of(sfs.read, app / "API_KEY") == "EACCES"
+    assert sfs.errno_of(sfs.read, app / ".env") == "EACCES"
+    assert rule.fired >= 2
+    aws.faults.remove(rule)
+    assert sfs.read(app / "API_KEY") == b"aws-api-key-0123"
+
+
 def test_missing_secret_as_a_mapping_fails(aws, aws_mount, secrets):
     put_json(aws, secrets, "prod/billing", BILLING)
     m = aws_mount(billing_app(**{"env.GONE": "aws://prod/nothing#k"}))

@@ -292,6 +292,46 @@ static void test_status_err(void **st)
 	http_response_free(&rs);
 }
 
+/* A 401/403 is a refusal whatever its body: an AWS-compatible server or a
+ * proxy answering with an HTML or XML page (no AWS error type) must not
+ * come out as ERR_PROVIDER, which the cache treats as transient and
+ * papers over with a stale value. */
+static void test_status_err_refusals(void **st)
+{
+	static const struct {
+		long status;
+		const char *body;
+		const char *header;
+	} cases[] = {
+		{ 403, "<html><body><h1>403 Forbidden</h1></body></html>", "" },
+		{ 401, "<?xml version=\"1.0\"?><Error><Code>Unauthorized</Code></Error>", "" },
+		{ 403, "", "" },
+		{ 403, "{\"__type\":\"SomethingNewException\"}", "" },
+		{ 403, "{\"message\":\"no\"}", "ThrottlingException" },
+	};
+	struct http_response rs;
+	struct err e;
+
+	(void)st;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		rs = resp(cases[i].status, cases[i].body);
+		snprintf(rs.header, sizeof(rs.header), "%s", cases[i].header);
+		assert_int_equal(aws_status_err(&rs, "prod/db", "the environment", &e), -1);
+		if (e.code != ERR_ACCESS)
+			fail_msg("case %zu: code %d (%s), want access denied",
+				 i, e.code, e.msg);
+		assert_non_null(strstr(e.msg, "prod/db"));
+		assert_non_null(strstr(e.msg, "credentials from the environment"));
+		assert_null(strstr(e.msg, "<"));
+		http_response_free(&rs);
+	}
+	rs = resp(403, "<html>Forbidden</html>");
+	aws_status_err(&rs, "prod/db", NULL, &e);
+	assert_string_equal(e.msg,
+			    "prod/db: HTTP 403 (forbidden) without an AWS error type");
+	http_response_free(&rs);
+}
+
 /* ---- GetSecretValue answers ---- */
 
 static int parse(const char *body, struct entry *en, struct aws_cur *cur,
@@ -1396,6 +1436,7 @@ int main(void)
 		T(test_error_map),
 		T(test_error_messages),
 		T(test_status_err),
+		T(test_status_err_refusals),
 		T(test_get_json_object),
 		T(test_get_single),
 		T(test_get_binary),

@@ -117,6 +117,10 @@ static void test_quoting_for(void **state)
 		{ "", DOTENV_SINGLE },
 		{ "hello world", DOTENV_SINGLE },
 		{ "say \"hi\" $HOME `x` \\ \n", DOTENV_SINGLE },
+		{ "\\a", DOTENV_SINGLE },
+		{ "abc\\", DOTENV_ESCAPED },
+		{ "\\", DOTENV_ESCAPED },
+		{ "C:\\dir\\", DOTENV_ESCAPED },
 		{ "it's", DOTENV_DOUBLE },
 		{ "it's # = \t \r caf\xc3\xa9", DOTENV_DOUBLE },
 		{ "it's \"x\"", DOTENV_ESCAPED },
@@ -168,6 +172,35 @@ static void test_render_escaped(void **state)
 	RENDER1("K", "it's C:\\x", "K=\"it's C:\\\\x\"\n");
 	RENDER1("K", "it's `id`", "K=\"it's \\`id\\`\"\n");
 	RENDER1("K", "it's\r\n", "K=\"it's\\r\\n\"\n");
+}
+
+/* A value ending in \ is never single-quoted: python-dotenv would read the
+ * closing \' as an escaped quote and run on into the next value. */
+static void test_render_trailing_backslash(void **state)
+{
+	(void)state;
+	RENDER1("K", "abc\\", "K=\"abc\\\\\"\n");
+	RENDER1("K", "\\", "K=\"\\\\\"\n");
+	RENDER1("K", "C:\\dir\\", "K=\"C:\\\\dir\\\\\"\n");
+	RENDER1("K", "a\\b", "K='a\\b'\n");
+}
+
+/* The measured failure: A='abc\' followed by a quoted B lost both. */
+static void test_render_backslash_neighbours(void **state)
+{
+	struct kvmap m = KVMAP_INIT;
+	struct secbuf out = SECBUF_INIT;
+	const char *want = "A=\"abc\\\\\"\nB='x y'\nC=\"it's\"\nD='say \"hi\"'\n";
+
+	(void)state;
+	assert_int_equal(kvmap_set(&m, "A", "abc\\", 4), 0);
+	assert_int_equal(kvmap_set(&m, "B", "x y", 3), 0);
+	assert_int_equal(kvmap_set(&m, "C", "it's", 4), 0);
+	assert_int_equal(kvmap_set(&m, "D", "say \"hi\"", 8), 0);
+	assert_int_equal(dotenv_render(&m, &out, NULL, NULL), 0);
+	assert_string_equal(out.data, want);
+	secbuf_free(&out);
+	kvmap_free(&m);
 }
 
 static void test_render_sorted_lines(void **state)
@@ -236,7 +269,15 @@ static void test_render_warnings(void **state)
 	struct kvmap m = KVMAP_INIT;
 	struct secbuf out = SECBUF_INIT;
 	struct warns w = { 0 };
-	const char *secrets[] = { "secret-bad1", "secret-bad2", "sec", "secret-esc" };
+	const char *secrets[] = { "secret-bad1", "secret-bad2", "sec", "secret-esc",
+				  "secret-trail", "secret-both", "HOME" };
+	const char *want =
+		"BOTH=\"it's \\${secret-both}\"\n"
+		"BRACE='${HOME}x'\n"
+		"ESC=\"it's \\$secret-esc\"\n"
+		"OK='fine'\n"
+		"QUOTE=\"it's\"\n"
+		"TRAIL=\"secret-trail\\\\\"\n";
 
 	(void)state;
 	assert_int_equal(kvmap_set(&m, "1BAD", "secret-bad1", 11), 0);
@@ -245,11 +286,20 @@ static void test_render_warnings(void **state)
 	assert_int_equal(kvmap_set(&m, "ESC", "it's $secret-esc", 16), 0);
 	assert_int_equal(kvmap_set(&m, "OK", "fine", 4), 0);
 	assert_int_equal(kvmap_set(&m, "QUOTE", "it's", 4), 0);
+	assert_int_equal(kvmap_set(&m, "BRACE", "${HOME}x", 8), 0);
+	assert_int_equal(kvmap_set(&m, "TRAIL", "secret-trail\\", 13), 0);
+	assert_int_equal(kvmap_set(&m, "BOTH", "it's ${secret-both}", 19), 0);
 	assert_int_equal(dotenv_render(&m, &out, record_warn, &w), 0);
 
-	assert_string_equal(out.data,
-			    "ESC=\"it's \\$secret-esc\"\nOK='fine'\nQUOTE=\"it's\"\n");
-	assert_int_equal(w.n, 4);
+	assert_string_equal(out.data, want);
+	/* one warning per key, even when a value has two hazards */
+	assert_int_equal(w.n, 7);
+	assert_true(warned_for(&w, "BRACE") >= 0);
+	assert_true(warned_for(&w, "TRAIL") >= 0);
+	assert_true(warned_for(&w, "BOTH") >= 0);
+	assert_non_null(strstr(w.why[warned_for(&w, "BRACE")], "${"));
+	assert_non_null(strstr(w.why[warned_for(&w, "BOTH")], "${"));
+	assert_non_null(strstr(w.why[warned_for(&w, "BOTH")], "escapes"));
 	assert_true(warned_for(&w, "1BAD") >= 0);
 	assert_true(warned_for(&w, "has-dash") >= 0);
 	assert_true(warned_for(&w, "NULVAL") >= 0);
@@ -268,8 +318,7 @@ static void test_render_warnings(void **state)
 	/* the same map with no callback renders the same bytes */
 	secbuf_clear(&out);
 	assert_int_equal(dotenv_render(&m, &out, NULL, NULL), 0);
-	assert_string_equal(out.data,
-			    "ESC=\"it's \\$secret-esc\"\nOK='fine'\nQUOTE=\"it's\"\n");
+	assert_string_equal(out.data, want);
 	secbuf_free(&out);
 	kvmap_free(&m);
 }
@@ -510,6 +559,38 @@ static void rt_key(unsigned *seed, char *key)
 	key[n] = '\0';
 }
 
+/* Values with quotes, set beside the random ones: a line that runs on into
+ * its neighbour (python-dotenv with a closing \') shows only there. */
+static const char *const rt_neighbours[] = {
+	"x y", "say \"hi\"", "it's", "'quoted'", "{\"a\":\"b c\"}",
+};
+
+static void rt_add_neighbours(unsigned *seed, struct kvmap *m)
+{
+	size_t nn = sizeof(rt_neighbours) / sizeof(rt_neighbours[0]);
+
+	for (int k = rand_r(seed) % 4; k > 0; k--) {
+		const char *v = rt_neighbours[rand_r(seed) % nn];
+		char key[8];
+
+		rt_key(seed, key);
+		assert_int_equal(kvmap_set(m, key, v, strlen(v)), 0);
+	}
+}
+
+/* python-dotenv reads \' as an escaped quote even in single quotes, so no
+ * rendered single-quoted value may end in a backslash. Only such a value
+ * puts \' at a line's end: every other form ends in " or has no '. */
+static void rt_check_python_dotenv(const struct secbuf *out, unsigned seed0,
+				   int iter)
+{
+	for (size_t i = 1; i + 1 < out->len; i++)
+		if (out->data[i] == '\'' && out->data[i + 1] == '\n' &&
+		    out->data[i - 1] == '\\')
+			fail_msg("seed %u iteration %d: a single-quoted value ends in \\\n%s",
+				 seed0, iter, out->data);
+}
+
 static void test_round_trip_random(void **state)
 {
 	const unsigned seed0 = 20240611;
@@ -532,7 +613,9 @@ static void test_round_trip_random(void **state)
 			classes[dotenv_quoting_for(val, len)]++;
 			assert_int_equal(kvmap_set(&m, key, val, len), 0);
 		}
+		rt_add_neighbours(&seed, &m);
 		assert_int_equal(dotenv_render(&m, &out, NULL, NULL), 0);
+		rt_check_python_dotenv(&out, seed0, iter);
 		if (dotenv_parse(out.data, out.len, &back, &e) < 0)
 			fail_msg("seed %u iteration %d: parse failed: %s\n%s",
 				 seed0, iter, e.msg, out.data);
@@ -579,6 +662,8 @@ int main(void)
 		cmocka_unit_test(test_render_single),
 		cmocka_unit_test(test_render_double),
 		cmocka_unit_test(test_render_escaped),
+		cmocka_unit_test(test_render_trailing_backslash),
+		cmocka_unit_test(test_render_backslash_neighbours),
 		cmocka_unit_test(test_render_sorted_lines),
 		cmocka_unit_test(test_render_appends),
 		cmocka_unit_test(test_render_warnings),

@@ -307,6 +307,26 @@ static void test_status_table(void **state)
 	assert_string_equal(e.msg, "GET x: HTTP 403 (forbidden)");
 }
 
+/* Every provider's error mapping passes its reading of the body through
+ * http_answer_code: a refusal is ERR_ACCESS whatever the body was. */
+static void test_answer_code(void **state)
+{
+	(void)state;
+	assert_true(http_status_refused(401));
+	assert_true(http_status_refused(403));
+	assert_false(http_status_refused(400));
+	assert_false(http_status_refused(404));
+	assert_false(http_status_refused(407));
+	assert_false(http_status_refused(500));
+	assert_int_equal(http_answer_code(403, ERR_PROVIDER), ERR_ACCESS);
+	assert_int_equal(http_answer_code(401, ERR_PROVIDER), ERR_ACCESS);
+	assert_int_equal(http_answer_code(401, ERR_INVALID), ERR_ACCESS);
+	assert_int_equal(http_answer_code(403, ERR_NOTFOUND), ERR_ACCESS);
+	assert_int_equal(http_answer_code(400, ERR_PROVIDER), ERR_PROVIDER);
+	assert_int_equal(http_answer_code(400, ERR_ACCESS), ERR_ACCESS);
+	assert_int_equal(http_answer_code(502, ERR_PROVIDER), ERR_PROVIDER);
+}
+
 static void test_retryable(void **state)
 {
 	(void)state;
@@ -925,6 +945,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_status_table),
+		cmocka_unit_test(test_answer_code),
 		cmocka_unit_test(test_retryable),
 		cmocka_unit_test(test_backoff_bounds),
 		cmocka_unit_test(test_retry_after),

@@ -223,6 +223,7 @@ static void test_statuses(void **state)
 		const char *text;
 	} cases[] = {
 		{ 403, ERR_ACCESS, "permission denied on secret/x" },
+		{ 401, ERR_ACCESS, "permission denied on secret/x (HTTP 401)" },
 		{ 503, ERR_PROVIDER, "sealed" },
 		{ 500, ERR_PROVIDER, "HTTP 500" },
 		{ 502, ERR_PROVIDER, "HTTP 502" },
@@ -242,6 +243,33 @@ static void test_statuses(void **state)
 		if (!strstr(e.msg, cases[i].text))
 			fail_msg("'%s' lacks '%s'", e.msg, cases[i].text);
 		http_response_free(&rs);
+	}
+}
+
+/* A refusal whatever the body: a proxy's HTML page in front of Vault must
+ * not read as a transient failure that a stale value papers over. */
+static void test_refusal_any_body(void **state)
+{
+	static const char *const bodies[] = {
+		"<html><body><h1>401 Authorization Required</h1></body></html>",
+		"<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code></Error>",
+		"", "{\"errors\":[]}",
+	};
+
+	(void)state;
+	for (long status = 401; status <= 403; status += 2) {
+		for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+			struct http_response rs = resp(status, bodies[i]);
+			struct entry en = ENTRY_INIT;
+			struct err e;
+
+			assert_int_equal(vault_v2_read_parse(&rs, "secret/x", &en, NULL, &e), -1);
+			if (e.code != ERR_ACCESS)
+				fail_msg("HTTP %ld, body %zu: code %d (%s)", status,
+					 i, e.code, e.msg);
+			assert_null(strstr(e.msg, "<"));
+			http_response_free(&rs);
+		}
 	}
 }
 
@@ -719,6 +747,7 @@ int main(void)
 		cmocka_unit_test(test_v2_not_found_shapes),
 		cmocka_unit_test(test_v2_garbage),
 		cmocka_unit_test(test_statuses),
+		cmocka_unit_test(test_refusal_any_body),
 		cmocka_unit_test(test_v1_envelope),
 		cmocka_unit_test(test_v1_not_found_and_wrong_version),
 		cmocka_unit_test(test_metadata),
