@@ -85,8 +85,6 @@
 #define AWS_LIST_PAGE 100
 #define AWS_LIST_PAGES_MAX 1000
 #define AWS_LIST_MAX 100000
-#define AWS_THROTTLE_ATTEMPTS 4
-#define AWS_MIN_WAIT_LEFT_MS 50
 #define AWS_TYPE_MAX 64
 #define AWS_ERRTEXT_MAX 200
 #define AWS_REGION_MAX 64
@@ -773,48 +771,62 @@ static void aws_op_end(struct aws_op *op)
 	op->url = NULL;
 }
 
-/* One signed POST / (protocols.md section 2, the curl 7.88 rules). */
-static int aws_send(struct aws_op *op, const char *target,
-		    const struct secbuf *body, const struct aws_creds *cr,
-		    struct http_response *rs, struct err *e)
-{
-	struct http_headers h = HTTP_HEADERS_INIT;
-	char sigv4[AWS_REGION_MAX + 32], tgt[96];
-	struct http_request rq = {
-		.method = "POST",
-		.url = op->url,
-		.headers = &h,
-		.body = body->data,
-		.body_len = body->len,
-		/* rule 2: our own, signed Content-Type */
-		.content_type = AWS_CONTENT_TYPE,
-		/* secrets and a signature never go to another host */
-		.body_secret = true,
-		.deadline_ms = op->deadline,
-		/* rule 8: the full provider:provider:region:service */
-		.aws_sigv4 = sigv4,
-		/* rule 9: set afresh on every attempt */
-		.aws_key_id = cr->key_id,
-		.aws_secret = cr->secret,
-		.keep_header = "x-amzn-errortype",
-	};
-	int rc;
+/* One call's credentials, fetched afresh for every attempt of it, and
+ * what its answers said. */
+struct aws_call_ctx {
+	struct aws_op *op;
+	char sigv4[AWS_REGION_MAX + 32];
+	struct aws_creds cr;
+	uint64_t gen;
+	bool have_creds;
+	bool refreshed;		/* fresh credentials were asked for once */
+};
 
-	snprintf(sigv4, sizeof(sigv4), "aws:amz:%s:%s", op->region, AWS_SERVICE);
-	snprintf(tgt, sizeof(tgt), "secretsmanager.%s", target);
-	/* rule 4: the session token only when there is one; rule 5: never
-	 * X-Amz-Date or Date; rule 3: no empty or removal lines */
-	if (http_headers_add(&h, "X-Amz-Target", tgt, false) < 0 ||
-	    (cr->token && cr->token[0] &&
-	     http_headers_add(&h, "X-Amz-Security-Token", cr->token, true) < 0)) {
-		http_headers_free(&h);
+/* The auth hook: sign with the chain's current credentials (rule 9: set
+ * afresh on every attempt); rule 4: the session token only when there is
+ * one. */
+static int aws_call_auth(void *ctx, struct http_auth *au, struct err *e)
+{
+	struct aws_call_ctx *c = ctx;
+
+	if (c->have_creds)
+		aws_creds_free(&c->cr);
+	c->have_creds = false;
+	if (aws_chain_get(c->op->a->chain, c->op->deadline, &c->cr, &c->gen, e) < 0)
+		return err_prefix(e, "%s: AWS credentials: ", c->op->what);
+	c->have_creds = true;
+	http_auth_sigv4(au, c->sigv4, c->cr.key_id, c->cr.secret);
+	if (c->cr.token && c->cr.token[0] &&
+	    http_auth_header(au, "X-Amz-Security-Token", c->cr.token) < 0)
 		return err_oom(e);
+	return 0;
+}
+
+/* The retry classifier: throttling is HTTP 400 in this protocol, which
+ * the layer would not retry; an authentication error is retried once
+ * with fresh credentials (the next attempt's auth hook fetches them). */
+static enum http_verdict aws_call_classify(void *ctx,
+					   const struct http_response *rs)
+{
+	struct aws_call_ctx *c = ctx;
+	const struct aws_errmap *m;
+	char type[AWS_TYPE_MAX];
+	json_t *root;
+
+	if (rs->status == 200)
+		return HTTP_VERDICT_FINAL;
+	root = http_json_parse(rs);
+	aws_answer_type(rs, root, type, sizeof(type));
+	json_decref(root);
+	if (aws_throttling(type))
+		return HTTP_VERDICT_RETRY;
+	m = aws_errmap_find(type);
+	if (m && m->auth && !c->refreshed &&
+	    aws_chain_reject(c->op->a->chain, c->gen)) {
+		c->refreshed = true;
+		return HTTP_VERDICT_RETRY;
 	}
-	rc = http_request(op->a->http, &rq, rs, e);
-	http_headers_free(&h);
-	if (rc < 0)
-		err_prefix(e, "%s: ", op->what);
-	return rc;
+	return HTTP_VERDICT_DEFAULT;
 }
 
 /* Credential and signature errors are logged here too, since a cache
@@ -831,67 +843,54 @@ static void aws_auth_log(struct aws *a, const struct err *e)
 		log_warn("aws %s: %s", a->name, e->msg);
 }
 
-/* Wait before another try at a throttled request; false when the
- * deadline does not allow one. */
-static bool aws_throttle_wait(struct aws_op *op, int attempt)
-{
-	long wait = http_backoff_ms(attempt, HTTP_BACKOFF_BASE_MS,
-				    HTTP_BACKOFF_CAP_MS);
-
-	if (attempt + 1 >= AWS_THROTTLE_ATTEMPTS ||
-	    clock_now_ms() + wait + AWS_MIN_WAIT_LEFT_MS > op->deadline)
-		return false;
-	log_debug("aws %s: %s: throttled; retrying in %ld ms", op->a->name,
-		  op->what, wait);
-	clock_sleep_ms(wait);
-	return true;
-}
-
-/* One Secrets Manager operation. 0 with rs holding a 200 answer; -1 with
- * e mapped from AWS's error otherwise. Throttling (HTTP 400 in this
- * protocol, which the HTTP layer does not retry) is retried here; an
- * authentication error once with fresh credentials. */
+/* One Secrets Manager operation: a signed POST / (protocols.md section
+ * 2, the curl 7.88 rules). 0 with rs holding a 200 answer; -1 with e
+ * mapped from AWS's error otherwise. */
 static int aws_call(struct aws_op *op, const char *target,
 		    const struct secbuf *body, struct http_response *rs,
 		    struct err *e)
 {
-	int attempt = 0;
-	bool refreshed = false;
+	struct aws_call_ctx c = { .op = op };
+	struct http_headers h = HTTP_HEADERS_INIT;
+	struct http_request rq = {
+		.method = "POST",
+		.url = op->url,
+		.headers = &h,
+		.body = body->data,
+		.body_len = body->len,
+		/* rule 2: our own, signed Content-Type */
+		.content_type = AWS_CONTENT_TYPE,
+		/* secrets and a signature never go to another host */
+		.body_secret = true,
+		.deadline_ms = op->deadline,
+		.keep_header = "x-amzn-errortype",
+		.auth = aws_call_auth,
+		.classify = aws_call_classify,
+		.ctx = &c,
+	};
+	char tgt[96];
+	int rc;
 
-	for (;;) {
-		struct aws_creds cr;
-		const struct aws_errmap *m;
-		char type[AWS_TYPE_MAX];
-		json_t *root;
-		uint64_t gen;
-		int rc;
-
-		if (aws_chain_get(op->a->chain, op->deadline, &cr, &gen, e) < 0)
-			return err_prefix(e, "%s: AWS credentials: ", op->what);
-		rc = aws_send(op, target, body, &cr, rs, e);
-		if (rc == 0 && rs->status != 200) {
-			root = http_json_parse(rs);
-			aws_answer_type(rs, root, type, sizeof(type));
-			json_decref(root);
-			m = aws_errmap_find(type);
-			if (aws_throttling(type) && aws_throttle_wait(op, attempt)) {
-				attempt++;
-				aws_creds_free(&cr);
-				continue;
-			}
-			if (m && m->auth && !refreshed &&
-			    aws_chain_reject(op->a->chain, gen)) {
-				refreshed = true;
-				aws_creds_free(&cr);
-				continue;
-			}
-			rc = aws_status_err(rs, op->what, cr.source, e);
-			if (e->code == ERR_ACCESS)
-				aws_auth_log(op->a, e);
-		}
-		aws_creds_free(&cr);
-		return rc;
+	/* rule 8: the full provider:provider:region:service */
+	snprintf(c.sigv4, sizeof(c.sigv4), "aws:amz:%s:%s", op->region,
+		 AWS_SERVICE);
+	snprintf(tgt, sizeof(tgt), "secretsmanager.%s", target);
+	/* rule 5: never X-Amz-Date or Date; rule 3: no empty or removal
+	 * lines */
+	if (http_headers_add(&h, "X-Amz-Target", tgt, false) < 0)
+		return err_oom(e);
+	rc = http_request(op->a->http, &rq, rs, e);
+	http_headers_free(&h);
+	if (rc < 0 && c.have_creds)
+		err_prefix(e, "%s: ", op->what);
+	if (rc == 0 && rs->status != 200) {
+		rc = aws_status_err(rs, op->what, c.cr.source, e);
+		if (e->code == ERR_ACCESS)
+			aws_auth_log(op->a, e);
 	}
+	if (c.have_creds)
+		aws_creds_free(&c.cr);
+	return rc;
 }
 
 /* GetSecretValue of id into out (and cur). */

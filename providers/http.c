@@ -153,6 +153,7 @@ static struct curl_slist *http_slist_add(struct curl_slist *l,
 /* The header list of one attempt; secret lines left out when the request
  * goes to another origin than the caller named. NULL on out of memory. */
 static struct curl_slist *http_slist_build(const struct http_request *rq,
+					   const struct http_auth *auth,
 					   bool drop_secret, bool *ok)
 {
 	struct curl_slist *l = NULL;
@@ -161,7 +162,7 @@ static struct curl_slist *http_slist_build(const struct http_request *rq,
 	*ok = true;
 	/* no "Expect: 100-continue" round trip for larger bodies; but curl
 	 * 7.88 would sign the removal line for AWS and never send it */
-	if (!rq->aws_sigv4)
+	if (!auth->sigv4)
 		l = http_slist_add(l, "Expect:", ok);
 	if (rq->body) {
 		snprintf(ctype, sizeof(ctype), "Content-Type: %s",
@@ -173,6 +174,8 @@ static struct curl_slist *http_slist_build(const struct http_request *rq,
 			continue;
 		l = http_slist_add(l, rq->headers->v[i].line, ok);
 	}
+	for (size_t i = 0; !drop_secret && i < auth->headers.n; i++)
+		l = http_slist_add(l, auth->headers.v[i].line, ok);
 	if (!*ok) {
 		http_slist_free(l);
 		return NULL;
@@ -250,9 +253,9 @@ int http_status_err(struct err *e, long status, const char *what)
 
 /* ---- policy ---- */
 
-bool http_status_retryable(long status, bool retry_412)
+bool http_status_retryable(long status)
 {
-	if (status == 429 || (status == 412 && retry_412))
+	if (status == 429)
 		return true;
 	return status >= 500 && status < 600 && status != 501;
 }
@@ -691,16 +694,33 @@ static bool http_set_tls(struct http_client *c, CURL *h)
 	return ok;
 }
 
-/* CURLOPT_AWS_SIGV4: curl signs the request with the key id and secret. */
-static bool http_set_sigv4(CURL *h, const struct http_request *rq)
+/* ---- authentication ---- */
+
+int http_auth_header(struct http_auth *a, const char *name, const char *value)
 {
-	if (!rq->aws_sigv4)
+	return http_headers_add(&a->headers, name, value, true);
+}
+
+void http_auth_sigv4(struct http_auth *a, const char *scope,
+		     const char *key_id, const char *secret)
+{
+	a->sigv4 = scope;
+	a->sigv4_user = key_id;
+	a->sigv4_password = secret;
+}
+
+/* CURLOPT_AWS_SIGV4: curl signs the request with the key id and secret;
+ * never for another origin than the caller named. */
+static bool http_set_sigv4(CURL *h, const struct http_auth *a,
+			   bool drop_secret)
+{
+	if (!a->sigv4 || drop_secret)
 		return true;
-	return curl_easy_setopt(h, CURLOPT_AWS_SIGV4, rq->aws_sigv4) == CURLE_OK &&
+	return curl_easy_setopt(h, CURLOPT_AWS_SIGV4, a->sigv4) == CURLE_OK &&
 	       curl_easy_setopt(h, CURLOPT_USERNAME,
-				rq->aws_key_id ? rq->aws_key_id : "") == CURLE_OK &&
+				a->sigv4_user ? a->sigv4_user : "") == CURLE_OK &&
 	       curl_easy_setopt(h, CURLOPT_PASSWORD,
-				rq->aws_secret ? rq->aws_secret : "") == CURLE_OK;
+				a->sigv4_password ? a->sigv4_password : "") == CURLE_OK;
 }
 
 static bool http_setup(struct http_client *c, CURL *h,
@@ -731,8 +751,7 @@ static bool http_setup(struct http_client *c, CURL *h,
 	       curl_easy_setopt(h, CURLOPT_ERRORBUFFER, at->errbuf) == CURLE_OK &&
 	       curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE,
 				(curl_off_t)at->max) == CURLE_OK &&
-	       http_set_tls(c, h) && http_set_method(h, rq) &&
-	       http_set_sigv4(h, rq);
+	       http_set_tls(c, h) && http_set_method(h, rq);
 }
 
 /* Sleep before the next attempt when one is allowed and fits in the
@@ -827,18 +846,85 @@ static int http_transport_err(struct http_run *run, CURLcode code,
 		       attempts);
 }
 
+/* Whether an answer is retried: the provider's word, else the rule. */
+static bool http_answer_retryable(const struct http_request *rq,
+				  const struct http_response *rs)
+{
+	enum http_verdict v = rq->classify ? rq->classify(rq->ctx, rs) :
+		HTTP_VERDICT_DEFAULT;
+
+	if (v == HTTP_VERDICT_DEFAULT)
+		return http_status_retryable(rs->status);
+	return v == HTTP_VERDICT_RETRY;
+}
+
+/* Authenticate and set up one attempt's handle; *hdrs is its header list. */
+static int http_prepare(struct http_run *run, struct http_attempt *at,
+			struct http_auth *auth, struct curl_slist **hdrs,
+			long left, struct err *e)
+{
+	const struct http_request *rq = run->rq;
+	bool ok;
+
+	if (rq->auth && rq->auth(rq->ctx, auth, e) < 0)
+		return -1;
+	*hdrs = http_slist_build(rq, auth, run->drop_secret, &ok);
+	if (!ok || !http_setup(run->c, run->h, rq, run->url, *hdrs, at, left) ||
+	    !http_set_sigv4(run->h, auth, run->drop_secret))
+		return err_oom(e);
+	return 0;
+}
+
+/* After a transport failure: 1 to retry, else -1 with e. */
+static int http_attempt_failed(struct http_run *run, CURLcode code,
+			       const struct http_attempt *at,
+			       struct http_response *rs, struct err *e)
+{
+	secbuf_clear(&rs->body);
+	if (!at->too_big && !at->nomem && http_curl_retryable(code) &&
+	    http_retry_wait(run->c, run->retry, -1, run->deadline,
+			    run->rq->method, run->brief,
+			    curl_easy_strerror(code))) {
+		run->retry++;
+		return 1;
+	}
+	return http_transport_err(run, code, at, e);
+}
+
+/* After an answer: 1 to go on (retry or redirect), 0 done, -1 failed. */
+static int http_attempt_answered(struct http_run *run,
+				 const struct http_attempt *at,
+				 struct http_response *rs, struct err *e)
+{
+	char why[64];
+
+	curl_easy_getinfo(run->h, CURLINFO_RESPONSE_CODE, &rs->status);
+	memcpy(rs->header, at->kept, sizeof(rs->header));
+	if (http_redirect_status(rs->status) && !run->redirected)
+		return http_follow(run, e);
+	snprintf(why, sizeof(why), "HTTP %ld", rs->status);
+	if (http_answer_retryable(run->rq, rs) &&
+	    http_retry_wait(run->c, run->retry,
+			    http_retry_after_ms(at->retry_after,
+						HTTP_RETRY_AFTER_CAP_MS),
+			    run->deadline, run->rq->method, run->brief, why)) {
+		run->retry++;
+		return 1;
+	}
+	return 0;
+}
+
 /* One attempt: 1 to go on (retry or redirect), 0 done, -1 failed. */
 static int http_attempt_once(struct http_run *run, struct http_response *rs,
 			     struct err *e)
 {
-	struct http_client *c = run->c;
-	struct http_attempt at = { .body = &rs->body, .max = c->max_response,
+	struct http_attempt at = { .body = &rs->body, .max = run->c->max_response,
 				   .keep = run->rq->keep_header };
+	struct http_auth auth = { HTTP_HEADERS_INIT, NULL, NULL, NULL };
 	long left = (long)(run->deadline - clock_now_ms());
-	struct curl_slist *hdrs;
+	struct curl_slist *hdrs = NULL;
 	CURLcode code;
-	char why[64];
-	bool ok;
+	int rc;
 
 	if (left <= 0)
 		return err_set(e, ERR_PROVIDER, "%s %s: timed out",
@@ -846,38 +932,18 @@ static int http_attempt_once(struct http_run *run, struct http_response *rs,
 	secbuf_clear(&rs->body);
 	rs->status = 0;
 	rs->header[0] = '\0';
-	hdrs = http_slist_build(run->rq, run->drop_secret, &ok);
-	if (!ok || !http_setup(c, run->h, run->rq, run->url, hdrs, &at, left)) {
-		http_slist_free(hdrs);
-		return err_oom(e);
+	rc = http_prepare(run, &at, &auth, &hdrs, left, e);
+	if (rc == 0) {
+		code = curl_easy_perform(run->h);
+		rc = code != CURLE_OK ? http_attempt_failed(run, code, &at, rs, e) :
+			http_attempt_answered(run, &at, rs, e);
 	}
-	code = curl_easy_perform(run->h);
+	/* the handle must not keep the secret header lines or the key */
+	curl_easy_setopt(run->h, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(run->h, CURLOPT_PASSWORD, NULL);
 	http_slist_free(hdrs);
-	if (code != CURLE_OK) {
-		secbuf_clear(&rs->body);
-		if (!at.too_big && !at.nomem && http_curl_retryable(code) &&
-		    http_retry_wait(c, run->retry, -1, run->deadline,
-				    run->rq->method, run->brief,
-				    curl_easy_strerror(code))) {
-			run->retry++;
-			return 1;
-		}
-		return http_transport_err(run, code, &at, e);
-	}
-	curl_easy_getinfo(run->h, CURLINFO_RESPONSE_CODE, &rs->status);
-	memcpy(rs->header, at.kept, sizeof(rs->header));
-	if (http_redirect_status(rs->status) && !run->redirected)
-		return http_follow(run, e);
-	snprintf(why, sizeof(why), "HTTP %ld", rs->status);
-	if (http_status_retryable(rs->status, run->rq->retry_412) &&
-	    http_retry_wait(c, run->retry,
-			    http_retry_after_ms(at.retry_after,
-						HTTP_RETRY_AFTER_CAP_MS),
-			    run->deadline, run->rq->method, run->brief, why)) {
-		run->retry++;
-		return 1;
-	}
-	return 0;
+	http_headers_free(&auth.headers);
+	return rc;
 }
 
 int http_request(struct http_client *c, const struct http_request *rq,
@@ -909,12 +975,8 @@ int http_request(struct http_client *c, const struct http_request *rq,
 		secbuf_clear(&rs->body);
 	}
 	/* the handle must not keep pointers into this request's memory */
-	curl_easy_setopt(run.h, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(run.h, CURLOPT_POSTFIELDS, NULL);
 	curl_easy_setopt(run.h, CURLOPT_ERRORBUFFER, NULL);
-	/* nor hold the AWS secret any longer than the request */
-	if (rq->aws_sigv4)
-		curl_easy_setopt(run.h, CURLOPT_PASSWORD, NULL);
 	http_handle_put(c, run.h);
 	free(run.url);
 	return rc < 0 ? -1 : 0;

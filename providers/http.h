@@ -47,6 +47,7 @@
 #define HTTP_RETRY_AFTER_CAP_MS 10000L
 
 struct http_client;
+struct http_response;
 
 struct http_client_conf {
 	const char *name;	/* provider name, for log lines */
@@ -83,6 +84,33 @@ int http_headers_add(struct http_headers *h, const char *name,
 /* Wipe and free every line. */
 void http_headers_free(struct http_headers *h);
 
+/* What a provider's auth hook adds to one attempt: secret headers (a
+ * bearer token, a session token) and/or curl's signature. */
+struct http_auth {
+	struct http_headers headers;	/* all secret: never sent cross-origin */
+	const char *sigv4;	/* see http_auth_sigv4 */
+	const char *sigv4_user;
+	const char *sigv4_password;
+};
+
+/* Add a secret header line to this attempt. 0, or -1 out of memory. */
+int http_auth_header(struct http_auth *a, const char *name, const char *value);
+/* Sign this attempt with AWS Signature Version 4 by libcurl:
+ * CURLOPT_AWS_SIGV4 (the full "aws:amz:REGION:SERVICE") with the key id
+ * and secret as CURLOPT_USERNAME/PASSWORD. curl 7.88 signs every
+ * CURLOPT_HTTPHEADER line, even a removal line that is never sent, so a
+ * signed request carries no "Expect:" line; docs/aws.md has the rules
+ * callers follow. The strings must live until the attempt ends. */
+void http_auth_sigv4(struct http_auth *a, const char *scope,
+		     const char *key_id, const char *secret);
+
+/* A provider's word on an answer (http_request.classify). */
+enum http_verdict {
+	HTTP_VERDICT_DEFAULT,	/* the layer's rule: 429, 5xx except 501 */
+	HTTP_VERDICT_RETRY,	/* retry it (backoff and budget as ever) */
+	HTTP_VERDICT_FINAL,	/* hand it back */
+};
+
 struct http_request {
 	const char *method;	/* "GET", "POST", "LIST", "PUT", "DELETE"... */
 	const char *url;	/* absolute; path segments already escaped */
@@ -93,20 +121,17 @@ struct http_request {
 	size_t body_len;
 	const char *content_type;	/* with a body; NULL: application/json */
 	bool body_secret;	/* never re-send the body to another origin */
-	bool retry_412;		/* Vault Enterprise: 412 is retryable */
 	int64_t deadline_ms;	/* clock_now_ms() clock; 0: now + timeout_ms */
-	/* AWS Signature Version 4 by libcurl: CURLOPT_AWS_SIGV4 (the full
-	 * "aws:amz:REGION:SERVICE") with the key id and secret as
-	 * CURLOPT_USERNAME/PASSWORD, set afresh on every attempt. curl 7.88
-	 * signs every CURLOPT_HTTPHEADER line, even a removal line that is
-	 * never sent, so such a request carries no "Expect:" line. NULL: no
-	 * signing. See protocols.md section 2 for the rules callers follow. */
-	const char *aws_sigv4;
-	const char *aws_key_id;
-	const char *aws_secret;
 	/* One response header to keep (name without ':'), e.g.
 	 * "x-amzn-errortype"; its value lands in http_response.header. */
 	const char *keep_header;
+	/* Called before every attempt, so retries carry fresh credentials;
+	 * -1 fails the request with e. NULL: no authentication. */
+	int (*auth)(void *ctx, struct http_auth *a, struct err *e);
+	/* Called on every answer but a redirect. NULL: the default rule. */
+	enum http_verdict (*classify)(void *ctx,
+				      const struct http_response *rs);
+	void *ctx;		/* of auth and classify */
 };
 
 struct http_response {
@@ -152,8 +177,8 @@ int http_status_err(struct err *e, long status, const char *what);
 
 /* ---- pure policy helpers (unit-tested) ---- */
 
-/* 429, 5xx except 501, and 412 when retry_412. */
-bool http_status_retryable(long status, bool retry_412);
+/* The default rule: 429, and 5xx except 501. */
+bool http_status_retryable(long status);
 /* A CURLcode worth retrying: connection refused, timeouts, dropped
  * connections, empty replies, send/receive errors. */
 bool http_curl_retryable(int curl_code);

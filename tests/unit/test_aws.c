@@ -753,15 +753,16 @@ static void test_sigv4_headers(void **st)
 	struct http_request rq = {
 		.method = "POST", .url = "http://x/", .headers = &h,
 		.body = "{}", .body_len = 2, .content_type = AWS_CONTENT_TYPE,
-		.aws_sigv4 = "aws:amz:us-east-1:secretsmanager",
 	};
+	struct http_auth au = { HTTP_HEADERS_INIT, NULL, NULL, NULL };
 	struct curl_slist *l;
 	bool ok, ctype = false;
 
 	(void)st;
 	assert_int_equal(http_headers_add(&h, "X-Amz-Target",
 					  "secretsmanager.GetSecretValue", false), 0);
-	l = http_slist_build(&rq, false, &ok);
+	http_auth_sigv4(&au, "aws:amz:us-east-1:secretsmanager", "AKID", "s");
+	l = http_slist_build(&rq, &au, false, &ok);
 	assert_true(ok);
 	/* rule 3: no removal ("Name:") or empty lines; rule 5: no dates;
 	 * rule 2: our Content-Type */
@@ -778,8 +779,8 @@ static void test_sigv4_headers(void **st)
 	assert_true(ctype);
 	http_slist_free(l);
 	/* without SigV4 the removal line is there */
-	rq.aws_sigv4 = NULL;
-	l = http_slist_build(&rq, false, &ok);
+	au.sigv4 = NULL;
+	l = http_slist_build(&rq, &au, false, &ok);
 	assert_string_equal(l->data, "Expect:");
 	http_slist_free(l);
 	http_headers_free(&h);

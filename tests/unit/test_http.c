@@ -330,17 +330,16 @@ static void test_answer_code(void **state)
 static void test_retryable(void **state)
 {
 	(void)state;
-	assert_true(http_status_retryable(429, false));
-	assert_true(http_status_retryable(500, false));
-	assert_true(http_status_retryable(502, false));
-	assert_true(http_status_retryable(503, false));
-	assert_true(http_status_retryable(504, false));
-	assert_false(http_status_retryable(501, false));
-	assert_false(http_status_retryable(412, false));
-	assert_true(http_status_retryable(412, true));
-	assert_false(http_status_retryable(400, true));
-	assert_false(http_status_retryable(404, true));
-	assert_false(http_status_retryable(200, true));
+	assert_true(http_status_retryable(429));
+	assert_true(http_status_retryable(500));
+	assert_true(http_status_retryable(502));
+	assert_true(http_status_retryable(503));
+	assert_true(http_status_retryable(504));
+	assert_false(http_status_retryable(501));
+	assert_false(http_status_retryable(412));
+	assert_false(http_status_retryable(400));
+	assert_false(http_status_retryable(404));
+	assert_false(http_status_retryable(200));
 	assert_true(http_curl_retryable(CURLE_COULDNT_CONNECT));
 	assert_true(http_curl_retryable(CURLE_OPERATION_TIMEDOUT));
 	assert_true(http_curl_retryable(CURLE_GOT_NOTHING));
@@ -580,6 +579,86 @@ static void test_retries_run_out(void **state)
 	srv_stop(&s);
 }
 
+static enum http_verdict classify_412(void *ctx, const struct http_response *rs)
+{
+	(void)ctx;
+	return rs->status == 412 ? HTTP_VERDICT_RETRY : HTTP_VERDICT_DEFAULT;
+}
+
+/* An auth hook that counts its calls and adds the secret test header. */
+static int auth_count(void *ctx, struct http_auth *a, struct err *e)
+{
+	int *calls = ctx;
+
+	(*calls)++;
+	if (*calls > 10)
+		return err_set(e, ERR_ACCESS, "no more credentials");
+	return http_auth_header(a, "X-Test-Secret", "tok");
+}
+
+static enum http_verdict classify_final(void *ctx, const struct http_response *rs)
+{
+	(void)ctx;
+	(void)rs;
+	return HTTP_VERDICT_FINAL;
+}
+
+/* The auth hook runs before every attempt, so a retry carries fresh
+ * credentials; its headers are secret (dropped cross-origin); a
+ * classifier can stop the default retries; a failing hook fails the
+ * request without sending it. */
+static void test_auth_hook_and_classifier(void **state)
+{
+	struct srv s = { 0 }, b = { 0 };
+	struct http_response rs = HTTP_RESPONSE_INIT;
+	int calls = 0;
+	struct http_request rq = { .method = "GET", .auth = auth_count,
+				   .ctx = &calls };
+	struct srv_rec r[8];
+	struct http_client *c;
+	char loc[128];
+	struct err e;
+
+	(void)state;
+	srv_start(&b);
+	snprintf(loc, sizeof(loc), "Location: http://127.0.0.1:%d/v1/b\r\n",
+		 b.port);
+	srv_step(&s, SRV_REPLY, 503, NULL, 0, false);
+	srv_step(&s, SRV_REPLY, 200, NULL, 0, false);
+	srv_step(&s, SRV_REPLY, 503, NULL, 0, false);
+	srv_step(&s, SRV_REPLY, 302, loc, 0, false);
+	srv_start(&s);
+	c = client_new(5000, 0);
+	rq.url = url_of(&s, "/a");
+	assert_int_equal(http_request(c, &rq, &rs, &e), 0);
+	assert_int_equal(rs.status, 200);
+	assert_int_equal(calls, 2);
+	assert_int_equal(srv_records(&s, r, 8), 2);
+	assert_int_equal(r[0].has_secret, 1);
+	assert_int_equal(r[1].has_secret, 1);
+	/* FINAL: the 503 comes back as it is, one attempt */
+	rq.classify = classify_final;
+	assert_int_equal(http_request(c, &rq, &rs, &e), 0);
+	assert_int_equal(rs.status, 503);
+	assert_int_equal(srv_records(&s, r, 8), 1);
+	/* the hook's header stays home on a cross-origin redirect */
+	rq.classify = NULL;
+	assert_int_equal(http_request(c, &rq, &rs, &e), 0);
+	assert_int_equal(srv_records(&b, r, 8), 1);
+	assert_int_equal(r[0].has_secret, 0);
+	assert_int_equal(srv_records(&s, r, 8), 1);
+	assert_int_equal(r[0].has_secret, 1);
+	/* a failing hook: nothing sent */
+	calls = 10;
+	assert_int_equal(http_request(c, &rq, &rs, &e), -1);
+	assert_int_equal(e.code, ERR_ACCESS);
+	assert_int_equal(srv_records(&s, r, 8), 0);
+	http_response_free(&rs);
+	http_client_free(c);
+	srv_stop(&s);
+	srv_stop(&b);
+}
+
 static void test_no_retry_501_and_412(void **state)
 {
 	struct srv s = { 0 };
@@ -600,8 +679,9 @@ static void test_no_retry_501_and_412(void **state)
 	assert_int_equal(rs.status, 501);
 	assert_int_equal(get(c, url_of(&s, "/b"), &rs, &e), 0);
 	assert_int_equal(rs.status, 412);
+	/* the provider's classifier makes 412 retryable (Vault Enterprise) */
 	rq.url = url_of(&s, "/c");
-	rq.retry_412 = true;
+	rq.classify = classify_412;
 	assert_int_equal(http_request(c, &rq, &rs, &e), 0);
 	assert_int_equal(rs.status, 200);
 	assert_int_equal(srv_records(&s, r, 8), 4);
@@ -958,6 +1038,7 @@ int main(void)
 		cmocka_unit_test(test_retry_503_then_200),
 		cmocka_unit_test(test_retries_run_out),
 		cmocka_unit_test(test_no_retry_501_and_412),
+		cmocka_unit_test(test_auth_hook_and_classifier),
 		cmocka_unit_test(test_dropped_connection),
 		cmocka_unit_test(test_retry_after_honoured),
 		cmocka_unit_test(test_retry_after_past_budget),
