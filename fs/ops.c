@@ -486,7 +486,7 @@ static void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	app = parent - OPS_ROOT_INO - 1;
-	if (ops_has_scratch(ofs, app, name) || scratch_classify(name) == NAME_SCRATCH) {
+	if (ops_has_scratch(ofs, app, name) || scratch_name_kind(name) == SCRATCH_NAME_TEMP) {
 		ops_lookup_scratch(req, ofs, app, name);
 		return;
 	}
@@ -1229,7 +1229,7 @@ static void ops_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct ops_fs *ofs = ops_fs_of(req);
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct fuse_entry_param ep = { 0 };
-	enum app_name_kind kind = scratch_classify(name);
+	enum scratch_name_kind kind = scratch_name_kind(name);
 	struct ops_handle *h = NULL;
 	struct ops_node *n;
 	struct err e = { 0 };
@@ -1240,12 +1240,12 @@ static void ops_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, parent == OPS_ROOT_INO ? EPERM : ENOTDIR);
 		return;
 	}
-	if (kind == NAME_INVALID || kind == NAME_ENV || kind == NAME_KEYS) {
+	if (kind == SCRATCH_NAME_INVALID || kind == SCRATCH_NAME_ENV || kind == SCRATCH_NAME_KEYS) {
 		/* .env and .env.keys always exist: create() means a lookup missed */
-		fuse_reply_err(req, kind == NAME_INVALID ? EINVAL : EEXIST);
+		fuse_reply_err(req, kind == SCRATCH_NAME_INVALID ? EINVAL : EEXIST);
 		return;
 	}
-	if (kind == NAME_KEY && !ofs->cfg->apps[app].has_store) {
+	if (kind == SCRATCH_NAME_KEY && !ofs->cfg->apps[app].has_store) {
 		log_error("app %s: %s: the app has no store to write to",
 			  ofs->cfg->apps[app].name, name);
 		fuse_reply_err(req, EROFS);
@@ -1259,11 +1259,11 @@ static void ops_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	ep.ino = n->ino;
 	/* a scratch file; or a new key, a scratch file until it is committed
 	 * at close (even when nothing was written) */
-	rc = ops_create_scratch(ofs, app, name, ctx, mode, kind == NAME_KEY, &e);
+	rc = ops_create_scratch(ofs, app, name, ctx, mode, kind == SCRATCH_NAME_KEY, &e);
 	if (rc == 0)
 		rc = ops_handle_scratch(ofs, n, &h, &e);
 	if (rc == 0 && h) {
-		h->truncated = kind == NAME_KEY;
+		h->truncated = kind == SCRATCH_NAME_KEY;
 		ops_stat_scratch(ofs, ep.ino, app, name, &ep.attr);
 	}
 	if (rc < 0 || !h) {
@@ -1279,7 +1279,7 @@ static void ops_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 static void ops_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct ops_fs *ofs = ops_fs_of(req);
-	enum app_name_kind kind = scratch_classify(name);
+	enum scratch_name_kind kind = scratch_name_kind(name);
 	struct scratch_dir *sd;
 	struct scratch *s;
 	struct err e = { 0 };
@@ -1289,7 +1289,7 @@ static void ops_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, parent == OPS_ROOT_INO ? EPERM : ENOTDIR);
 		return;
 	}
-	if (kind == NAME_ENV || kind == NAME_KEYS) {
+	if (kind == SCRATCH_NAME_ENV || kind == SCRATCH_NAME_KEYS) {
 		/* removing keys is writing .env without them */
 		fuse_reply_err(req, EPERM);
 		return;
@@ -1300,7 +1300,7 @@ static void ops_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (s)
 		scratch_unlink(sd, s);
 	pthread_mutex_unlock(&sd->lock);
-	if (s || kind == NAME_SCRATCH) {
+	if (s || kind == SCRATCH_NAME_TEMP) {
 		fuse_reply_err(req, s ? 0 : ENOENT);
 		return;
 	}
@@ -1406,7 +1406,7 @@ static void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		       unsigned int flags)
 {
 	struct ops_fs *ofs = ops_fs_of(req);
-	enum app_name_kind to = scratch_classify(newname);
+	enum scratch_name_kind to = scratch_name_kind(newname);
 	struct scratch_dir *sd;
 	struct scratch *s, *dst;
 	struct err e = { 0 };
@@ -1427,17 +1427,17 @@ static void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	dst = scratch_find(sd, newname);
 	if (s)
 		scratch_hold(s);
-	if ((flags & RENAME_NOREPLACE) && (dst || to == NAME_ENV || to == NAME_KEYS))
+	if ((flags & RENAME_NOREPLACE) && (dst || to == SCRATCH_NAME_ENV || to == SCRATCH_NAME_KEYS))
 		rc = err_set(&e, ERR_EXISTS, "%s exists", newname);
-	else if (s && (dst || to == NAME_SCRATCH))
+	else if (s && (dst || to == SCRATCH_NAME_TEMP))
 		rc = scratch_rename(sd, s, newname, &e);
 	pthread_mutex_unlock(&sd->lock);
-	if (rc == 0 && s && !dst && to != NAME_SCRATCH)
-		rc = to == NAME_INVALID ? err_set(&e, ERR_INVALID, "%s is not a key name", newname) :
+	if (rc == 0 && s && !dst && to != SCRATCH_NAME_TEMP)
+		rc = to == SCRATCH_NAME_INVALID ? err_set(&e, ERR_INVALID, "%s is not a key name", newname) :
 		     ops_rename_commit(ofs, app, s, newname, fuse_req_ctx(req)->pid, &e);
-	else if (rc == 0 && !s && (dst || to == NAME_SCRATCH))
+	else if (rc == 0 && !s && (dst || to == SCRATCH_NAME_TEMP))
 		rc = ops_rename_backup(ofs, app, name, newname, fuse_req_ctx(req), &e);
-	else if (rc == 0 && !s && to == NAME_ENV && scratch_classify(name) == NAME_KEY)
+	else if (rc == 0 && !s && to == SCRATCH_NAME_ENV && scratch_name_kind(name) == SCRATCH_NAME_KEY)
 		rc = ops_rename_key_to_env(ofs, app, name, &e);
 	else if (rc == 0 && !s)
 		rc = err_set(&e, ERR_PERM, "app %s: renaming %s to %s: keys are renamed by writing the new one and removing the old",
