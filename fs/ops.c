@@ -26,7 +26,6 @@
 #include <sodium.h>
 
 #include "../base/log.h"
-#include "scratch.h"
 
 #define OPS_ROOT_INO FUSE_ROOT_ID
 #define OPS_DIR_TIMEOUT 1.0	/* the tree of apps never changes under a mount */
@@ -41,26 +40,6 @@ struct ops_node {
 	time_t mtime;
 	/* replaced, never changed in place, by a rename: readers may hold it */
 	const char *name;
-};
-
-/* An open file: the snapshot it reads, and what a writer wrote; or, for
- * a scratch file, the scratch file itself. */
-struct ops_handle {
-	size_t app;
-	const char *name;	/* the node's */
-	pthread_mutex_t lock;
-	pthread_mutex_t *lk;	/* &lock, or the app's scratch lock */
-	pthread_mutex_t commit_lock;	/* one commit of this handle at a time */
-	struct secbuf data;
-	struct secbuf *buf;	/* &data, or the scratch file's */
-	struct scratch *sc;
-	pid_t pid;		/* of the opener */
-	struct ops_handle *prev, *next;	/* open handles, under ofs->lock */
-	struct kvmap base;	/* .env: the values the snapshot showed */
-	bool dirty;	/* written to: flush commits */
-	bool truncated;	/* opened with O_TRUNC and not written: release commits */
-	bool append;
-	int failed;	/* errno of a failed write: the commit fails with it */
 };
 
 /* ---- inodes ---- */
@@ -337,6 +316,15 @@ static void ops_reply_err(fuse_req_t req, const struct err *e)
 	fuse_reply_err(req, ops_errno(e));
 }
 
+/* Reply with a refusal the caller's request earned (a name that cannot be
+ * made or removed): an answer, not a failure of ours, so not an error in
+ * the log. */
+static void ops_reply_refusal(fuse_req_t req, const struct err *e)
+{
+	log_debug("%s", e->msg);
+	fuse_reply_err(req, ops_errno(e));
+}
+
 static void ops_dir_attr(struct ops_fs *ofs, fuse_ino_t ino, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
@@ -378,33 +366,14 @@ static void ops_file_attr(struct ops_fs *ofs, fuse_ino_t ino, size_t app,
 	st->st_mtime = st->st_ctime = st->st_atime = mtime;
 }
 
-static void ops_scratch_attr(struct ops_fs *ofs, fuse_ino_t ino,
-			     const struct scratch *s, struct stat *st)
-{
-	memset(st, 0, sizeof(*st));
-	st->st_ino = ino;
-	st->st_nlink = 1;
-	st->st_mode = S_IFREG | s->mode;
-	st->st_uid = s->uid;
-	st->st_gid = s->gid;
-	st->st_size = (off_t)s->data.len;
-	st->st_blocks = (blkcnt_t)((s->data.len + 511) / 512);
-	st->st_mtime = st->st_ctime = st->st_atime = s->mtime;
-}
-
 /* The attributes of scratch file (app, name); false when there is none. */
 static bool ops_stat_scratch(struct ops_fs *ofs, fuse_ino_t ino, size_t app,
 			     const char *name, struct stat *st)
 {
-	struct scratch_dir *sd = &ofs->scratch[app];
-	struct scratch *s;
-
-	pthread_mutex_lock(&sd->lock);
-	s = scratch_find(sd, name);
-	if (s)
-		ops_scratch_attr(ofs, ino, s, st);
-	pthread_mutex_unlock(&sd->lock);
-	return s != NULL;
+	if (!edit_scratch_stat(&ofs->edit, app, name, st))
+		return false;
+	st->st_ino = ino;
+	return true;
 }
 
 /* The attributes of a file: its size is what a read returns right now. */
@@ -443,17 +412,6 @@ static void ops_lookup_app(fuse_req_t req, struct ops_fs *ofs, const char *name)
 	fuse_reply_entry(req, &ep);
 }
 
-static bool ops_has_scratch(struct ops_fs *ofs, size_t app, const char *name)
-{
-	struct scratch_dir *sd = &ofs->scratch[app];
-	bool found;
-
-	pthread_mutex_lock(&sd->lock);
-	found = scratch_find(sd, name) != NULL;
-	pthread_mutex_unlock(&sd->lock);
-	return found;
-}
-
 static void ops_lookup_scratch(fuse_req_t req, struct ops_fs *ofs, size_t app,
 			       const char *name)
 {
@@ -486,7 +444,7 @@ static void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	app = parent - OPS_ROOT_INO - 1;
-	if (ops_has_scratch(ofs, app, name) || scratch_classify(name) == NAME_SCRATCH) {
+	if (edit_is_scratch_name(&ofs->edit, app, name)) {
 		ops_lookup_scratch(req, ofs, app, name);
 		return;
 	}
@@ -516,6 +474,7 @@ static void ops_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	struct ops_node *n;
 	struct stat st;
 	struct err e = { 0 };
+	size_t size;
 
 	if (ino == OPS_ROOT_INO || ops_is_app(ofs, ino)) {
 		ops_dir_attr(ofs, ino, &st);
@@ -529,14 +488,10 @@ static void ops_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	}
 	if (fi && fi->fh) {
 		/* an open file's size is its own buffer's */
-		struct ops_handle *h = (struct ops_handle *)(uintptr_t)fi->fh;
-
-		pthread_mutex_lock(h->lk);
-		if (h->sc)
-			ops_scratch_attr(ofs, ino, h->sc, &st);
+		if (edit_handle_stat((struct edit_handle *)(uintptr_t)fi->fh, &st, &size))
+			st.st_ino = ino;
 		else
-			ops_file_attr(ofs, ino, n->app, h->data.len, &st);
-		pthread_mutex_unlock(h->lk);
+			ops_file_attr(ofs, ino, n->app, size, &st);
 	} else if (ops_stat_file(ofs, ino, n, &st, &e) < 0) {
 		ops_reply_err(req, &e);
 		return;
@@ -545,19 +500,6 @@ static void ops_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 }
 
 /* ---- folders ---- */
-
-static int ops_list_scratch(struct scratch_dir *sd, struct strv *names,
-			    struct err *e)
-{
-	int rc = 0;
-
-	pthread_mutex_lock(&sd->lock);
-	for (size_t i = 0; rc == 0 && i < sd->n; i++)
-		if (strv_push(names, sd->v[i]->name) < 0)
-			rc = err_oom(e);
-	pthread_mutex_unlock(&sd->lock);
-	return rc;
-}
 
 static void ops_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -573,7 +515,7 @@ static void ops_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	if (rc == 0 && ino != OPS_ROOT_INO)
 		rc = app_list(ofs->appfs, ops_app(ofs, ino), names, &e);
 	if (rc == 0 && ino != OPS_ROOT_INO)
-		rc = ops_list_scratch(&ofs->scratch[ino - OPS_ROOT_INO - 1], names, &e);
+		rc = edit_list_scratch(&ofs->edit, ino - OPS_ROOT_INO - 1, names, &e);
 	if (rc < 0) {
 		if (names)
 			strv_free(names);
@@ -635,266 +577,21 @@ static void ops_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info
 	fuse_reply_err(req, 0);
 }
 
-/* ---- what each process last read of .env ----
- *
- * The base of a .env edit is what the editor read, not what the file held
- * when it saved: vim and nano re-open the file (or write a temporary file
- * and rename it) long after they read it. So each process's last read of
- * an app's .env is kept, and its later writes merge against that; a
- * change someone else made meanwhile survives, or is a conflict. */
-
-#define OPS_READERS 64
-#define OPS_READER_MAX_AGE 3600	/* seconds: an edit session */
-
-struct ops_reader {
-	size_t app;
-	pid_t pid;
-	time_t when;
-	struct kvmap base;
-};
-
-static struct ops_reader *ops_reader_find(struct ops_fs *ofs, size_t app,
-					  pid_t pid)
-{
-	for (size_t i = 0; i < OPS_READERS; i++) {
-		struct ops_reader *r = &ofs->readers[i];
-
-		if (r->pid == pid && r->app == app && r->when &&
-		    time(NULL) - r->when < OPS_READER_MAX_AGE)
-			return r;
-	}
-	return NULL;
-}
-
-/* Note what pid read (replace: or wrote). A read keeps an earlier one:
- * vim reads the file again to back it up just before it saves, and the
- * base must stay what the user edited. */
-static void ops_reader_note(struct ops_fs *ofs, size_t app, pid_t pid,
-			    const struct kvmap *base, bool replace)
-{
-	struct ops_reader *r;
-
-	pthread_mutex_lock(&ofs->lock);
-	r = ops_reader_find(ofs, app, pid);
-	if (r && !replace) {
-		pthread_mutex_unlock(&ofs->lock);
-		return;
-	}
-	if (!r) {
-		/* else the oldest (or an unused) slot */
-		r = &ofs->readers[0];
-		for (size_t i = 1; i < OPS_READERS; i++)
-			if (ofs->readers[i].when < r->when)
-				r = &ofs->readers[i];
-	}
-	if (kvmap_copy(&r->base, base) == 0) {
-		r->app = app;
-		r->pid = pid;
-		r->when = time(NULL);
-	} else {
-		r->when = 0;
-	}
-	pthread_mutex_unlock(&ofs->lock);
-}
-
-static bool ops_reader_known(struct ops_fs *ofs, size_t app, pid_t pid)
-{
-	bool known;
-
-	pthread_mutex_lock(&ofs->lock);
-	known = ops_reader_find(ofs, app, pid) != NULL;
-	pthread_mutex_unlock(&ofs->lock);
-	return known;
-}
-
-/* The base pid read, into base (replacing it); false if none is known. */
-static bool ops_reader_base(struct ops_fs *ofs, size_t app, pid_t pid,
-			    struct kvmap *base)
-{
-	struct ops_reader *r;
-	bool found = false;
-
-	pthread_mutex_lock(&ofs->lock);
-	r = ops_reader_find(ofs, app, pid);
-	if (r && kvmap_copy(base, &r->base) == 0)
-		found = true;
-	pthread_mutex_unlock(&ofs->lock);
-	return found;
-}
-
 /* ---- files ---- */
 
-static void ops_handle_free(struct ops_fs *ofs, struct ops_handle *h)
+static struct edit_who ops_who(fuse_req_t req)
 {
-	pthread_mutex_lock(&ofs->lock);
-	if (h->prev)
-		h->prev->next = h->next;
-	else
-		ofs->handles = h->next;
-	if (h->next)
-		h->next->prev = h->prev;
-	pthread_mutex_unlock(&ofs->lock);
-	if (h->sc) {
-		pthread_mutex_lock(h->lk);
-		scratch_release(h->sc);
-		pthread_mutex_unlock(h->lk);
-	}
-	secbuf_free(&h->data);
-	kvmap_free(&h->base);
-	pthread_mutex_destroy(&h->lock);
-	pthread_mutex_destroy(&h->commit_lock);
-	free(h);
-}
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 
-/* Take what a handle wrote, if it is to be committed now: a flush commits
- * what was written, and a new key even when nothing was (`touch NEW`);
- * the release also a bare truncation, which a flush must not commit:
- * `> file` closes a dup()ed descriptor before it writes, and that flush
- * would store an empty value first. Clears the flags: a failure is
- * reported once, to that close(). */
-static int ops_take_commit(struct ops_handle *h, bool release,
-			   struct secbuf *data, int *failed)
-{
-	int rc = 0;
-
-	pthread_mutex_lock(h->lk);
-	if (h->dirty || (h->truncated && (release || (h->sc && h->sc->new_key)))) {
-		rc = 1;
-		*failed = h->failed;
-		if (secbuf_set(data, h->buf->data, h->buf->len) < 0)
-			*failed = ENOMEM;
-		h->dirty = h->truncated = false;
-		h->failed = 0;
-	}
-	pthread_mutex_unlock(h->lk);
-	return rc;
-}
-
-/* Commit what was written through h to the store. Caller holds
- * h->commit_lock. */
-static int ops_commit(struct ops_fs *ofs, struct ops_handle *h, bool release,
-		      struct err *e)
-{
-	const struct app_conf *a = &ofs->cfg->apps[h->app];
-	struct scratch_dir *sd = &ofs->scratch[h->app];
-	struct secbuf data = SECBUF_INIT, unused = SECBUF_INIT;
-	int failed = 0, rc;
-
-	if ((h->sc && !h->sc->new_key) || !ops_take_commit(h, release, &data, &failed))
-		return 0;
-	if (failed) {
-		/* part of what the writer meant is missing: commit none of it */
-		secbuf_free(&data);
-		return err_set(e, failed == EFBIG ? ERR_TOOBIG : ERR_NOMEM,
-			       "app %s: %s: a write failed (%s); nothing was committed",
-			       a->name, h->name, strerror(failed));
-	}
-	rc = app_write(ofs->appfs, a, h->name, &h->base, data.data, data.len, e);
-	secbuf_free(&data);
-	if (rc == 0) {
-		log_info("app %s: %s written", a->name, h->name);
-		ops_inval_app(ofs, h->app);
-	}
-	if (h->sc) {
-		/* the new key is the store's now, or it failed: either way the
-		 * name no longer shows the scratch file */
-		pthread_mutex_lock(&sd->lock);
-		if (scratch_find(sd, h->name) == h->sc)
-			scratch_unlink(sd, h->sc);
-		pthread_mutex_unlock(&sd->lock);
-		return rc;
-	}
-	if (rc < 0)
-		return -1;
-	/* later writes through this handle, or this process, change what was
-	 * just committed */
-	kvmap_free(&h->base);
-	if (app_read(ofs->appfs, a, h->name, &unused, &h->base, e) < 0)
-		log_warn("%s", e->msg);
-	else if (!strcmp(h->name, APP_ENV_NAME))
-		ops_reader_note(ofs, h->app, h->pid, &h->base, true);
-	secbuf_free(&unused);
-	return 0;
-}
-
-/* A handle, on the mount's list of open handles so that an unmount with
- * files still open frees them too. */
-static struct ops_handle *ops_handle_new(struct ops_fs *ofs,
-					 const struct ops_node *n)
-{
-	struct ops_handle *h = calloc(1, sizeof(*h));
-
-	if (!h)
-		return NULL;
-	pthread_mutex_lock(&ofs->lock);
-	h->next = ofs->handles;
-	if (h->next)
-		h->next->prev = h;
-	ofs->handles = h;
-	pthread_mutex_unlock(&ofs->lock);
-	h->app = n->app;
-	h->name = n->name;	/* the name it was opened by: a rename does not move it */
-	pthread_mutex_init(&h->lock, NULL);
-	pthread_mutex_init(&h->commit_lock, NULL);
-	h->lk = &h->lock;
-	h->buf = &h->data;
-	return h;
-}
-
-/* A handle on scratch file n, if there is one (*h stays NULL if not). */
-static int ops_handle_scratch(struct ops_fs *ofs, const struct ops_node *n,
-			      struct ops_handle **h, struct err *e)
-{
-	struct scratch_dir *sd = &ofs->scratch[n->app];
-	struct scratch *s;
-	int rc = 0;
-
-	*h = NULL;
-	pthread_mutex_lock(&sd->lock);
-	s = scratch_find(sd, n->name);
-	if (s) {
-		*h = ops_handle_new(ofs, n);
-		if (*h) {
-			scratch_hold(s);
-			(*h)->sc = s;
-			(*h)->lk = &sd->lock;
-			(*h)->buf = &s->data;
-		} else {
-			rc = err_oom(e);
-		}
-	}
-	pthread_mutex_unlock(&sd->lock);
-	return rc;
-}
-
-/* A handle on n: its scratch file, or a snapshot of the app file. */
-/* base: also take the .env's fingerprints, the base of a later write. */
-static struct ops_handle *ops_handle_open(struct ops_fs *ofs,
-					  const struct ops_node *n, bool base,
-					  struct err *e)
-{
-	struct ops_handle *h;
-
-	if (ops_handle_scratch(ofs, n, &h, e) < 0 || h)
-		return h;
-	h = ops_handle_new(ofs, n);
-	if (!h) {
-		err_oom(e);
-		return NULL;
-	}
-	if (app_read(ofs->appfs, &ofs->cfg->apps[n->app], n->name, &h->data,
-		     base ? &h->base : NULL, e) < 0) {
-		ops_handle_free(ofs, h);
-		return NULL;
-	}
-	return h;
+	return (struct edit_who){ .pid = ctx->pid, .uid = ctx->uid, .gid = ctx->gid };
 }
 
 static void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct ops_fs *ofs = ops_fs_of(req);
 	struct ops_node *n = ops_node(ofs, ino);
-	struct ops_handle *h;
+	struct edit_who who = ops_who(req);
+	struct edit_handle *h;
 	struct err e = { 0 };
 
 	if (ofs->no_open && n) {
@@ -907,34 +604,9 @@ static void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ops_is_app(ofs, ino) || ino == OPS_ROOT_INO ? EISDIR : ENOENT);
 		return;
 	}
-	/* a reader's base is only kept when its process has none yet */
-	h = ops_handle_open(ofs, n, (fi->flags & O_ACCMODE) != O_RDONLY ||
-			    !ops_reader_known(ofs, n->app, fuse_req_ctx(req)->pid), &e);
-	if (!h) {
+	if (edit_open(&ofs->edit, n->app, n->name, &who, fi->flags, &h, &e) < 0) {
 		ops_reply_err(req, &e);
 		return;
-	}
-	h->pid = fuse_req_ctx(req)->pid;
-	if (!h->sc && !strcmp(n->name, APP_ENV_NAME)) {
-		int mode = fi->flags & O_ACCMODE;
-
-		/* a writer that reads through this very open has read this
-		 * snapshot; one that does not, what its process read before */
-		if (mode == O_RDONLY)
-			ops_reader_note(ofs, n->app, h->pid, &h->base, false);
-		else if (mode == O_WRONLY || (fi->flags & O_TRUNC))
-			ops_reader_base(ofs, n->app, h->pid, &h->base);
-	}
-	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
-		h->append = fi->flags & O_APPEND;
-		/* `> file` opens, dup2()s and closes the first descriptor before
-		 * it writes: that flush must not commit an empty file. */
-		if (fi->flags & O_TRUNC) {
-			pthread_mutex_lock(h->lk);
-			secbuf_clear(h->buf);
-			pthread_mutex_unlock(h->lk);
-			h->truncated = true;
-		}
 	}
 	fi->fh = (uintptr_t)h;
 	fi->direct_io = 1;
@@ -952,6 +624,7 @@ static void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fuse_reply_open(req, fi);
 }
+
 
 /* Reply with size bytes of data at off. */
 static void ops_reply_slice(fuse_req_t req, const struct secbuf *data,
@@ -990,64 +663,28 @@ static void ops_read_unopened(fuse_req_t req, fuse_ino_t ino, size_t size,
 static void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
-	struct ops_handle *h = (struct ops_handle *)(uintptr_t)fi->fh;
+	struct edit_handle *h = (struct edit_handle *)(uintptr_t)fi->fh;
 
 	if (!h) {
 		ops_read_unopened(req, ino, size, off);
 		return;
 	}
-	pthread_mutex_lock(h->lk);
-	ops_reply_slice(req, h->buf, size, off);
-	pthread_mutex_unlock(h->lk);
-}
-
-/* Resize the file to len, zero-filling growth. Caller holds h->lk. */
-static int ops_resize(struct ops_handle *h, size_t len)
-{
-	struct secbuf *b = h->buf;
-
-	if (len > APP_FILE_MAX)
-		return EFBIG;
-	if (len <= b->len) {
-		secbuf_truncate(b, len);
-	} else {
-		if (secbuf_reserve(b, len - b->len) < 0)
-			return ENOMEM;
-		memset(b->data + b->len, 0, len - b->len + 1);
-		b->len = len;
-	}
-	h->dirty = true;
-	if (h->sc)
-		h->sc->mtime = time(NULL);
-	return 0;
+	ops_reply_slice(req, edit_lock(h), size, off);
+	edit_unlock(h);
 }
 
 static void ops_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		      size_t size, off_t off, struct fuse_file_info *fi)
 {
-	struct ops_handle *h = (struct ops_handle *)(uintptr_t)fi->fh;
-	size_t pos;
-	int rc = 0;
+	struct edit_handle *h = (struct edit_handle *)(uintptr_t)fi->fh;
+	struct err e = { 0 };
+	int rc = edit_write(h, buf, size, off, &e);
 
-	pthread_mutex_lock(h->lk);
-	pos = h->append ? h->buf->len : (size_t)off;
-	if (pos > APP_FILE_MAX || size > APP_FILE_MAX - pos)
-		rc = EFBIG;
-	else if (pos + size > h->buf->len)
-		rc = ops_resize(h, pos + size);
-	if (rc == 0)
-		memcpy(h->buf->data + pos, buf, size);
-	else
-		h->failed = rc;
 	/* the bytes sit in libfuse's request buffer until its next request:
 	 * this was their last use */
 	sodium_memzero((void *)buf, size);
-	h->dirty = true;
-	if (h->sc)
-		h->sc->mtime = time(NULL);
-	pthread_mutex_unlock(h->lk);
-	if (rc)
-		fuse_reply_err(req, rc);
+	if (rc < 0)
+		fuse_reply_err(req, ops_errno(&e));
 	else
 		fuse_reply_write(req, size);
 }
@@ -1055,19 +692,15 @@ static void ops_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 static void ops_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct ops_fs *ofs = ops_fs_of(req);
-	struct ops_handle *h = (struct ops_handle *)(uintptr_t)fi->fh;
+	struct edit_handle *h = (struct edit_handle *)(uintptr_t)fi->fh;
 	struct err e = { 0 };
-	int rc;
 
 	if (!h) {
 		/* no opens (read-only mount): nothing to flush, ever */
 		fuse_reply_err(req, ENOSYS);
 		return;
 	}
-	pthread_mutex_lock(&h->commit_lock);
-	rc = ops_commit(ofs, h, false, &e);
-	pthread_mutex_unlock(&h->commit_lock);
-	if (rc < 0)
+	if (edit_flush(&ofs->edit, h, &e) < 0)
 		ops_reply_err(req, &e);
 	else
 		fuse_reply_err(req, 0);
@@ -1082,39 +715,13 @@ static void ops_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 static void ops_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct ops_fs *ofs = ops_fs_of(req);
-	struct ops_handle *h = (struct ops_handle *)(uintptr_t)fi->fh;
+	struct edit_handle *h = (struct edit_handle *)(uintptr_t)fi->fh;
 	struct err e = { 0 };
 
-	if (!h) {
-		fuse_reply_err(req, 0);
-		return;
-	}
-	/* flush normally committed already; this catches a lost one */
-	if (ops_commit(ofs, h, true, &e) < 0)
+	/* the close() that could report a failure has returned: log it */
+	if (h && edit_release(&ofs->edit, h, &e) < 0)
 		log_error("%s", e.msg);
-	ops_handle_free(ofs, h);
 	fuse_reply_err(req, 0);
-}
-
-/* truncate(2) without an open file: read, resize, commit at once. */
-static int ops_truncate_path(struct ops_fs *ofs, const struct ops_node *n,
-			     size_t len, struct err *e)
-{
-	struct ops_handle *h = ops_handle_open(ofs, n, true, e);
-	int rc;
-
-	if (!h)
-		return -1;
-	pthread_mutex_lock(h->lk);
-	rc = ops_resize(h, len);
-	pthread_mutex_unlock(h->lk);
-	if (rc)
-		rc = err_set(e, rc == EFBIG ? ERR_TOOBIG : ERR_NOMEM,
-			     "cannot resize to %zu bytes", len);
-	else
-		rc = ops_commit(ofs, h, true, e);
-	ops_handle_free(ofs, h);
-	return rc;
 }
 
 /* chmod and chown: a scratch file takes modes within 0600; anything else
@@ -1125,9 +732,7 @@ static int ops_set_owner_mode(struct ops_fs *ofs, fuse_ino_t ino,
 {
 	struct stat cur;
 	struct ops_node *n = ops_node(ofs, ino);
-	struct scratch_dir *sd = n ? &ofs->scratch[n->app] : NULL;
-	struct scratch *s;
-	int rc = 0;
+	struct err e = { 0 };
 
 	if (!(to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
 		return 0;
@@ -1140,16 +745,10 @@ static int ops_set_owner_mode(struct ops_fs *ofs, fuse_ino_t ino,
 		return EPERM;
 	if (!(to_set & FUSE_SET_ATTR_MODE) || (attr->st_mode & 07777) == (cur.st_mode & 07777))
 		return 0;
-	if (!sd)
+	if (!n || edit_scratch_chmod(&ofs->edit, n->app, n->name,
+				     attr->st_mode & 07777, &e) < 0)
 		return EPERM;
-	pthread_mutex_lock(&sd->lock);
-	s = scratch_find(sd, n->name);
-	if (s && !(attr->st_mode & 07177))
-		s->mode = attr->st_mode & 0600;
-	else
-		rc = EPERM;
-	pthread_mutex_unlock(&sd->lock);
-	return rc;
+	return 0;
 }
 
 static void ops_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
@@ -1157,18 +756,18 @@ static void ops_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 {
 	struct ops_fs *ofs = ops_fs_of(req);
 	struct ops_node *n = ops_node(ofs, ino);
-	struct ops_handle *h = fi && fi->fh ? (struct ops_handle *)(uintptr_t)fi->fh : NULL;
+	struct edit_handle *h = fi && fi->fh ? (struct edit_handle *)(uintptr_t)fi->fh : NULL;
 	struct err e = { 0 };
 	int rc = ops_set_owner_mode(ofs, ino, attr, to_set);
 
 	if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE) && !n)
 		rc = EISDIR;
 	if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE) && h) {
-		pthread_mutex_lock(h->lk);
-		rc = ops_resize(h, (size_t)attr->st_size);
-		pthread_mutex_unlock(h->lk);
+		if (edit_truncate(h, (size_t)attr->st_size, &e) < 0)
+			rc = ops_errno(&e);
 	} else if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE) &&
-		   ops_truncate_path(ofs, n, (size_t)attr->st_size, &e) < 0) {
+		   edit_truncate_name(&ofs->edit, n->app, n->name,
+				      (size_t)attr->st_size, &e) < 0) {
 		ops_reply_err(req, &e);
 		return;
 	}
@@ -1190,65 +789,28 @@ static bool ops_app_parent(struct ops_fs *ofs, fuse_ino_t parent, size_t *app)
 	return true;
 }
 
-/* A new scratch file, its creator its owner; base is the app's .env as of
- * now, for a later rename over .env. A new key's scratch file has the
- * owner and mode of the app's files instead. */
-static int ops_create_scratch(struct ops_fs *ofs, size_t app, const char *name,
-			      const struct fuse_ctx *ctx, mode_t mode,
-			      bool new_key, struct err *e)
-{
-	const struct app_conf *a = &ofs->cfg->apps[app];
-	struct scratch_dir *sd = &ofs->scratch[app];
-	struct secbuf text = SECBUF_INIT;
-	struct kvmap base = KVMAP_INIT;
-	struct err ignored = { 0 };
-	struct scratch *s;
-	int rc;
-
-	if (!ops_reader_base(ofs, app, ctx->pid, &base))
-		app_read(ofs->appfs, &ofs->cfg->apps[app], APP_ENV_NAME, &text,
-			 &base, &ignored);
-	secbuf_free(&text);
-	pthread_mutex_lock(&sd->lock);
-	if (scratch_find(sd, name))
-		rc = err_set(e, ERR_EXISTS, "%s exists", name);
-	else if (new_key)	/* looks like the key file it will be */
-		rc = scratch_create(sd, name, a->uid, a->gid, a->mode, NULL, &s, e);
-	else
-		rc = scratch_create(sd, name, ctx->uid, ctx->gid, mode, &base, &s, e);
-	if (rc == 0)
-		s->new_key = new_key;
-	pthread_mutex_unlock(&sd->lock);
-	kvmap_free(&base);
-	return rc;
-}
-
 static void ops_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		       mode_t mode, struct fuse_file_info *fi)
 {
 	struct ops_fs *ofs = ops_fs_of(req);
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct edit_who who = ops_who(req);
 	struct fuse_entry_param ep = { 0 };
-	enum app_name_kind kind = scratch_classify(name);
-	struct ops_handle *h = NULL;
+	struct edit_handle *h;
 	struct ops_node *n;
 	struct err e = { 0 };
 	size_t app;
-	int rc = 0;
 
 	if (!ops_app_parent(ofs, parent, &app)) {
 		fuse_reply_err(req, parent == OPS_ROOT_INO ? EPERM : ENOTDIR);
 		return;
 	}
-	if (kind == NAME_INVALID || kind == NAME_ENV || kind == NAME_KEYS) {
-		/* .env and .env.keys always exist: create() means a lookup missed */
-		fuse_reply_err(req, kind == NAME_INVALID ? EINVAL : EEXIST);
-		return;
-	}
-	if (kind == NAME_KEY && !ofs->cfg->apps[app].has_store) {
-		log_error("app %s: %s: the app has no store to write to",
-			  ofs->cfg->apps[app].name, name);
-		fuse_reply_err(req, EROFS);
+	/* refused names get no inode; an app without a store is the
+	 * config's doing, worth an error in the log */
+	if (edit_may_create(&ofs->edit, app, name, &e) < 0) {
+		if (e.code == ERR_READONLY)
+			ops_reply_err(req, &e);
+		else
+			ops_reply_refusal(req, &e);
 		return;
 	}
 	n = ops_node_get(ofs, app, name);
@@ -1256,149 +818,31 @@ static void ops_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	ep.ino = n->ino;
-	/* a scratch file; or a new key, a scratch file until it is committed
-	 * at close (even when nothing was written) */
-	rc = ops_create_scratch(ofs, app, name, ctx, mode, kind == NAME_KEY, &e);
-	if (rc == 0)
-		rc = ops_handle_scratch(ofs, n, &h, &e);
-	if (rc == 0 && h) {
-		h->truncated = kind == NAME_KEY;
-		ops_stat_scratch(ofs, ep.ino, app, name, &ep.attr);
-	}
-	if (rc < 0 || !h) {
-		if (h)
-			ops_handle_free(ofs, h);
+	if (edit_create(&ofs->edit, app, name, &who, mode, &h, &e) < 0) {
 		ops_reply_err(req, &e);
 		return;
 	}
+	ep.ino = n->ino;
+	ops_stat_scratch(ofs, ep.ino, app, name, &ep.attr);
 	fi->fh = (uintptr_t)h;
 	fi->direct_io = 1;
 	fuse_reply_create(req, &ep, fi);
 }
+
 static void ops_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct ops_fs *ofs = ops_fs_of(req);
-	enum app_name_kind kind = scratch_classify(name);
-	struct scratch_dir *sd;
-	struct scratch *s;
 	struct err e = { 0 };
 	size_t app;
 
-	if (!ops_app_parent(ofs, parent, &app)) {
+	if (!ops_app_parent(ofs, parent, &app))
 		fuse_reply_err(req, parent == OPS_ROOT_INO ? EPERM : ENOTDIR);
-		return;
-	}
-	if (kind == NAME_ENV || kind == NAME_KEYS) {
-		/* removing keys is writing .env without them */
-		fuse_reply_err(req, EPERM);
-		return;
-	}
-	sd = &ofs->scratch[app];
-	pthread_mutex_lock(&sd->lock);
-	s = scratch_find(sd, name);
-	if (s)
-		scratch_unlink(sd, s);
-	pthread_mutex_unlock(&sd->lock);
-	if (s || kind == NAME_SCRATCH) {
-		fuse_reply_err(req, s ? 0 : ENOENT);
-		return;
-	}
-	if (app_remove_key(ofs->appfs, &ofs->cfg->apps[app], name, &e) < 0) {
+	else if (edit_may_unlink(&ofs->edit, app, name, &e) < 0)
+		ops_reply_refusal(req, &e);
+	else if (edit_unlink(&ofs->edit, app, name, &e) < 0)
 		ops_reply_err(req, &e);
-		return;
-	}
-	log_info("app %s: %s removed", ofs->cfg->apps[app].name, name);
-	ops_inval_app(ofs, app);
-	fuse_reply_err(req, 0);
-}
-
-/* rename(scratch, .env or KEY): commit the scratch file's bytes there,
- * then drop it - how sed -i and vim save. */
-static int ops_rename_commit(struct ops_fs *ofs, size_t app,
-			     struct scratch *s, const char *to, pid_t pid,
-			     struct err *e)
-{
-	struct scratch_dir *sd = &ofs->scratch[app];
-	const struct app_conf *a = &ofs->cfg->apps[app];
-	struct secbuf data = SECBUF_INIT;
-	struct kvmap base = KVMAP_INIT;
-	int rc = 0;
-
-	pthread_mutex_lock(&sd->lock);
-	if (secbuf_set(&data, s->data.data, s->data.len) < 0 ||
-	    kvmap_copy(&base, &s->base) < 0)
-		rc = err_oom(e);
-	pthread_mutex_unlock(&sd->lock);
-	if (rc == 0)
-		rc = app_write(ofs->appfs, a, to, &base, data.data, data.len, e);
-	if (rc == 0) {
-		pthread_mutex_lock(&sd->lock);
-		scratch_unlink(sd, s);
-		pthread_mutex_unlock(&sd->lock);
-		log_info("app %s: %s written", a->name, to);
-		ops_inval_app(ofs, app);
-	}
-	/* the saving process's next edit merges against what it saved */
-	kvmap_free(&base);
-	if (rc == 0 && !strcmp(to, APP_ENV_NAME)) {
-		if (app_read(ofs->appfs, a, to, &data, &base, e) == 0)
-			ops_reader_note(ofs, app, pid, &base, true);
-		err_clear(e);
-	}
-	secbuf_free(&data);
-	kvmap_free(&base);
-	return rc;
-}
-
-/* rename(.env or KEY, scratch): the scratch file gets a copy, the file
- * stays - vim moving the original aside as its backup. */
-static int ops_rename_backup(struct ops_fs *ofs, size_t app, const char *from,
-			     const char *to, const struct fuse_ctx *ctx,
-			     struct err *e)
-{
-	struct scratch_dir *sd = &ofs->scratch[app];
-	const struct app_conf *a = &ofs->cfg->apps[app];
-	struct secbuf data = SECBUF_INIT;
-	struct scratch *s;
-	int rc = app_read(ofs->appfs, a, from, &data, NULL, e);
-
-	pthread_mutex_lock(&sd->lock);
-	s = rc == 0 ? scratch_find(sd, to) : NULL;
-	if (s)
-		scratch_unlink(sd, s);
-	if (rc == 0)
-		rc = scratch_create(sd, to, ctx->uid, ctx->gid, a->mode, NULL, &s, e);
-	if (rc == 0 && secbuf_set(&s->data, data.data, data.len) < 0)
-		rc = err_oom(e);
-	pthread_mutex_unlock(&sd->lock);
-	secbuf_free(&data);
-	return rc;
-}
-
-/* rename(KEY, .env) - `printf ... > tmp && mv tmp .env`: the key's value
- * is the new .env, applied against the current one, which holds KEY: so
- * the same store update that applies the text removes KEY. */
-static int ops_rename_key_to_env(struct ops_fs *ofs, size_t app,
-				 const char *key, struct err *e)
-{
-	const struct app_conf *a = &ofs->cfg->apps[app];
-	struct secbuf text = SECBUF_INIT, unused = SECBUF_INIT;
-	struct kvmap base = KVMAP_INIT;
-	int rc = app_read(ofs->appfs, a, key, &text, NULL, e);
-
-	if (rc == 0)
-		rc = app_read(ofs->appfs, a, APP_ENV_NAME, &unused, &base, e);
-	if (rc == 0)
-		rc = app_write(ofs->appfs, a, APP_ENV_NAME, &base, text.data, text.len, e);
-	if (rc == 0) {
-		log_info("app %s: .env written from %s", a->name, key);
-		ops_inval_app(ofs, app);
-	}
-	secbuf_free(&text);
-	secbuf_free(&unused);
-	kvmap_free(&base);
-	return rc;
+	else
+		fuse_reply_err(req, 0);
 }
 
 static void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -1406,12 +850,9 @@ static void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		       unsigned int flags)
 {
 	struct ops_fs *ofs = ops_fs_of(req);
-	enum app_name_kind to = scratch_classify(newname);
-	struct scratch_dir *sd;
-	struct scratch *s, *dst;
+	struct edit_who who = ops_who(req);
 	struct err e = { 0 };
 	size_t app;
-	int rc = 0;
 
 	if (!ops_app_parent(ofs, parent, &app) || newparent != parent) {
 		fuse_reply_err(req, EXDEV);	/* mv copies and unlinks instead */
@@ -1421,40 +862,15 @@ static void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	sd = &ofs->scratch[app];
-	pthread_mutex_lock(&sd->lock);
-	s = scratch_find(sd, name);
-	dst = scratch_find(sd, newname);
-	if (s)
-		scratch_hold(s);
-	if ((flags & RENAME_NOREPLACE) && (dst || to == NAME_ENV || to == NAME_KEYS))
-		rc = err_set(&e, ERR_EXISTS, "%s exists", newname);
-	else if (s && (dst || to == NAME_SCRATCH))
-		rc = scratch_rename(sd, s, newname, &e);
-	pthread_mutex_unlock(&sd->lock);
-	if (rc == 0 && s && !dst && to != NAME_SCRATCH)
-		rc = to == NAME_INVALID ? err_set(&e, ERR_INVALID, "%s is not a key name", newname) :
-		     ops_rename_commit(ofs, app, s, newname, fuse_req_ctx(req)->pid, &e);
-	else if (rc == 0 && !s && (dst || to == NAME_SCRATCH))
-		rc = ops_rename_backup(ofs, app, name, newname, fuse_req_ctx(req), &e);
-	else if (rc == 0 && !s && to == NAME_ENV && scratch_classify(name) == NAME_KEY)
-		rc = ops_rename_key_to_env(ofs, app, name, &e);
-	else if (rc == 0 && !s)
-		rc = err_set(&e, ERR_PERM, "app %s: renaming %s to %s: keys are renamed by writing the new one and removing the old",
-			     ofs->cfg->apps[app].name, name, newname);
-	if (s) {
-		pthread_mutex_lock(&sd->lock);
-		scratch_release(s);
-		pthread_mutex_unlock(&sd->lock);
-	}
-	if (rc < 0 && e.code == ERR_PERM) {
-		log_debug("%s", e.msg);
-		fuse_reply_err(req, EXDEV);
-	} else if (rc < 0) {
-		ops_reply_err(req, &e);
-	} else {
+	if (edit_rename(&ofs->edit, app, name, newname, flags & RENAME_NOREPLACE,
+			&who, &e) == 0) {
 		ops_node_move(ofs, app, name, newname);
 		fuse_reply_err(req, 0);
+	} else if (e.code == ERR_PERM) {
+		log_debug("%s", e.msg);	/* not ours to do: mv copies and unlinks */
+		fuse_reply_err(req, EXDEV);
+	} else {
+		ops_reply_err(req, &e);
 	}
 }
 
@@ -1502,7 +918,7 @@ static void ops_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	size_t len;
 
 	if (!n || strncmp(name, OPS_XATTR, strlen(OPS_XATTR)) ||
-	    ops_has_scratch(ofs, n->app, n->name)) {
+	    edit_scratch_stat(&ofs->edit, n->app, n->name, NULL)) {
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
@@ -1610,21 +1026,23 @@ const struct fuse_lowlevel_ops ops_table = {
 	.setxattr = ops_setxattr,
 };
 
+/* A write reached the store: every file of the app may show it. */
+static void ops_on_edit(void *ctx, size_t app)
+{
+	ops_inval_app(ctx, app);
+}
+
 int ops_fs_init(struct ops_fs *ofs, struct appfs *appfs, const struct config *cfg)
 {
 	memset(ofs, 0, sizeof(*ofs));
 	ofs->appfs = appfs;
 	ofs->cfg = cfg;
 	ofs->mounted = time(NULL);
-	ofs->heads = calloc(cfg->napps ? cfg->napps : 1, sizeof(*ofs->heads));
-	ofs->scratch = calloc(cfg->napps ? cfg->napps : 1, sizeof(*ofs->scratch));
-	ofs->readers = calloc(OPS_READERS, sizeof(*ofs->readers));
-	if (!ofs->heads || !ofs->scratch || !ofs->readers)
-		return -1;
-	for (size_t i = 0; i < cfg->napps; i++)
-		scratch_dir_init(&ofs->scratch[i]);
 	pthread_mutex_init(&ofs->lock, NULL);
-	return 0;
+	ofs->heads = calloc(cfg->napps ? cfg->napps : 1, sizeof(*ofs->heads));
+	if (!ofs->heads)
+		return -1;
+	return edit_init(&ofs->edit, appfs, cfg, ops_on_edit, ofs);
 }
 
 int ops_start(struct ops_fs *ofs, struct fuse_session *se, struct err *e)
@@ -1657,9 +1075,6 @@ void ops_stop(struct ops_fs *ofs)
 void ops_fs_destroy(struct ops_fs *ofs)
 {
 	ops_stop(ofs);
-	/* files still open at unmount: the kernel sends no release */
-	while (ofs->handles)
-		ops_handle_free(ofs, ofs->handles);
 	free(ofs->inval.q);
 	for (size_t i = 0; i < ofs->nnodes; i++) {
 		if (*ofs->nodes[i]->name)
@@ -1671,11 +1086,6 @@ void ops_fs_destroy(struct ops_fs *ofs)
 	free(ofs->retired);
 	free(ofs->nodes);
 	free(ofs->heads);
-	for (size_t i = 0; ofs->scratch && i < ofs->cfg->napps; i++)
-		scratch_dir_destroy(&ofs->scratch[i]);
-	free(ofs->scratch);
-	for (size_t i = 0; ofs->readers && i < OPS_READERS; i++)
-		kvmap_free(&ofs->readers[i].base);
-	free(ofs->readers);
+	edit_destroy(&ofs->edit);
 	pthread_mutex_destroy(&ofs->lock);
 }

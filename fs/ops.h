@@ -11,11 +11,9 @@
 #include <time.h>
 
 #include "app.h"
-#include "scratch.h"
+#include "edit.h"
 
 struct ops_node;
-struct ops_reader;
-struct ops_handle;
 
 /* Inodes whose kernel cache is to be invalidated, and the thread that
  * does it (never a request handler). */
@@ -40,9 +38,7 @@ struct ops_fs {
 	struct ops_node **heads;	/* file nodes of each app, a list */
 	const char **retired;	/* names nodes had before a rename */
 	size_t nretired;
-	struct scratch_dir *scratch;	/* editors' temporary files, per app */
-	struct ops_reader *readers;	/* each process's last read of a .env */
-	struct ops_handle *handles;	/* open files */
+	struct edit edit;	/* open files, scratch files, merge bases */
 	bool kernel_cache;	/* let the kernel keep pages and attributes */
 	bool read_only;		/* mounted -o ro */
 	bool no_open;		/* read-only fast path: opens stay in the kernel */

@@ -32,25 +32,25 @@ static bool scratch_is_tool_temp(const char *name)
 	return false;
 }
 
-enum app_name_kind scratch_classify(const char *name)
+enum scratch_name_kind scratch_name_kind(const char *name)
 {
 	size_t len = strlen(name);
 
 	if (!strcmp(name, ".env"))
-		return NAME_ENV;
+		return SCRATCH_NAME_ENV;
 	if (!strcmp(name, ".env.keys"))
-		return NAME_KEYS;
+		return SCRATCH_NAME_KEYS;
 	if (scratch_is_tool_temp(name))
-		return NAME_SCRATCH;
+		return SCRATCH_NAME_TEMP;
 	if (dotenv_key_valid(name))
-		return NAME_KEY;
+		return SCRATCH_NAME_KEY;
 	if (len == 0 || len > 255 || strchr(name, '/') ||
 	    !strcmp(name, ".") || !strcmp(name, ".."))
-		return NAME_INVALID;
+		return SCRATCH_NAME_INVALID;
 	if (name[0] == '.' || name[len - 1] == '~' || scratch_all(name, isdigit) ||
 	    (name[0] == '#' && name[len - 1] == '#'))
-		return NAME_SCRATCH;
-	return NAME_INVALID;
+		return SCRATCH_NAME_TEMP;
+	return SCRATCH_NAME_INVALID;
 }
 
 void scratch_dir_init(struct scratch_dir *d)

@@ -25,15 +25,17 @@
 
 #define SCRATCH_MAX_FILES 64	/* per app */
 
-enum app_name_kind {
-	NAME_ENV,	/* .env */
-	NAME_KEYS,	/* .env.keys */
-	NAME_KEY,	/* a valid key name */
-	NAME_SCRATCH,	/* an editor's temporary file */
-	NAME_INVALID,	/* neither: creating it is refused */
+/* What a name in an app folder is: every name falls in one kind, and the
+ * kind decides what creating, removing or renaming to it does. */
+enum scratch_name_kind {
+	SCRATCH_NAME_ENV,	/* .env */
+	SCRATCH_NAME_KEYS,	/* .env.keys */
+	SCRATCH_NAME_KEY,	/* a valid key name */
+	SCRATCH_NAME_TEMP,	/* an editor's temporary file: a scratch file */
+	SCRATCH_NAME_INVALID,	/* neither: creating it is refused */
 };
 
-enum app_name_kind scratch_classify(const char *name);
+enum scratch_name_kind scratch_name_kind(const char *name);
 
 struct scratch {
 	char *name;
