@@ -77,6 +77,11 @@ struct provider_ops {
 		      struct err *e);
 	void (*destroy)(void *state);
 
+	/* Check a reference's locator and raw ?params when the config
+	 * loads, so a name the store cannot hold is a file:line error
+	 * instead of a failed read. No state, no I/O. NULL: fetch() checks. */
+	int (*check)(const char *locator, const char *params, struct err *e);
+
 	/* The entry at locator into out (empty on entry). A missing entry is
 	 * ERR_NOTFOUND. params is the reference's raw ?text or NULL. */
 	int (*fetch)(void *state, const char *locator, const char *params,
