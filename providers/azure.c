@@ -1001,7 +1001,7 @@ static int az_collect_one(void *ctx, const char *name, json_t *js,
 		return 0;
 	if (tag && (!json_is_string(tag) ||
 		    !az_key_valid(json_string_value(tag), json_string_length(tag))))
-		return err_set(e, ERR_INVALID,
+		return err_set(e, ERR_PROVIDER,
 			       "secret %s: its tag " AZ_KEY_TAG " is not a key name",
 			       name);
 	if (!tag && !name[plen])
@@ -1027,14 +1027,15 @@ static int az_item_cmp(const void *a, const void *b)
 		      ((const struct az_item *)b)->key);
 }
 
-/* Sorted by key; two secrets with one key are an error naming both. */
+/* Sorted by key; two secrets with one key are an error naming both (the
+ * store holds what secretfs cannot show: EIO, like garbage). */
 static int az_items_check(struct az_items *it, struct err *e)
 {
 	if (it->n > 1)
 		qsort(it->v, it->n, sizeof(*it->v), az_item_cmp);
 	for (size_t i = 1; i < it->n; i++)
 		if (!strcmp(it->v[i - 1].key, it->v[i].key))
-			return err_set(e, ERR_INVALID,
+			return err_set(e, ERR_PROVIDER,
 				       "secrets %s and %s both give the key %s (tag one of them with " AZ_KEY_TAG ")",
 				       it->v[i - 1].name, it->v[i].name,
 				       it->v[i].key);
@@ -1388,7 +1389,8 @@ static int az_store_write(void *ctx, const struct kvmap *m, bool create,
 
 /* Key Vault has no compare-and-set: kit_store_nocas reads before and
  * after. */
-static int azure_store(void *state, const char *locator, const struct kvmap *m,
+static int azure_store(void *state, const char *locator, const char *params,
+		       const struct kvmap *m,
 		       const char *expect, char new_version[PROVIDER_VERSION_MAX],
 		       struct err *e)
 {
@@ -1400,15 +1402,16 @@ static int azure_store(void *state, const char *locator, const struct kvmap *m,
 	int rc;
 
 	err_clear(e);
-	if (az_ref_parse(locator, NULL, &r, e) < 0)
+	if (az_ref_parse(locator, params, &r, e) < 0)
 		return -1;
 	if (r.version) {
 		az_ref_free(&r);
 		return err_set(e, ERR_READONLY, "%s: a pinned version is read-only",
 			       locator);
 	}
-	az_op_start(&op, state, locator);
-	n.what = locator;
+	s.prefix = r.prefix;
+	az_op_start(&op, state, r.prefix ? r.prefix : locator);
+	n.what = op.what;
 	n.deadline_ms = op.deadline;
 	rc = kit_store_nocas(&n, m, expect, new_version, e);
 	json_decref(s.cur.obj);
