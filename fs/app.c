@@ -229,7 +229,8 @@ static int app_store_attempt(struct appfs *fs, const struct app_conf *app,
 	 * by reading before and after without (kit_store_nocas) */
 	expect = exists ? cur.version : PROVIDER_EXPECT_ABSENT;
 	if (rc == 0 && changed)
-		rc = p->ops->store(p->state, app->store.locator, &next.map,
+		rc = p->ops->store(p->state, app->store.locator,
+				   app->store.params, &next.map,
 				   expect, next.version, e);
 	/* the cache keeps what a params-less read sees; a store reference
 	 * with params (?mount=) is read under them: drop those instead */

@@ -1080,6 +1080,51 @@ static int config_app_refs_check(struct loader *ld, size_t idx)
 		       bad.ref->provider, text, bad.ref->provider);
 }
 
+/* The earliest reference its provider type refuses (provider_ops.check:
+ * a secret name Azure cannot hold, a bad ?param), with the reason. */
+struct refused_ref {
+	const struct ref *ref;
+	const struct conf_where *at;
+	struct err why;
+};
+
+static void config_ref_check_one(const struct config *c, struct refused_ref *bad,
+				 const struct ref *r, const struct conf_where *at)
+{
+	const struct provider_conf *p;
+	const struct provider_ops *ops;
+	struct err e;
+
+	if (r->kind != REF_PROVIDER || (bad->at && at->line >= bad->at->line))
+		return;
+	p = config_provider(c, r->provider);
+	ops = p ? provider_ops_find(p->type) : NULL;
+	if (!ops || !ops->check || ops->check(r->locator, r->params, &e) == 0)
+		return;
+	bad->ref = r;
+	bad->at = at;
+	bad->why = e;
+}
+
+static int config_app_refs_valid(struct loader *ld, size_t idx)
+{
+	const struct app_conf *a = &ld->c->apps[idx];
+	struct refused_ref bad = { NULL, NULL, { ERR_OK, "" } };
+	char text[256];
+
+	if (a->has_store)
+		config_ref_check_one(ld->c, &bad, &a->store, &ld->store_at[idx]);
+	for (size_t i = 0; i < a->nenv; i++)
+		config_ref_check_one(ld->c, &bad, &a->env[i].ref, &a->env[i].where);
+	for (size_t i = 0; i < a->nkeys; i++)
+		config_ref_check_one(ld->c, &bad, &a->keys[i].ref, &a->keys[i].where);
+	if (!bad.ref)
+		return 0;
+	ref_format(bad.ref, text, sizeof(text));
+	return config_fail_at(ld, bad.at, "reference '%s': %s", text,
+			      bad.why.msg);
+}
+
 /* A writable store for apps that generate values. */
 static int config_app_store_check(struct loader *ld, const struct app_conf *a)
 {
@@ -1117,6 +1162,7 @@ static int config_finish(struct loader *ld)
 	/* in definition order, so the first error in the files is reported */
 	for (size_t i = 0; i < c->napps; i++)
 		if (config_app_refs_check(ld, i) < 0 ||
+		    config_app_refs_valid(ld, i) < 0 ||
 		    config_app_store_check(ld, &c->apps[i]) < 0)
 			return -1;
 	for (size_t i = 0; i < c->napps; i++) {

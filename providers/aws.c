@@ -1013,7 +1013,8 @@ static int aws_store_write(void *ctx, const struct kvmap *m, bool create,
 
 /* Secrets Manager has no compare-and-set: the kit reads before and after
  * (kit_store_nocas). */
-static int aws_store(void *state, const char *id, const struct kvmap *m,
+static int aws_store(void *state, const char *id, const char *params,
+		     const struct kvmap *m,
 		     const char *expect, char new_version[PROVIDER_VERSION_MAX],
 		     struct err *e)
 {

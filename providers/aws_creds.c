@@ -63,6 +63,7 @@
 #include "../base/secmem.h"
 #include "../base/clock.h"
 #include "../base/log.h"
+#include "kit.h"
 
 #define AWSC_FILE_MAX (1024 * 1024)
 #define AWSC_ECS_BASE "http://169.254.170.2"
@@ -643,31 +644,6 @@ out:
 
 /* ---- STS AssumeRoleWithWebIdentity ---- */
 
-/* Append "&key=<val percent-encoded>" (no '&' first). */
-static int awsc_form_add(struct secbuf *b, const char *key, const char *val,
-			 size_t len)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	int rc = 0;
-
-	if (b->len)
-		rc |= secbuf_putc(b, '&');
-	rc |= secbuf_puts(b, key);
-	rc |= secbuf_putc(b, '=');
-	for (size_t i = 0; i < len && rc == 0; i++) {
-		unsigned char c = (unsigned char)val[i];
-
-		if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-			rc |= secbuf_putc(b, (char)c);
-		} else {
-			char esc[3] = { '%', hex[c >> 4], hex[c & 15] };
-
-			rc |= secbuf_append(b, esc, 3);
-		}
-	}
-	return rc ? -1 : 0;
-}
-
 /* The text of the first <tag>...</tag> inside [doc, doc + len), entities
  * decoded, into out: 1 found, 0 not, -1 out of memory. */
 static int awsc_xml_get(const char *doc, size_t len, const char *tag,
@@ -805,12 +781,12 @@ static int awsc_web_identity(struct aws_chain *c, const char *token_file,
 	}
 	if (awsc_token_file(token_file, what, &tok, e) < 0)
 		goto out;
-	if (awsc_form_add(&body, "Action", "AssumeRoleWithWebIdentity", 25) < 0 ||
-	    awsc_form_add(&body, "Version", AWSC_STS_VERSION,
+	if (kit_form_add(&body, "Action", "AssumeRoleWithWebIdentity", 25) < 0 ||
+	    kit_form_add(&body, "Version", AWSC_STS_VERSION,
 			  strlen(AWSC_STS_VERSION)) < 0 ||
-	    awsc_form_add(&body, "RoleArn", role_arn, strlen(role_arn)) < 0 ||
-	    awsc_form_add(&body, "RoleSessionName", session, strlen(session)) < 0 ||
-	    awsc_form_add(&body, "WebIdentityToken", tok.data, tok.len) < 0) {
+	    kit_form_add(&body, "RoleArn", role_arn, strlen(role_arn)) < 0 ||
+	    kit_form_add(&body, "RoleSessionName", session, strlen(session)) < 0 ||
+	    kit_form_add(&body, "WebIdentityToken", tok.data, tok.len) < 0) {
 		err_oom(e);
 		goto out;
 	}

@@ -438,7 +438,8 @@ static int file_expect_check(const char *locator, const char *expect,
 	return err_set(e, ERR_CONFLICT, "%s: %s", locator, why);
 }
 
-static int file_store(void *state, const char *locator, const struct kvmap *m,
+static int file_store(void *state, const char *locator, const char *params,
+		      const struct kvmap *m,
 		      const char *expect, char new_version[PROVIDER_VERSION_MAX],
 		      struct err *e)
 {

@@ -1,6 +1,7 @@
 /* kit.c - the provider toolkit (kit.h): one copy of what backends share. */
 #include "kit.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -123,6 +124,32 @@ int kit_opt_tls(const struct provider_conf *conf, const struct kit_tls_env *env,
 		log_warn("%s: tls_skip_verify = true: the server's certificate is NOT verified; anyone on the network path can pose as the server and take the credentials and secrets",
 			 what);
 	return 0;
+}
+
+/* ---- form bodies ---- */
+
+int kit_form_add(struct secbuf *b, const char *key, const char *val,
+		 size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	int rc = 0;
+
+	if (b->len)
+		rc |= secbuf_putc(b, '&');
+	rc |= secbuf_puts(b, key);
+	rc |= secbuf_putc(b, '=');
+	for (size_t i = 0; i < len && rc == 0; i++) {
+		unsigned char c = (unsigned char)val[i];
+
+		if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+			rc |= secbuf_putc(b, (char)c);
+		} else {
+			char esc[3] = { '%', hex[c >> 4], hex[c & 15] };
+
+			rc |= secbuf_append(b, esc, 3);
+		}
+	}
+	return rc ? -1 : 0;
 }
 
 /* ---- credential files ---- */

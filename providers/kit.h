@@ -54,6 +54,15 @@ int kit_opt_tls(const struct provider_conf *conf, const struct kit_tls_env *env,
 /* Control characters (C0 and DEL) in the len bytes at s. */
 bool kit_has_ctl(const char *s, size_t len);
 
+/* ---- form bodies ---- */
+
+/* Append "key=<value percent-encoded>" to an
+ * application/x-www-form-urlencoded body in wiped memory, with a '&'
+ * before it unless b is empty. Everything but A-Z a-z 0-9 - _ . ~ is
+ * escaped. 0, or -1 when out of memory. */
+int kit_form_add(struct secbuf *b, const char *key, const char *val,
+		 size_t len);
+
 /* ---- credential files ---- */
 
 enum kit_file_flags {

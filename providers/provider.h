@@ -77,17 +77,24 @@ struct provider_ops {
 		      struct err *e);
 	void (*destroy)(void *state);
 
+	/* Check a reference's locator and raw ?params when the config
+	 * loads, so a name the store cannot hold is a file:line error
+	 * instead of a failed read. No state, no I/O. NULL: fetch() checks. */
+	int (*check)(const char *locator, const char *params, struct err *e);
+
 	/* The entry at locator into out (empty on entry). A missing entry is
 	 * ERR_NOTFOUND. params is the reference's raw ?text or NULL. */
 	int (*fetch)(void *state, const char *locator, const char *params,
 		     struct entry *out, struct err *e);
 
-	/* Replace the entry at locator with m. expect: PROVIDER_EXPECT_ANY,
+	/* Replace the entry at locator (params: the reference's raw ?text,
+	 * as fetch() had it, or NULL) with m. expect: PROVIDER_EXPECT_ANY,
 	 * PROVIDER_EXPECT_ABSENT, or the version the caller read; a mismatch
 	 * is ERR_CONFLICT and writes nothing. On success the new version is
 	 * copied to new_version (may be NULL). Atomic: readers see the old or
 	 * the new entry, never a mix. */
-	int (*store)(void *state, const char *locator, const struct kvmap *m,
+	int (*store)(void *state, const char *locator, const char *params,
+		     const struct kvmap *m,
 		     const char *expect, char new_version[PROVIDER_VERSION_MAX],
 		     struct err *e);
 

@@ -11,7 +11,8 @@
 #define PROVIDER_TYPES(X) \
 	X(file) \
 	X(vault) \
-	X(aws)
+	X(aws) \
+	X(azure)
 
 #define PROVIDER_DECLARE(name) extern const struct provider_ops name##_provider_ops;
 #define PROVIDER_ENTRY(name) &name##_provider_ops,

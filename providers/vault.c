@@ -1462,7 +1462,8 @@ out:
 	return rc;
 }
 
-static int vault_store(void *state, const char *locator, const struct kvmap *m,
+static int vault_store(void *state, const char *locator, const char *params,
+		       const struct kvmap *m,
 		       const char *expect, char new_version[PROVIDER_VERSION_MAX],
 		       struct err *e)
 {
@@ -1472,7 +1473,8 @@ static int vault_store(void *state, const char *locator, const struct kvmap *m,
 
 	vault_op_start(&op, state);
 	err_clear(e);
-	if (vault_loc_open(&op, locator, NULL, &loc, e) < 0)
+	/* the entry fetch() read: ?mount= too */
+	if (vault_loc_open(&op, locator, params, &loc, e) < 0)
 		return -1;
 	if (loc.version == 2)
 		rc = vault_v2_store(&op, &loc, m, expect, new_version, e);

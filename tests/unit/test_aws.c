@@ -1242,8 +1242,8 @@ static void test_form_and_endpoints(void **st)
 	char *u;
 
 	(void)st;
-	assert_int_equal(awsc_form_add(&b, "A", "x y/+=&~", 8), 0);
-	assert_int_equal(awsc_form_add(&b, "B", "", 0), 0);
+	assert_int_equal(kit_form_add(&b, "A", "x y/+=&~", 8), 0);
+	assert_int_equal(kit_form_add(&b, "B", "", 0), 0);
 	assert_string_equal(b.data, "A=x%20y%2F%2B%3D%26~&B=");
 	secbuf_free(&b);
 	u = aws_regional_url("secretsmanager", "eu-west-1");

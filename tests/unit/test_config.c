@@ -379,6 +379,17 @@ static void test_bad_references(void **state)
 		   "unknown provider 'gone'");
 	main_error(PROV "[app a]\nstore = local://a#field\n", 5,
 		   "store 'local://a#field': expected a whole provider entry");
+	/* a reference its provider type refuses (provider_ops.check), the
+	 * first in file order */
+#define AZ "[provider az]\ntype = azure-keyvault\nvault = v-1\n"
+	main_error(AZ "[app a]\nstore = az://billing-env\nenv.X = az://db_password\nenv.Y = az://a/b\n",
+		   6, "reference 'az://db_password': 'db_password' is not a Key Vault secret name");
+	main_error(AZ "[app a]\nkeys.prod = az://k?prefix=a-\n", 5,
+		   "reference 'az://k?prefix=a-': ?prefix= is the per-secret layout");
+	main_error(AZ "[app a]\nstore = az://?prefix=b_\n", 5, "?prefix=");
+	main_error(AZ "[app a]\nenv.X = az://x?versoin=1\n", 5,
+		   "unknown parameter 'versoin'");
+#undef AZ
 	main_error(PROV "[app a]\nstore = generate:uuid\n", 5,
 		   "expected a whole provider entry");
 	main_error(PROV "[app a]\nstore = local://a\nkeys.prod = generate:hex:32\n",

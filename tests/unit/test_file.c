@@ -127,7 +127,7 @@ static int test_store(struct fixture *f, const char *loc,
 		      const struct kvmap *m, const char *expect,
 		      char version[PROVIDER_VERSION_MAX], struct err *e)
 {
-	return file_ops()->store(f->state, loc, m, expect, version, e);
+	return file_ops()->store(f->state, loc, NULL, m, expect, version, e);
 }
 
 static int test_fetch(struct fixture *f, const char *loc, struct entry *en,
@@ -201,7 +201,7 @@ static void test_trailing_slash(void **state)
 	snprintf(path, sizeof(path), "%s/", f->dir);
 	assert_int_equal(test_provider_create(path, &st, &e), 0);
 	test_set(&m, "A", "1");
-	assert_int_equal(file_ops()->store(st, "x", &m,
+	assert_int_equal(file_ops()->store(st, "x", NULL, &m,
 		PROVIDER_EXPECT_ABSENT, NULL, &e), 0);
 	assert_int_equal(test_fetch(f, "x", &en, &e), 0);
 	assert_true(kvmap_equal(&m, &en.map));
@@ -618,7 +618,7 @@ static int test_bump(void *st, const char *key, struct err *e)
 		snprintf(num, sizeof(num), "%ld", n + 1);
 		rc = kvmap_set(&en.map, key, num, strlen(num));
 		if (rc == 0)
-			rc = file_ops()->store(st, "shared/counter",
+			rc = file_ops()->store(st, "shared/counter", NULL,
 						     &en.map, expect, NULL, e);
 		entry_free(&en);
 		if (rc == 0)

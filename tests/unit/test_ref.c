@@ -65,6 +65,10 @@ static void test_good_refs(void **state)
 	/* empty params mean none */
 	check_provider("x://a?", "x", "a", NULL, NULL);
 	check_provider("x://a?#f", "x", "a", NULL, "f");
+	/* an empty locator with params: the provider says what it means
+	 * (Azure's per-secret layout) */
+	check_provider("azure://?prefix=billing-", "azure", "", "prefix=billing-", NULL);
+	check_provider("x://?p=1#k", "x", "", "p=1", "k");
 	/* non-ASCII bytes are taken as they are */
 	check_provider("x://caf\xc3\xa9", "x", "caf\xc3\xa9", NULL, NULL);
 }
@@ -117,7 +121,8 @@ static void test_bad_refs(void **state)
 	check_bad("generate://a", "\"generate\" is not a provider");
 	check_bad("GENERATE://a", "generate:KIND");
 	check_bad("vault://", "empty locator");
-	check_bad("vault://?x=1", "empty locator");
+	check_bad("vault://?", "empty locator");
+	check_bad("vault://?#f", "empty locator");
 	check_bad("vault://#f", "empty locator");
 	check_bad("vault://a#", "empty field");
 	check_bad("vault://a?k=v#", "empty field");
