@@ -383,42 +383,6 @@ static int az_ch_tenant(const struct az_chparams *p, struct az_challenge *out)
 	return 0;
 }
 
-/* A resource cut short by the HTTP layer's header limit, completed when
- * exactly one resource Key Vault is known under starts with what arrived:
- * the vault's parent domain, or a cloud's Key Vault resource. */
-static bool az_resource_complete(const char *cut, const char *vault_host,
-				 char *out, size_t size)
-{
-	static const char *const clouds[] = {
-		"https://vault.azure.net", "https://vault.azure.cn",
-		"https://vault.usgovcloudapi.net",
-		"https://vault.microsoftazure.de",
-	};
-	const char *dot = strchr(vault_host, '.');
-	const char *found = NULL;
-	char parent[256] = "";
-	size_t len = strlen(cut);
-
-	if (len < 12)
-		return false;
-	if (dot && strchr(dot + 1, '.') && !isdigit((unsigned char)dot[1]))
-		snprintf(parent, sizeof(parent), "https://%s", dot + 1);
-	if (parent[0] && !strncasecmp(parent, cut, len))
-		found = parent;
-	for (size_t i = 0; i < sizeof(clouds) / sizeof(*clouds); i++) {
-		if (strncasecmp(clouds[i], cut, len) ||
-		    (found && !strcasecmp(found, clouds[i])))
-			continue;
-		if (found)
-			return false;
-		found = clouds[i];
-	}
-	if (!found)
-		return false;
-	snprintf(out, size, "%s", found);
-	return true;
-}
-
 /* Whether host is under the resource's host: ends with "." + it. */
 static bool az_host_under(const char *host, const char *scope)
 {
@@ -441,7 +405,6 @@ static int az_challenge_parse(const char *header, bool cut,
 			      struct az_challenge *out, struct err *e)
 {
 	struct az_chparams p;
-	char res[AZ_SCOPE_MAX];
 	const char *scope;
 	size_t len;
 
@@ -456,9 +419,6 @@ static int az_challenge_parse(const char *header, bool cut,
 		scope = p.scope;
 	} else if (p.resource[0] && !p.resource_cut) {
 		scope = p.resource;
-	} else if (p.resource[0] &&
-		   az_resource_complete(p.resource, vault_host, res, sizeof(res))) {
-		scope = res;
 	} else {
 		return err_set(e, ERR_PROVIDER,
 			       "the challenge names no resource or scope%s",

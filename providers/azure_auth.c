@@ -62,8 +62,6 @@
 #define AZA_FILE_MAX (64 * 1024)
 #define AZA_BACKOFF_MIN_MS 1000L
 #define AZA_BACKOFF_MAX_MS 60000L
-#define AZA_IMDS_BACKOFF_MS 500L
-#define AZA_IMDS_BACKOFF_CAP_MS 4000L
 /* a token this close to expiry is not sent */
 #define AZA_EXPIRY_SLACK_S 2
 #define AZA_TOKEN_MAX 16384
@@ -309,12 +307,14 @@ static char *aza_mi_url(const struct az_auth *a, const char *scope)
 	return url;
 }
 
-/* IMDS statuses worth waiting out: not found (yet), gone (updating),
- * throttled, failing. */
-static bool aza_imds_retry(long status)
+/* IMDS answers 404 while the identity is not assigned yet and 410 while
+ * it is updating: worth waiting out, beside the layer's 429 and 5xx. */
+static enum http_verdict aza_imds_classify(void *ctx,
+					   const struct http_response *rs)
 {
-	return status == 404 || status == 410 || status == 429 ||
-	       (status >= 500 && status != 501);
+	(void)ctx;
+	return rs->status == 404 || rs->status == 410 ? HTTP_VERDICT_RETRY :
+		HTTP_VERDICT_DEFAULT;
 }
 
 static int aza_managed(struct az_auth *a, const struct az_challenge *ch,
@@ -338,20 +338,11 @@ static int aza_managed(struct az_auth *a, const struct az_challenge *ch,
 		goto out;
 	}
 	rq.url = url;
-	for (int attempt = 0;; attempt++) {
-		long wait = http_backoff_ms(attempt, AZA_IMDS_BACKOFF_MS,
-					    AZA_IMDS_BACKOFF_CAP_MS);
-
-		if (http_request(a->http, &rq, &rs, e) < 0) {
-			err_prefix(e, "%s: ", what);
-			goto out;
-		}
-		if (a->mi_header || !aza_imds_retry(rs.status) ||
-		    clock_now_ms() + wait + 50 > deadline)
-			break;
-		log_debug("azure %s: IMDS answered HTTP %ld; again in %ld ms",
-			  a->name, rs.status, wait);
-		clock_sleep_ms(wait);
+	if (!a->mi_header)
+		rq.classify = aza_imds_classify;
+	if (http_request(a->http, &rq, &rs, e) < 0) {
+		err_prefix(e, "%s: ", what);
+		goto out;
 	}
 	rc = az_token_parse(&rs, what, time(NULL), tok, expires, e);
 out:

@@ -137,7 +137,9 @@ struct http_request {
 struct http_response {
 	long status;
 	struct secbuf body;	/* wiped on free */
-	char header[128];	/* keep_header's value, trimmed; "" if none */
+	/* keep_header's value, trimmed; "" if none. Room for a Key Vault
+	 * challenge (WWW-Authenticate) with a long authority. */
+	char header[1024];
 };
 
 #define HTTP_RESPONSE_INIT { 0, SECBUF_INIT, "" }
