@@ -230,17 +230,51 @@ static bool ops_observe(struct ops_fs *ofs, struct ops_node *n,
 	return changed;
 }
 
+/* A queue longer than this means the thread is far behind: invalidating
+ * every file is then as good, and costs no memory. */
+#define OPS_INVAL_MAX ((size_t)1 << 20)
+
+/* Double the queue; false, with the old queue and cap kept, when it
+ * cannot grow. */
+static bool ops_inval_grow(struct ops_inval *iv)
+{
+	size_t cap = iv->cap ? iv->cap * 2 : 64;
+	fuse_ino_t *q;
+
+	if (cap > OPS_INVAL_MAX)
+		return false;
+	q = realloc(iv->q, cap * sizeof(*q));
+	if (!q)
+		return false;
+	iv->q = q;
+	iv->cap = cap;
+	return true;
+}
+
+/* Queue ino for the invalidation thread. An invalidation is never dropped:
+ * the kernel would go on serving the old pages and size. When the queue
+ * cannot take it, every file is invalidated instead (iv->all), which needs
+ * no memory and only costs the kernel some rereads. */
 static void ops_inval_queue(struct ops_fs *ofs, fuse_ino_t ino)
 {
 	struct ops_inval *iv = &ofs->inval;
+	size_t overflow = 0;
 
 	pthread_mutex_lock(&iv->lock);
-	if (iv->n < iv->cap || (iv->cap < 1 << 20 &&
-				(iv->q = realloc(iv->q, (iv->cap = iv->cap ? iv->cap * 2 : 64) *
-						 sizeof(*iv->q))) != NULL))
-		iv->q[iv->n++] = ino;
+	if (!iv->all) {
+		if (iv->n < iv->cap || ops_inval_grow(iv)) {
+			iv->q[iv->n++] = ino;
+		} else {
+			iv->all = true;
+			overflow = iv->n;
+			iv->n = 0;	/* all covers them */
+		}
+	}
 	pthread_cond_signal(&iv->cond);
 	pthread_mutex_unlock(&iv->lock);
+	if (overflow)
+		log_warn("the invalidation queue cannot grow past %zu inodes: invalidating every file instead",
+			 overflow);
 }
 
 /* Every file of the app, after its values changed. */
@@ -266,6 +300,33 @@ static void ops_inval_app(struct ops_fs *ofs, size_t app)
 		ops_inval_queue(ofs, inos[i]);
 }
 
+/* Drop the kernel's attributes and pages of ino. */
+static void ops_inval_one(struct ops_fs *ofs, fuse_ino_t ino)
+{
+	/* ENOENT: never looked up; EBADF, ENODEV: the session is going */
+	int rc = fuse_lowlevel_notify_inval_inode(ofs->se, ino, 0, 0);
+
+	if (rc < 0 && rc != -ENOENT && rc != -EBADF && rc != -ENODEV)
+		log_debug("invalidating inode %lu: %s", (unsigned long)ino,
+			  strerror(-rc));
+}
+
+/* Every file inode ever handed out (they are numbered densely). */
+static void ops_inval_every(struct ops_fs *ofs)
+{
+	fuse_ino_t first = ops_first_file_ino(ofs);
+	size_t n;
+
+	pthread_mutex_lock(&ofs->lock);
+	n = ofs->nnodes;
+	pthread_mutex_unlock(&ofs->lock);
+	for (size_t i = 0; i < n; i++)
+		ops_inval_one(ofs, first + i);
+}
+
+/* Takes one piece of work at a time, iv->lock released around it; stops
+ * when told (checked when idle and between pieces, so ops_stop never
+ * waits on a signal the thread missed while busy). */
 static void *ops_inval_thread(void *arg)
 {
 	struct ops_fs *ofs = arg;
@@ -273,19 +334,23 @@ static void *ops_inval_thread(void *arg)
 
 	pthread_mutex_lock(&iv->lock);
 	while (!iv->stop) {
-		while (iv->n) {
-			fuse_ino_t ino = iv->q[--iv->n];
-			int rc;
+		bool all = iv->all;
+		fuse_ino_t ino = 0;
 
-			pthread_mutex_unlock(&iv->lock);
-			/* attributes and every page; ENOENT: never looked up */
-			rc = fuse_lowlevel_notify_inval_inode(ofs->se, ino, 0, 0);
-			if (rc < 0 && rc != -ENOENT && rc != -EBADF && rc != -ENODEV)
-				log_debug("invalidating inode %lu: %s",
-					  (unsigned long)ino, strerror(-rc));
-			pthread_mutex_lock(&iv->lock);
+		if (!all && !iv->n) {
+			pthread_cond_wait(&iv->cond, &iv->lock);
+			continue;
 		}
-		pthread_cond_wait(&iv->cond, &iv->lock);
+		if (all)
+			iv->all = false;
+		else
+			ino = iv->q[--iv->n];
+		pthread_mutex_unlock(&iv->lock);
+		if (all)
+			ops_inval_every(ofs);
+		else
+			ops_inval_one(ofs, ino);
+		pthread_mutex_lock(&iv->lock);
 	}
 	pthread_mutex_unlock(&iv->lock);
 	return NULL;
