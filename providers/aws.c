@@ -290,7 +290,7 @@ static int aws_status_err(const struct http_response *rs, const char *what,
 
 static int aws_garbage(struct err *e, const char *what, const char *why)
 {
-	return err_set(e, ERR_PROVIDER, "garbage from AWS: %s: %s", what, why);
+	return err_set(e, ERR_PROVIDER, "%s: garbage from AWS: %s", what, why);
 }
 
 /* ---- locators and parameters (pure) ---- */

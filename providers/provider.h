@@ -8,7 +8,9 @@
  *
  * Functions may be called from many threads at once; a provider protects
  * its own state. They report failure as -1 with a struct err whose message
- * names the locator, never a value.
+ * starts with the locator ("LOCATOR: reason"), never holds a value, and
+ * names the locator nowhere else: a caller that names the whole reference
+ * puts it in the locator's place (fs/app.c), so a log line names it once.
  */
 #ifndef SECRETFS_PROVIDER_H
 #define SECRETFS_PROVIDER_H

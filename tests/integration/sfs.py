@@ -389,6 +389,22 @@ def read_text(path):
     return read(path).decode()
 
 
+def repeated_locator(text, ref, locator):
+    """Log lines naming the reference ref that name its locator again
+    after it ("aws://prod/db: prod/db: ..."): each line must name it once.
+    A path that merely contains the locator (".../store/team/x.env") does
+    not count."""
+    again = re.compile(rf"(?<![\w/.-]){re.escape(locator)}(?![\w/.-])")
+    out = []
+    for line in text.splitlines():
+        at = line.find(ref)
+        if at >= 0 and again.search(line, at + len(ref)):
+            out.append(line)
+    assert any(ref in line for line in text.splitlines()), \
+        f"no log line names {ref}"
+    return out
+
+
 def errno_of(fn, *args):
     """Run fn(*args); return the errno name of the OSError it raised, or
     None on success."""
