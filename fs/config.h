@@ -29,7 +29,7 @@ struct conf_opt {
 
 struct provider_conf {
 	char *name;		/* section name = reference scheme */
-	char *type;		/* "file", later "vault", ... */
+	char *type;		/* "file", "vault", "aws-secretsmanager" (registry.c) */
 	struct conf_opt *opts;	/* every key but type, in file order */
 	size_t nopts;
 	struct conf_where where;

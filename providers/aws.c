@@ -23,7 +23,7 @@
  * (CURLOPT_AWS_SIGV4 "aws:amz:REGION:secretsmanager", the body through
  * POSTFIELDS, Content-Type set by us, X-Amz-Security-Token added by us
  * when there is a session token, no X-Amz-Date or header-removal lines:
- * protocols.md section 2 has why each rule exists for curl 7.88).
+ * aws_send lists the curl 7.88 rules and why each exists).
  *
  * Writes. Secrets Manager has no compare-and-set, so the caps leave it
  * out and the strongest safe approximation is done here instead:
@@ -893,7 +893,22 @@ static void aws_op_end(struct aws_op *op)
 	op->url = NULL;
 }
 
-/* One signed POST / (protocols.md section 2, the curl 7.88 rules). */
+/* One signed POST /. curl 7.88's CURLOPT_AWS_SIGV4 signs host, x-amz-date
+ * and every CURLOPT_HTTPHEADER line, and hashes CURLOPT_POSTFIELDS; a
+ * request is signed right only when these rules hold:
+ *   1. the body goes through POSTFIELDS (with a read callback curl hashes
+ *      an empty body) - the HTTP layer does so;
+ *   2. Content-Type is set by us: curl's default form type is sent unsigned;
+ *   3. no header-removal ("Expect:") or empty lines: 7.88 signs them but
+ *      never sends them (IncompleteSignatureException; fixed in curl 8.3);
+ *   4. X-Amz-Security-Token is added by us, only when there is a token:
+ *      curl never adds it;
+ *   5. never X-Amz-Date or Date: 7.88 sends a user X-Amz-Date twice;
+ *   8. the full "aws:amz:REGION:SERVICE": else curl parses service and
+ *      region from the host name, which fails for emulators and proxies;
+ *   9. key id and secret set afresh on every attempt: credentials rotate.
+ * (6 and 7 - x-amz-content-sha256, query canonicalization - do not matter
+ * for POST / to Secrets Manager; the numbers are the ones used below.) */
 static int aws_send(struct aws_op *op, const char *target,
 		    const struct secbuf *body, const struct aws_creds *cr,
 		    struct http_response *rs, struct err *e)

@@ -99,7 +99,8 @@ struct http_request {
 	 * CURLOPT_USERNAME/PASSWORD, set afresh on every attempt. curl 7.88
 	 * signs every CURLOPT_HTTPHEADER line, even a removal line that is
 	 * never sent, so such a request carries no "Expect:" line. NULL: no
-	 * signing. See protocols.md section 2 for the rules callers follow. */
+	 * signing. aws_send in providers/aws.c lists the rules callers
+	 * follow. */
 	const char *aws_sigv4;
 	const char *aws_key_id;
 	const char *aws_secret;

@@ -2,8 +2,8 @@
  *
  * An entry is a key -> value map plus an opaque version string. A provider
  * fetches an entry, stores a whole entry with compare-and-set against the
- * version it expects, and lists entries. File, Vault, AWS, Azure, GCP and
- * 1Password each fill one struct provider_ops; adding a backend is one new
+ * version it expects, and lists entries. File, Vault and AWS Secrets
+ * Manager each fill one struct provider_ops; adding a backend is one new
  * file plus one line in registry.c.
  *
  * Functions may be called from many threads at once; a provider protects

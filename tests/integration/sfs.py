@@ -152,7 +152,7 @@ def parse(text):
 
 class Secrets:
     """Every value the tests put in a store or read back from a generated
-    key; no daemon may ever print one (design.md: secrets never reach logs).
+    key; no daemon may ever print one (README.md, "Secrets stay secret").
     Values shorter than MIN_LEN are too likely to occur by chance."""
 
     MIN_LEN = 6

@@ -632,7 +632,8 @@ def test_expired_session_token_is_eacces(aws, aws_mount, secrets):
 def test_qualified_error_types_are_understood(aws_factory, aws_mount,
                                               secrets):
     """__type as namespace#Type and x-amzn-ErrorType Type:url, forms real
-    AWS services send: the provider must strip both (protocols.md)."""
+    AWS services send: the provider must strip both (aws_error_type in
+    providers/aws.c)."""
     emu = aws_factory(qualified_errors=True)
     put_json(emu, secrets, "prod/billing", BILLING)
     put_json(emu, secrets, "prod/hr", {"k": "aws-hr-qualified-v"})
