@@ -90,6 +90,20 @@ static struct provider *app_provider(struct appfs *fs, const struct ref *r,
 	return p;
 }
 
+/* Name the reference a failure is about, once: the message of a provider
+ * (and of the cache) starts with the locator (provider.h), which the
+ * reference replaces, so a log line reads "aws://prod/db#K: no such
+ * secret", not "aws://prod/db#K: prod/db: no such secret". */
+static int app_err_ref(struct err *e, const struct ref *r)
+{
+	char text[1024];
+	size_t n = strlen(r->locator);
+
+	if (n && !strncmp(e->msg, r->locator, n) && !strncmp(e->msg + n, ": ", 2))
+		memmove(e->msg, e->msg + n + 2, strlen(e->msg + n + 2) + 1);
+	return err_prefix(e, "%s: ", app_ref_text(r, text, sizeof(text)));
+}
+
 /* Fetch the entry a reference names, through the cache with the app's
  * policy, or straight from the provider (VIA_PROVIDER: what a write
  * compares against must be current). A failure names the reference. */
@@ -99,7 +113,6 @@ static int app_fetch(struct appfs *fs, const struct app_conf *app,
 {
 	struct provider *p = app_provider(fs, r, e);
 	struct cache_policy pol = { app->ttl_ms, app->refresh_ms, app->max_stale_ms };
-	char text[1024];
 	int rc;
 
 	if (!p)
@@ -108,7 +121,7 @@ static int app_fetch(struct appfs *fs, const struct app_conf *app,
 		rc = p->ops->fetch(p->state, r->locator, r->params, en, e);
 	else
 		rc = cache_fetch(fs->cache, p, r->locator, r->params, &pol, en, NULL, e);
-	return rc == 0 ? 0 : err_prefix(e, "%s: ", app_ref_text(r, text, sizeof(text)));
+	return rc == 0 ? 0 : app_err_ref(e, r);
 }
 
 /* The app's store entry; a missing one is empty (it is created on the
@@ -228,10 +241,10 @@ static int app_store_attempt(struct appfs *fs, const struct app_conf *app,
 	/* every store checks against what was read: atomically with CAS,
 	 * by reading before and after without (kit_store_nocas) */
 	expect = exists ? cur.version : PROVIDER_EXPECT_ABSENT;
-	if (rc == 0 && changed)
-		rc = p->ops->store(p->state, app->store.locator,
-				   app->store.params, &next.map,
-				   expect, next.version, e);
+	if (rc == 0 && changed &&
+	    p->ops->store(p->state, app->store.locator, app->store.params,
+			  &next.map, expect, next.version, e) < 0)
+		rc = app_err_ref(e, &app->store);
 	/* the cache keeps what a params-less read sees; a store reference
 	 * with params (?mount=) is read under them: drop those instead */
 	if (fs->cache && rc == 0 && !app->store.params)

@@ -7,8 +7,13 @@
  * struct err codes to errno.
  *
  * Reads: open() takes a snapshot of the file, so a reader sees one version
- * from open to close; files are direct_io, so the kernel never serves a
- * size or page it cached from an older version.
+ * from open to close. With the kernel cache (the default) a read-only open
+ * of a file unchanged since the kernel last saw it reads through the page
+ * cache, which invalidation keeps right ("keeping the kernel's cache
+ * right" below); writers, scratch files, a file that changed, and every
+ * file under -o kernel_cache=no are direct_io, so the kernel never serves
+ * a page it cached from an older version. A read-only mount with the
+ * kernel cache gets no opens at all (ops_init).
  * Writes: buffered per open file, committed on flush (close) or fsync, so
  * close() reports whether the store took the change.
  * Editors' swap, backup and temporary files are scratch files (fs/scratch.h)
@@ -209,17 +214,51 @@ static bool ops_observe(struct ops_fs *ofs, struct ops_node *n,
 	return changed;
 }
 
+/* A queue longer than this means the thread is far behind: invalidating
+ * every file is then as good, and costs no memory. */
+#define OPS_INVAL_MAX ((size_t)1 << 20)
+
+/* Double the queue; false, with the old queue and cap kept, when it
+ * cannot grow. */
+static bool ops_inval_grow(struct ops_inval *iv)
+{
+	size_t cap = iv->cap ? iv->cap * 2 : 64;
+	fuse_ino_t *q;
+
+	if (cap > OPS_INVAL_MAX)
+		return false;
+	q = realloc(iv->q, cap * sizeof(*q));
+	if (!q)
+		return false;
+	iv->q = q;
+	iv->cap = cap;
+	return true;
+}
+
+/* Queue ino for the invalidation thread. An invalidation is never dropped:
+ * the kernel would go on serving the old pages and size. When the queue
+ * cannot take it, every file is invalidated instead (iv->all), which needs
+ * no memory and only costs the kernel some rereads. */
 static void ops_inval_queue(struct ops_fs *ofs, fuse_ino_t ino)
 {
 	struct ops_inval *iv = &ofs->inval;
+	size_t overflow = 0;
 
 	pthread_mutex_lock(&iv->lock);
-	if (iv->n < iv->cap || (iv->cap < 1 << 20 &&
-				(iv->q = realloc(iv->q, (iv->cap = iv->cap ? iv->cap * 2 : 64) *
-						 sizeof(*iv->q))) != NULL))
-		iv->q[iv->n++] = ino;
+	if (!iv->all) {
+		if (iv->n < iv->cap || ops_inval_grow(iv)) {
+			iv->q[iv->n++] = ino;
+		} else {
+			iv->all = true;
+			overflow = iv->n;
+			iv->n = 0;	/* all covers them */
+		}
+	}
 	pthread_cond_signal(&iv->cond);
 	pthread_mutex_unlock(&iv->lock);
+	if (overflow)
+		log_warn("the invalidation queue cannot grow past %zu inodes: invalidating every file instead",
+			 overflow);
 }
 
 /* Every file of the app, after its values changed. */
@@ -245,6 +284,33 @@ static void ops_inval_app(struct ops_fs *ofs, size_t app)
 		ops_inval_queue(ofs, inos[i]);
 }
 
+/* Drop the kernel's attributes and pages of ino. */
+static void ops_inval_one(struct ops_fs *ofs, fuse_ino_t ino)
+{
+	/* ENOENT: never looked up; EBADF, ENODEV: the session is going */
+	int rc = fuse_lowlevel_notify_inval_inode(ofs->se, ino, 0, 0);
+
+	if (rc < 0 && rc != -ENOENT && rc != -EBADF && rc != -ENODEV)
+		log_debug("invalidating inode %lu: %s", (unsigned long)ino,
+			  strerror(-rc));
+}
+
+/* Every file inode ever handed out (they are numbered densely). */
+static void ops_inval_every(struct ops_fs *ofs)
+{
+	fuse_ino_t first = ops_first_file_ino(ofs);
+	size_t n;
+
+	pthread_mutex_lock(&ofs->lock);
+	n = ofs->nnodes;
+	pthread_mutex_unlock(&ofs->lock);
+	for (size_t i = 0; i < n; i++)
+		ops_inval_one(ofs, first + i);
+}
+
+/* Takes one piece of work at a time, iv->lock released around it; stops
+ * when told (checked when idle and between pieces, so ops_stop never
+ * waits on a signal the thread missed while busy). */
 static void *ops_inval_thread(void *arg)
 {
 	struct ops_fs *ofs = arg;
@@ -252,19 +318,23 @@ static void *ops_inval_thread(void *arg)
 
 	pthread_mutex_lock(&iv->lock);
 	while (!iv->stop) {
-		while (iv->n) {
-			fuse_ino_t ino = iv->q[--iv->n];
-			int rc;
+		bool all = iv->all;
+		fuse_ino_t ino = 0;
 
-			pthread_mutex_unlock(&iv->lock);
-			/* attributes and every page; ENOENT: never looked up */
-			rc = fuse_lowlevel_notify_inval_inode(ofs->se, ino, 0, 0);
-			if (rc < 0 && rc != -ENOENT && rc != -EBADF && rc != -ENODEV)
-				log_debug("invalidating inode %lu: %s",
-					  (unsigned long)ino, strerror(-rc));
-			pthread_mutex_lock(&iv->lock);
+		if (!all && !iv->n) {
+			pthread_cond_wait(&iv->cond, &iv->lock);
+			continue;
 		}
-		pthread_cond_wait(&iv->cond, &iv->lock);
+		if (all)
+			iv->all = false;
+		else
+			ino = iv->q[--iv->n];
+		pthread_mutex_unlock(&iv->lock);
+		if (all)
+			ops_inval_every(ofs);
+		else
+			ops_inval_one(ofs, ino);
+		pthread_mutex_lock(&iv->lock);
 	}
 	pthread_mutex_unlock(&iv->lock);
 	return NULL;
@@ -989,8 +1059,8 @@ static void ops_init(void *userdata, struct fuse_conn_info *conn)
 	struct ops_fs *ofs = userdata;
 
 	/* a read-only mount with the kernel cache needs no per-open state:
-	 * open+read+close never leaves the kernel (style.md: 4-5 us against
-	 * 33-47 us with opens) */
+	 * open+read+close never leaves the kernel (README.md's benchmarks:
+	 * about 5 us, where an open that reaches the daemon costs 33-47 us) */
 	if (ofs->read_only && ofs->kernel_cache &&
 	    (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) &&
 	    (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)) {

@@ -24,6 +24,7 @@ struct ops_inval {
 	fuse_ino_t *q;
 	size_t n;
 	size_t cap;
+	bool all;	/* the queue could not grow: invalidate every file */
 	bool stop;
 	bool running;
 };

@@ -23,7 +23,7 @@
  * (CURLOPT_AWS_SIGV4 "aws:amz:REGION:secretsmanager", the body through
  * POSTFIELDS, Content-Type set by us, X-Amz-Security-Token added by us
  * when there is a session token, no X-Amz-Date or header-removal lines:
- * protocols.md section 2 has why each rule exists for curl 7.88).
+ * aws_send lists the curl 7.88 rules and why each exists).
  *
  * Writes. Secrets Manager has no compare-and-set, so the caps leave it
  * out and kit_store_nocas (kit.h) does the strongest safe approximation:
@@ -285,7 +285,7 @@ static int aws_status_err(const struct http_response *rs, const char *what,
 
 static int aws_garbage(struct err *e, const char *what, const char *why)
 {
-	return err_set(e, ERR_PROVIDER, "garbage from AWS: %s: %s", what, why);
+	return err_set(e, ERR_PROVIDER, "%s: garbage from AWS: %s", what, why);
 }
 
 /* ---- locators and parameters (pure) ---- */
@@ -771,7 +771,24 @@ static void aws_op_end(struct aws_op *op)
 	op->url = NULL;
 }
 
-/* One call's credentials, fetched afresh for every attempt of it, and
+/* Signing. curl 7.88's CURLOPT_AWS_SIGV4 signs host, x-amz-date
+ * and every CURLOPT_HTTPHEADER line, and hashes CURLOPT_POSTFIELDS; a
+ * request is signed right only when these rules hold:
+ *   1. the body goes through POSTFIELDS (with a read callback curl hashes
+ *      an empty body) - the HTTP layer does so;
+ *   2. Content-Type is set by us: curl's default form type is sent unsigned;
+ *   3. no header-removal ("Expect:") or empty lines: 7.88 signs them but
+ *      never sends them (IncompleteSignatureException; fixed in curl 8.3);
+ *   4. X-Amz-Security-Token is added by us, only when there is a token:
+ *      curl never adds it;
+ *   5. never X-Amz-Date or Date: 7.88 sends a user X-Amz-Date twice;
+ *   8. the full "aws:amz:REGION:SERVICE": else curl parses service and
+ *      region from the host name, which fails for emulators and proxies;
+ *   9. key id and secret set afresh on every attempt: credentials rotate.
+ * (6 and 7 - x-amz-content-sha256, query canonicalization - do not matter
+ * for POST / to Secrets Manager; the numbers are the ones used below.)
+ *
+ * One call's credentials, fetched afresh for every attempt of it, and
  * what its answers said. */
 struct aws_call_ctx {
 	struct aws_op *op;
@@ -843,9 +860,9 @@ static void aws_auth_log(struct aws *a, const struct err *e)
 		log_warn("aws %s: %s", a->name, e->msg);
 }
 
-/* One Secrets Manager operation: a signed POST / (protocols.md section
- * 2, the curl 7.88 rules). 0 with rs holding a 200 answer; -1 with e
- * mapped from AWS's error otherwise. */
+/* One Secrets Manager operation: a signed POST / (the rules above). 0
+ * with rs holding a 200 answer; -1 with e mapped from AWS's error
+ * otherwise. */
 static int aws_call(struct aws_op *op, const char *target,
 		    const struct secbuf *body, struct http_response *rs,
 		    struct err *e)

@@ -34,7 +34,7 @@
  *     one request per key, so this layout is not atomic across keys the
  *     way the JSON layout is. Needs the List permission.
  *
- * The wire (protocols.md section 3): GET /secrets/NAME/[VERSION], PUT
+ * The wire (docs/azure.md): GET /secrets/NAME/[VERSION], PUT
  * /secrets/NAME, DELETE /secrets/NAME, GET /secrets (pages of 25 and a
  * nextLink, followed only to the vault's own origin), each with
  * ?api-version=. The first request goes without a token and without a

@@ -28,7 +28,8 @@
 #include "../base/secmem.h"
 #include "../base/dotenv.h"
 
-/* design.md allows a 1 MiB .env; quoting may make the stored file longer. */
+/* A written .env may be 1 MiB (README.md, EFBIG); quoting may make the
+ * stored file longer. */
 #define FILE_MAX ((size_t)1024 * 1024 + 64 * 1024)
 #define FILE_SUFFIX ".env"
 #define FILE_SUFFIX_LEN (sizeof(FILE_SUFFIX) - 1)

@@ -995,7 +995,7 @@ int http_json_to_map(const json_t *obj, struct kvmap *m, const char *what,
 	json_t *val;
 
 	if (!json_is_object(obj))
-		return err_set(e, ERR_PROVIDER, "garbage from %s: not a JSON object", what);
+		return err_set(e, ERR_PROVIDER, "%s: garbage: not a JSON object", what);
 	json_object_foreach((json_t *)obj, key, val) {
 		char *text = NULL;
 		const char *s;
@@ -1004,7 +1004,7 @@ int http_json_to_map(const json_t *obj, struct kvmap *m, const char *what,
 
 		if (json_object_iter_key_len(json_object_key_to_iter(key)) != strlen(key)) {
 			kvmap_free(m);
-			return err_set(e, ERR_PROVIDER, "garbage from %s: a key holds a NUL byte",
+			return err_set(e, ERR_PROVIDER, "%s: garbage: a key holds a NUL byte",
 				       what);
 		}
 		if (json_is_string(val)) {

@@ -225,7 +225,7 @@ int http_json_dump(const json_t *j, struct secbuf *out);
 
 /* A JSON object (Vault's data, an AWS SecretString) as a map: strings as
  * they are (NUL bytes kept: json_string_length), other values as their
- * compact JSON text. -1 with ERR_PROVIDER ("garbage from WHAT: ...") when
+ * compact JSON text. -1 with ERR_PROVIDER ("WHAT: garbage: ...") when
  * obj is not an object or a key holds a NUL byte, or ERR_NOMEM; m is
  * then emptied. */
 int http_json_to_map(const json_t *obj, struct kvmap *m, const char *what,

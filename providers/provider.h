@@ -2,13 +2,16 @@
  *
  * An entry is a key -> value map plus an opaque version string. A provider
  * fetches an entry, stores a whole entry with compare-and-set against the
- * version it expects, and lists entries. File, Vault, AWS, Azure, GCP and
- * 1Password each fill one struct provider_ops; adding a backend is its own
- * file(s), one line in registry.c's PROVIDER_TYPES and one in meson.build.
+ * version it expects, and lists entries. File, Vault, AWS Secrets Manager
+ * and Azure Key Vault each fill one struct provider_ops; adding a backend
+ * is its own file(s), one line in registry.c's PROVIDER_TYPES and one in
+ * meson.build.
  *
  * Functions may be called from many threads at once; a provider protects
  * its own state. They report failure as -1 with a struct err whose message
- * names the locator, never a value.
+ * starts with the locator ("LOCATOR: reason"), never holds a value, and
+ * names the locator nowhere else: a caller that names the whole reference
+ * puts it in the locator's place (fs/app.c), so a log line names it once.
  */
 #ifndef SECRETFS_PROVIDER_H
 #define SECRETFS_PROVIDER_H

@@ -189,7 +189,7 @@ static int vault_status_err(const struct http_response *rs, const char *what,
 	char detail[VAULT_ERRTEXT_MAX + 8];
 
 	if (http_status_refused(rs->status))
-		return err_set(e, ERR_ACCESS, "permission denied on %s (HTTP %ld)",
+		return err_set(e, ERR_ACCESS, "%s: permission denied (HTTP %ld)",
 			       what, rs->status);
 	vault_errors_text(rs, detail, sizeof(detail));
 	switch (rs->status) {
@@ -214,7 +214,7 @@ static int vault_status_err(const struct http_response *rs, const char *what,
 
 static int vault_garbage(struct err *e, const char *what, const char *why)
 {
-	return err_set(e, ERR_PROVIDER, "garbage from vault: %s: %s", what, why);
+	return err_set(e, ERR_PROVIDER, "%s: garbage from vault: %s", what, why);
 }
 
 /* ---- credential files ---- */

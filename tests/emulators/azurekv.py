@@ -8,7 +8,7 @@ fault rules and one state:
 
 - the main server, https (a throw-away CA; Azure SDKs refuse bearer
   tokens over http), answers both
-  * the Key Vault data plane (protocols.md section 3): /secrets,
+  * the Key Vault data plane (docs/azure.md): /secrets,
     /secrets/{name}[/{version}|/versions], /deletedsecrets[/{name}
     [/recover]], every call needing ?api-version= and a bearer token
     (else the 401 challenge), and

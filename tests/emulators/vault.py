@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """vault.py - a protocol-faithful HashiCorp Vault emulator for the tests.
 
-Speaks what shared/docs/protocols.md section 1 describes, with the shapes
+Speaks what docs/vault.md says secretfs asks of Vault, with the shapes
 of real Vault (checked against hashicorp/vault and vault-plugin-secrets-kv
 source): KV v2 (data, metadata, delete/undelete/destroy, config, CAS,
 merge-PATCH, both 404 shapes, the "Invalid path for a versioned K/V

@@ -13,7 +13,7 @@ helpers imported as usual), so conftest.py stays as it is:
                           the emulator
 
 The daemon takes its AWS credentials from its environment (the chain of
-protocols.md section 2). aws_mount starts it with every AWS_* variable of
+docs/aws.md, "Credentials"). aws_mount starts it with every AWS_* variable of
 the test process removed, shared config files pointing nowhere and IMDS
 disabled, then applies env (a value of None removes a variable); by
 default env holds aws.key as AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.

@@ -152,7 +152,7 @@ def parse(text):
 
 class Secrets:
     """Every value the tests put in a store or read back from a generated
-    key; no daemon may ever print one (design.md: secrets never reach logs).
+    key; no daemon may ever print one (README.md, "Secrets stay secret").
     Values shorter than MIN_LEN are too likely to occur by chance."""
 
     MIN_LEN = 6
@@ -387,6 +387,22 @@ def read(path):
 
 def read_text(path):
     return read(path).decode()
+
+
+def repeated_locator(text, ref, locator):
+    """Log lines naming the reference ref that name its locator again
+    after it ("aws://prod/db: prod/db: ..."): each line must name it once.
+    A path that merely contains the locator (".../store/team/x.env") does
+    not count."""
+    again = re.compile(rf"(?<![\w/.-]){re.escape(locator)}(?![\w/.-])")
+    out = []
+    for line in text.splitlines():
+        at = line.find(ref)
+        if at >= 0 and again.search(line, at + len(ref)):
+            out.append(line)
+    assert any(ref in line for line in text.splitlines()), \
+        f"no log line names {ref}"
+    return out
 
 
 def errno_of(fn, *args):

@@ -22,6 +22,9 @@ def test_missing_entry_fails_env_not_other_keys(mount, store):
               if l.startswith("secretfs: error: ")]
     assert any("local://team/missing" in l for l in errors), \
         "no error line names the failing reference"
+    assert sfs.repeated_locator(m.stderr_text(),
+                                "local://team/missing#DATABASE_URL",
+                                "team/missing") == []
     # still failing on a second try, never a partial file
     assert sfs.errno_of(sfs.read, app / ".env") == "EIO"
 

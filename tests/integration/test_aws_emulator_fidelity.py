@@ -1,8 +1,8 @@
 """The AWS emulator against the real clients: boto3/botocore (Debian
 python3-boto3, python3-botocore) for Secrets Manager and STS, botocore's
 own credential providers for ECS and IMDS, and curl 7.88's
-CURLOPT_AWS_SIGV4 (the CLI's --aws-sigv4) for the signing rules of
-protocols.md section 2. Raw HTTP where the exact wire shape matters.
+CURLOPT_AWS_SIGV4 (the CLI's --aws-sigv4) for the signing rules listed
+at aws_send in providers/aws.c. Raw HTTP where the exact wire shape matters.
 
 No FUSE here: these run anywhere /usr/bin/python3 has boto3 and pytest.
 In CI (CI=true) a missing client fails instead of skipping.

@@ -500,6 +500,10 @@ def test_access_denied_is_eacces(aws, aws_mount, secrets):
     assert sfs.errno_of(sfs.read, app / "HR") == "EACCES"
     assert sfs.read(app / "API_KEY") == b"aws-api-key-0123"
     assert sfs.errno_of(sfs.read, app / ".env") == "EACCES"
+    # the reference once; AWS's own message, quoted after it, names the
+    # resource again in its words ("... on resource: prod/hr ...")
+    assert "aws://prod/hr#k: access denied by AWS" in m.stderr_text()
+    assert "aws://prod/hr#k: prod/hr" not in m.stderr_text()
 
 
 @pytest.mark.parametrize("status,kind", [(403, "html"), (401, "xml")])
@@ -527,6 +531,8 @@ def test_refusal_without_aws_error_type_is_eacces_never_stale(
     assert sfs.errno_of(sfs.read, app / ".env") == "EACCES"
     assert rule.fired >= 2
     aws.faults.remove(rule)
+    assert sfs.repeated_locator(m.stderr_text(), "aws://prod/billing",
+                                "prod/billing") == []
     assert sfs.read(app / "API_KEY") == b"aws-api-key-0123"
 
 
@@ -626,7 +632,8 @@ def test_expired_session_token_is_eacces(aws, aws_mount, secrets):
 def test_qualified_error_types_are_understood(aws_factory, aws_mount,
                                               secrets):
     """__type as namespace#Type and x-amzn-ErrorType Type:url, forms real
-    AWS services send: the provider must strip both (protocols.md)."""
+    AWS services send: the provider must strip both (aws_error_type in
+    providers/aws.c)."""
     emu = aws_factory(qualified_errors=True)
     put_json(emu, secrets, "prod/billing", BILLING)
     put_json(emu, secrets, "prod/hr", {"k": "aws-hr-qualified-v"})

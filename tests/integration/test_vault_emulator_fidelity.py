@@ -1,5 +1,6 @@
 """The Vault emulator against a real client: hvac (Debian python3-hvac),
-plus raw HTTP where the exact wire shape matters (protocols.md section 1).
+plus raw HTTP where the exact wire shape matters (docs/vault.md, "What
+secretfs asks Vault").
 
 No FUSE here: these run anywhere /usr/bin/python3 has hvac and pytest.
 """

@@ -354,6 +354,8 @@ def test_403_is_eacces_and_logged(vault, vault_mount, secrets):
     lines = [ln for ln in m.stderr_text().splitlines()
              if re.match(r"secretfs: (error|warn): ", ln)]
     assert any("secret/forbidden" in ln for ln in lines), lines
+    assert sfs.repeated_locator(m.stderr_text(), "vault://secret/forbidden#k",
+                                "secret/forbidden") == []
 
 
 # -------------------------------------------------------------- failures

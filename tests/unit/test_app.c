@@ -211,6 +211,29 @@ static void test_missing_source_fails_env_not_other_keys(void **state)
 	secbuf_free(&out);
 }
 
+/* A failure names the reference once: the provider's message starts with
+ * the locator, which the reference replaces ("local://team/missing#X:
+ * team/missing: no such entry" named it twice). */
+static void test_failure_names_the_reference_once(void **state)
+{
+	struct fixture *fx = *state;
+	struct secbuf out = SECBUF_INIT;
+	struct err e = { 0 };
+	char want[512];
+
+	snprintf(want, sizeof(want),
+		 "app broken: GONE: local://team/missing#X: no such entry (%s/store/team/missing.env)",
+		 fx->dir);
+	assert_int_equal(app_read(&fx->fs, app(fx, "broken"), "GONE", &out, NULL, &e), -1);
+	assert_string_equal(e.msg, want);
+	snprintf(want, sizeof(want),
+		 "app broken: .env: local://team/missing#X: no such entry (%s/store/team/missing.env)",
+		 fx->dir);
+	assert_int_equal(app_read(&fx->fs, app(fx, "broken"), ".env", &out, NULL, &e), -1);
+	assert_string_equal(e.msg, want);
+	secbuf_free(&out);
+}
+
 static void test_write_key(void **state)
 {
 	struct fixture *fx = *state;
@@ -314,6 +337,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_key_files_and_keys_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_and_lookup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_source_fails_env_not_other_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failure_names_the_reference_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_env_diff, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_env_refusals_leave_store, setup, teardown),

@@ -207,8 +207,12 @@ static void test_v2_garbage(void **state)
 
 		assert_int_equal(vault_v2_read_parse(&rs, "secret/x", &en, NULL, &e), -1);
 		assert_int_equal(e.code, ERR_PROVIDER);
-		assert_non_null(strstr(e.msg, "garbage from "));
-		assert_non_null(strstr(e.msg, "secret/x"));
+		assert_non_null(strstr(e.msg, "garbage"));
+		/* the locator once, at the start, where fs/app.c puts the
+		 * reference instead */
+		if (strncmp(e.msg, "secret/x: ", 10) || strstr(e.msg + 10, "secret/x"))
+			fail_msg("body %zu: \"%s\" does not name secret/x once, first",
+				 i, e.msg);
 		/* never a partial entry */
 		assert_int_equal(en.map.n, 0);
 		http_response_free(&rs);
@@ -222,8 +226,8 @@ static void test_statuses(void **state)
 		enum err_code code;
 		const char *text;
 	} cases[] = {
-		{ 403, ERR_ACCESS, "permission denied on secret/x" },
-		{ 401, ERR_ACCESS, "permission denied on secret/x (HTTP 401)" },
+		{ 403, ERR_ACCESS, "secret/x: permission denied (HTTP 403)" },
+		{ 401, ERR_ACCESS, "secret/x: permission denied (HTTP 401)" },
 		{ 503, ERR_PROVIDER, "sealed" },
 		{ 500, ERR_PROVIDER, "HTTP 500" },
 		{ 502, ERR_PROVIDER, "HTTP 502" },
