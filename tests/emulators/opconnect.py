@@ -38,8 +38,8 @@ Run by hand:  /usr/bin/python3 tests/emulators/opconnect.py --port 0 \\
                   [--token T] [--vault NAME]... \\
                   [--item 'VAULT/TITLE:label=value,label2=value2']... [-v]
 
-(Not onepassword.py: tests/emulators is on sys.path and would shadow the
-onepasswordconnectsdk-style packages; opconnect is nobody's package.)
+(Not onepassword.py: tests/emulators is on sys.path, and a module named
+onepassword would shadow the import name of 1Password's own Python SDK.)
 
 Choices where Connect is not documented are listed in the class docstring
 and in tests/emulators/README.md.

@@ -299,6 +299,10 @@ def test_filters(op):
         assert r.status_code == 400 and r.json()["status"] == 400, bad
     vs = raw(op, "GET", "/v1/vaults", params={"filter": 'title eq "Dev"'})
     assert [v["id"] for v in vs.json()] == [dev]
+    # connect-sdk-go encodes with url.QueryEscape: spaces as "+"
+    vs = raw(op, "GET", "/v1/vaults?filter=title+eq+%22Dev%22")
+    assert [v["id"] for v in vs.json()] == [dev]
+    assert op.requests[-1].qs("filter") == 'title eq "Dev"'
 
 
 def test_files(op):
