@@ -725,14 +725,8 @@ static int az_challenge_learn(struct az_op *op, const struct http_response *rs,
  * them; once a minute is enough. */
 static void az_auth_log(struct azure *az, const struct err *e)
 {
-	int64_t now = clock_now_ms();
-	int64_t last = __atomic_load_n(&az->auth_logged_ms, __ATOMIC_RELAXED);
-
-	if (last && now - last < AZ_AUTH_LOG_MS)
-		return;
-	if (__atomic_compare_exchange_n(&az->auth_logged_ms, &last, now, false,
-					__ATOMIC_RELAXED, __ATOMIC_RELAXED))
-		log_warn("azure %s: %s", az->name, e->msg);
+	kit_log_every(&az->auth_logged_ms, AZ_AUTH_LOG_MS, "azure %s: %s",
+		      az->name, e->msg);
 }
 
 /* The first request of the provider: without token and body, for the

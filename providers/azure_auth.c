@@ -102,15 +102,7 @@ struct az_auth {
 
 void az_text_clean(const char *s, char *out, size_t size)
 {
-	size_t n = 0;
-
-	for (; s && *s && *s != '\r' && *s != '\n' && n + 1 < size &&
-	     n < AZ_TEXT_MAX; s++)
-		if ((unsigned char)*s >= 0x20 && *s != 0x7f)
-			out[n++] = *s;
-	while (n > 0 && out[n - 1] == ' ')
-		n--;
-	out[n] = '\0';
+	kit_text_clean(s, AZ_TEXT_MAX, out, size);
 }
 
 time_t az_refresh_at(time_t now, time_t expires)

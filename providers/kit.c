@@ -4,6 +4,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -60,6 +62,45 @@ bool kit_has_ctl(const char *s, size_t len)
 		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
 			return true;
 	return false;
+}
+
+void kit_text_clean(const char *s, size_t max, char *out, size_t size)
+{
+	size_t n = 0;
+
+	if (!size)
+		return;
+	for (; s && *s && *s != '\r' && *s != '\n' && n + 1 < size && n < max;
+	     s++)
+		if ((unsigned char)*s >= 0x20 && *s != 0x7f)
+			out[n++] = *s;
+	while (n > 0 && out[n - 1] == ' ')
+		n--;
+	out[n] = '\0';
+}
+
+bool kit_log_due(int64_t *last_ms, int64_t interval_ms, int64_t now)
+{
+	int64_t last = __atomic_load_n(last_ms, __ATOMIC_RELAXED);
+
+	if (last && now - last < interval_ms)
+		return false;
+	/* 0 means never: a clock at 0 still counts as logged */
+	return __atomic_compare_exchange_n(last_ms, &last, now ? now : 1, false,
+					   __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
+
+void kit_log_every(int64_t *last_ms, int64_t interval_ms, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	if (!kit_log_due(last_ms, interval_ms, clock_now_ms()))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	log_warn("%s", line);
 }
 
 static bool kit_loopback(const char *brief)

@@ -54,6 +54,23 @@ int kit_opt_tls(const struct provider_conf *conf, const struct kit_tls_env *env,
 /* Control characters (C0 and DEL) in the len bytes at s. */
 bool kit_has_ctl(const char *s, size_t len);
 
+/* ---- what a server says, in log lines ---- */
+
+/* At most max bytes of a server's text s (an error message, a label) up
+ * to its first line break, other control characters dropped, trailing
+ * spaces cut, into out (size bytes). NULL s gives "". */
+void kit_text_clean(const char *s, size_t max, char *out, size_t size);
+
+/* Whether a line rate-limited through *last_ms (0: never logged) is due
+ * at now: the first one, then one per interval_ms. Claims the slot
+ * atomically, so of many threads one logs. */
+bool kit_log_due(int64_t *last_ms, int64_t interval_ms, int64_t now);
+/* log_warn the formatted line when kit_log_due at clock_now_ms(): a
+ * refusal that every read repeats, and a stale value would hide, is
+ * logged once per interval. */
+void kit_log_every(int64_t *last_ms, int64_t interval_ms, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* ---- form bodies ---- */
 
 /* Append "key=<value percent-encoded>" to an

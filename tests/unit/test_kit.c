@@ -1,6 +1,7 @@
 /* test_kit.c - the provider toolkit: options with environment fallback,
- * credential files, reference parameters, and the store of backends
- * without compare-and-set against a fake store that other writers race. */
+ * credential files, reference parameters, servers' text, rate-limited log
+ * lines, and the store of backends without compare-and-set against a fake
+ * store that other writers race. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -283,6 +284,41 @@ static void test_store_nocas(void **st)
 	kvmap_free(&f.map);
 }
 
+/* ---- server text and rate-limited log lines ---- */
+
+static void test_text_clean(void **st)
+{
+	char out[16];
+
+	(void)st;
+	kit_text_clean("Invalid token\r\nTrace: 1", 100, out, sizeof(out));
+	assert_string_equal(out, "Invalid token");
+	kit_text_clean("a\x01" "b\x7f" " c  ", 100, out, sizeof(out));
+	assert_string_equal(out, "ab c");
+	kit_text_clean("0123456789abcdefghij", 100, out, sizeof(out));
+	assert_string_equal(out, "0123456789abcde");
+	kit_text_clean("0123456789", 4, out, sizeof(out));
+	assert_string_equal(out, "0123");
+	kit_text_clean(NULL, 4, out, sizeof(out));
+	assert_string_equal(out, "");
+}
+
+static void test_log_due(void **st)
+{
+	int64_t last = 0;
+
+	(void)st;
+	assert_true(kit_log_due(&last, 60000, 5000));
+	assert_false(kit_log_due(&last, 60000, 5001));
+	assert_false(kit_log_due(&last, 60000, 64999));
+	assert_true(kit_log_due(&last, 60000, 65000));
+	assert_int_equal(last, 65000);
+	/* a clock at 0 still counts as logged */
+	last = 0;
+	assert_true(kit_log_due(&last, 60000, 0));
+	assert_false(kit_log_due(&last, 60000, 10));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -292,6 +328,8 @@ int main(void)
 		cmocka_unit_test(test_params),
 		cmocka_unit_test(test_changes_kept),
 		cmocka_unit_test(test_store_nocas),
+		cmocka_unit_test(test_text_clean),
+		cmocka_unit_test(test_log_due),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
