@@ -1082,8 +1082,8 @@ static int op_find(struct op_call *c, const char *base, const char *kind,
 				      &n, e);
 	}
 	if (rc == 0 && n == 0)
-		rc = err_set(e, ERR_NOTFOUND, "%s: no %s named '%s'", c->what,
-			     kind, title);
+		rc = err_set(e, ERR_NOTFOUND, "%s: no %s named '%s' that the token can see",
+			     c->what, kind, title);
 	if (rc == 0 && n > 1)
 		rc = err_set(e, ERR_PROVIDER,
 			     "%s: two %ss are named '%s': %s and %s; rename one or use its ID",
