@@ -1160,6 +1160,25 @@ static bool op_item_is(const json_t *item, const char *name)
 	return op_named(item, "title", name);
 }
 
+/* A FullItem's shape: an object with an ID and a title, and lists where
+ * lists belong. Garbage is ERR_PROVIDER, not a missing item. */
+static int op_item_check(const json_t *item, const char *what, struct err *e)
+{
+	static const char *const lists[] = { "fields", "sections", "files" };
+	const char *id = op_str(item, "id");
+
+	if (!json_is_object(item) || !id || !op_id_valid(id) ||
+	    !json_is_string(json_object_get(item, "title")))
+		return op_garbage(e, what, "not an item with an ID and a title");
+	for (size_t i = 0; i < 3; i++) {
+		json_t *l = json_object_get(item, lists[i]);
+
+		if (l && !json_is_array(l) && !json_is_null(l))
+			return op_garbage(e, what, "an item's fields, sections or files are not a list");
+	}
+	return 0;
+}
+
 /* The item r names (a FullItem) into *item, and its vault's ID into vid.
  * A cached ID that 404s, or an item renamed since, is looked up again. */
 static int op_item_get(struct op_call *c, const struct op_ref *r,
@@ -1179,6 +1198,11 @@ static int op_item_get(struct op_call *c, const struct op_ref *r,
 		if (rc == 0) {
 			snprintf(path, sizeof(path), OP_PREFIX "/%s/items/%s", vid, iid);
 			rc = op_get_json(c, path, item, e);
+		}
+		if (rc == 0 && op_item_check(*item, c->what, e) < 0) {
+			json_decref(*item);
+			*item = NULL;
+			return -1;
 		}
 		if (rc == 0 && op_item_is(*item, r->item))
 			return 0;

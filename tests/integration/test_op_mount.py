@@ -408,3 +408,23 @@ def test_title_cache_follows_a_rename(op, op_mount, secrets):
         ("password", secrets.add("op-third-pw"))])
     assert third != second
     assert sfs.read(m.app("billing") / "PW") == b"op-third-pw"
+
+
+def test_rate_limits_retried_garbage_is_eio(op, op_mount, secrets):
+    op.add_vault("Team")
+    op.add_item("Team", "billing", fields=[("A", secrets.add("op-retry-a"))])
+    m = op_mount({"billing": {"env.A": "op://Team/billing/A"}})
+    app = m.app("billing")
+    assert sfs.read(app / "A") == b"op-retry-a"
+    # 429 and 5xx: retried by the HTTP layer, the read succeeds
+    op.faults.rate_limit_next(1, retry_after=1, path=r"/items/")
+    op.faults.fail_next(1, 503, path=r"/items/")
+    assert sfs.read(app / "A") == b"op-retry-a"
+    # an answer that is no item: EIO and a log line, no crash
+    for kind, why in (("truncated", "the answer is not JSON"),
+                      ("wrong-types", "not an item with an ID")):
+        op.faults.garbage_next(1, kind, path=r"/items/")
+        m.expect_log(rf"op://Team/billing/A: garbage from 1Password "
+                     rf"Connect: {why}")
+        assert sfs.errno_of(sfs.read, app / "A") == "EIO", kind
+    assert sfs.read(app / "A") == b"op-retry-a"

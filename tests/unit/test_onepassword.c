@@ -194,6 +194,16 @@ static void test_layout_garbage(void **st)
 	json_decref(d);
 	d = item_load("{\"title\":\"x\"}");
 	assert_int_equal(op_item_version(d, "x", v, &e), -1);
+	/* the shape checked before a title is compared */
+	assert_int_equal(op_item_check(d, "x", &e), -1);
+	assert_int_equal(e.code, ERR_PROVIDER);
+	assert_int_equal(op_item_check(a, "x", &e), -1);
+	json_decref(a);
+	a = item_load("{\"id\":7,\"fields\":\"none\",\"version\":\"two\"}");
+	assert_int_equal(op_item_check(a, "x", &e), -1);
+	json_decref(a);
+	a = item_load(ITEM);
+	assert_int_equal(op_item_check(a, "x", &e), 0);
 	json_decref(a);
 	json_decref(b);
 	json_decref(c);
