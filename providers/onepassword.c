@@ -34,15 +34,17 @@
  * naming both IDs. GET /v1/vaults/V/items/I is the item, GET
  * .../files/F/content an attachment's bytes.
  *
- * Writes (store = an item): PUT of the whole item as read, with its
- * version, changing only the fields whose values changed, removing the
- * fields of removed keys and adding CONCEALED fields for new keys; every
- * other field, section, attachment and the metadata go back untouched. An
- * item that does not exist is created (POST, category as configured).
- * Connect has no compare-and-set: kit_store_nocas reads before and after
- * (a 409 from a server that checks the version is ERR_CONFLICT too).
- * Attachments cannot be written through Connect: changing or removing one
- * is ERR_READONLY.
+ * Writes (store = an item): a PATCH (JSON Patch, RFC 6902) that replaces
+ * the values of changed fields, removes the fields of removed keys and
+ * adds CONCEALED fields for new keys, addressing fields by ID; nothing
+ * else is sent, so every other field, section, attachment and the
+ * metadata stay as the server has them, even when another client changed
+ * them since our read (a PUT of the whole item as read would undo that).
+ * An item that does not exist is created (POST, category as configured).
+ * Connect has no compare-and-set: kit_store_nocas reads before and after;
+ * a patch refused (400) because the item moved on since the read (a field
+ * it names was removed) is ERR_CONFLICT, redone on top. Attachments cannot
+ * be written through Connect: changing or removing one is ERR_READONLY.
  *
  * Errors: {"status","message"}; 401/403 are ERR_ACCESS, logged once a
  * minute naming where the token came from (never the token) and the item.
@@ -700,32 +702,70 @@ static int op_file_attr(const json_t *file, enum op_attr a, const char *what,
 	return secbuf_set(out, val, strlen(val)) < 0 ? err_oom(e) : 0;
 }
 
-/* ---- building items to write (pure) ---- */
+/* ---- building writes (pure) ---- */
 
-/* A new field for key: CONCEALED, outside any section. */
-static int op_field_new(json_t *fields, const char *key, const struct kv *kv,
-			const char *what, struct err *e)
+/* A new field for key (CONCEALED, outside any section) as an object. */
+static json_t *op_field_new(const char *key, const struct kv *kv,
+			    const char *what, struct err *e)
 {
 	json_t *f = json_object(), *v = json_stringn(kv->val, kv->len);
+
+	if (!v) {
+		json_decref(f);
+		err_set(e, ERR_INVALID,
+			"%s: key %s: a 1Password field holds UTF-8 text only",
+			what, key);
+		return NULL;
+	}
+	if (!f || json_object_set_new(f, "type", json_string(OP_NEW_FIELD_TYPE)) < 0 ||
+	    json_object_set_new(f, "purpose", json_string("")) < 0 ||
+	    json_object_set_new(f, "label", json_string(key)) < 0 ||
+	    json_object_set_new(f, "value", v) < 0) {
+		json_decref(f);
+		err_oom(e);
+		return NULL;
+	}
+	return f;
+}
+
+/* Append {"op","path"[,"value"]} to ops; value (may be NULL) is taken. */
+static int op_patch_op(json_t *ops, const char *op, const char *path,
+		       json_t *value, struct err *e)
+{
+	json_t *o = json_object();
 	int rc = 0;
 
-	if (!v)
-		rc = err_set(e, ERR_INVALID,
-			     "%s: key %s: a 1Password field holds UTF-8 text only",
-			     what, key);
-	else if (!f || json_object_set_new(f, "type", json_string(OP_NEW_FIELD_TYPE)) < 0 ||
-		 json_object_set_new(f, "purpose", json_string("")) < 0 ||
-		 json_object_set_new(f, "label", json_string(key)) < 0 ||
-		 json_object_set(f, "value", v) < 0 ||
-		 json_array_append(fields, f) < 0)
+	if (!o || json_object_set_new(o, "op", json_string(op)) < 0 ||
+	    json_object_set_new(o, "path", json_string(path)) < 0 ||
+	    (value && json_object_set(o, "value", value) < 0) ||
+	    json_array_append(ops, o) < 0)
 		rc = err_oom(e);
-	json_decref(v);
-	json_decref(f);
+	json_decref(o);
+	json_decref(value);
 	return rc;
 }
 
-/* A key no field has yet may become one when reading it back gives the
- * same key: an environment name no other field or file shares. */
+/* "/fields/ID" + tail, the ID escaped as a JSON Pointer segment (RFC 6901:
+ * '~' is "~0", '/' is "~1"). */
+static void op_field_path(const char *id, const char *tail, char *out,
+			  size_t size)
+{
+	size_t o = (size_t)snprintf(out, size, "/fields/");
+
+	for (; *id && o + 3 < size; id++) {
+		if (*id == '~' || *id == '/') {
+			out[o++] = '~';
+			out[o++] = *id == '~' ? '0' : '1';
+		} else {
+			out[o++] = *id;
+		}
+	}
+	out[o] = '\0';
+	snprintf(out + o, size - o, "%s", tail);
+}
+
+/* A new key no field has yet may become one when reading it back gives
+ * the same key: an environment name no other field or file shares. */
 static int op_key_addable(const struct op_layout *l, const char *key,
 			  const char *what, struct err *e)
 {
@@ -740,19 +780,19 @@ static int op_key_addable(const struct op_layout *l, const char *key,
 	return 0;
 }
 
-/* Apply m to the layout's key of item: a changed field gets its new value,
- * a removed one is marked (*drop), an attachment must stay as it was in
- * prev. */
-static int op_key_apply(const struct op_key *k, const struct kvmap *prev,
-			const struct kvmap *m, const char *what, bool *drop,
-			struct err *e)
+/* The operations m asks of the layout's key k: a changed field's value is
+ * replaced, a removed key's field removed; an attachment must stay as it
+ * was in prev (Connect cannot upload files). */
+static int op_key_ops(const struct op_key *k, const struct kvmap *prev,
+		      const struct kvmap *m, const char *what, json_t *ops,
+		      struct err *e)
 {
 	const struct kv *now = kvmap_get(m, k->key), *was = kvmap_get(prev, k->key);
-	const char *val;
+	const char *val, *id = op_str(k->field, "id");
+	char path[OP_SEG_MAX * 2 + 32];
 	size_t len;
 	json_t *v;
 
-	*drop = false;
 	if (k->file) {
 		if (now && was && now->len == was->len &&
 		    !memcmp(now->val, was->val, now->len))
@@ -761,96 +801,64 @@ static int op_key_apply(const struct op_key *k, const struct kvmap *prev,
 			       "%s: %s is a file attached to the item; 1Password Connect cannot %s attachments",
 			       what, k->key, now ? "change" : "remove");
 	}
-	if (!now) {
-		*drop = true;
-		return 0;
-	}
 	if (op_field_value(k->field, what, &val, &len, e) < 0)
 		return -1;
-	if (len == now->len && !memcmp(val, now->val, len))
+	if (now && len == now->len && !memcmp(val, now->val, len))
 		return 0;
+	if (!id || strlen(id) > OP_SEG_MAX)
+		return op_garbage(e, what, "a field has no ID");
+	if (!now) {
+		op_field_path(id, "", path, sizeof(path));
+		return op_patch_op(ops, "remove", path, NULL, e);
+	}
 	v = json_stringn(now->val, now->len);
 	if (!v)
 		return err_set(e, ERR_INVALID,
 			       "%s: key %s: a 1Password field holds UTF-8 text only",
 			       what, k->key);
-	return json_object_set_new(k->field, "value", v) < 0 ? err_oom(e) : 0;
+	op_field_path(id, "/value", path, sizeof(path));
+	/* a field without a value has no member to replace */
+	return op_patch_op(ops, json_object_get(k->field, "value") ? "replace" : "add",
+			   path, v, e);
 }
 
-/* The fields of item without those in drop (borrowed pointers). */
-static int op_fields_drop(json_t *item, json_t **drop, size_t ndrop,
-			  struct err *e)
+/* The JSON Patch (RFC 6902, as Connect takes it) that makes item, as read,
+ * hold m: only the fields of changed, removed and new keys are touched, so
+ * every other field, the sections, files and metadata stay as the server
+ * has them, even when someone else changed them since the read. prev: the
+ * entry as read, for attachments. *out is [] when nothing changes. */
+static int op_item_patch(json_t *item, const struct kvmap *prev,
+			 const struct kvmap *m, const char *what, json_t **out,
+			 struct err *e)
 {
-	json_t *fields = json_object_get(item, "fields"), *kept, *x;
-	size_t i;
-
-	if (!ndrop)
-		return 0;
-	kept = json_array();
-	json_array_foreach(fields, i, x) {
-		bool gone = false;
-
-		for (size_t j = 0; j < ndrop; j++)
-			gone |= x == drop[j];
-		if (kept && !gone && json_array_append(kept, x) < 0) {
-			json_decref(kept);
-			kept = NULL;
-		}
-	}
-	if (!kept || json_object_set_new(item, "fields", kept) < 0)
-		return err_oom(e);
-	return 0;
-}
-
-/* The item to PUT: a copy of item (as read) with m applied to its keys;
- * every other field, the sections, files and metadata (version included)
- * as they were. prev: the entry as read, for attachments. */
-static int op_item_update(const json_t *item, const struct kvmap *prev,
-			  const struct kvmap *m, const char *what, json_t **out,
-			  struct err *e)
-{
-	json_t *cp = json_deep_copy(item), *fields, **drop = NULL;
+	json_t *ops = json_array();
 	struct op_layout l;
-	size_t ndrop = 0;
 	int rc;
 
 	*out = NULL;
-	if (!cp)
+	if (!ops)
 		return err_oom(e);
-	fields = json_object_get(cp, "fields");
-	if (!fields && json_object_set_new(cp, "fields", json_array()) < 0) {
-		json_decref(cp);
-		return err_oom(e);
-	}
-	fields = json_object_get(cp, "fields");
-	rc = op_layout_build(cp, &l, what, e);
-	if (rc == 0 && !(drop = calloc(l.n + 1, sizeof(*drop))))
-		rc = err_oom(e);
-	for (size_t i = 0; rc == 0 && i < l.n; i++) {
-		bool gone;
-
-		rc = op_key_apply(&l.v[i], prev, m, what, &gone, e);
-		if (gone)
-			drop[ndrop++] = l.v[i].field;
-	}
+	rc = op_layout_build(item, &l, what, e);
+	for (size_t i = 0; rc == 0 && i < l.n; i++)
+		rc = op_key_ops(&l.v[i], prev, m, what, ops, e);
 	for (size_t i = 0; rc == 0 && i < m->n; i++) {
+		json_t *f;
+
 		if (op_layout_get(&l, m->items[i].key))
 			continue;
 		rc = op_key_addable(&l, m->items[i].key, what, e);
+		f = rc == 0 ? op_field_new(m->items[i].key, &m->items[i], what, e) : NULL;
+		if (rc == 0 && !f)
+			rc = -1;
 		if (rc == 0)
-			rc = op_field_new(fields, m->items[i].key, &m->items[i],
-					  what, e);
+			rc = op_patch_op(ops, "add", "/fields", f, e);
 	}
-	/* the layout points into the fields: drop them after it is done */
-	if (rc == 0)
-		rc = op_fields_drop(cp, drop, ndrop, e);
-	free(drop);
 	op_layout_free(&l);
 	if (rc < 0) {
-		json_decref(cp);
+		json_decref(ops);
 		return -1;
 	}
-	*out = cp;
+	*out = ops;
 	return 0;
 }
 
@@ -871,13 +879,17 @@ static int op_item_new(const char *vid, const char *title, const char *category,
 	    json_object_set(item, "fields", fields) < 0)
 		rc = err_oom(e);
 	for (size_t i = 0; rc == 0 && i < m->n; i++) {
-		if (!dotenv_key_valid(m->items[i].key))
+		json_t *f;
+
+		if (!dotenv_key_valid(m->items[i].key)) {
 			rc = err_set(e, ERR_INVALID,
 				     "%s: key %s: new fields get keys that are environment names ([A-Za-z_][A-Za-z0-9_]*)",
 				     what, m->items[i].key);
-		else
-			rc = op_field_new(fields, m->items[i].key, &m->items[i],
-					  what, e);
+			break;
+		}
+		f = op_field_new(m->items[i].key, &m->items[i], what, e);
+		if (!f || json_array_append_new(fields, f) < 0)
+			rc = f ? err_oom(e) : -1;
 	}
 	json_decref(vault);
 	json_decref(fields);
@@ -1390,7 +1402,7 @@ static int op_store_read(void *ctx, struct entry *out, struct err *e)
 	return rc;
 }
 
-/* POST (create) or PUT item; the answer's version into version. */
+/* POST (create) or PATCH with body; the answer's version into version. */
 static int op_send(struct op_call *c, const char *method, const char *path,
 		   json_t *item, char version[PROVIDER_VERSION_MAX],
 		   struct err *e)
@@ -1412,6 +1424,45 @@ static int op_send(struct op_call *c, const char *method, const char *path,
 	return rc;
 }
 
+/* Whether the item moved on since s->item was read: a refused patch
+ * (400: a field it names is gone) is then a lost race, not bad input. */
+static bool op_item_moved(struct op_store *s, const char *path)
+{
+	char was[PROVIDER_VERSION_MAX], now[PROVIDER_VERSION_MAX];
+	json_t *item = NULL;
+	struct err e2 = { 0 };
+	bool moved;
+
+	moved = op_item_version(s->item, s->c->what, was, &e2) == 0 &&
+		op_get_json(s->c, path, &item, &e2) == 0 &&
+		op_item_version(item, s->c->what, now, &e2) == 0 &&
+		strcmp(was, now);
+	json_decref(item);
+	return moved;
+}
+
+/* PATCH the item read first with what m changes. */
+static int op_store_update(struct op_store *s, const struct kvmap *m,
+			   char version[PROVIDER_VERSION_MAX], struct err *e)
+{
+	struct op_call *c = s->c;
+	json_t *ops = NULL;
+	char path[128];
+	int rc = op_item_patch(s->item, &s->prev, m, c->what, &ops, e);
+
+	snprintf(path, sizeof(path), OP_PREFIX "/%s/items/%s", s->vid,
+		 op_str(s->item, "id"));
+	if (rc == 0 && json_array_size(ops) == 0)
+		rc = op_item_version(s->item, c->what, version, e);
+	else if (rc == 0)
+		rc = op_send(c, "PATCH", path, ops, version, e);
+	json_decref(ops);
+	if (rc < 0 && e->code == ERR_INVALID && op_item_moved(s, path))
+		return err_set(e, ERR_CONFLICT,
+			       "%s: the item changed while it was written", c->what);
+	return rc;
+}
+
 static int op_store_write(void *ctx, const struct kvmap *m, bool create,
 			  char version[PROVIDER_VERSION_MAX], struct err *e)
 {
@@ -1422,15 +1473,8 @@ static int op_store_write(void *ctx, const struct kvmap *m, bool create,
 	bool cached;
 	int rc;
 
-	if (!create) {
-		snprintf(path, sizeof(path), OP_PREFIX "/%s/items/%s", s->vid,
-			 op_str(s->item, "id"));
-		rc = op_item_update(s->item, &s->prev, m, c->what, &item, e);
-		if (rc == 0)
-			rc = op_send(c, "PUT", path, item, version, e);
-		json_decref(item);
-		return rc;
-	}
+	if (!create)
+		return op_store_update(s, m, version, e);
 	if (op_id_valid(s->r->item))
 		return err_set(e, ERR_NOTFOUND,
 			       "%s: no item with the ID %s to write to", c->what,

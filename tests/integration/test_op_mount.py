@@ -14,7 +14,11 @@ removed.
 """
 
 import contextlib
+import json
 import os
+import threading
+import time
+import urllib.request
 import re
 import subprocess
 
@@ -104,6 +108,16 @@ def billing_item(emu, vault="Team", title="billing"):
                 {"label": "port", "value": "5432", "section": "Prod DB"},
                 {"label": "port", "value": "6432", "section": "Other"}],
         files=[("cert.pem", CERT)])
+
+
+def other_client(emu, method, path, body):
+    """Another Connect client's request; its HTTP status."""
+    req = urllib.request.Request(
+        emu.url + path, method=method, data=json.dumps(body).encode(),
+        headers={"Authorization": "Bearer " + emu.token,
+                 "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return resp.status
 
 
 def app_of(store="op://Team/billing", **extra):
@@ -235,9 +249,12 @@ def test_generated_values_written_into_the_item(op, op_mount, secrets):
               "createdAt"):
         assert after[k] == before[k], k
     assert after["version"] == before["version"] + 1
-    assert op.count_op("UpdateItem") == 1
-    put = op.calls("UpdateItem")[0]
-    assert put.path == f"/v1/vaults/{op.vault_id('Team')}/items/{iid}"
+    assert op.count_op("UpdateItem") == 0
+    assert op.count_op("PatchItem") == 1
+    patch = op.calls("PatchItem")[0]
+    assert patch.path == f"/v1/vaults/{op.vault_id('Team')}/items/{iid}"
+    ops = json.loads(patch.body)
+    assert [(o["op"], o["path"]) for o in ops] == [("add", "/fields")]
     # served again from the item, not generated anew
     assert sfs.read(app / "SECRET_KEY") == val
 
@@ -293,7 +310,7 @@ def test_key_file_write_and_attachment_refused(op, op_mount, secrets):
     m.expect_log(r"cannot remove attachments")
     assert sfs.errno_of(os.unlink, app / "TLS_CERT") == "EROFS"
     assert op.item("Team", iid)["files"][0]["size"] == len(CERT)
-    assert op.count_op("UpdateItem") == 1
+    assert op.count_op("PatchItem") == 1
 
 
 def test_new_item_created_in_category(op, op_mount, secrets):
@@ -312,16 +329,56 @@ def test_new_item_created_in_category(op, op_mount, secrets):
     assert op.count_op("CreateItem") == 1
 
 
-def test_lost_race_detected_by_reading_back(op, op_mount, secrets):
-    """Connect ignores a stale version: secretfs reads back, and with
-    strict_versions (a server that would refuse) gets the 409."""
+def test_concurrent_change_to_another_field_survives(op, op_mount, secrets):
+    """A write patches only its own fields: a change someone makes to
+    another field between secretfs's read and its write is kept (a whole
+    item PUT would have undone it)."""
     iid = billing_item(op)
-    op.strict_versions = True
     m = op_mount(app_of())
     m.expect_log(r"left out|cert\.pem")
-    sfs.write_file(m.app("billing") / "username",
-                   secrets.add("op-strict-user").encode())
-    assert op.field("Team", iid, "username") == "op-strict-user"
+    app = m.app("billing")
+    assert sfs.read(app / "password") == b"op-bill-pw 'q'"
+    op.faults.latency(1.0, method="PATCH", n=1)
+    result = {}
+    writer = threading.Thread(target=lambda: result.update(w=sfs.write_file(
+        app / "username", secrets.add("op-race-user").encode())))
+    writer.start()
+    deadline = time.monotonic() + 5
+    while op.count_op("PatchItem") == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    op.set_field("Team", iid, "password", secrets.add("op-race-pw"))
+    writer.join(10)
+    assert result["w"] == (None, None)
+    assert op.field("Team", iid, "username") == "op-race-user"
+    assert op.field("Team", iid, "password") == "op-race-pw"
+    assert sfs.read(app / "password") == b"op-race-pw"
+
+
+def test_field_removed_meanwhile_is_a_lost_race(op, op_mount, secrets):
+    """A patch naming a field someone removed since the read is refused
+    (400); the item moved on, so it is a lost race: redone on top."""
+    iid = billing_item(op)
+    m = op_mount(app_of())
+    m.expect_log(r"left out|cert\.pem")
+    app = m.app("billing")
+    op.faults.latency(1.0, method="PATCH", n=1)
+    result = {}
+    writer = threading.Thread(target=lambda: result.update(w=sfs.write_file(
+        app / "username", secrets.add("op-late-user").encode())))
+    writer.start()
+    deadline = time.monotonic() + 5
+    while op.count_op("PatchItem") == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    # another client removes the field secretfs is about to patch
+    assert other_client(op, "PATCH", f"/v1/vaults/{op.vault_id('Team')}"
+                        f"/items/{iid}", [{"op": "remove",
+                                           "path": "/fields/username"}]) \
+        == 200
+    writer.join(10)
+    assert result["w"] == (None, None)
+    assert op.field("Team", iid, "username") == "op-late-user"
+    # ours refused, theirs, ours redone on top (the field added anew)
+    assert [r.status for r in op.calls("PatchItem")] == [400, 200, 200]
 
 
 # ---------------------------------------------------------------- errors

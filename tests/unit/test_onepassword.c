@@ -316,64 +316,64 @@ static void item_map(json_t *item, struct kvmap *m)
 	op_layout_free(&l);
 }
 
-static json_t *field_by_id(json_t *item, const char *id)
+static void check_patch(json_t *ops, const char *want)
 {
-	json_t *x;
-	size_t i;
+	json_t *w = item_load(want);
 
-	json_array_foreach(json_object_get(item, "fields"), i, x)
-		if (op_str(x, "id") && !strcmp(op_str(x, "id"), id))
-			return x;
-	return NULL;
+	if (!json_equal(ops, w)) {
+		char *got = json_dumps(ops, JSON_COMPACT);
+
+		fail_msg("patch %s, expected %s", got, want);
+	}
+	json_decref(w);
 }
 
-static void test_update(void **st)
+static void test_patch(void **st)
 {
-	json_t *item = item_load(ITEM), *out, *f, *orig;
+	json_t *item = item_load(ITEM), *ops, *orig;
 	struct kvmap prev = KVMAP_INIT, m = KVMAP_INIT;
 	struct err e = { 0 };
-	const char *keep[] = { "id", "title", "version", "vault", "category",
-			       "tags", "favorite", "createdAt", "updatedAt",
-			       "sections", "files" };
 
 	(void)st;
 	item_map(item, &prev);
 	assert_int_equal(kvmap_copy(&m, &prev), 0);
-	/* change one, remove one, add one */
+	/* change one, remove one, add one, fill one without a value */
 	assert_int_equal(kvmap_set(&m, "password", "pw2", 3), 0);
 	assert_true(kvmap_del(&m, "username"));
 	assert_int_equal(kvmap_set(&m, "NEW_KEY", "n\"ew", 4), 0);
-	assert_int_equal(op_item_update(item, &prev, &m, "x", &out, &e), 0);
-
-	/* metadata, sections, files: as read */
-	for (size_t i = 0; i < sizeof(keep) / sizeof(*keep); i++)
-		assert_true(json_equal(json_object_get(out, keep[i]),
-				       json_object_get(item, keep[i])));
-	assert_string_equal(op_str(field_by_id(out, "password"), "value"), "pw2");
-	assert_string_equal(op_str(field_by_id(out, "password"), "purpose"), "PASSWORD");
-	assert_null(field_by_id(out, "username"));
-	/* untouched fields stay byte for byte, the unnamed and twice-used too */
-	for (const char *const *id = (const char *const[]){ "f3", "f4", "f5", "f6", "f7", NULL }; *id; id++)
-		assert_true(json_equal(field_by_id(out, *id), field_by_id(item, *id)));
-	f = json_array_get(json_object_get(out, "fields"),
-			   json_array_size(json_object_get(out, "fields")) - 1);
-	assert_string_equal(op_str(f, "label"), "NEW_KEY");
-	assert_string_equal(op_str(f, "value"), "n\"ew");
-	assert_string_equal(op_str(f, "type"), "CONCEALED");
-	assert_null(json_object_get(f, "section"));
-	assert_int_equal(json_array_size(json_object_get(out, "fields")), 7);
+	assert_int_equal(kvmap_set(&m, "EMPTY", "e", 1), 0);
+	assert_int_equal(op_item_patch(item, &prev, &m, "x", &ops, &e), 0);
+	/* only those fields: the others (the unnamed, both ports, the
+	 * sections, files and metadata) are never sent */
+	check_patch(ops, "["
+		"{\"op\":\"add\",\"path\":\"/fields/f7/value\",\"value\":\"e\"},"
+		"{\"op\":\"replace\",\"path\":\"/fields/password/value\",\"value\":\"pw2\"},"
+		"{\"op\":\"remove\",\"path\":\"/fields/username\"},"
+		"{\"op\":\"add\",\"path\":\"/fields\",\"value\":{\"type\":\"CONCEALED\","
+		"\"purpose\":\"\",\"label\":\"NEW_KEY\",\"value\":\"n\\\"ew\"}}]");
+	json_decref(ops);
 	/* the item read is not modified */
 	orig = item_load(ITEM);
 	assert_true(json_equal(item, orig));
 	json_decref(orig);
-	json_decref(out);
 	kvmap_free(&m);
 	kvmap_free(&prev);
 	json_decref(item);
 }
 
-static void check_update_bad(const char *key, const char *val, size_t len,
-			     bool del, enum err_code code, const char *substr)
+static void test_field_path(void **st)
+{
+	char p[64];
+
+	(void)st;
+	op_field_path("password", "/value", p, sizeof(p));
+	assert_string_equal(p, "/fields/password/value");
+	op_field_path("a/b~c", "", p, sizeof(p));
+	assert_string_equal(p, "/fields/a~1b~0c");
+}
+
+static void check_patch_bad(const char *key, const char *val, size_t len,
+			    bool del, enum err_code code, const char *substr)
 {
 	json_t *item = item_load(ITEM), *out = NULL;
 	struct kvmap prev = KVMAP_INIT, m = KVMAP_INIT;
@@ -385,7 +385,7 @@ static void check_update_bad(const char *key, const char *val, size_t len,
 		assert_true(kvmap_del(&m, key));
 	else
 		assert_int_equal(kvmap_set(&m, key, val, len), 0);
-	assert_int_equal(op_item_update(item, &prev, &m, "x", &out, &e), -1);
+	assert_int_equal(op_item_patch(item, &prev, &m, "x", &out, &e), -1);
 	assert_null(out);
 	assert_int_equal(e.code, code);
 	if (!strstr(e.msg, substr))
@@ -395,40 +395,40 @@ static void check_update_bad(const char *key, const char *val, size_t len,
 	json_decref(item);
 }
 
-static void test_update_refused(void **st)
+static void test_patch_refused(void **st)
 {
 	(void)st;
-	check_update_bad("cert.pem", "other", 5, false, ERR_READONLY,
-			 "cannot change attachments");
-	check_update_bad("cert.pem", NULL, 0, true, ERR_READONLY,
-			 "cannot remove attachments");
-	check_update_bad("port", "3", 1, false, ERR_INVALID,
-			 "two fields or files of the item are labeled port");
-	check_update_bad("not-a-name", "3", 1, false, ERR_INVALID,
-			 "environment names");
-	check_update_bad("password", "\xff\xfe", 2, false, ERR_INVALID,
-			 "UTF-8 text only");
+	check_patch_bad("cert.pem", "other", 5, false, ERR_READONLY,
+			"cannot change attachments");
+	check_patch_bad("cert.pem", NULL, 0, true, ERR_READONLY,
+			"cannot remove attachments");
+	check_patch_bad("port", "3", 1, false, ERR_INVALID,
+			"two fields or files of the item are labeled port");
+	check_patch_bad("not-a-name", "3", 1, false, ERR_INVALID,
+			"environment names");
+	check_patch_bad("password", "\xff\xfe", 2, false, ERR_INVALID,
+			"UTF-8 text only");
 }
 
-static void test_update_nothing(void **st)
+static void test_patch_nothing(void **st)
 {
-	json_t *item = item_load(ITEM), *out;
+	json_t *item = item_load(ITEM), *ops;
 	struct kvmap prev = KVMAP_INIT;
 	struct err e = { 0 };
 
 	(void)st;
 	item_map(item, &prev);
-	assert_int_equal(op_item_update(item, &prev, &prev, "x", &out, &e), 0);
-	assert_true(json_equal(out, item));
-	json_decref(out);
-	/* an item without fields gets them */
+	assert_int_equal(op_item_patch(item, &prev, &prev, "x", &ops, &e), 0);
+	assert_int_equal(json_array_size(ops), 0);
+	json_decref(ops);
+	/* an item without fields gets one */
 	json_decref(item);
 	item = item_load("{\"id\":\"" ID_ITEM "\",\"title\":\"t\",\"version\":1}");
 	kvmap_free(&prev);
 	assert_int_equal(kvmap_set(&prev, "A", "1", 1), 0);
-	assert_int_equal(op_item_update(item, &prev, &prev, "x", &out, &e), 0);
-	assert_int_equal(json_array_size(json_object_get(out, "fields")), 1);
-	json_decref(out);
+	assert_int_equal(op_item_patch(item, &prev, &prev, "x", &ops, &e), 0);
+	assert_int_equal(json_array_size(ops), 1);
+	json_decref(ops);
 	kvmap_free(&prev);
 	json_decref(item);
 }
@@ -656,9 +656,10 @@ int main(void)
 		cmocka_unit_test(test_layout_garbage),
 		cmocka_unit_test(test_field_find),
 		cmocka_unit_test(test_attributes),
-		cmocka_unit_test(test_update),
-		cmocka_unit_test(test_update_refused),
-		cmocka_unit_test(test_update_nothing),
+		cmocka_unit_test(test_patch),
+		cmocka_unit_test(test_field_path),
+		cmocka_unit_test(test_patch_refused),
+		cmocka_unit_test(test_patch_nothing),
 		cmocka_unit_test(test_item_new),
 		cmocka_unit_test(test_error_map),
 		cmocka_unit_test(test_match),
