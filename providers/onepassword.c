@@ -187,6 +187,30 @@ static int op_attr_parse(const char *s, enum op_attr *out, struct err *e)
 		       "?attribute= is one of value, id, label, type, purpose (fields) or content, id, name, size (files)");
 }
 
+/* The '/'-separated segments of locator into seg (malloc'd), at most 4. */
+static int op_split(const char *locator, char *seg[4], size_t *n,
+		    struct err *e)
+{
+	const char *s = locator, *slash;
+
+	*n = 0;
+	do {
+		slash = strchr(s, '/');
+		if (*n == 4)
+			return err_set(e, ERR_INVALID,
+				       "op://VAULT/ITEM[/[SECTION/]FIELD] has at most 4 segments (a name with '/' is written as its ID)");
+		seg[*n] = strndup(s, slash ? (size_t)(slash - s) : strlen(s));
+		if (!seg[*n])
+			return err_oom(e);
+		(*n)++;
+		s = slash ? slash + 1 : s;
+	} while (slash);
+	if (*n < 2)
+		return err_set(e, ERR_INVALID,
+			       "expected op://VAULT/ITEM (the item's fields as keys) or op://VAULT/ITEM/[SECTION/]FIELD");
+	return 0;
+}
+
 /* locator (percent-decoded) and params into r. */
 static int op_ref_parse(const char *locator, const char *params,
 			struct op_ref *r, struct err *e)
@@ -194,44 +218,18 @@ static int op_ref_parse(const char *locator, const char *params,
 	static const char *const what[] = { "vault", "item", "section", "field" };
 	struct kit_param p[] = { { "attribute", NULL }, { "attr", NULL } };
 	char *seg[4] = { NULL };
-	const char *s = locator;
 	size_t n = 0;
-	int rc = 0;
+	int rc;
 
 	memset(r, 0, sizeof(*r));
 	if (kit_params_parse(params, p, 2, "attribute=NAME", e) < 0)
 		return -1;
-	if (p[0].value && p[1].value)
+	rc = op_split(locator, seg, &n, e);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = op_seg_check(seg[i], strlen(seg[i]),
+				  n == 3 && i == 2 ? "field" : what[i], i < 2, e);
+	if (rc == 0 && p[0].value && p[1].value)
 		rc = err_set(e, ERR_INVALID, "?attribute= and ?attr= are one parameter: give one");
-	for (;;) {
-		const char *slash = strchr(s, '/');
-		size_t len = slash ? (size_t)(slash - s) : strlen(s);
-
-		if (rc < 0)
-			break;
-		if (n == 4) {
-			rc = err_set(e, ERR_INVALID,
-				     "op://VAULT/ITEM[/[SECTION/]FIELD] has at most 4 segments (a name with '/' is written as its ID)");
-			break;
-		}
-		seg[n] = strndup(s, len);
-		if (!seg[n]) {
-			rc = err_oom(e);
-			break;
-		}
-		n++;
-		if (!slash)
-			break;
-		s = slash + 1;
-	}
-	if (rc == 0 && n < 2)
-		rc = err_set(e, ERR_INVALID,
-			     "expected op://VAULT/ITEM (the item's fields as keys) or op://VAULT/ITEM/[SECTION/]FIELD");
-	for (size_t i = 0; rc == 0 && i < n; i++) {
-		const char *w = n == 3 && i == 2 ? "field" : what[i];
-
-		rc = op_seg_check(seg[i], strlen(seg[i]), w, i < 2, e);
-	}
 	if (rc == 0)
 		rc = op_attr_parse(p[0].value ? p[0].value : p[1].value, &r->attr, e);
 	if (rc == 0 && n == 2 && r->attr != OP_ATTR_DEFAULT)
