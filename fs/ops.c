@@ -1074,26 +1074,69 @@ static void ops_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 }
 
+/* Requests that render, parse or write values leave copies in the frames
+ * their callees used below the handler: libc's formatting and file code,
+ * the parser, the stores. A worker thread's stack outlives the request,
+ * and glibc hands an ended thread's stack to the next thread it starts,
+ * so each such request wipes what lies below it before the worker takes
+ * another (a memory scan found values there otherwise). */
+#define OPS_WIPED(op, params, args)		\
+	static void op##_wiped params		\
+	{					\
+		op args;			\
+		secmem_stack_wipe_deep();	\
+	}
+
+OPS_WIPED(ops_lookup, (fuse_req_t req, fuse_ino_t parent, const char *name),
+	  (req, parent, name))
+OPS_WIPED(ops_getattr, (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
+	  (req, ino, fi))
+OPS_WIPED(ops_setattr, (fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+			int to_set, struct fuse_file_info *fi),
+	  (req, ino, attr, to_set, fi))
+OPS_WIPED(ops_open, (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
+	  (req, ino, fi))
+OPS_WIPED(ops_read, (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		     struct fuse_file_info *fi),
+	  (req, ino, size, off, fi))
+OPS_WIPED(ops_flush, (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
+	  (req, ino, fi))
+OPS_WIPED(ops_fsync, (fuse_req_t req, fuse_ino_t ino, int datasync,
+		      struct fuse_file_info *fi),
+	  (req, ino, datasync, fi))
+OPS_WIPED(ops_release, (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
+	  (req, ino, fi))
+OPS_WIPED(ops_create, (fuse_req_t req, fuse_ino_t parent, const char *name,
+		       mode_t mode, struct fuse_file_info *fi),
+	  (req, parent, name, mode, fi))
+OPS_WIPED(ops_rename, (fuse_req_t req, fuse_ino_t parent, const char *name,
+		       fuse_ino_t newparent, const char *newname,
+		       unsigned int flags),
+	  (req, parent, name, newparent, newname, flags))
+OPS_WIPED(ops_setxattr, (fuse_req_t req, fuse_ino_t ino, const char *name,
+			 const char *value, size_t size, int flags),
+	  (req, ino, name, value, size, flags))
+
 const struct fuse_lowlevel_ops ops_table = {
 	.init = ops_init,
-	.lookup = ops_lookup,
-	.getattr = ops_getattr,
-	.setattr = ops_setattr,
+	.lookup = ops_lookup_wiped,
+	.getattr = ops_getattr_wiped,
+	.setattr = ops_setattr_wiped,
 	.opendir = ops_opendir,
 	.readdir = ops_readdir,
 	.releasedir = ops_releasedir,
-	.open = ops_open,
-	.read = ops_read,
+	.open = ops_open_wiped,
+	.read = ops_read_wiped,
 	.write = ops_write,
-	.flush = ops_flush,
-	.fsync = ops_fsync,
-	.release = ops_release,
-	.create = ops_create,
+	.flush = ops_flush_wiped,
+	.fsync = ops_fsync_wiped,
+	.release = ops_release_wiped,
+	.create = ops_create_wiped,
 	.unlink = ops_unlink,
-	.rename = ops_rename,
+	.rename = ops_rename_wiped,
 	.getxattr = ops_getxattr,
 	.listxattr = ops_listxattr,
-	.setxattr = ops_setxattr,
+	.setxattr = ops_setxattr_wiped,
 };
 
 /* A write reached the store: every file of the app may show it. */
