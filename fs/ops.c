@@ -26,6 +26,7 @@
 #include <sodium.h>
 
 #include "../base/log.h"
+#include "xattr.h"
 
 #define OPS_ROOT_INO FUSE_ROOT_ID
 #define OPS_DIR_TIMEOUT 1.0	/* the tree of apps never changes under a mount */
@@ -157,6 +158,8 @@ static int ops_errno(const struct err *e)
 		[ERR_NOMEM] = ENOMEM,
 		[ERR_IO] = EIO,
 		[ERR_EXISTS] = EEXIST,
+		[ERR_NOATTR] = ENODATA,
+		[ERR_NOTSUP] = ENOTSUP,
 	};
 
 	if ((unsigned)e->code >= sizeof(map) / sizeof(map[0]) || !map[e->code])
@@ -732,13 +735,7 @@ static void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 }
 
-/* ---- extended attributes: metadata and control ---- */
-
-#define OPS_XATTR "user.secretfs."
-
-static const char ops_xattr_names[] =
-	OPS_XATTR "source\0" OPS_XATTR "version\0" OPS_XATTR "age\0"
-	OPS_XATTR "stale\0" OPS_XATTR "error\0";
+/* ---- extended attributes: metadata and control (fs/xattr.h) ---- */
 
 /* Reply with value (size 0: its length; too small: ERANGE). */
 static void ops_reply_xattr(fuse_req_t req, const char *value, size_t len,
@@ -755,63 +752,42 @@ static void ops_reply_xattr(fuse_req_t req, const char *value, size_t len,
 static void ops_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct ops_fs *ofs = ops_fs_of(req);
+	const char *names = "";
+	size_t len = 0;
 
-	if (!node_find(&ofs->nodes, ino)) {
-		ops_reply_xattr(req, "", 0, size);
-		return;
-	}
-	ops_reply_xattr(req, ops_xattr_names, sizeof(ops_xattr_names) - 1, size);
+	if (node_find(&ofs->nodes, ino))
+		names = xattr_names(&len);
+	ops_reply_xattr(req, names, len, size);
 }
 
-/* Values never appear here: only where they come from, and how fresh. */
 static void ops_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			 size_t size)
 {
 	struct ops_fs *ofs = ops_fs_of(req);
 	struct node *n = node_find(&ofs->nodes, ino);
-	struct app_meta meta;
+	struct xattr_value v;
 	struct err e = { 0 };
-	char text[64];
-	const char *v = NULL;
-	size_t len;
 
-	if (!n || strncmp(name, OPS_XATTR, strlen(OPS_XATTR)) ||
-	    edit_scratch_stat(&ofs->edit, n->app, n->name, NULL)) {
+	if (!n) {
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
-	if (app_meta(ofs->appfs, &ofs->cfg->apps[n->app], n->name, &meta, &e) < 0) {
+	/* no such attribute: an answer to a probe (every write asks for
+	 * security.capability), not worth a log line */
+	if (xattr_get(&ofs->edit, n->app, n->name, name, &v, &e) == 0)
+		ops_reply_xattr(req, v.text, v.len, size);
+	else if (e.code == ERR_NOATTR)
+		fuse_reply_err(req, ops_errno(&e));
+	else
 		ops_reply_err(req, &e);
-		return;
-	}
-	name += strlen(OPS_XATTR);
-	if (!strcmp(name, "source"))
-		v = meta.source;
-	else if (!strcmp(name, "version"))
-		v = meta.version;
-	else if (!strcmp(name, "error"))
-		v = meta.error;
-	else if (!strcmp(name, "stale"))
-		v = meta.stale ? "1" : "0";
-	else if (!strcmp(name, "age") && snprintf(text, sizeof(text), "%ld", meta.age_s) > 0)
-		v = text;
-	if (!v) {
-		fuse_reply_err(req, ENODATA);
-		return;
-	}
-	len = strlen(v);
-	if (len && v[len - 1] == '\n')
-		len--;	/* the last of the source lines */
-	ops_reply_xattr(req, v, len, size);
 }
 
-/* user.secretfs.refresh (a file or an app folder): revalidate now;
- * user.secretfs.regenerate (a generate: key's file): a new value. */
 static void ops_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			 const char *value, size_t size, int flags)
 {
 	struct ops_fs *ofs = ops_fs_of(req);
 	struct node *n = node_find(&ofs->nodes, ino);
+	const char *file = n ? n->name : NULL;
 	size_t app = n ? n->app : 0;
 	struct err e = { 0 };
 
@@ -819,25 +795,14 @@ static void ops_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fuse_reply_err(req, ENOTSUP);
 		return;
 	}
-	if (!strcmp(name, OPS_XATTR "refresh")) {
-		app_expire(ofs->appfs, &ofs->cfg->apps[app]);
-		ops_inval_app(ofs, app);
-		fuse_reply_err(req, 0);
+	if (xattr_may_set(&ofs->edit, app, file, name, &e) < 0) {
+		ops_reply_refusal(req, &e);
 		return;
 	}
-	if (strcmp(name, OPS_XATTR "regenerate")) {
-		fuse_reply_err(req, ENOTSUP);
-		return;
-	}
-	if (!n) {
-		fuse_reply_err(req, EINVAL);
-		return;
-	}
-	if (app_regenerate(ofs->appfs, &ofs->cfg->apps[app], n->name, &e) < 0) {
+	if (xattr_set(&ofs->edit, app, file, name, &e) < 0) {
 		ops_reply_err(req, &e);
 		return;
 	}
-	log_info("app %s: %s regenerated", ofs->cfg->apps[app].name, n->name);
 	ops_inval_app(ofs, app);
 	fuse_reply_err(req, 0);
 }
