@@ -232,3 +232,15 @@ void node_each(struct node_table *t, size_t app, node_each_fn *fn, void *ctx)
 	pthread_mutex_unlock(&t->lock);
 	node_call(fn, ctx, inos, k);
 }
+
+void node_each_file(struct node_table *t, node_each_fn *fn, void *ctx)
+{
+	size_t n;
+
+	pthread_mutex_lock(&t->lock);
+	n = t->nnodes;
+	pthread_mutex_unlock(&t->lock);
+	/* numbered densely from the first, and never freed */
+	for (size_t i = 0; i < n; i++)
+		fn(ctx, node_first_file_ino(t) + i);
+}

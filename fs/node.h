@@ -83,5 +83,9 @@ typedef void node_each_fn(void *ctx, uint64_t ino);
 /* fn for the inode of every file of app. Called without the table's lock
  * held, so fn may take locks of its own. */
 void node_each(struct node_table *t, size_t app, node_each_fn *fn, void *ctx);
+/* fn for every file inode handed out so far, of any app, renamed over or
+ * not (when what the kernel holds cannot be known any better). Unlocked,
+ * as node_each. */
+void node_each_file(struct node_table *t, node_each_fn *fn, void *ctx);
 
 #endif

@@ -1,7 +1,8 @@
 /* test_node.c - the inode table (fs/node.c): numbers of the root, app
  * folders and files, stable per name; renames that keep a file's inode;
  * retired names that outlive their node's rename; what the kernel was
- * shown (observe) deciding mtime and invalidation; walking an app. */
+ * shown (observe) deciding mtime and invalidation; walking an app, and
+ * every file. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -309,6 +310,24 @@ static void test_each_skips_detached(void **state)
 	assert_false(walked(&w, gone));
 }
 
+static void test_each_file_every_app(void **state)
+{
+	struct node_table *t = *state;
+	struct walk w = { .t = t };
+	uint64_t a = get(t, 0, "DB")->ino, b = get(t, 2, "DB")->ino;
+	uint64_t c = get(t, 0, "sedAbc123")->ino;
+
+	node_each_file(t, walk_one, &w);
+	assert_int_equal(w.n, 3);
+	assert_true(walked(&w, a) && walked(&w, b) && walked(&w, c));
+	/* renamed over: its inode may still be in the kernel's hands */
+	node_rename(t, 0, "sedAbc123", "DB");
+	w.n = 0;
+	node_each_file(t, walk_one, &w);
+	assert_int_equal(w.n, 3);
+	assert_true(walked(&w, a));
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -328,6 +347,7 @@ int main(void)
 		T(test_rename_forgets_what_was_seen),
 		T(test_each_visits_app),
 		T(test_each_skips_detached),
+		T(test_each_file_every_app),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
