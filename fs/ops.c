@@ -676,7 +676,9 @@ static int ops_set_owner_mode(struct ops_fs *ofs, fuse_ino_t ino,
 		return 0;
 	if (ino == OPS_ROOT_INO || ops_is_app(ofs, ino))
 		ops_dir_attr(ofs, ino, &cur);
-	else if (n && !ops_stat_scratch(ofs, ino, n->app, n->name, &cur))
+	else if (!n)
+		return ENOENT;	/* the kernel never sends one it was not given */
+	else if (!ops_stat_scratch(ofs, ino, n->app, n->name, &cur))
 		ops_file_attr(ofs, n, 0, &cur);
 	if (((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != cur.st_uid) ||
 	    ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != cur.st_gid))
