@@ -80,6 +80,17 @@ void kit_log_every(int64_t *last_ms, int64_t interval_ms, const char *fmt, ...)
 int kit_form_add(struct secbuf *b, const char *key, const char *val,
 		 size_t len);
 
+/* ---- stored values ---- */
+
+/* A value as a store holds it (an AWS SecretString, an Azure secret, a GCP
+ * payload) as an entry's map: a JSON object's keys (strings as they are,
+ * other JSON values as compact JSON text), else the whole value as the
+ * single key "". An object with NUL bytes in keys, or only the key "",
+ * is a single value too. *obj (obj may be NULL) gets the object, for
+ * writes that keep the JSON types. what names the store in messages. */
+int kit_value_map(const char *s, size_t len, const char *what,
+		  struct kvmap *m, json_t **obj, struct err *e);
+
 /* ---- credential files ---- */
 
 enum kit_file_flags {

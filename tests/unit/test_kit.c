@@ -141,6 +141,43 @@ static void test_params(void **state)
 	kit_params_free(p, 2);
 }
 
+/* ---- stored values ---- */
+
+static void test_value_map(void **st)
+{
+	struct kvmap m = KVMAP_INIT;
+	json_t *obj = NULL;
+	struct err e;
+	const struct kv *kv;
+
+	(void)st;
+	assert_int_equal(kit_value_map("{\"A\":\"1\",\"N\":2}", 15, "t", &m, &obj, &e), 0);
+	assert_int_equal(m.n, 2);
+	assert_string_equal(kvmap_get(&m, "N")->val, "2");
+	assert_non_null(obj);
+	json_decref(obj);
+	obj = NULL;
+	kvmap_free(&m);
+	/* text, a JSON array, only the key "": one value with exact bytes */
+	assert_int_equal(kit_value_map("plain", 5, "t", &m, &obj, &e), 0);
+	assert_null(obj);
+	assert_string_equal(kvmap_get(&m, "")->val, "plain");
+	kvmap_free(&m);
+	assert_int_equal(kit_value_map("{\"\":\"x\"}", 8, "t", &m, NULL, &e), 0);
+	kv = kvmap_get(&m, "");
+	assert_int_equal(kv->len, 8);
+	kvmap_free(&m);
+	assert_int_equal(kit_value_map("a\0b", 3, "t", &m, NULL, &e), 0);
+	kv = kvmap_get(&m, "");
+	assert_int_equal(kv->len, 3);
+	assert_memory_equal(kv->val, "a\0b", 3);
+	kvmap_free(&m);
+	/* a duplicate key is not an object of keys */
+	assert_int_equal(kit_value_map("{\"A\":1,\"A\":2}", 15, "t", &m, NULL, &e), 0);
+	assert_non_null(kvmap_get(&m, ""));
+	kvmap_free(&m);
+}
+
 /* ---- stores without compare-and-set ---- */
 
 static void test_changes_kept(void **st)
@@ -326,6 +363,7 @@ int main(void)
 		cmocka_unit_test(test_opt_url),
 		cmocka_unit_test(test_file_read),
 		cmocka_unit_test(test_params),
+		cmocka_unit_test(test_value_map),
 		cmocka_unit_test(test_changes_kept),
 		cmocka_unit_test(test_store_nocas),
 		cmocka_unit_test(test_text_clean),
