@@ -173,7 +173,7 @@ static void test_value_map(void **st)
 	assert_memory_equal(kv->val, "a\0b", 3);
 	kvmap_free(&m);
 	/* a duplicate key is not an object of keys */
-	assert_int_equal(kit_value_map("{\"A\":1,\"A\":2}", 15, "t", &m, NULL, &e), 0);
+	assert_int_equal(kit_value_map("{\"A\":1,\"A\":2}", 13, "t", &m, NULL, &e), 0);
 	assert_non_null(kvmap_get(&m, ""));
 	kvmap_free(&m);
 }
