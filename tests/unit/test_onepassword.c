@@ -18,6 +18,10 @@
 
 #include "providers/onepassword.c"
 
+#define PROVIDER_TEST_NAME "op"
+#define PROVIDER_TEST_TYPE "1password-connect"
+#include "provider_test.h"
+
 #define ID_A "aaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define ID_B "bbbbbbbbbbbbbbbbbbbbbbbbbb"
 #define ID_ITEM "itemitemitemitemitemitem01"
@@ -458,16 +462,6 @@ static void test_item_new(void **st)
 	kvmap_free(&m);
 }
 
-static struct http_response resp(long status, const char *body)
-{
-	struct http_response rs = HTTP_RESPONSE_INIT;
-
-	rs.status = status;
-	if (body)
-		assert_int_equal(secbuf_set(&rs.body, body, strlen(body)), 0);
-	return rs;
-}
-
 static void check_error(long status, const char *body, enum err_code code,
 			const char *substr)
 {
@@ -545,32 +539,6 @@ static void test_cache_key(void **st)
 	assert_string_equal(k, "i/" ID_A "/billing-app");
 }
 
-/* A provider_conf of key, value pairs (NULL-terminated). */
-struct conf {
-	struct conf_opt opts[8];
-	struct provider_conf pc;
-};
-
-static void conf_make(struct conf *c, ...)
-{
-	va_list ap;
-	const char *k;
-	size_t n = 0;
-
-	va_start(ap, c);
-	while ((k = va_arg(ap, const char *)) && n < 8) {
-		c->opts[n].key = (char *)k;
-		c->opts[n].value = va_arg(ap, char *);
-		c->opts[n].where = (struct conf_where){ "test.conf", (int)n + 2 };
-		n++;
-	}
-	va_end(ap);
-	c->pc = (struct provider_conf){ .name = (char *)"op",
-					.type = (char *)"1password-connect",
-					.opts = c->opts, .nopts = n,
-					.where = { "test.conf", 1 } };
-}
-
 static void check_create_bad(struct conf *c, const char *substr)
 {
 	void *state = NULL;
@@ -584,23 +552,15 @@ static void check_create_bad(struct conf *c, const char *substr)
 
 static void test_options(void **st)
 {
-	char dir[] = "/tmp/test_op.XXXXXX", path[64], cmd[96];
+	char *path = tmpfile_mode("token", "tok\n", 0600);
 	struct onepassword *op;
 	struct conf c;
 	void *state;
 	struct err e = { 0 };
-	FILE *f;
 
 	(void)st;
 	unsetenv("OP_CONNECT_HOST");
 	unsetenv("OP_CONNECT_TOKEN");
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/token", dir);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs("tok\n", f);
-	fclose(f);
-
 	conf_make(&c, "token_file", path, NULL);
 	check_create_bad(&c, "no host");
 	assert_int_equal(chmod(path, 0644), 0);
@@ -635,8 +595,6 @@ static void test_options(void **st)
 	op_destroy(state);
 	unsetenv("OP_CONNECT_HOST");
 	unsetenv("OP_CONNECT_TOKEN");
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
 }
 
 static void test_registered(void **st)
@@ -645,6 +603,24 @@ static void test_registered(void **st)
 	assert_ptr_equal(provider_ops_find("1password-connect"),
 			 &onepassword_provider_ops);
 	assert_null(onepassword_provider_ops.caps & PROVIDER_CAP_CAS);
+}
+
+static int setup_all(void **st)
+{
+	(void)st;
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_op.XXXXXX");
+	assert_non_null(mkdtemp(tmpdir));
+	log_init(LOG_LVL_ERROR, false);
+	return 0;
+}
+
+static int teardown_all(void **st)
+{
+	char cmd[128];
+
+	(void)st;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
 }
 
 int main(void)
@@ -668,6 +644,5 @@ int main(void)
 		cmocka_unit_test(test_registered),
 	};
 
-	log_init(LOG_LVL_ERROR, false);
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }
