@@ -808,14 +808,8 @@ static enum http_verdict aws_call_classify(void *ctx,
  * serving stale values hides them; once a minute is enough. */
 static void aws_auth_log(struct aws *a, const struct err *e)
 {
-	int64_t now = clock_now_ms();
-	int64_t last = __atomic_load_n(&a->auth_logged_ms, __ATOMIC_RELAXED);
-
-	if (last && now - last < AWS_AUTH_LOG_MS)
-		return;
-	if (__atomic_compare_exchange_n(&a->auth_logged_ms, &last, now, false,
-					__ATOMIC_RELAXED, __ATOMIC_RELAXED))
-		log_warn("aws %s: %s", a->name, e->msg);
+	kit_log_every(&a->auth_logged_ms, AWS_AUTH_LOG_MS, "aws %s: %s",
+		      a->name, e->msg);
 }
 
 /* One Secrets Manager operation: a signed POST / (the rules above). 0
