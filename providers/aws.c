@@ -574,48 +574,6 @@ static int aws_list_body(const char *prefix, const char *next,
 
 /* ---- answers (pure) ---- */
 
-/* An object whose keys all make map keys: no NUL bytes, and not just the
- * key "" (which would read as a single value). */
-static bool aws_object_usable(json_t *obj)
-{
-	const char *key;
-	json_t *val;
-
-	if (json_object_size(obj) == 1 && json_object_get(obj, ""))
-		return false;
-	json_object_foreach(obj, key, val) {
-		if (json_object_iter_key_len(json_object_key_to_iter(key)) !=
-		    strlen(key))
-			return false;
-	}
-	return true;
-}
-
-
-/* A SecretString as a map: a JSON object's keys, else the whole text as
- * the single key "". *obj (when obj is not NULL) gets the object. */
-static int aws_string_map(const char *s, size_t len, struct kvmap *m,
-			  json_t **obj, struct err *e)
-{
-	json_error_t jerr;
-	json_t *j = json_loadb(s, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
-			       &jerr);
-	int rc;
-
-	/* jerr.text may quote the secret */
-	sodium_memzero(&jerr, sizeof(jerr));
-	if (json_is_object(j) && aws_object_usable(j)) {
-		rc = http_json_to_map(j, m, "aws", e);
-		if (rc == 0 && obj)
-			*obj = json_incref(j);
-	} else {
-		rc = kvmap_set(m, "", s, len) < 0 ?
-			err_oom(e) : 0;
-	}
-	json_decref(j);
-	return rc;
-}
-
 /* SecretBinary (standard base64) as the single key "". */
 static int aws_binary_map(const char *b64, size_t len, struct kvmap *m,
 			  const char *what, struct err *e)
@@ -657,7 +615,7 @@ static int aws_get_parse(const struct http_response *rs, const char *what,
 		goto out;
 	}
 	if (json_is_string(ss))
-		rc = aws_string_map(json_string_value(ss), json_string_length(ss),
+		rc = kit_value_map(json_string_value(ss), json_string_length(ss),
 				    &out->map, cur ? &cur->obj : NULL, e);
 	else if (json_is_string(sb))
 		rc = aws_binary_map(json_string_value(sb), json_string_length(sb),

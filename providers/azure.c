@@ -445,7 +445,7 @@ static int az_challenge_parse(const char *header, bool cut,
 struct az_errinfo {
 	char code[64];
 	char inner[64];
-	char message[AZ_TEXT_MAX + 8];
+	char message[KIT_TEXT_MAX + 8];
 };
 
 /* {"error":{"code","message","innererror":{"code"}}}; false when the body
@@ -459,12 +459,12 @@ static bool az_errinfo_get(const struct http_response *rs,
 
 	memset(out, 0, sizeof(*out));
 	if (ok) {
-		az_text_clean(json_string_value(json_object_get(err, "code")),
+		kit_text_clean(json_string_value(json_object_get(err, "code")),
 			      out->code, sizeof(out->code));
-		az_text_clean(json_string_value(json_object_get(
+		kit_text_clean(json_string_value(json_object_get(
 			json_object_get(err, "innererror"), "code")),
 			      out->inner, sizeof(out->inner));
-		az_text_clean(json_string_value(json_object_get(err, "message")),
+		kit_text_clean(json_string_value(json_object_get(err, "message")),
 			      out->message, sizeof(out->message));
 	}
 	json_decref(root);
@@ -549,46 +549,6 @@ static bool az_id_segment(json_t *id, char *out, size_t size)
 	return true;
 }
 
-/* An object whose keys all make map keys: no NUL bytes, and not just the
- * key "" (which would read as a single value). */
-static bool az_object_usable(json_t *obj)
-{
-	const char *key;
-	json_t *val;
-
-	if (json_object_size(obj) == 1 && json_object_get(obj, ""))
-		return false;
-	json_object_foreach(obj, key, val) {
-		if (json_object_iter_key_len(json_object_key_to_iter(key)) !=
-		    strlen(key))
-			return false;
-	}
-	return true;
-}
-
-/* A value as a map: a JSON object's keys, else the single key "". *obj
- * (when obj is not NULL) gets the object. */
-static int az_value_map(const char *s, size_t len, struct kvmap *m,
-			json_t **obj, struct err *e)
-{
-	json_error_t jerr;
-	json_t *j = json_loadb(s, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
-			       &jerr);
-	int rc;
-
-	/* jerr.text may quote the secret */
-	sodium_memzero(&jerr, sizeof(jerr));
-	if (json_is_object(j) && az_object_usable(j)) {
-		rc = http_json_to_map(j, m, "azure", e);
-		if (rc == 0 && obj)
-			*obj = json_incref(j);
-	} else {
-		rc = kvmap_set(m, "", s, len) < 0 ? err_oom(e) : 0;
-	}
-	json_decref(j);
-	return rc;
-}
-
 /* A SecretBundle: its value (a string), version and enabled flag. */
 static int az_bundle_get(json_t *root, const char *what, json_t **value,
 			 char version[AZ_VERSION_MAX + 1], struct err *e)
@@ -620,7 +580,7 @@ static int az_get_parse(const struct http_response *rs, const char *what,
 	int rc = az_bundle_get(root, what, &value, out->version, e);
 
 	if (rc == 0)
-		rc = az_value_map(json_string_value(value),
+		rc = kit_value_map(json_string_value(value),
 				  json_string_length(value), &out->map,
 				  cur ? &cur->obj : NULL, e);
 	if (rc == 0 && cur) {
