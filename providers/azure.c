@@ -685,13 +685,7 @@ static int az_challenge_learn(struct az_op *op, const struct http_response *rs,
  * them; once a minute is enough. */
 static void az_auth_log(struct azure *az, const struct err *e)
 {
-	int64_t now = clock_now_ms();
-	int64_t last = __atomic_load_n(&az->auth_logged_ms, __ATOMIC_RELAXED);
-
-	if (last && now - last < AZ_AUTH_LOG_MS)
-		return;
-	if (__atomic_compare_exchange_n(&az->auth_logged_ms, &last, now, false,
-					__ATOMIC_RELAXED, __ATOMIC_RELAXED))
+	if (kit_once_per(&az->auth_logged_ms, AZ_AUTH_LOG_MS))
 		log_warn("azure %s: %s", az->name, e->msg);
 }
 

@@ -64,6 +64,17 @@ int kit_opt_bool(const struct provider_conf *conf, const char *key, bool def,
 	return 0;
 }
 
+bool kit_once_per(int64_t *last, int64_t every_ms)
+{
+	int64_t now = clock_now_ms();
+	int64_t was = __atomic_load_n(last, __ATOMIC_RELAXED);
+
+	if (was && now - was < every_ms)
+		return false;
+	return __atomic_compare_exchange_n(last, &was, now, false,
+					   __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
+
 bool kit_has_ctl(const char *s, size_t len)
 {
 	for (size_t i = 0; i < len; i++)

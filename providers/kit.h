@@ -55,6 +55,12 @@ struct kit_tls_env {
 int kit_opt_tls(const struct provider_conf *conf, const struct kit_tls_env *env,
 		const char *what, struct http_client_conf *hc, struct err *e);
 
+/* Rate limit: true at most once per every_ms (on the clock_now_ms()
+ * clock) for one *last, whatever the threads; the first call is true. For
+ * log lines a cache serving stale values would otherwise hide, or repeat
+ * at every read. */
+bool kit_once_per(int64_t *last, int64_t every_ms);
+
 /* Control characters (C0 and DEL) in the len bytes at s. */
 bool kit_has_ctl(const char *s, size_t len);
 
