@@ -28,7 +28,7 @@
  * The wire (docs/gcp.md): GET .../secrets/S/versions/V:access, whose
  * payload's dataCrc32c (CRC-32C, a decimal string) is checked against the
  * decoded bytes: a mismatch is ERR_PROVIDER and a log line, never the
- * value. Writes POST .../secrets/S:addVersion with the payload's
+ * value (a version from before Google kept checksums has none: served). Writes POST .../secrets/S:addVersion with the payload's
  * CRC-32C; a secret that does not exist yet is created first (POST
  * .../secrets?secretId=S with the configured replication; regional
  * secrets have none). Listing GETs .../secrets in pages.
@@ -438,7 +438,8 @@ static int gcp_access_parse(const struct http_response *rs, const char *what,
 	json_t *root = http_json_parse(rs);
 	json_t *payload = json_object_get(root, "payload");
 	json_t *data = json_object_get(payload, "data");
-	long long crc = gcp_crc_value(json_object_get(payload, "dataCrc32c"));
+	json_t *jcrc = json_object_get(payload, "dataCrc32c");
+	long long crc = jcrc ? gcp_crc_value(jcrc) : -2;
 	size_t b64len = json_string_length(data), max = b64len / 4 * 3 + 3, len = 0;
 	unsigned char *bin = NULL;
 	int rc = -1;
@@ -449,8 +450,9 @@ static int gcp_access_parse(const struct http_response *rs, const char *what,
 		gcp_garbage(e, what, "no version name");
 		goto out;
 	}
-	if (!json_is_object(payload) || (data && !json_is_string(data)) || crc < 0) {
-		gcp_garbage(e, what, "no payload with data and dataCrc32c");
+	if (!json_is_object(payload) || (data && !json_is_string(data)) ||
+	    crc == -1) {
+		gcp_garbage(e, what, "no payload with data (and a dataCrc32c number)");
 		goto out;
 	}
 	bin = malloc(max);
@@ -464,7 +466,8 @@ static int gcp_access_parse(const struct http_response *rs, const char *what,
 		gcp_garbage(e, what, "the payload is not base64");
 		goto out;
 	}
-	if (crc32c_update(0, bin, len) != (uint32_t)crc) {
+	/* versions added before Google kept checksums come without one */
+	if (crc >= 0 && crc32c_update(0, bin, len) != (uint32_t)crc) {
 		err_set(e, ERR_PROVIDER,
 			"%s: version %s: the payload does not match its CRC32C checksum (corrupted on the way); not served",
 			what, out->version);

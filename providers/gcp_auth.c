@@ -786,10 +786,11 @@ static int gca_file_conf(struct gcp_auth *a, const char *what, struct err *e)
 		if (!strcmp(type, types[i]))
 			break;
 	if (!type || i == sizeof(types) / sizeof(*types)) {
+		err_set(e, ERR_INVALID,
+			"%s: credentials of type '%.40s': service_account, authorized_user, external_account or impersonated_service_account",
+			a->file, type ? type : "(none)");
 		json_decref(cred);
-		return err_set(e, ERR_INVALID,
-			       "%s: credentials of type '%.40s': service_account, authorized_user, external_account or impersonated_service_account",
-			       a->file, type ? type : "(none)");
+		return -1;
 	}
 	a->kind = (enum gca_kind)i;
 	if (a->kind != GCA_EXTERNAL && (st.st_mode & 077))
