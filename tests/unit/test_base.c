@@ -114,7 +114,7 @@ static void test_err_oom(void **state)
 	assert_string_equal(e.msg, "out of memory");
 }
 
-/* protocols.md's vector, and RFC 3720's (iSCSI) B.4 */
+/* the vector of the Secret Manager brief, and RFC 3720's (iSCSI) B.4 */
 static void test_crc32c(void **state)
 {
 	unsigned char zeros[32] = { 0 }, ones[32];

@@ -133,7 +133,7 @@ static int teardown_all(void **st)
 static void test_crc32c_vector(void **st)
 {
 	(void)st;
-	/* protocols.md: Castagnoli, not zlib's 0xCBF43926 */
+	/* Castagnoli, not zlib's 0xCBF43926 */
 	assert_int_equal(crc32c_update(0, "123456789", 9), 0xE3069283u);
 	assert_int_equal(crc32c_update(0, "123456789", 9), 3808858755u);
 }
