@@ -459,6 +459,7 @@ class GcpEmulator(EmulatorServer):
         self._identities = {}        # name -> Identity
         self._tokens = {}            # value -> Token
         self._corrupt = []           # [how, remaining]
+        self._subject_urls = {}      # id -> (subject token, format)
         self.issued = []             # Tokens in order of issue
         self.jwt_claims = []         # (header, claims) of each verified JWT
         self.add_project(project, project_number)
@@ -715,6 +716,16 @@ class GcpEmulator(EmulatorServer):
             self.allow_impersonation(name, impersonate)
         return ext
 
+    def serve_subject_token(self, token, fmt="text"):
+        """A URL on the metadata server's port answering token (text/plain,
+        or JSON {"id_token": token} with fmt="json") for URL-sourced
+        external_account credentials; returns the URL."""
+        self._secret_value(token)
+        with self._lock:
+            n = len(self._subject_urls)
+            self._subject_urls[str(n)] = (token, fmt)
+        return f"{self.metadata.url}/subject-token/{n}"
+
     def reject_subject_token(self, name, subject_token):
         with self._lock:
             self._identities[name].subject_tokens.discard(subject_token)
@@ -821,7 +832,8 @@ class GcpEmulator(EmulatorServer):
         return [r for r in self.requests
                 if getattr(r, "op", None) not in (None, "token", "sts",
                                                   "generateAccessToken",
-                                                  "metadata")]
+                                                  "metadata",
+                                                  "subject-token")]
 
     # ============================================================= serving
 
@@ -1360,9 +1372,10 @@ class GcpEmulator(EmulatorServer):
 
     def _op_ListSecrets(self, req, num, location, _sid, _v):
         flt = req.qs("filter")
-        items = [self._secret_json(s) for k, s in
-                 sorted(self._secrets.items()) if k[0] == num and
-                 k[1] == location and self._filter_ok(flt, s.id, s.labels)]
+        items = [self._secret_json(s) for s in
+                 sorted(self._secrets.values(), key=lambda s: s.id)
+                 if s.project == num and s.location == location and
+                 self._filter_ok(flt, s.id, s.labels)]
         return self._page(req, items, "secrets")
 
     def _op_CreateSecret(self, req, num, location, _sid, _v):
@@ -1595,6 +1608,15 @@ class GcpEmulator(EmulatorServer):
         req.op = "metadata"
         req.had_token = False
         req.identity = None
+        m = re.fullmatch(r"/subject-token/(\d+)", req.path)
+        if m and m.group(1) in self._subject_urls:
+            req.op = "subject-token"
+            token, fmt = self._subject_urls[m.group(1)]
+            if fmt == "json":
+                return Response(200, json.dumps({"id_token": token}).encode(),
+                                [("Content-Type", "application/json")])
+            return Response(200, token.encode(),
+                            [("Content-Type", "text/plain; charset=utf-8")])
         hdrs = [("Metadata-Flavor", "Google"), ("Server", "Metadata Server "
                                                 "for VM")]
         if req.header("X-Forwarded-For") is not None or \

@@ -63,6 +63,7 @@ def write_authorized_user_adc(emu, user, path, quota_project=None):
 def write_external_account_adc(emu, path, audience, *,
                                subject_token_file=None,
                                subject_token_url=None, url_headers=None,
+                               url_json_field=None,
                                impersonate=None,
                                subject_token_type=JWT_SUBJECT_TYPE,
                                lifetime=None):
@@ -75,6 +76,9 @@ def write_external_account_adc(emu, path, audience, *,
         source = {"url": subject_token_url}
         if url_headers:
             source["headers"] = dict(url_headers)
+        if url_json_field:
+            source["format"] = {"type": "json",
+                                "subject_token_field_name": url_json_field}
     d = {"type": "external_account", "audience": audience,
          "subject_token_type": subject_token_type,
          "token_url": emu.sts_url, "credential_source": source,

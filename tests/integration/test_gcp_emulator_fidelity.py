@@ -674,3 +674,254 @@ def test_cli_starts_and_serves(tmp_path, monkeypatch):
         proc.terminate()
         proc.wait(10)
     assert proc.returncode == 0
+
+
+# ------------------------------------------------------------------ Node
+
+def run_node(emu, scenario, env=None, tmp_path=None):
+    node = shutil.which("node") or "/usr/bin/node"
+    assert os.path.isdir(os.path.join(NODE_DIR, "node_modules", "@google-"
+                                      "cloud", "secret-manager")), \
+        "run scripts/deps (npm ci --prefix tests/node)"
+    e = {k: v for k, v in os.environ.items() if k not in GOOGLE_VARS}
+    e.update({"NODE_EXTRA_CA_CERTS": emu.ca_file, "GCPEMU_URL": emu.url,
+              "GCPEMU_PROJECT": PROJECT,
+              # no gcloud ADC file, no metadata server unless asked for
+              "CLOUDSDK_CONFIG": "/nonexistent-gcloud",
+              "METADATA_SERVER_DETECTION": "none"})
+    e.update(env or {})
+    out = subprocess.run([node, os.path.join(NODE_DIR, "gcp_sm.mjs"),
+                          scenario], env=e, capture_output=True, text=True,
+                         timeout=100)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def gerr(e):
+    """(HTTP status, Google status) of an error the Node client threw."""
+    assert e is not None, "the call succeeded"
+    return e["http"], e["status"]
+
+
+@pytest.mark.timeout_s(120)
+def test_node_client_service_account(gcp, tmp_path):
+    """The whole client surface with a service_account key: by default the
+    Node library signs a JWT itself and sends it as the bearer token (no
+    token endpoint), with a scope claim when the endpoint is not Google's."""
+    adc = write_service_account_adc(gcp, gcp.sa, tmp_path / "sa.json")
+    for i in range(3):
+        gcp.create_secret(PROJECT, f"n-{i}")
+    gcp.add_version(PROJECT, "reg", b"regional-value",
+                    location="us-central1")
+    res = run_node(gcp, "adc_full", {
+        "GOOGLE_APPLICATION_CREDENTIALS": adc,
+        "GCPEMU_CRC_TWO": str(crc32c(b"value-two"))})
+    name = f"projects/{PROJECT_NUMBER}/secrets/from-node"
+    assert res["created"] == name
+    assert gerr(res["exists"]) == (409, "ALREADY_EXISTS")
+    # the library sends no CRC by itself; state comes back as the enum
+    # number it asked for ($alt=json;enum-encoding=int)
+    assert res["v1"] == {"name": f"{name}/versions/1", "state": "ENABLED",
+                         "checksummed": False}
+    assert res["v2"] == {"name": f"{name}/versions/2", "state": "ENABLED",
+                         "checksummed": True}
+    assert gerr(res["bad_crc"]) == (400, "INVALID_ARGUMENT")
+    assert res["latest"] == {"name": f"{name}/versions/2",
+                             "data": "value-two",
+                             "crc": str(crc32c(b"value-two"))}
+    assert res["by_number"]["data"] == "value-one"
+    assert res["by_alias"] == {"name": f"{name}/versions/1",
+                               "data": "value-one",
+                               "crc": str(crc32c(b"value-one"))}
+    assert res["aliases"] == {"prod": "1"}
+    assert res["labels"] == {"via": "node"}
+    assert sorted(n.rsplit("/", 1)[1] for n in res["names"]) == \
+        ["from-node", "n-0", "n-1", "n-2"]
+    assert res["versions"] == [["2", "ENABLED"], ["1", "ENABLED"]]
+    assert gerr(res["disabled"]) == (400, "FAILED_PRECONDITION")
+    assert "DISABLED state" in res["disabled"]["message"]
+    assert gerr(res["missing"]) == (404, "NOT_FOUND")
+    assert res["regional"]["data"] == "regional-value"
+    assert res["rewritten"] == []
+    calls = gcp.sm_calls()
+    # what the REST transport sent
+    acc = gcp.calls("AccessSecretVersion")[0]
+    assert acc.method == "GET" and \
+        acc.path == f"/v1/{name}/versions/latest:access"
+    assert acc.qs("$alt") == "json;enum-encoding=int"
+    lst = [r for r in gcp.calls("ListSecrets")]
+    assert [r.qs("pageSize") for r in lst] == ["2", "2"]
+    assert lst[1].qs("pageToken")
+    upd = gcp.calls("UpdateSecret")[0]
+    # the mask goes as the caller wrote it (field names in either case are
+    # accepted by Google)
+    assert upd.method == "PATCH" and upd.qs("updateMask") == \
+        "version_aliases"
+    assert json.loads(upd.body)["versionAliases"] == {"prod": "1"}
+    add = gcp.calls("AddSecretVersion")
+    assert json.loads(add[1].body)["payload"]["dataCrc32c"] == \
+        str(crc32c(b"value-two"))
+    assert "dataCrc32c" not in json.loads(add[0].body)["payload"]
+    assert all(r.auth_kind == "self-signed-jwt" for r in calls
+               if r.status == 200)
+    assert gcp.count_op("token") == 0
+    header, claims = gcp.jwt_claims[0]
+    assert header == {"alg": "RS256", "typ": "JWT",
+                      "kid": gcp.sa.private_key_id}
+    assert claims["iss"] == claims["sub"] == SA_EMAIL
+    assert claims["scope"] == CLOUD_PLATFORM and "aud" not in claims
+    assert claims["exp"] - claims["iat"] == 3600
+
+
+@pytest.mark.timeout_s(120)
+def test_node_jwt_token_endpoint_and_permission_denied(gcp, tmp_path):
+    reader = gcp.add_service_account("reader@x.iam.gserviceaccount.com",
+                                     perms={"accessor"})
+    adc = write_service_account_adc(gcp, reader, tmp_path / "r.json")
+    gcp.add_version(PROJECT, "db", b"db-password-1")
+    res = run_node(gcp, "jwt_token_endpoint", {
+        "GOOGLE_APPLICATION_CREDENTIALS": adc, "GCPEMU_SECRET": "db"})
+    assert res["read"]["data"] == "db-password-1"
+    assert gerr(res["denied"]) == (403, "PERMISSION_DENIED")
+    assert res["token"] == gcp.issued_by("token")[0].value
+    assert res["token_again"] == res["token"]   # cached
+    assert res["rewritten"] == ["oauth2.googleapis.com/token"]
+    assert res["client_type"] == "JWT"
+    req = gcp.calls("token")[0]
+    assert req.form_fields == ["assertion", "grant_type"]
+    # gtoken: no kid, aud is Google's token URL whatever token_uri says
+    assert req.jwt_header == {"alg": "RS256"}
+    c = req.jwt_claims
+    assert set(c) == {"iss", "scope", "aud", "exp", "iat"}
+    assert c["aud"] == "https://oauth2.googleapis.com/token"
+    assert c["iss"] == reader.email and c["scope"] == CLOUD_PLATFORM
+    assert all(r.identity == reader.email for r in gcp.sm_calls())
+
+
+def _read_checks(gcp, res, identity, data=b"db-password-1"):
+    assert res["read"]["data"] == data.decode()
+    assert res["read"]["crc"] == str(crc32c(data))
+    assert gerr(res["denied"]) == (403, "PERMISSION_DENIED")
+    calls = gcp.sm_calls()
+    assert [c.op for c in calls] == ["AccessSecretVersion",
+                                     "AddSecretVersion"]
+    assert all(c.identity == identity and c.had_token for c in calls)
+
+
+@pytest.mark.timeout_s(120)
+def test_node_authorized_user(gcp, tmp_path):
+    user = gcp.add_user("dev@example.com", perms={"accessor"})
+    adc = write_authorized_user_adc(gcp, user, tmp_path / "adc.json")
+    gcp.add_version(PROJECT, "db", b"db-password-1")
+    res = run_node(gcp, "adc_read", {"GOOGLE_APPLICATION_CREDENTIALS": adc,
+                                     "GCPEMU_SECRET": "db"})
+    _read_checks(gcp, res, "dev@example.com")
+    assert res["client_type"] == "UserRefreshClient"
+    # pointed at the emulator by endpoints.oauth2TokenUrl, not rewritten
+    assert res["rewritten"] == []
+    tokens = gcp.calls("token")
+    assert tokens and all(t.grant == "refresh_token" for t in tokens)
+    assert tokens[0].form_fields == ["client_id", "client_secret",
+                                     "grant_type", "refresh_token"]
+
+
+@pytest.mark.timeout_s(120)
+def test_node_external_account_with_impersonation(gcp, tmp_path):
+    """Workload identity federation: a file-sourced subject token goes to
+    STS (token_url of the file), the federated token to generateAccessToken
+    (service_account_impersonation_url), and the service account's token
+    to Secret Manager."""
+    reader = gcp.add_service_account("wif-reader@x.iam.gserviceaccount.com",
+                                     perms={"accessor"})
+    subject = tmp_path / "oidc-token"
+    subject.write_text("eyJ-subject-token-from-the-workload")
+    ext = gcp.add_external("eyJ-subject-token-from-the-workload",
+                           impersonate=reader.email)
+    adc = write_external_account_adc(gcp, tmp_path / "wif.json",
+                                     gcp.pool_audience(),
+                                     subject_token_file=subject,
+                                     impersonate=reader.email)
+    gcp.add_version(PROJECT, "db", b"db-password-1")
+    res = run_node(gcp, "adc_read", {"GOOGLE_APPLICATION_CREDENTIALS": adc,
+                                     "GCPEMU_SECRET": "db"})
+    _read_checks(gcp, res, reader.email)
+    assert res["client_type"] == "IdentityPoolClient"
+    assert res["rewritten"] == []
+    sts = gcp.calls("sts")
+    assert sts and all(r.status == 200 and r.identity == ext.name
+                       for r in sts)
+    form = dict(x.split("=", 1) for x in sts[0].body.decode().split("&"))
+    assert sorted(form) == ["audience", "grant_type", "requested_token_type",
+                            "scope", "subject_token", "subject_token_type"]
+    assert requests.utils.unquote(form["scope"]) == CLOUD_PLATFORM
+    gen = gcp.calls("generateAccessToken")
+    assert gen and gen[0].identity == ext.name and gen[0].status == 200
+    body = json.loads(gen[0].body)
+    assert body["scope"] == [CLOUD_PLATFORM] and body["lifetime"] == "3600s"
+    # without the grant to impersonate: 403 from IAM credentials
+    gcp.identity(reader.email).impersonators.clear()
+    gcp.clear_requests()
+    with pytest.raises(AssertionError, match="PERMISSION_DENIED|403"):
+        run_node(gcp, "adc_read", {"GOOGLE_APPLICATION_CREDENTIALS": adc,
+                                   "GCPEMU_SECRET": "db"})
+
+
+@pytest.mark.timeout_s(120)
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_node_external_account_url_sourced(gcp, tmp_path, fmt):
+    """A URL-sourced subject token (credential_source.url with headers, a
+    text or JSON answer), no impersonation: the federated principal itself
+    reads. (google-auth-library reads a URL answer whose Content-Type is
+    neither text/* nor JSON as a Blob and sends "[object Blob]".)"""
+    ext = gcp.add_external("eyJ-url-sourced-" + fmt, perms={"accessor"})
+    url = gcp.serve_subject_token("eyJ-url-sourced-" + fmt, fmt)
+    adc = write_external_account_adc(
+        gcp, tmp_path / "wif.json", gcp.pool_audience(),
+        subject_token_url=url, url_headers={"X-Test": "yes"},
+        url_json_field="id_token" if fmt == "json" else None)
+    gcp.add_version(PROJECT, "db", b"db-password-1")
+    res = run_node(gcp, "adc_read", {"GOOGLE_APPLICATION_CREDENTIALS": adc,
+                                     "GCPEMU_SECRET": "db"})
+    _read_checks(gcp, res, ext.name)
+    src = gcp.calls("subject-token")
+    assert src and src[0].header("X-Test") == "yes"
+    assert gcp.count_op("generateAccessToken") == 0
+
+
+@pytest.mark.timeout_s(120)
+def test_node_impersonated_service_account(gcp, tmp_path):
+    user = gcp.add_user("dev@example.com", perms=set())
+    target = gcp.add_service_account("deploy@x.iam.gserviceaccount.com",
+                                     perms={"accessor"})
+    gcp.allow_impersonation("dev@example.com", target.email)
+    adc = write_impersonated_adc(gcp, tmp_path / "imp.json", user.adc(),
+                                 target.email)
+    gcp.add_version(PROJECT, "db", b"db-password-1")
+    res = run_node(gcp, "impersonated", {
+        "GOOGLE_APPLICATION_CREDENTIALS": adc, "GCPEMU_SECRET": "db"})
+    _read_checks(gcp, res, target.email)
+    assert res["client_type"] == "Impersonated"
+    assert res["rewritten"] == []
+    gen = gcp.calls("generateAccessToken")
+    assert gen and gen[0].identity == "dev@example.com"
+    assert gcp.calls("token")[0].grant == "refresh_token"
+
+
+@pytest.mark.timeout_s(120)
+def test_node_metadata_server(gcp):
+    gcp.add_metadata_account("vm@p.iam.gserviceaccount.com",
+                             perms={"accessor"})
+    gcp.add_version(PROJECT, "db", b"db-password-1")
+    res = run_node(gcp, "adc_read", {"GCE_METADATA_HOST": gcp.metadata_host,
+                                     "METADATA_SERVER_DETECTION":
+                                     "ping-only",
+                                     "GCPEMU_WANT_PROJECT": "1",
+                                     "GCPEMU_SECRET": "db"})
+    _read_checks(gcp, res, "vm@p.iam.gserviceaccount.com")
+    assert res["client_type"] == "Compute"
+    assert res["project"] == PROJECT
+    md = gcp.calls("metadata")
+    assert all(r.header("Metadata-Flavor") == "Google" for r in md)
+    paths = {r.path for r in md}
+    assert "/computeMetadata/v1/instance/service-accounts/default/token" \
+        in paths and "/computeMetadata/v1/project/project-id" in paths
