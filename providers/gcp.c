@@ -430,10 +430,11 @@ static bool gcp_name_version(json_t *name, char *out, size_t size)
 }
 
 /* An :access answer (200) into out: the payload decoded and its CRC-32C
- * checked, then as a map. *obj (obj may be NULL) gets a JSON object
- * payload. */
+ * checked (*corrupt: it did not match), then as a map. *obj (obj may be
+ * NULL) gets a JSON object payload. */
 static int gcp_access_parse(const struct http_response *rs, const char *what,
-			    struct entry *out, json_t **obj, struct err *e)
+			    struct entry *out, json_t **obj, bool *corrupt,
+			    struct err *e)
 {
 	json_t *root = http_json_parse(rs);
 	json_t *payload = json_object_get(root, "payload");
@@ -444,6 +445,7 @@ static int gcp_access_parse(const struct http_response *rs, const char *what,
 	unsigned char *bin = NULL;
 	int rc = -1;
 
+	*corrupt = false;
 	if (!json_is_object(root) ||
 	    !gcp_name_version(json_object_get(root, "name"), out->version,
 			      sizeof(out->version))) {
@@ -468,6 +470,7 @@ static int gcp_access_parse(const struct http_response *rs, const char *what,
 	}
 	/* versions added before Google kept checksums come without one */
 	if (crc >= 0 && crc32c_update(0, bin, len) != (uint32_t)crc) {
+		*corrupt = true;
 		err_set(e, ERR_PROVIDER,
 			"%s: version %s: the payload does not match its CRC32C checksum (corrupted on the way); not served",
 			what, out->version);
@@ -700,10 +703,12 @@ static int gcp_access(struct gcp_op *op, const char *secret,
 	char *url = gcp_url(op, "/secrets/%s/versions/%s:access", secret,
 			    version ? version : "latest");
 	int rc = gcp_call_ok(op, "GET", url, NULL, &rs, e);
+	bool corrupt = false;
 
 	if (rc == 0)
-		rc = gcp_access_parse(&rs, op->what, out, obj, e);
-	if (rc < 0 && e->code == ERR_PROVIDER && strstr(e->msg, "CRC32C"))
+		rc = gcp_access_parse(&rs, op->what, out, obj, &corrupt, e);
+	/* every time: corruption on the way is worth more than a warning */
+	if (corrupt)
 		log_error("gcp %s: %s", op->g->name, e->msg);
 	http_response_free(&rs);
 	free(url);

@@ -248,7 +248,10 @@ static int access_of(const char *body, struct entry *en, json_t **obj,
 		  struct err *e)
 {
 	struct http_response rs = resp(200, body);
-	int rc = gcp_access_parse(&rs, "s", en, obj, e);
+	bool corrupt = false;
+	int rc = gcp_access_parse(&rs, "s", en, obj, &corrupt, e);
+
+	assert_true(corrupt == (rc < 0 && strstr(e->msg, "CRC32C checksum") != NULL));
 
 	http_response_free(&rs);
 	return rc;
