@@ -58,6 +58,8 @@ const char *err_code_name(enum err_code code)
 		[ERR_NOMEM] = "out of memory",
 		[ERR_IO] = "I/O error",
 		[ERR_EXISTS] = "exists",
+		[ERR_NOATTR] = "no such attribute",
+		[ERR_NOTSUP] = "not supported",
 	};
 
 	if ((unsigned)code >= sizeof(names) / sizeof(names[0]) || !names[code])

@@ -22,6 +22,8 @@ enum err_code {
 	ERR_NOMEM,
 	ERR_IO,		/* local I/O failure */
 	ERR_EXISTS,	/* the name is taken */
+	ERR_NOATTR,	/* no such extended attribute (an answer, for probes) */
+	ERR_NOTSUP,	/* not an operation this file has */
 };
 
 struct err {

@@ -159,6 +159,11 @@ void secmem_stack_wipe(void)
 	sodium_stackzero(4096);
 }
 
+void secmem_stack_wipe_deep(void)
+{
+	sodium_stackzero(16 * 1024);
+}
+
 static void secmem_json_free(void *p)
 {
 	/* jansson does not pass sizes; the allocator knows the block's */

@@ -52,6 +52,9 @@ void secmem_free_str(char *s);
  * of its input in the stack frames it used (BLAKE2b's message words).
  * Call it right after hashing or sealing a secret. */
 void secmem_stack_wipe(void);
+/* The same, 16 KiB deep: after rendering or writing a file, whose callees
+ * (the stores', libc's file and formatting code) reach further down. */
+void secmem_stack_wipe_deep(void);
 
 /* Make jansson wipe every block it frees: its copies of parsed and dumped
  * documents hold secret values. Call once, before any thread starts. */

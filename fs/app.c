@@ -440,6 +440,9 @@ static void *app_source_fetch(void *arg)
 		s->rc = app_fetch_store_generated(s->fs, s->app, &s->en, &s->e);
 	else
 		s->rc = app_fetch(s->fs, s->app, s->ref, VIA_CACHE, &s->en, &s->e);
+	/* glibc hands an ended thread's stack to the next thread it starts:
+	 * what the fetch left there must not stay */
+	secmem_stack_wipe_deep();
 	return NULL;
 }
 

@@ -1,23 +1,24 @@
-/* ops.c - the FUSE low-level adapter.
+/* ops.c - the FUSE low-level adapter: decode a request, call the core,
+ * map its struct err to an errno, reply. Nothing here needs more than
+ * that, but keeping the kernel's caches right (the invalidation thread),
+ * building struct stat, and wiping worker stacks after requests that
+ * touched values.
  *
- * Inodes: 1 is the root, 2..napps+1 the app folders (apps are fixed at
- * mount), then one inode per (app, file name) ever looked up, kept for the
- * life of the mount so a name always has the same inode. Everything a file
- * shows comes from fs/app.c; this file only maps it to FUSE replies and
- * struct err codes to errno.
+ * The core it calls: fs/node.c (inode numbers: 1 the root, then the app
+ * folders, then one per (app, file name) ever looked up, kept for the
+ * life of the mount), fs/edit.c (open files, writes and their commit,
+ * renames, editors' scratch files), fs/xattr.c (user.secretfs.*), and
+ * fs/app.c (what a file shows).
  *
  * Reads: open() takes a snapshot of the file, so a reader sees one version
  * from open to close. With the kernel cache (the default) a read-only open
  * of a file unchanged since the kernel last saw it reads through the page
- * cache, which invalidation keeps right ("keeping the kernel's cache
- * right" below); writers, scratch files, a file that changed, and every
- * file under -o kernel_cache=no are direct_io, so the kernel never serves
- * a page it cached from an older version. A read-only mount with the
- * kernel cache gets no opens at all (ops_init).
+ * cache, which invalidation keeps right; writers, scratch files, a file
+ * that changed, and every file under -o kernel_cache=no are direct_io, so
+ * the kernel never serves a page it cached from an older version. A
+ * read-only mount with the kernel cache gets no opens at all (ops_init).
  * Writes: buffered per open file, committed on flush (close) or fsync, so
  * close() reports whether the store took the change.
- * Editors' swap, backup and temporary files are scratch files (fs/scratch.h)
- * kept in memory; renaming one over .env or a key file commits it.
  */
 #include "ops.h"
 
@@ -31,21 +32,12 @@
 #include <sodium.h>
 
 #include "../base/log.h"
+#include "xattr.h"
 
 #define OPS_ROOT_INO FUSE_ROOT_ID
 #define OPS_DIR_TIMEOUT 1.0	/* the tree of apps never changes under a mount */
 
-struct ops_node {
-	fuse_ino_t ino;
-	size_t app;
-	struct ops_node *next;	/* in the same app */
-	/* what the kernel was last shown, under ofs->lock */
-	bool seen;
-	unsigned char hash[16];
-	time_t mtime;
-	/* replaced, never changed in place, by a rename: readers may hold it */
-	const char *name;
-};
+_Static_assert(FUSE_ROOT_ID == NODE_ROOT_INO, "fs/node.h numbers FUSE's root");
 
 /* ---- inodes ---- */
 
@@ -54,116 +46,19 @@ static struct ops_fs *ops_fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-static fuse_ino_t ops_first_file_ino(const struct ops_fs *ofs)
-{
-	return OPS_ROOT_INO + 1 + ofs->cfg->napps;
-}
-
 static bool ops_is_app(const struct ops_fs *ofs, fuse_ino_t ino)
 {
-	return ino > OPS_ROOT_INO && ino < ops_first_file_ino(ofs);
+	size_t app;
+
+	return node_app_dir(&ofs->nodes, ino, &app);
 }
 
+/* The config of app folder ino; NULL when ino is no app folder. */
 static const struct app_conf *ops_app(const struct ops_fs *ofs, fuse_ino_t ino)
 {
-	return &ofs->cfg->apps[ino - OPS_ROOT_INO - 1];
-}
+	size_t app;
 
-static struct ops_node *ops_node(struct ops_fs *ofs, fuse_ino_t ino)
-{
-	struct ops_node *n = NULL;
-
-	pthread_mutex_lock(&ofs->lock);
-	if (ino >= ops_first_file_ino(ofs) &&
-	    ino - ops_first_file_ino(ofs) < ofs->nnodes)
-		n = ofs->nodes[ino - ops_first_file_ino(ofs)];
-	pthread_mutex_unlock(&ofs->lock);
-	return n;
-}
-
-/* Keep a node's old name until unmount: a reader may still hold it.
- * Caller holds ofs->lock. false when out of memory. */
-static bool ops_name_retire(struct ops_fs *ofs, const char *name)
-{
-	const char **v;
-
-	if (!*name)
-		return true;	/* a detached node's "" */
-	v = realloc(ofs->retired, (ofs->nretired + 1) * sizeof(*v));
-	if (!v)
-		return false;
-	ofs->retired = v;
-	v[ofs->nretired++] = name;
-	return true;
-}
-
-/* After rename(from, to) in app: the kernel now knows from's inode as to,
- * and to's old inode as nothing. Follow it, so the inode it holds for a
- * name stays the one we serve for that name. */
-static void ops_node_move(struct ops_fs *ofs, size_t app, const char *from,
-			  const char *to)
-{
-	struct ops_node **pp, *src = NULL;
-	const char *name;
-
-	pthread_mutex_lock(&ofs->lock);
-	for (pp = &ofs->heads[app]; *pp;) {
-		struct ops_node *n = *pp;
-
-		if (!strcmp(n->name, to) && ops_name_retire(ofs, n->name)) {
-			*pp = n->next;	/* detached: no name finds it again */
-			n->name = "";
-			continue;
-		}
-		if (!strcmp(n->name, from))
-			src = n;
-		pp = &n->next;
-	}
-	name = src ? strdup(to) : NULL;
-	if (name && ops_name_retire(ofs, src->name)) {
-		src->name = name;
-		src->seen = false;
-	} else {
-		free((char *)name);
-	}
-	pthread_mutex_unlock(&ofs->lock);
-}
-
-/* The node of (app, name), made on first use. NULL when out of memory. */
-static struct ops_node *ops_node_get(struct ops_fs *ofs, size_t app,
-				     const char *name)
-{
-	struct ops_node *n;
-
-	pthread_mutex_lock(&ofs->lock);
-	for (n = ofs->heads[app]; n; n = n->next)
-		if (!strcmp(n->name, name))
-			goto out;
-	if (ofs->nnodes == ofs->cap) {
-		size_t cap = ofs->cap ? ofs->cap * 2 : 64;
-		struct ops_node **nodes = realloc(ofs->nodes, cap * sizeof(*nodes));
-
-		if (!nodes)
-			goto out;
-		ofs->nodes = nodes;
-		ofs->cap = cap;
-	}
-	n = malloc(sizeof(*n));
-	if (n && !(n->name = strdup(name))) {
-		free(n);
-		n = NULL;
-	}
-	if (n) {
-		n->app = app;
-		n->seen = false;
-		n->ino = ops_first_file_ino(ofs) + ofs->nnodes;
-		n->next = ofs->heads[app];
-		ofs->heads[app] = n;
-		ofs->nodes[ofs->nnodes++] = n;
-	}
-out:
-	pthread_mutex_unlock(&ofs->lock);
-	return n;
+	return node_app_dir(&ofs->nodes, ino, &app) ? &ofs->cfg->apps[app] : NULL;
 }
 
 /* ---- keeping the kernel's cache right ----
@@ -189,29 +84,6 @@ static double ops_attr_timeout(const struct ops_fs *ofs, size_t app)
 	if (ofs->no_open)
 		return ofs->cfg->apps[app].ttl_ms / 1000.0;
 	return OPS_CACHE_TIMEOUT;
-}
-
-/* Compare data with what the kernel was shown of n; true if it changed
- * (the first sight of a file is no change: the kernel has nothing yet). */
-static bool ops_observe(struct ops_fs *ofs, struct ops_node *n,
-			const struct secbuf *data)
-{
-	unsigned char h[16];
-	bool changed;
-
-	crypto_generichash(h, sizeof(h), (const unsigned char *)data->data,
-			   data->len, NULL, 0);
-	secmem_stack_wipe();
-	pthread_mutex_lock(&ofs->lock);
-	changed = n->seen && memcmp(h, n->hash, sizeof(h));
-	if (!n->seen || changed) {
-		memcpy(n->hash, h, sizeof(h));
-		n->mtime = n->seen ? time(NULL) : ofs->mounted;
-		n->seen = true;
-	}
-	pthread_mutex_unlock(&ofs->lock);
-	sodium_memzero(h, sizeof(h));
-	return changed;
 }
 
 /* A queue longer than this means the thread is far behind: invalidating
@@ -261,27 +133,15 @@ static void ops_inval_queue(struct ops_fs *ofs, fuse_ino_t ino)
 			 overflow);
 }
 
+static void ops_inval_ino(void *ctx, uint64_t ino)
+{
+	ops_inval_queue(ctx, (fuse_ino_t)ino);
+}
+
 /* Every file of the app, after its values changed. */
 static void ops_inval_app(struct ops_fs *ofs, size_t app)
 {
-	fuse_ino_t inos[256];
-	struct ops_node *n;
-	size_t k = 0;
-
-	pthread_mutex_lock(&ofs->lock);
-	for (n = ofs->heads[app]; n; n = n->next) {
-		if (k == sizeof(inos) / sizeof(inos[0])) {
-			pthread_mutex_unlock(&ofs->lock);
-			for (size_t i = 0; i < k; i++)
-				ops_inval_queue(ofs, inos[i]);
-			k = 0;
-			pthread_mutex_lock(&ofs->lock);
-		}
-		inos[k++] = n->ino;
-	}
-	pthread_mutex_unlock(&ofs->lock);
-	for (size_t i = 0; i < k; i++)
-		ops_inval_queue(ofs, inos[i]);
+	node_each(&ofs->nodes, app, ops_inval_ino, ofs);
 }
 
 /* Drop the kernel's attributes and pages of ino. */
@@ -295,17 +155,15 @@ static void ops_inval_one(struct ops_fs *ofs, fuse_ino_t ino)
 			  strerror(-rc));
 }
 
-/* Every file inode ever handed out (they are numbered densely). */
+static void ops_inval_one_ino(void *ctx, uint64_t ino)
+{
+	ops_inval_one(ctx, (fuse_ino_t)ino);
+}
+
+/* Every file inode ever handed out. */
 static void ops_inval_every(struct ops_fs *ofs)
 {
-	fuse_ino_t first = ops_first_file_ino(ofs);
-	size_t n;
-
-	pthread_mutex_lock(&ofs->lock);
-	n = ofs->nnodes;
-	pthread_mutex_unlock(&ofs->lock);
-	for (size_t i = 0; i < n; i++)
-		ops_inval_one(ofs, first + i);
+	node_each_file(&ofs->nodes, ops_inval_one_ino, ofs);
 }
 
 /* Takes one piece of work at a time, iv->lock released around it; stops
@@ -369,6 +227,8 @@ static int ops_errno(const struct err *e)
 		[ERR_NOMEM] = ENOMEM,
 		[ERR_IO] = EIO,
 		[ERR_EXISTS] = EEXIST,
+		[ERR_NOATTR] = ENODATA,
+		[ERR_NOTSUP] = ENOTSUP,
 	};
 
 	if ((unsigned)e->code >= sizeof(map) / sizeof(map[0]) || !map[e->code])
@@ -397,6 +257,8 @@ static void ops_reply_refusal(fuse_req_t req, const struct err *e)
 
 static void ops_dir_attr(struct ops_fs *ofs, fuse_ino_t ino, struct stat *st)
 {
+	const struct app_conf *a;
+
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
 	st->st_nlink = 2;
@@ -406,27 +268,20 @@ static void ops_dir_attr(struct ops_fs *ofs, fuse_ino_t ino, struct stat *st)
 		st->st_nlink += ofs->cfg->napps;
 		return;
 	}
-	st->st_mode = S_IFDIR | app_dir_mode(ops_app(ofs, ino)->mode);
-	st->st_uid = ops_app(ofs, ino)->uid;
-	st->st_gid = ops_app(ofs, ino)->gid;
+	a = ops_app(ofs, ino);
+	st->st_mode = S_IFDIR | app_dir_mode(a->mode);
+	st->st_uid = a->uid;
+	st->st_gid = a->gid;
 }
 
-static void ops_file_attr(struct ops_fs *ofs, fuse_ino_t ino, size_t app,
-			  size_t size, struct stat *st)
+static void ops_file_attr(struct ops_fs *ofs, struct node *n, size_t size,
+			  struct stat *st)
 {
-	const struct app_conf *a = &ofs->cfg->apps[app];
-	struct ops_node *n = ops_node(ofs, ino);
-	time_t mtime = ofs->mounted;
-
-	if (n) {
-		pthread_mutex_lock(&ofs->lock);
-		if (n->seen)
-			mtime = n->mtime;
-		pthread_mutex_unlock(&ofs->lock);
-	}
+	const struct app_conf *a = &ofs->cfg->apps[n->app];
+	time_t mtime = node_mtime(&ofs->nodes, n);
 
 	memset(st, 0, sizeof(*st));
-	st->st_ino = ino;
+	st->st_ino = n->ino;
 	st->st_nlink = 1;
 	st->st_mode = S_IFREG | a->mode;
 	st->st_uid = a->uid;
@@ -448,7 +303,7 @@ static bool ops_stat_scratch(struct ops_fs *ofs, fuse_ino_t ino, size_t app,
 
 /* The attributes of a file: its size is what a read returns right now. */
 static int ops_stat_file(struct ops_fs *ofs, fuse_ino_t ino,
-			 struct ops_node *n, struct stat *st, struct err *e)
+			 struct node *n, struct stat *st, struct err *e)
 {
 	struct secbuf data = SECBUF_INIT;
 	int rc;
@@ -457,10 +312,10 @@ static int ops_stat_file(struct ops_fs *ofs, fuse_ino_t ino,
 		return 0;
 	rc = app_read(ofs->appfs, &ofs->cfg->apps[n->app], n->name, &data,
 			  NULL, e);
-	if (rc == 0 && ops_observe(ofs, n, &data))
+	if (rc == 0 && node_observe(&ofs->nodes, n, &data))
 		ops_inval_queue(ofs, ino);	/* pages from before */
 	if (rc == 0)
-		ops_file_attr(ofs, ino, n->app, data.len, st);
+		ops_file_attr(ofs, n, data.len, st);
 	secbuf_free(&data);
 	return rc;
 }
@@ -477,7 +332,7 @@ static void ops_lookup_app(fuse_req_t req, struct ops_fs *ofs, const char *name)
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	ep.ino = OPS_ROOT_INO + 1 + (fuse_ino_t)(a - ofs->cfg->apps);
+	ep.ino = node_app_ino((size_t)(a - ofs->cfg->apps));
 	ops_dir_attr(ofs, ep.ino, &ep.attr);
 	fuse_reply_entry(req, &ep);
 }
@@ -486,11 +341,12 @@ static void ops_lookup_scratch(fuse_req_t req, struct ops_fs *ofs, size_t app,
 			       const char *name)
 {
 	struct fuse_entry_param ep = { 0 };
-	struct ops_node *n = ops_node_get(ofs, app, name);
+	struct err e = { 0 };
+	struct node *n = node_get(&ofs->nodes, app, name, &e);
 
 	ep.ino = n ? n->ino : 0;
 	if (!n)
-		fuse_reply_err(req, ENOMEM);
+		fuse_reply_err(req, ops_errno(&e));
 	else if (!ops_stat_scratch(ofs, ep.ino, app, name, &ep.attr))
 		fuse_reply_err(req, ENOENT);
 	else
@@ -501,7 +357,7 @@ static void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct ops_fs *ofs = ops_fs_of(req);
 	struct fuse_entry_param ep = { 0 };
-	struct ops_node *n;
+	struct node *n;
 	struct err e = { 0 };
 	size_t app;
 
@@ -509,11 +365,10 @@ static void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		ops_lookup_app(req, ofs, name);
 		return;
 	}
-	if (!ops_is_app(ofs, parent)) {
+	if (!node_app_dir(&ofs->nodes, parent, &app)) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
-	app = parent - OPS_ROOT_INO - 1;
 	if (edit_is_scratch_name(&ofs->edit, app, name)) {
 		ops_lookup_scratch(req, ofs, app, name);
 		return;
@@ -522,9 +377,9 @@ static void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		ops_reply_err(req, &e);
 		return;
 	}
-	n = ops_node_get(ofs, app, name);
+	n = node_get(&ofs->nodes, app, name, &e);
 	if (!n) {
-		fuse_reply_err(req, ENOMEM);
+		fuse_reply_err(req, ops_errno(&e));
 		return;
 	}
 	ep.ino = n->ino;
@@ -541,7 +396,7 @@ static void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void ops_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct ops_fs *ofs = ops_fs_of(req);
-	struct ops_node *n;
+	struct node *n;
 	struct stat st;
 	struct err e = { 0 };
 	size_t size;
@@ -551,7 +406,7 @@ static void ops_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		fuse_reply_attr(req, &st, OPS_DIR_TIMEOUT);
 		return;
 	}
-	n = ops_node(ofs, ino);
+	n = node_find(&ofs->nodes, ino);
 	if (!n) {
 		fuse_reply_err(req, ENOENT);
 		return;
@@ -561,7 +416,7 @@ static void ops_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		if (edit_handle_stat((struct edit_handle *)(uintptr_t)fi->fh, &st, &size))
 			st.st_ino = ino;
 		else
-			ops_file_attr(ofs, ino, n->app, size, &st);
+			ops_file_attr(ofs, n, size, &st);
 	} else if (ops_stat_file(ofs, ino, n, &st, &e) < 0) {
 		ops_reply_err(req, &e);
 		return;
@@ -577,15 +432,17 @@ static void ops_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	struct strv *names = calloc(1, sizeof(*names));
 	struct err e = { 0 };
 	int rc = names ? 0 : err_oom(&e);
+	size_t app;
+	bool is_app = node_app_dir(&ofs->nodes, ino, &app);
 
 	/* the listing is taken once, so readdir's offsets stay valid */
 	for (size_t i = 0; rc == 0 && ino == OPS_ROOT_INO && i < ofs->cfg->napps; i++)
 		if (strv_push(names, ofs->cfg->apps[i].name) < 0)
 			rc = err_oom(&e);
-	if (rc == 0 && ino != OPS_ROOT_INO)
-		rc = app_list(ofs->appfs, ops_app(ofs, ino), names, &e);
-	if (rc == 0 && ino != OPS_ROOT_INO)
-		rc = edit_list_scratch(&ofs->edit, ino - OPS_ROOT_INO - 1, names, &e);
+	if (rc == 0 && is_app)
+		rc = app_list(ofs->appfs, &ofs->cfg->apps[app], names, &e);
+	if (rc == 0 && is_app)
+		rc = edit_list_scratch(&ofs->edit, app, names, &e);
 	if (rc < 0) {
 		if (names)
 			strv_free(names);
@@ -598,13 +455,31 @@ static void ops_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	fuse_reply_open(req, fi);
 }
 
+/* The inode of entry i of folder ino's listing, name; 0 when out of
+ * memory. */
+static fuse_ino_t ops_dirent_ino(struct ops_fs *ofs, fuse_ino_t ino, size_t i,
+				 const char *name)
+{
+	struct err e = { 0 };
+	struct node *n;
+	size_t app;
+
+	if (i == 0)
+		return ino;
+	if (i == 1)
+		return OPS_ROOT_INO;
+	if (!node_app_dir(&ofs->nodes, ino, &app))
+		return node_app_ino(i - 2);	/* the root lists every app in order */
+	n = node_get(&ofs->nodes, app, name, &e);
+	return n ? n->ino : 0;
+}
+
 static void ops_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			struct fuse_file_info *fi)
 {
 	struct ops_fs *ofs = ops_fs_of(req);
 	struct strv *names = (struct strv *)(uintptr_t)fi->fh;
 	char *buf = malloc(size);
-	struct ops_node *n;
 	size_t used = 0;
 
 	if (!buf) {
@@ -618,15 +493,8 @@ static void ops_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 		/* readdir(3) hides entries whose inode is 0 */
 		st.st_mode = (ino == OPS_ROOT_INO || i < 2) ? S_IFDIR : S_IFREG;
-		if (i == 0)
-			st.st_ino = ino;
-		else if (i == 1)
-			st.st_ino = OPS_ROOT_INO;
-		else if (ino == OPS_ROOT_INO)
-			st.st_ino = OPS_ROOT_INO + 1 + (i - 2);
-		else if ((n = ops_node_get(ofs, ino - OPS_ROOT_INO - 1, name)))
-			st.st_ino = n->ino;
-		else
+		st.st_ino = ops_dirent_ino(ofs, ino, i, name);
+		if (!st.st_ino)
 			break;	/* out of memory: a short listing, not a lie */
 		len = fuse_add_direntry(req, buf + used, size - used, name, &st,
 					(off_t)i + 1);
@@ -659,7 +527,7 @@ static struct edit_who ops_who(fuse_req_t req)
 static void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct ops_fs *ofs = ops_fs_of(req);
-	struct ops_node *n = ops_node(ofs, ino);
+	struct node *n = node_find(&ofs->nodes, ino);
 	struct edit_who who = ops_who(req);
 	struct edit_handle *h;
 	struct err e = { 0 };
@@ -683,7 +551,7 @@ static void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if ((fi->flags & O_ACCMODE) == O_RDONLY && !h->sc) {
 		/* nothing to commit at close: skip the flush round trip */
 		fi->noflush = 1;
-		if (ops_observe(ofs, n, &h->data)) {
+		if (node_observe(&ofs->nodes, n, &h->data)) {
 			/* changed since the kernel saw it: this open reads around
 			 * its cache, the next ones find it renewed */
 			ops_inval_queue(ofs, ino);
@@ -713,7 +581,7 @@ static void ops_read_unopened(fuse_req_t req, fuse_ino_t ino, size_t size,
 			      off_t off)
 {
 	struct ops_fs *ofs = ops_fs_of(req);
-	struct ops_node *n = ops_node(ofs, ino);
+	struct node *n = node_find(&ofs->nodes, ino);
 	struct secbuf data = SECBUF_INIT;
 	struct err e = { 0 };
 
@@ -723,7 +591,7 @@ static void ops_read_unopened(fuse_req_t req, fuse_ino_t ino, size_t size,
 			    NULL, &e) < 0) {
 		ops_reply_err(req, &e);
 	} else {
-		if (ops_observe(ofs, n, &data))
+		if (node_observe(&ofs->nodes, n, &data))
 			ops_inval_queue(ofs, ino);
 		ops_reply_slice(req, &data, size, off);
 	}
@@ -801,15 +669,17 @@ static int ops_set_owner_mode(struct ops_fs *ofs, fuse_ino_t ino,
 			      const struct stat *attr, int to_set)
 {
 	struct stat cur;
-	struct ops_node *n = ops_node(ofs, ino);
+	struct node *n = node_find(&ofs->nodes, ino);
 	struct err e = { 0 };
 
 	if (!(to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
 		return 0;
 	if (ino == OPS_ROOT_INO || ops_is_app(ofs, ino))
 		ops_dir_attr(ofs, ino, &cur);
-	else if (n && !ops_stat_scratch(ofs, ino, n->app, n->name, &cur))
-		ops_file_attr(ofs, ino, n->app, 0, &cur);
+	else if (!n)
+		return ENOENT;	/* the kernel never sends one it was not given */
+	else if (!ops_stat_scratch(ofs, ino, n->app, n->name, &cur))
+		ops_file_attr(ofs, n, 0, &cur);
 	if (((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != cur.st_uid) ||
 	    ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != cur.st_gid))
 		return EPERM;
@@ -825,7 +695,7 @@ static void ops_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			int to_set, struct fuse_file_info *fi)
 {
 	struct ops_fs *ofs = ops_fs_of(req);
-	struct ops_node *n = ops_node(ofs, ino);
+	struct node *n = node_find(&ofs->nodes, ino);
 	struct edit_handle *h = fi && fi->fh ? (struct edit_handle *)(uintptr_t)fi->fh : NULL;
 	struct err e = { 0 };
 	int rc = ops_set_owner_mode(ofs, ino, attr, to_set);
@@ -851,14 +721,6 @@ static void ops_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 
 /* ---- names: create, unlink, rename ---- */
 
-static bool ops_app_parent(struct ops_fs *ofs, fuse_ino_t parent, size_t *app)
-{
-	if (!ops_is_app(ofs, parent))
-		return false;
-	*app = parent - OPS_ROOT_INO - 1;
-	return true;
-}
-
 static void ops_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		       mode_t mode, struct fuse_file_info *fi)
 {
@@ -866,11 +728,11 @@ static void ops_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct edit_who who = ops_who(req);
 	struct fuse_entry_param ep = { 0 };
 	struct edit_handle *h;
-	struct ops_node *n;
+	struct node *n;
 	struct err e = { 0 };
 	size_t app;
 
-	if (!ops_app_parent(ofs, parent, &app)) {
+	if (!node_app_dir(&ofs->nodes, parent, &app)) {
 		fuse_reply_err(req, parent == OPS_ROOT_INO ? EPERM : ENOTDIR);
 		return;
 	}
@@ -883,9 +745,9 @@ static void ops_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 			ops_reply_refusal(req, &e);
 		return;
 	}
-	n = ops_node_get(ofs, app, name);
+	n = node_get(&ofs->nodes, app, name, &e);
 	if (!n) {
-		fuse_reply_err(req, ENOMEM);
+		fuse_reply_err(req, ops_errno(&e));
 		return;
 	}
 	if (edit_create(&ofs->edit, app, name, &who, mode, &h, &e) < 0) {
@@ -905,7 +767,7 @@ static void ops_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct err e = { 0 };
 	size_t app;
 
-	if (!ops_app_parent(ofs, parent, &app))
+	if (!node_app_dir(&ofs->nodes, parent, &app))
 		fuse_reply_err(req, parent == OPS_ROOT_INO ? EPERM : ENOTDIR);
 	else if (edit_may_unlink(&ofs->edit, app, name, &e) < 0)
 		ops_reply_refusal(req, &e);
@@ -924,7 +786,7 @@ static void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct err e = { 0 };
 	size_t app;
 
-	if (!ops_app_parent(ofs, parent, &app) || newparent != parent) {
+	if (!node_app_dir(&ofs->nodes, parent, &app) || newparent != parent) {
 		fuse_reply_err(req, EXDEV);	/* mv copies and unlinks instead */
 		return;
 	}
@@ -934,7 +796,7 @@ static void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	if (edit_rename(&ofs->edit, app, name, newname, flags & RENAME_NOREPLACE,
 			&who, &e) == 0) {
-		ops_node_move(ofs, app, name, newname);
+		node_rename(&ofs->nodes, app, name, newname);
 		fuse_reply_err(req, 0);
 	} else if (e.code == ERR_PERM) {
 		log_debug("%s", e.msg);	/* not ours to do: mv copies and unlinks */
@@ -944,13 +806,7 @@ static void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 }
 
-/* ---- extended attributes: metadata and control ---- */
-
-#define OPS_XATTR "user.secretfs."
-
-static const char ops_xattr_names[] =
-	OPS_XATTR "source\0" OPS_XATTR "version\0" OPS_XATTR "age\0"
-	OPS_XATTR "stale\0" OPS_XATTR "error\0";
+/* ---- extended attributes: metadata and control (fs/xattr.h) ---- */
 
 /* Reply with value (size 0: its length; too small: ERANGE). */
 static void ops_reply_xattr(fuse_req_t req, const char *value, size_t len,
@@ -967,89 +823,57 @@ static void ops_reply_xattr(fuse_req_t req, const char *value, size_t len,
 static void ops_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct ops_fs *ofs = ops_fs_of(req);
+	const char *names = "";
+	size_t len = 0;
 
-	if (!ops_node(ofs, ino)) {
-		ops_reply_xattr(req, "", 0, size);
-		return;
-	}
-	ops_reply_xattr(req, ops_xattr_names, sizeof(ops_xattr_names) - 1, size);
+	if (node_find(&ofs->nodes, ino))
+		names = xattr_names(&len);
+	ops_reply_xattr(req, names, len, size);
 }
 
-/* Values never appear here: only where they come from, and how fresh. */
 static void ops_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			 size_t size)
 {
 	struct ops_fs *ofs = ops_fs_of(req);
-	struct ops_node *n = ops_node(ofs, ino);
-	struct app_meta meta;
+	struct node *n = node_find(&ofs->nodes, ino);
+	struct xattr_value v;
 	struct err e = { 0 };
-	char text[64];
-	const char *v = NULL;
-	size_t len;
 
-	if (!n || strncmp(name, OPS_XATTR, strlen(OPS_XATTR)) ||
-	    edit_scratch_stat(&ofs->edit, n->app, n->name, NULL)) {
+	if (!n) {
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
-	if (app_meta(ofs->appfs, &ofs->cfg->apps[n->app], n->name, &meta, &e) < 0) {
+	/* no such attribute: an answer to a probe (every write asks for
+	 * security.capability), not worth a log line */
+	if (xattr_get(&ofs->edit, n->app, n->name, name, &v, &e) == 0)
+		ops_reply_xattr(req, v.text, v.len, size);
+	else if (e.code == ERR_NOATTR)
+		fuse_reply_err(req, ops_errno(&e));
+	else
 		ops_reply_err(req, &e);
-		return;
-	}
-	name += strlen(OPS_XATTR);
-	if (!strcmp(name, "source"))
-		v = meta.source;
-	else if (!strcmp(name, "version"))
-		v = meta.version;
-	else if (!strcmp(name, "error"))
-		v = meta.error;
-	else if (!strcmp(name, "stale"))
-		v = meta.stale ? "1" : "0";
-	else if (!strcmp(name, "age") && snprintf(text, sizeof(text), "%ld", meta.age_s) > 0)
-		v = text;
-	if (!v) {
-		fuse_reply_err(req, ENODATA);
-		return;
-	}
-	len = strlen(v);
-	if (len && v[len - 1] == '\n')
-		len--;	/* the last of the source lines */
-	ops_reply_xattr(req, v, len, size);
 }
 
-/* user.secretfs.refresh (a file or an app folder): revalidate now;
- * user.secretfs.regenerate (a generate: key's file): a new value. */
 static void ops_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			 const char *value, size_t size, int flags)
 {
 	struct ops_fs *ofs = ops_fs_of(req);
-	struct ops_node *n = ops_node(ofs, ino);
-	size_t app = n ? n->app : ino - OPS_ROOT_INO - 1;
+	struct node *n = node_find(&ofs->nodes, ino);
+	const char *file = n ? n->name : NULL;
+	size_t app = n ? n->app : 0;
 	struct err e = { 0 };
 
-	if (!n && !ops_is_app(ofs, ino)) {
+	if (!n && !node_app_dir(&ofs->nodes, ino, &app)) {
 		fuse_reply_err(req, ENOTSUP);
 		return;
 	}
-	if (!strcmp(name, OPS_XATTR "refresh")) {
-		app_expire(ofs->appfs, &ofs->cfg->apps[app]);
-		ops_inval_app(ofs, app);
-		fuse_reply_err(req, 0);
+	if (xattr_may_set(&ofs->edit, app, file, name, &e) < 0) {
+		ops_reply_refusal(req, &e);
 		return;
 	}
-	if (strcmp(name, OPS_XATTR "regenerate")) {
-		fuse_reply_err(req, ENOTSUP);
-		return;
-	}
-	if (!n) {
-		fuse_reply_err(req, EINVAL);
-		return;
-	}
-	if (app_regenerate(ofs->appfs, &ofs->cfg->apps[app], n->name, &e) < 0) {
+	if (xattr_set(&ofs->edit, app, file, name, &e) < 0) {
 		ops_reply_err(req, &e);
 		return;
 	}
-	log_info("app %s: %s regenerated", ofs->cfg->apps[app].name, n->name);
 	ops_inval_app(ofs, app);
 	fuse_reply_err(req, 0);
 }
@@ -1074,26 +898,69 @@ static void ops_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 }
 
+/* Requests that render, parse or write values leave copies in the frames
+ * their callees used below the handler: libc's formatting and file code,
+ * the parser, the stores. A worker thread's stack outlives the request,
+ * and glibc hands an ended thread's stack to the next thread it starts,
+ * so each such request wipes what lies below it before the worker takes
+ * another (a memory scan found values there otherwise). */
+#define OPS_WIPED(op, params, args)		\
+	static void op##_wiped params		\
+	{					\
+		op args;			\
+		secmem_stack_wipe_deep();	\
+	}
+
+OPS_WIPED(ops_lookup, (fuse_req_t req, fuse_ino_t parent, const char *name),
+	  (req, parent, name))
+OPS_WIPED(ops_getattr, (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
+	  (req, ino, fi))
+OPS_WIPED(ops_setattr, (fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+			int to_set, struct fuse_file_info *fi),
+	  (req, ino, attr, to_set, fi))
+OPS_WIPED(ops_open, (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
+	  (req, ino, fi))
+OPS_WIPED(ops_read, (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		     struct fuse_file_info *fi),
+	  (req, ino, size, off, fi))
+OPS_WIPED(ops_flush, (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
+	  (req, ino, fi))
+OPS_WIPED(ops_fsync, (fuse_req_t req, fuse_ino_t ino, int datasync,
+		      struct fuse_file_info *fi),
+	  (req, ino, datasync, fi))
+OPS_WIPED(ops_release, (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
+	  (req, ino, fi))
+OPS_WIPED(ops_create, (fuse_req_t req, fuse_ino_t parent, const char *name,
+		       mode_t mode, struct fuse_file_info *fi),
+	  (req, parent, name, mode, fi))
+OPS_WIPED(ops_rename, (fuse_req_t req, fuse_ino_t parent, const char *name,
+		       fuse_ino_t newparent, const char *newname,
+		       unsigned int flags),
+	  (req, parent, name, newparent, newname, flags))
+OPS_WIPED(ops_setxattr, (fuse_req_t req, fuse_ino_t ino, const char *name,
+			 const char *value, size_t size, int flags),
+	  (req, ino, name, value, size, flags))
+
 const struct fuse_lowlevel_ops ops_table = {
 	.init = ops_init,
-	.lookup = ops_lookup,
-	.getattr = ops_getattr,
-	.setattr = ops_setattr,
+	.lookup = ops_lookup_wiped,
+	.getattr = ops_getattr_wiped,
+	.setattr = ops_setattr_wiped,
 	.opendir = ops_opendir,
 	.readdir = ops_readdir,
 	.releasedir = ops_releasedir,
-	.open = ops_open,
-	.read = ops_read,
+	.open = ops_open_wiped,
+	.read = ops_read_wiped,
 	.write = ops_write,
-	.flush = ops_flush,
-	.fsync = ops_fsync,
-	.release = ops_release,
-	.create = ops_create,
+	.flush = ops_flush_wiped,
+	.fsync = ops_fsync_wiped,
+	.release = ops_release_wiped,
+	.create = ops_create_wiped,
 	.unlink = ops_unlink,
-	.rename = ops_rename,
+	.rename = ops_rename_wiped,
 	.getxattr = ops_getxattr,
 	.listxattr = ops_listxattr,
-	.setxattr = ops_setxattr,
+	.setxattr = ops_setxattr_wiped,
 };
 
 /* A write reached the store: every file of the app may show it. */
@@ -1104,13 +971,13 @@ static void ops_on_edit(void *ctx, size_t app)
 
 int ops_fs_init(struct ops_fs *ofs, struct appfs *appfs, const struct config *cfg)
 {
+	struct err e = { 0 };
+
 	memset(ofs, 0, sizeof(*ofs));
 	ofs->appfs = appfs;
 	ofs->cfg = cfg;
 	ofs->mounted = time(NULL);
-	pthread_mutex_init(&ofs->lock, NULL);
-	ofs->heads = calloc(cfg->napps ? cfg->napps : 1, sizeof(*ofs->heads));
-	if (!ofs->heads)
+	if (node_init(&ofs->nodes, cfg->napps, ofs->mounted, &e) < 0)
 		return -1;
 	return edit_init(&ofs->edit, appfs, cfg, ops_on_edit, ofs);
 }
@@ -1146,16 +1013,6 @@ void ops_fs_destroy(struct ops_fs *ofs)
 {
 	ops_stop(ofs);
 	free(ofs->inval.q);
-	for (size_t i = 0; i < ofs->nnodes; i++) {
-		if (*ofs->nodes[i]->name)
-			free((char *)ofs->nodes[i]->name);
-		free(ofs->nodes[i]);
-	}
-	for (size_t i = 0; i < ofs->nretired; i++)
-		free((char *)ofs->retired[i]);
-	free(ofs->retired);
-	free(ofs->nodes);
-	free(ofs->heads);
+	node_destroy(&ofs->nodes);
 	edit_destroy(&ofs->edit);
-	pthread_mutex_destroy(&ofs->lock);
 }

@@ -12,8 +12,7 @@
 
 #include "app.h"
 #include "edit.h"
-
-struct ops_node;
+#include "node.h"
 
 /* Inodes whose kernel cache is to be invalidated, and the thread that
  * does it (never a request handler). */
@@ -33,20 +32,14 @@ struct ops_inval {
 struct ops_fs {
 	struct appfs *appfs;
 	const struct config *cfg;
-	time_t mounted;		/* mtime of everything, for now */
-	pthread_mutex_t lock;	/* guards the node tables */
-	struct ops_node **nodes;	/* file nodes, by inode - first file inode */
-	struct ops_node **heads;	/* file nodes of each app, a list */
-	const char **retired;	/* names nodes had before a rename */
-	size_t nretired;
+	time_t mounted;		/* mtime of the folders */
+	struct node_table nodes;	/* inodes, and what the kernel saw */
 	struct edit edit;	/* open files, scratch files, merge bases */
 	bool kernel_cache;	/* let the kernel keep pages and attributes */
 	bool read_only;		/* mounted -o ro */
 	bool no_open;		/* read-only fast path: opens stay in the kernel */
 	struct fuse_session *se;
 	struct ops_inval inval;
-	size_t nnodes;
-	size_t cap;
 };
 
 extern const struct fuse_lowlevel_ops ops_table;

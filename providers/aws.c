@@ -616,7 +616,7 @@ static int aws_get_parse(const struct http_response *rs, const char *what,
 	}
 	if (json_is_string(ss))
 		rc = kit_value_map(json_string_value(ss), json_string_length(ss),
-				    &out->map, cur ? &cur->obj : NULL, e);
+				   "aws", &out->map, cur ? &cur->obj : NULL, e);
 	else if (json_is_string(sb))
 		rc = aws_binary_map(json_string_value(sb), json_string_length(sb),
 				    &out->map, what, e);
@@ -712,7 +712,7 @@ static int aws_op_start(struct aws_op *op, struct aws *a, const char *what,
 		snprintf(op->region, sizeof(op->region), "%s", arn_region);
 	}
 	if (!a->endpoint)
-		base = aws_regional_url(AWS_SERVICE, op->region);
+		base = awsc_regional_url(AWS_SERVICE, op->region);
 	if ((!a->endpoint && !base) ||
 	    asprintf(&op->url, "%s/", a->endpoint ? a->endpoint : base) < 0) {
 		op->url = NULL;
@@ -765,9 +765,9 @@ static int aws_call_auth(void *ctx, struct http_auth *au, struct err *e)
 	struct aws_call_ctx *c = ctx;
 
 	if (c->have_creds)
-		aws_creds_free(&c->cr);
+		awsc_creds_free(&c->cr);
 	c->have_creds = false;
-	if (aws_chain_get(c->op->a->chain, c->op->deadline, &c->cr, &c->gen, e) < 0)
+	if (awsc_chain_get(c->op->a->chain, c->op->deadline, &c->cr, &c->gen, e) < 0)
 		return err_prefix(e, "%s: AWS credentials: ", c->op->what);
 	c->have_creds = true;
 	http_auth_sigv4(au, c->sigv4, c->cr.key_id, c->cr.secret);
@@ -797,7 +797,7 @@ static enum http_verdict aws_call_classify(void *ctx,
 		return HTTP_VERDICT_RETRY;
 	m = aws_errmap_find(type);
 	if (m && m->auth && !c->refreshed &&
-	    aws_chain_reject(c->op->a->chain, c->gen)) {
+	    awsc_chain_reject(c->op->a->chain, c->gen)) {
 		c->refreshed = true;
 		return HTTP_VERDICT_RETRY;
 	}
@@ -864,7 +864,7 @@ static int aws_call(struct aws_op *op, const char *target,
 			aws_auth_log(op->a, e);
 	}
 	if (c.have_creds)
-		aws_creds_free(&c.cr);
+		awsc_creds_free(&c.cr);
 	return rc;
 }
 
@@ -1058,7 +1058,7 @@ static void aws_destroy(void *state)
 
 	if (!a)
 		return;
-	aws_chain_free(a->chain);
+	awsc_chain_free(a->chain);
 	http_client_free(a->http);
 	free(a->name);
 	free(a->region);
@@ -1094,7 +1094,7 @@ static int aws_parse_region(struct aws *a, const struct provider_conf *conf,
 	if (s) {
 		a->region = strdup(s);
 	} else {
-		a->region = aws_profile_region(aws_profile_name(profile));
+		a->region = awsc_profile_region(awsc_profile_name(profile));
 		from = "the profile's region in ~/.aws/config";
 		if (!a->region)
 			return err_set(e, ERR_INVALID,
@@ -1118,7 +1118,7 @@ static int aws_parse_endpoint(struct aws *a, const struct provider_conf *conf,
 	size_t len;
 
 	if (!s)
-		s = aws_endpoint_env("AWS_ENDPOINT_URL_SECRETS_MANAGER");
+		s = awsc_endpoint_env("AWS_ENDPOINT_URL_SECRETS_MANAGER");
 	if (!s)
 		return 0;
 	len = strlen(s);
@@ -1182,7 +1182,7 @@ static int aws_create(const struct provider_conf *conf, void **state,
 	cc.profile = profile;
 	cc.region = a->region;
 	cc.http = a->http;
-	if (aws_chain_new(&cc, &a->chain, e) < 0)
+	if (awsc_chain_new(&cc, &a->chain, e) < 0)
 		goto fail;
 	*state = a;
 	return 0;

@@ -7,6 +7,8 @@
  * Secret parts live in wiped memory and never reach a log line or an
  * error message; only the source ("environment", "profile x in
  * ~/.aws/credentials") is named.
+ *
+ * aws.c's symbols carry aws_, aws_creds.c's awsc_.
  */
 #ifndef SECRETFS_AWS_H
 #define SECRETFS_AWS_H
@@ -50,45 +52,45 @@ struct aws_chain_conf {
 	struct http_client *http;
 };
 
-/* No I/O here: credentials are looked up at the first aws_chain_get. */
-int aws_chain_new(const struct aws_chain_conf *conf, struct aws_chain **out,
+/* No I/O here: credentials are looked up at the first awsc_chain_get. */
+int awsc_chain_new(const struct aws_chain_conf *conf, struct aws_chain **out,
 		  struct err *e);
-void aws_chain_free(struct aws_chain *c);
+void awsc_chain_free(struct aws_chain *c);
 
-/* A copy of the current credentials into out (free with aws_creds_free),
+/* A copy of the current credentials into out (free with awsc_creds_free),
  * resolved or refreshed first when due; deadline is on the http_now_ms()
- * clock. *gen identifies them for aws_chain_reject. */
-int aws_chain_get(struct aws_chain *c, int64_t deadline,
+ * clock. *gen identifies them for awsc_chain_reject. */
+int awsc_chain_get(struct aws_chain *c, int64_t deadline,
 		  struct aws_creds *out, uint64_t *gen, struct err *e);
 
 /* AWS refused credentials of generation gen as unknown, expired or badly
  * signed: forget them when that may help. true when a retry with fresh
  * credentials is worth it. */
-bool aws_chain_reject(struct aws_chain *c, uint64_t gen);
+bool awsc_chain_reject(struct aws_chain *c, uint64_t gen);
 
-void aws_creds_free(struct aws_creds *cr);
+void awsc_creds_free(struct aws_creds *cr);
 
 /* When temporary credentials expiring at expire should be refreshed: 5
  * minutes before, or at half their remaining life when that is shorter.
  * 0 when they do not expire. */
-time_t aws_refresh_at(time_t now, time_t expire);
+time_t awsc_refresh_at(time_t now, time_t expire);
 
 /* The profile a chain uses: the option, else AWS_PROFILE, else
  * "default". */
-const char *aws_profile_name(const char *option);
+const char *awsc_profile_name(const char *option);
 
 /* The region of profile in the shared config file (AWS_CONFIG_FILE or
  * ~/.aws/config), malloc'd; NULL when none. No error: a missing or broken
  * file simply has no region. */
-char *aws_profile_region(const char *profile);
+char *awsc_profile_region(const char *profile);
 
 /* https://SERVICE.REGION.amazonaws.com (.com.cn in China), malloc'd. */
-char *aws_regional_url(const char *service, const char *region);
+char *awsc_regional_url(const char *service, const char *region);
 
 /* A configured endpoint URL: the service's variable (e.g.
  * AWS_ENDPOINT_URL_STS), else AWS_ENDPOINT_URL; NULL when neither is
  * set, or AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true. */
-const char *aws_endpoint_env(const char *var);
+const char *awsc_endpoint_env(const char *var);
 
 
 

@@ -105,7 +105,7 @@ static bool awsc_env_true(const char *name)
 	return s && !strcasecmp(s, "true");
 }
 
-void aws_creds_free(struct aws_creds *cr)
+void awsc_creds_free(struct aws_creds *cr)
 {
 	secmem_free_str(cr->key_id);
 	secmem_free_str(cr->secret);
@@ -119,7 +119,7 @@ static int awsc_creds_set(struct aws_creds *cr, const char *id, size_t idlen,
 			  const char *secret, size_t slen, const char *token,
 			  size_t tlen, const char *what, struct err *e)
 {
-	aws_creds_free(cr);
+	awsc_creds_free(cr);
 	if (!id || !idlen || !secret || !slen)
 		return err_set(e, ERR_ACCESS, "%s: no access key id or secret",
 			       what);
@@ -133,7 +133,7 @@ static int awsc_creds_set(struct aws_creds *cr, const char *id, size_t idlen,
 	if (token && tlen)
 		cr->token = secmem_dup(token, tlen);
 	if (!cr->key_id || !cr->secret || (token && tlen && !cr->token)) {
-		aws_creds_free(cr);
+		awsc_creds_free(cr);
 		return err_oom(e);
 	}
 	return 0;
@@ -151,7 +151,7 @@ static int awsc_creds_copy(struct aws_creds *dst, const struct aws_creds *src,
 	memcpy(dst->source, src->source, sizeof(dst->source));
 	return 0;
 }
-time_t aws_refresh_at(time_t now, time_t expire)
+time_t awsc_refresh_at(time_t now, time_t expire)
 {
 	time_t left, half;
 
@@ -168,7 +168,7 @@ time_t aws_refresh_at(time_t now, time_t expire)
 	return now + half;
 }
 
-const char *aws_profile_name(const char *option)
+const char *awsc_profile_name(const char *option)
 {
 	const char *s = option && option[0] ? option : kit_env("AWS_PROFILE");
 
@@ -177,7 +177,7 @@ const char *aws_profile_name(const char *option)
 	return s ? s : "default";
 }
 
-char *aws_regional_url(const char *service, const char *region)
+char *awsc_regional_url(const char *service, const char *region)
 {
 	const char *dns = strncmp(region, "cn-", 3) ? "amazonaws.com" :
 		"amazonaws.com.cn";
@@ -201,7 +201,7 @@ static char *awsc_url_base(const char *url)
 
 /* A configured endpoint of a service: its own variable, else
  * AWS_ENDPOINT_URL, unless AWS_IGNORE_CONFIGURED_ENDPOINT_URLS. */
-const char *aws_endpoint_env(const char *var)
+const char *awsc_endpoint_env(const char *var)
 {
 	const char *s;
 
@@ -528,7 +528,7 @@ static int awsc_file_profile(const char *env, const char *rel, bool config,
 	return rc < 0 ? -1 : 0;
 }
 
-char *aws_profile_region(const char *profile)
+char *awsc_profile_region(const char *profile)
 {
 	struct awsc_file f;
 	struct err e;
@@ -742,12 +742,12 @@ out:
 
 static char *awsc_sts_url(const char *region)
 {
-	const char *s = aws_endpoint_env("AWS_ENDPOINT_URL_STS");
+	const char *s = awsc_endpoint_env("AWS_ENDPOINT_URL_STS");
 
 	if (s)
 		return awsc_url_base(s);
 	if (region)
-		return aws_regional_url("sts", region);
+		return awsc_regional_url("sts", region);
 	return strdup("https://sts.amazonaws.com");
 }
 
@@ -1134,7 +1134,7 @@ static int awsc_later_sources(struct aws_chain *c, const char *profile,
 static int awsc_resolve(struct aws_chain *c, int64_t deadline,
 			struct aws_creds *out, struct err *e)
 {
-	const char *profile = aws_profile_name(c->profile);
+	const char *profile = awsc_profile_name(c->profile);
 	bool explicit = c->profile || kit_env("AWS_PROFILE") ||
 		kit_env("AWS_DEFAULT_PROFILE");
 	const char *tf = kit_env("AWS_WEB_IDENTITY_TOKEN_FILE");
@@ -1180,7 +1180,7 @@ static void awsc_install(struct aws_chain *c, struct aws_creds *fresh,
 	bool changed = !c->cur.key_id || c->cur.src != fresh->src ||
 		strcmp(c->cur.source, fresh->source);
 
-	aws_creds_free(&c->cur);
+	awsc_creds_free(&c->cur);
 	c->cur = *fresh;
 	memset(fresh, 0, sizeof(*fresh));
 	c->gen++;
@@ -1188,7 +1188,7 @@ static void awsc_install(struct aws_chain *c, struct aws_creds *fresh,
 	c->backoff_ms = 0;
 	c->retry_ms = 0;
 	if (c->cur.expire)
-		c->refresh_at = aws_refresh_at(now, c->cur.expire);
+		c->refresh_at = awsc_refresh_at(now, c->cur.expire);
 	else
 		c->refresh_at = c->cur.src == AWS_SRC_ENV ? 0 :
 			now + AWS_FILE_REREAD_S;
@@ -1221,7 +1221,7 @@ static int awsc_update(struct aws_chain *c, int64_t deadline, time_t now,
 		awsc_install(c, &fresh, now);
 		return 0;
 	}
-	aws_creds_free(&fresh);
+	awsc_creds_free(&fresh);
 	c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : AWSC_BACKOFF_MIN_MS;
 	if (c->backoff_ms > AWSC_BACKOFF_MAX_MS)
 		c->backoff_ms = AWSC_BACKOFF_MAX_MS;
@@ -1234,12 +1234,12 @@ static int awsc_update(struct aws_chain *c, int64_t deadline, time_t now,
 		return 0;
 	}
 	log_warn("aws %s: %s", c->name, e->msg);
-	aws_creds_free(&c->cur);
+	awsc_creds_free(&c->cur);
 	c->gen++;
 	return -1;
 }
 
-int aws_chain_get(struct aws_chain *c, int64_t deadline,
+int awsc_chain_get(struct aws_chain *c, int64_t deadline,
 		  struct aws_creds *out, uint64_t *gen, struct err *e)
 {
 	time_t now = time(NULL);
@@ -1256,7 +1256,7 @@ int aws_chain_get(struct aws_chain *c, int64_t deadline,
 	return rc;
 }
 
-bool aws_chain_reject(struct aws_chain *c, uint64_t gen)
+bool awsc_chain_reject(struct aws_chain *c, uint64_t gen)
 {
 	bool retry = false;
 
@@ -1267,7 +1267,7 @@ bool aws_chain_reject(struct aws_chain *c, uint64_t gen)
 		   clock_now_ms() - c->got_ms >= AWSC_REJECT_AGE_MS) {
 		log_debug("aws %s: AWS refused the credentials from %s; looking them up again",
 			  c->name, c->cur.source);
-		aws_creds_free(&c->cur);
+		awsc_creds_free(&c->cur);
 		c->gen++;
 		c->retry_ms = 0;
 		retry = true;
@@ -1276,7 +1276,7 @@ bool aws_chain_reject(struct aws_chain *c, uint64_t gen)
 	return retry;
 }
 
-int aws_chain_new(const struct aws_chain_conf *conf, struct aws_chain **out,
+int awsc_chain_new(const struct aws_chain_conf *conf, struct aws_chain **out,
 		  struct err *e)
 {
 	struct aws_chain *c = calloc(1, sizeof(*c));
@@ -1290,18 +1290,18 @@ int aws_chain_new(const struct aws_chain_conf *conf, struct aws_chain **out,
 	c->region = conf->region ? strdup(conf->region) : NULL;
 	if (!c->name || (conf->profile && !c->profile) ||
 	    (conf->region && !c->region)) {
-		aws_chain_free(c);
+		awsc_chain_free(c);
 		return err_oom(e);
 	}
 	*out = c;
 	return 0;
 }
 
-void aws_chain_free(struct aws_chain *c)
+void awsc_chain_free(struct aws_chain *c)
 {
 	if (!c)
 		return;
-	aws_creds_free(&c->cur);
+	awsc_creds_free(&c->cur);
 	pthread_mutex_destroy(&c->lock);
 	free(c->name);
 	free(c->profile);

@@ -581,8 +581,8 @@ static int az_get_parse(const struct http_response *rs, const char *what,
 
 	if (rc == 0)
 		rc = kit_value_map(json_string_value(value),
-				  json_string_length(value), &out->map,
-				  cur ? &cur->obj : NULL, e);
+				   json_string_length(value), "azure", &out->map,
+				   cur ? &cur->obj : NULL, e);
 	if (rc == 0 && cur) {
 		json_t *tags = json_object_get(root, "tags");
 

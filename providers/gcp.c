@@ -476,7 +476,7 @@ static int gcp_access_parse(const struct http_response *rs, const char *what,
 			what, out->version);
 		goto out;
 	}
-	rc = kit_value_map(bin, len, &out->map, obj, e);
+	rc = kit_value_map((const char *)bin, len, "gcp", &out->map, obj, e);
 out:
 	if (bin)
 		secmem_free(bin, max);

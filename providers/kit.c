@@ -3,6 +3,8 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <jansson.h>
+#include <sodium.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <sodium.h>
@@ -173,6 +175,46 @@ int kit_form_add(struct secbuf *b, const char *key, const char *val,
 	return rc ? -1 : 0;
 }
 
+/* ---- stored values ---- */
+
+/* Keys that all make map keys: no NUL bytes, and not just "" (which would
+ * read as a single value). */
+static bool kit_object_usable(json_t *obj)
+{
+	const char *key;
+	json_t *val;
+
+	if (json_object_size(obj) == 1 && json_object_get(obj, ""))
+		return false;
+	json_object_foreach(obj, key, val) {
+		if (json_object_iter_key_len(json_object_key_to_iter(key)) !=
+		    strlen(key))
+			return false;
+	}
+	return true;
+}
+
+int kit_value_map(const char *s, size_t len, const char *what,
+		  struct kvmap *m, json_t **obj, struct err *e)
+{
+	json_error_t jerr;
+	json_t *j = json_loadb(s, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+			       &jerr);
+	int rc;
+
+	/* jerr.text may quote the secret */
+	sodium_memzero(&jerr, sizeof(jerr));
+	if (json_is_object(j) && kit_object_usable(j)) {
+		rc = http_json_to_map(j, m, what, e);
+		if (rc == 0 && obj)
+			*obj = json_incref(j);
+	} else {
+		rc = kvmap_set(m, "", s, len) < 0 ? err_oom(e) : 0;
+	}
+	json_decref(j);
+	return rc;
+}
+
 /* ---- credential files ---- */
 
 /* Credentials readable by group or others are refused, like ssh does. */
@@ -312,46 +354,6 @@ int kit_params_parse(const char *params, struct kit_param *p, size_t n,
 			s++;
 	}
 	return 0;
-}
-
-/* ---- values ---- */
-
-/* An object whose keys all make map keys: no NUL bytes, and not just the
- * key "" (which would read as a single value). */
-static bool kit_object_usable(json_t *obj)
-{
-	const char *key;
-	json_t *val;
-
-	if (json_object_size(obj) == 1 && json_object_get(obj, ""))
-		return false;
-	json_object_foreach(obj, key, val) {
-		if (json_object_iter_key_len(json_object_key_to_iter(key)) !=
-		    strlen(key))
-			return false;
-	}
-	return true;
-}
-
-int kit_value_map(const void *s, size_t len, struct kvmap *m, json_t **obj,
-		  struct err *e)
-{
-	json_error_t jerr;
-	json_t *j = json_loadb(s, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
-			       &jerr);
-	int rc;
-
-	/* jerr.text may quote the secret */
-	sodium_memzero(&jerr, sizeof(jerr));
-	if (json_is_object(j) && kit_object_usable(j)) {
-		rc = http_json_to_map(j, m, "value", e);
-		if (rc == 0 && obj)
-			*obj = json_incref(j);
-	} else {
-		rc = kvmap_set(m, "", s, len) < 0 ? err_oom(e) : 0;
-	}
-	json_decref(j);
-	return rc;
 }
 
 /* ---- OAuth tokens ---- */

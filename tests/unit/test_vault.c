@@ -15,69 +15,11 @@
 
 #include "providers/vault.c"
 
+#define PROVIDER_TEST_NAME "vault"
+#define PROVIDER_TEST_TYPE "vault"
+#include "provider_test.h"
+
 /* ---- helpers ---- */
-
-static struct http_response resp(long status, const char *body)
-{
-	struct http_response rs = HTTP_RESPONSE_INIT;
-
-	rs.status = status;
-	if (body)
-		assert_int_equal(secbuf_set(&rs.body, body, strlen(body)), 0);
-	return rs;
-}
-
-static const struct kv *get(const struct entry *en, const char *key)
-{
-	const struct kv *kv = kvmap_get(&en->map, key);
-
-	assert_non_null(kv);
-	return kv;
-}
-
-/* A provider_conf of key, value pairs (NULL-terminated). */
-struct conf {
-	struct conf_opt opts[16];
-	struct provider_conf pc;
-};
-
-static void conf_make(struct conf *c, ...)
-{
-	va_list ap;
-	const char *k;
-	size_t n = 0;
-
-	va_start(ap, c);
-	while ((k = va_arg(ap, const char *)) && n < 16) {
-		c->opts[n].key = (char *)k;
-		c->opts[n].value = va_arg(ap, char *);
-		c->opts[n].where = (struct conf_where){ "test.conf", (int)n + 2 };
-		n++;
-	}
-	va_end(ap);
-	c->pc = (struct provider_conf){ .name = (char *)"vault",
-					.type = (char *)"vault",
-					.opts = c->opts, .nopts = n,
-					.where = { "test.conf", 1 } };
-}
-
-static char tmpdir[64];
-
-static char *tmpfile_mode(const char *name, const char *text, mode_t mode)
-{
-	static char path[8][128];
-	static int slot;
-	char *p = path[slot++ % 8];
-	FILE *f;
-
-	snprintf(p, 128, "%s/%s", tmpdir, name);
-	f = fopen(p, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-	assert_int_equal(chmod(p, mode), 0);
-	return p;
-}
 
 static int create(struct conf *c, void **state, struct err *e)
 {

@@ -1,0 +1,246 @@
+/* node.c - see node.h */
+#include "node.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#define NODE_BATCH 256	/* inodes node_each hands out per lock taken */
+
+int node_init(struct node_table *t, size_t napps, time_t mounted,
+	      struct err *e)
+{
+	memset(t, 0, sizeof(*t));
+	t->napps = napps;
+	t->mounted = mounted;
+	t->heads = calloc(napps ? napps : 1, sizeof(*t->heads));
+	if (!t->heads)
+		return err_oom(e);
+	pthread_mutex_init(&t->lock, NULL);
+	return 0;
+}
+
+void node_destroy(struct node_table *t)
+{
+	if (!t->heads)
+		return;	/* node_init failed */
+	for (size_t i = 0; i < t->nnodes; i++) {
+		if (*t->nodes[i]->name)
+			free((char *)t->nodes[i]->name);
+		free(t->nodes[i]);
+	}
+	for (size_t i = 0; i < t->nretired; i++)
+		free((char *)t->retired[i]);
+	free(t->retired);
+	free(t->nodes);
+	free(t->heads);
+	pthread_mutex_destroy(&t->lock);
+}
+
+/* ---- numbers ---- */
+
+static uint64_t node_first_file_ino(const struct node_table *t)
+{
+	return NODE_ROOT_INO + 1 + t->napps;
+}
+
+uint64_t node_app_ino(size_t app)
+{
+	return NODE_ROOT_INO + 1 + (uint64_t)app;
+}
+
+bool node_app_dir(const struct node_table *t, uint64_t ino, size_t *app)
+{
+	if (ino <= NODE_ROOT_INO || ino >= node_first_file_ino(t))
+		return false;
+	*app = (size_t)(ino - NODE_ROOT_INO - 1);
+	return true;
+}
+
+struct node *node_find(struct node_table *t, uint64_t ino)
+{
+	struct node *n = NULL;
+
+	pthread_mutex_lock(&t->lock);
+	if (ino >= node_first_file_ino(t) &&
+	    ino - node_first_file_ino(t) < t->nnodes)
+		n = t->nodes[ino - node_first_file_ino(t)];
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+/* ---- names ---- */
+
+/* Keep a node's old name until unmount: a reader may still hold it.
+ * Caller holds t->lock. false when out of memory. */
+static bool node_name_retire(struct node_table *t, const char *name)
+{
+	const char **v;
+
+	if (!*name)
+		return true;	/* a detached node's "" */
+	v = realloc(t->retired, (t->nretired + 1) * sizeof(*v));
+	if (!v)
+		return false;
+	t->retired = v;
+	v[t->nretired++] = name;
+	return true;
+}
+
+void node_rename(struct node_table *t, size_t app, const char *from,
+		 const char *to)
+{
+	struct node **pp, *src = NULL;
+	const char *name;
+
+	pthread_mutex_lock(&t->lock);
+	for (pp = &t->heads[app]; *pp;) {
+		struct node *n = *pp;
+
+		if (!strcmp(n->name, to) && node_name_retire(t, n->name)) {
+			*pp = n->next;	/* detached: no name finds it again */
+			n->name = "";
+			continue;
+		}
+		if (!strcmp(n->name, from))
+			src = n;
+		pp = &n->next;
+	}
+	name = src ? strdup(to) : NULL;
+	if (name && node_name_retire(t, src->name)) {
+		src->name = name;
+		src->seen = false;	/* what the kernel saw was another file */
+	} else {
+		free((char *)name);
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* Room for one more node. Caller holds t->lock. */
+static bool node_reserve(struct node_table *t)
+{
+	size_t cap = t->cap ? t->cap * 2 : 64;
+	struct node **nodes;
+
+	if (t->nnodes < t->cap)
+		return true;
+	nodes = realloc(t->nodes, cap * sizeof(*nodes));
+	if (!nodes)
+		return false;
+	t->nodes = nodes;
+	t->cap = cap;
+	return true;
+}
+
+/* A new node of (app, name), numbered next. Caller holds t->lock. */
+static struct node *node_new(struct node_table *t, size_t app,
+			     const char *name)
+{
+	struct node *n;
+
+	if (!node_reserve(t) || !(n = calloc(1, sizeof(*n))))
+		return NULL;
+	n->name = strdup(name);
+	if (!n->name) {
+		free(n);
+		return NULL;
+	}
+	n->app = app;
+	n->ino = node_first_file_ino(t) + t->nnodes;
+	n->next = t->heads[app];
+	t->heads[app] = n;
+	t->nodes[t->nnodes++] = n;
+	return n;
+}
+
+struct node *node_get(struct node_table *t, size_t app, const char *name,
+		      struct err *e)
+{
+	struct node *n;
+
+	pthread_mutex_lock(&t->lock);
+	for (n = t->heads[app]; n; n = n->next)
+		if (!strcmp(n->name, name))
+			break;
+	if (!n)
+		n = node_new(t, app, name);
+	pthread_mutex_unlock(&t->lock);
+	if (!n)
+		err_oom(e);
+	return n;
+}
+
+/* ---- what the kernel saw ---- */
+
+bool node_observe(struct node_table *t, struct node *n,
+		  const struct secbuf *data)
+{
+	unsigned char h[16];
+	bool changed;
+
+	/* a hash of a secret: wiped like one */
+	crypto_generichash(h, sizeof(h), (const unsigned char *)data->data,
+			   data->len, NULL, 0);
+	secmem_stack_wipe();
+	pthread_mutex_lock(&t->lock);
+	changed = n->seen && memcmp(h, n->hash, sizeof(h));
+	if (!n->seen || changed) {
+		memcpy(n->hash, h, sizeof(h));
+		n->mtime = n->seen ? time(NULL) : t->mounted;
+		n->seen = true;
+	}
+	pthread_mutex_unlock(&t->lock);
+	sodium_memzero(h, sizeof(h));
+	return changed;
+}
+
+time_t node_mtime(struct node_table *t, const struct node *n)
+{
+	time_t mtime;
+
+	pthread_mutex_lock(&t->lock);
+	mtime = n->seen ? n->mtime : t->mounted;
+	pthread_mutex_unlock(&t->lock);
+	return mtime;
+}
+
+static void node_call(node_each_fn *fn, void *ctx, const uint64_t *inos,
+		      size_t k)
+{
+	for (size_t i = 0; i < k; i++)
+		fn(ctx, inos[i]);
+}
+
+void node_each(struct node_table *t, size_t app, node_each_fn *fn, void *ctx)
+{
+	uint64_t inos[NODE_BATCH];
+	struct node *n;
+	size_t k = 0;
+
+	pthread_mutex_lock(&t->lock);
+	for (n = t->heads[app]; n; n = n->next) {
+		if (k == NODE_BATCH) {
+			/* nodes are never freed: n stays valid unlocked */
+			pthread_mutex_unlock(&t->lock);
+			node_call(fn, ctx, inos, k);
+			k = 0;
+			pthread_mutex_lock(&t->lock);
+		}
+		inos[k++] = n->ino;
+	}
+	pthread_mutex_unlock(&t->lock);
+	node_call(fn, ctx, inos, k);
+}
+
+void node_each_file(struct node_table *t, node_each_fn *fn, void *ctx)
+{
+	size_t n;
+
+	pthread_mutex_lock(&t->lock);
+	n = t->nnodes;
+	pthread_mutex_unlock(&t->lock);
+	/* numbered densely from the first, and never freed */
+	for (size_t i = 0; i < n; i++)
+		fn(ctx, node_first_file_ino(t) + i);
+}

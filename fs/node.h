@@ -1,0 +1,91 @@
+/* node.h - the inode numbers of a mount, below the FUSE adapter.
+ *
+ * NODE_ROOT_INO is the root, the next napps numbers the app folders (apps
+ * are fixed at mount), then one number per (app, file name) ever looked
+ * up, kept for the life of the mount so a name always has the same inode.
+ * Renames are followed, so the inode the kernel holds for a name stays
+ * the one served for that name.
+ *
+ * Each file node also keeps what the kernel was last shown of it (a hash
+ * of the bytes) and the mtime it shows: the kernel keeps pages and
+ * attributes, so a change must be seen to be invalidated, and content
+ * that did not change must keep its mtime (tools compare mtimes).
+ */
+#ifndef SECRETFS_NODE_H
+#define SECRETFS_NODE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "../base/err.h"
+#include "../base/secmem.h"
+
+#define NODE_ROOT_INO 1
+
+/* A file's inode. The adapter reads ino, app and name; the rest is
+ * node.c's, under the table's lock. */
+struct node {
+	uint64_t ino;
+	size_t app;
+	/* replaced, never changed in place, by a rename: readers may hold it */
+	const char *name;
+	struct node *next;	/* in the same app */
+	bool seen;		/* hash and mtime hold what the kernel saw */
+	unsigned char hash[16];
+	time_t mtime;
+};
+
+/* Every inode of one mount. */
+struct node_table {
+	size_t napps;
+	time_t mounted;		/* the mtime of what nothing changed yet */
+	pthread_mutex_t lock;	/* guards everything below and the nodes */
+	struct node **nodes;	/* file nodes, by inode - first file inode */
+	struct node **heads;	/* file nodes of each app, a list */
+	const char **retired;	/* names nodes had before a rename */
+	size_t nretired;
+	size_t nnodes;
+	size_t cap;
+};
+
+int node_init(struct node_table *t, size_t napps, time_t mounted,
+	      struct err *e);
+void node_destroy(struct node_table *t);
+
+/* The inode of app's folder. */
+uint64_t node_app_ino(size_t app);
+/* Is ino an app folder? Its app into *app when it is. */
+bool node_app_dir(const struct node_table *t, uint64_t ino, size_t *app);
+
+/* The file node of ino; NULL when ino is no file's. */
+struct node *node_find(struct node_table *t, uint64_t ino);
+/* The node of (app, name), made on first use. */
+struct node *node_get(struct node_table *t, size_t app, const char *name,
+		      struct err *e);
+/* After rename(from, to) in app: from's inode is to's now, and to's old
+ * inode is no name's. */
+void node_rename(struct node_table *t, size_t app, const char *from,
+		 const char *to);
+
+/* Compare data, what n serves now, with what the kernel was last shown;
+ * true when it changed, and the kernel's copy must go. A change gives n
+ * a new mtime; the first sight of n is no change (the kernel has
+ * nothing yet) and shows the mount's time. */
+bool node_observe(struct node_table *t, struct node *n,
+		  const struct secbuf *data);
+/* The mtime n shows. */
+time_t node_mtime(struct node_table *t, const struct node *n);
+
+typedef void node_each_fn(void *ctx, uint64_t ino);
+/* fn for the inode of every file of app. Called without the table's lock
+ * held, so fn may take locks of its own. */
+void node_each(struct node_table *t, size_t app, node_each_fn *fn, void *ctx);
+/* fn for every file inode handed out so far, of any app, renamed over or
+ * not (when what the kernel holds cannot be known any better). Unlocked,
+ * as node_each. */
+void node_each_file(struct node_table *t, node_each_fn *fn, void *ctx);
+
+#endif
