@@ -808,8 +808,8 @@ static enum http_verdict aws_call_classify(void *ctx,
  * serving stale values hides them; once a minute is enough. */
 static void aws_auth_log(struct aws *a, const struct err *e)
 {
-	kit_log_every(&a->auth_logged_ms, AWS_AUTH_LOG_MS, "aws %s: %s",
-		      a->name, e->msg);
+	if (kit_once_per(&a->auth_logged_ms, AWS_AUTH_LOG_MS))
+		log_warn("aws %s: %s", a->name, e->msg);
 }
 
 /* One Secrets Manager operation: a signed POST / (the rules above). 0

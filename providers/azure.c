@@ -445,7 +445,7 @@ static int az_challenge_parse(const char *header, bool cut,
 struct az_errinfo {
 	char code[64];
 	char inner[64];
-	char message[AZ_TEXT_MAX + 8];
+	char message[KIT_TEXT_MAX + 8];
 };
 
 /* {"error":{"code","message","innererror":{"code"}}}; false when the body
@@ -459,12 +459,12 @@ static bool az_errinfo_get(const struct http_response *rs,
 
 	memset(out, 0, sizeof(*out));
 	if (ok) {
-		az_text_clean(json_string_value(json_object_get(err, "code")),
+		kit_text_clean(json_string_value(json_object_get(err, "code")),
 			      out->code, sizeof(out->code));
-		az_text_clean(json_string_value(json_object_get(
+		kit_text_clean(json_string_value(json_object_get(
 			json_object_get(err, "innererror"), "code")),
 			      out->inner, sizeof(out->inner));
-		az_text_clean(json_string_value(json_object_get(err, "message")),
+		kit_text_clean(json_string_value(json_object_get(err, "message")),
 			      out->message, sizeof(out->message));
 	}
 	json_decref(root);
@@ -685,8 +685,8 @@ static int az_challenge_learn(struct az_op *op, const struct http_response *rs,
  * them; once a minute is enough. */
 static void az_auth_log(struct azure *az, const struct err *e)
 {
-	kit_log_every(&az->auth_logged_ms, AZ_AUTH_LOG_MS, "azure %s: %s",
-		      az->name, e->msg);
+	if (kit_once_per(&az->auth_logged_ms, AZ_AUTH_LOG_MS))
+		log_warn("azure %s: %s", az->name, e->msg);
 }
 
 /* The first request of the provider: without token and body, for the

@@ -23,11 +23,6 @@
 
 #define AZ_TENANT_MAX 128
 #define AZ_SCOPE_MAX 256
-/* Refresh a token this long before it expires (at half its life when
- * that is shorter). */
-#define AZ_REFRESH_MARGIN_S 300
-/* Longest text of Azure's taken into a message. */
-#define AZ_TEXT_MAX 120
 
 /* What a 401 challenge asks for. */
 struct az_challenge {
@@ -59,24 +54,5 @@ bool az_auth_reject(struct az_auth *a, uint64_t gen);
 /* Who the tokens speak for, for messages: "client id X (client secret)",
  * "managed identity (IMDS)"... */
 const char *az_auth_identity(const struct az_auth *a);
-
-/* ---- pure helpers (unit-tested) ---- */
-
-/* At most AZ_TEXT_MAX bytes of Azure's text s, up to its first line
- * break, other control characters dropped, into out. */
-void az_text_clean(const char *s, char *out, size_t size);
-
-/* When a token expiring at expires should be refreshed. */
-time_t az_refresh_at(time_t now, time_t expires);
-
-/* An answer of a token endpoint (Entra ID, IMDS, App Service): 200 with
- * access_token and expires_in (seconds, a number or a string) or
- * expires_on (epoch seconds, likewise), into tok and *expires; else the
- * error it names: {"error","error_description"} (Entra, IMDS) or
- * {"statusCode","message"} (App Service). ERR_ACCESS for a refusal,
- * ERR_PROVIDER for 429/5xx or garbage. */
-int az_token_parse(const struct http_response *rs, const char *what,
-		   time_t now, struct secbuf *tok, time_t *expires,
-		   struct err *e);
 
 #endif

@@ -30,12 +30,10 @@
  * the SDKs without additionally_allowed_tenants: a token of the wrong
  * tenant would be refused anyway. Managed identities have no tenant.
  *
- * The token is cached (with its tenant and scope) and refreshed 5 minutes
- * before it expires, or at half its life when that is shorter. A failed
- * refresh keeps the current token while it lasts; failures back off from
- * 1 s to a minute. One mutex guards the state and is held across the
- * token request, so concurrent readers wait for one request instead of
- * each making one.
+ * The token is cached (with its tenant and scope) in a kit_token: refreshed
+ * 5 minutes before it expires, or at half its life when that is shorter,
+ * one request at a time; a failed refresh keeps the current token while
+ * it lasts; failures back off from 1 s to a minute.
  */
 #include "azure.h"
 
@@ -60,11 +58,6 @@
 #define AZA_APPSERVICE_API "2019-08-01"
 #define AZA_JWT_BEARER "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #define AZA_FILE_MAX (64 * 1024)
-#define AZA_BACKOFF_MIN_MS 1000L
-#define AZA_BACKOFF_MAX_MS 60000L
-/* a token this close to expiry is not sent */
-#define AZA_EXPIRY_SLACK_S 2
-#define AZA_TOKEN_MAX 16384
 
 enum aza_kind {
 	AZA_CLIENT_SECRET,
@@ -86,115 +79,9 @@ struct az_auth {
 	char *mi_header;	/* IDENTITY_HEADER, wiped memory; NULL: IMDS */
 	char identity[200];
 
-	pthread_mutex_t lock;
-	struct secbuf token;	/* len 0: none */
-	char tok_tenant[AZ_TENANT_MAX];
-	char tok_scope[AZ_SCOPE_MAX];
-	time_t expires;
-	time_t refresh_at;
-	uint64_t gen;
-	int64_t retry_ms;	/* after a failure, no attempt before this */
-	long backoff_ms;
-	struct err last_err;
+	char log_what[320];	/* "azure NAME: IDENTITY" */
+	struct kit_token token;	/* keyed by tenant and scope */
 };
-
-/* ---- pure helpers ---- */
-
-void az_text_clean(const char *s, char *out, size_t size)
-{
-	kit_text_clean(s, AZ_TEXT_MAX, out, size);
-}
-
-time_t az_refresh_at(time_t now, time_t expires)
-{
-	time_t left = expires - now;
-
-	if (left <= 0)
-		return now;
-	if (left > 2 * AZ_REFRESH_MARGIN_S)
-		return expires - AZ_REFRESH_MARGIN_S;
-	return now + left / 2;
-}
-
-/* A JSON number or a string of digits, as seconds; -1 otherwise. */
-static long long aza_seconds(json_t *j)
-{
-	const char *s = json_string_value(j);
-	char *end;
-	long long v;
-
-	if (json_is_integer(j))
-		return json_integer_value(j);
-	if (json_is_real(j))
-		return (long long)json_real_value(j);
-	if (!s || !isdigit((unsigned char)s[0]))
-		return -1;
-	v = strtoll(s, &end, 10);
-	return *end ? -1 : v;
-}
-
-/* The error of a non-200 token answer. */
-static int aza_token_error(const struct http_response *rs, json_t *root,
-			   const char *what, struct err *e)
-{
-	const char *code = json_string_value(json_object_get(root, "error"));
-	const char *desc = json_string_value(json_object_get(root,
-							     "error_description"));
-	enum err_code ec = rs->status == 429 || rs->status >= 500 ?
-		ERR_PROVIDER : ERR_ACCESS;
-	char c[64], d[AZ_TEXT_MAX + 8];
-
-	if (!desc)
-		desc = json_string_value(json_object_get(root, "message"));
-	az_text_clean(code, c, sizeof(c));
-	az_text_clean(desc, d, sizeof(d));
-	if (c[0] || d[0])
-		return err_set(e, ec, "%s: token request refused (HTTP %ld): %s%s%s",
-			       what, rs->status, c, c[0] && d[0] ? ": " : "", d);
-	return err_set(e, ec, "%s: token request refused: HTTP %ld (%s)", what,
-		       rs->status, http_status_text(rs->status));
-}
-
-int az_token_parse(const struct http_response *rs, const char *what,
-		   time_t now, struct secbuf *tok, time_t *expires,
-		   struct err *e)
-{
-	json_t *root = http_json_parse(rs);
-	json_t *at = json_object_get(root, "access_token");
-	long long in = aza_seconds(json_object_get(root, "expires_in"));
-	long long on = aza_seconds(json_object_get(root, "expires_on"));
-	int rc = -1;
-
-	secbuf_clear(tok);
-	if (rs->status != 200) {
-		rc = aza_token_error(rs, root, what, e);
-		goto out;
-	}
-	if (!json_is_object(root) || !json_is_string(at) ||
-	    json_string_length(at) == 0 ||
-	    json_string_length(at) > AZA_TOKEN_MAX ||
-	    kit_has_ctl(json_string_value(at), json_string_length(at)) ||
-	    strchr(json_string_value(at), ' ')) {
-		err_set(e, ERR_PROVIDER, "garbage from %s: no access_token",
-			what);
-		goto out;
-	}
-	if (in < 0 && on <= 0) {
-		err_set(e, ERR_PROVIDER,
-			"garbage from %s: neither expires_in nor expires_on",
-			what);
-		goto out;
-	}
-	*expires = in >= 0 ? now + (time_t)in : (time_t)on;
-	if (secbuf_set(tok, json_string_value(at), json_string_length(at)) < 0) {
-		err_oom(e);
-		goto out;
-	}
-	rc = 0;
-out:
-	json_decref(root);
-	return rc;
-}
 
 /* ---- token requests ---- */
 
@@ -251,7 +138,7 @@ static int aza_entra(struct az_auth *a, const struct az_challenge *ch,
 	rq.body = body.data;
 	rq.body_len = body.len;
 	if (http_request(a->http, &rq, &rs, e) == 0)
-		rc = az_token_parse(&rs, "Entra ID", time(NULL), tok, expires, e);
+		rc = kit_token_parse(&rs, "Entra ID", time(NULL), tok, expires, e);
 out:
 	secbuf_free(&cred);
 	secbuf_free(&body);
@@ -336,7 +223,7 @@ static int aza_managed(struct az_auth *a, const struct az_challenge *ch,
 		err_prefix(e, "%s: ", what);
 		goto out;
 	}
-	rc = az_token_parse(&rs, what, time(NULL), tok, expires, e);
+	rc = kit_token_parse(&rs, what, time(NULL), tok, expires, e);
 out:
 	http_headers_free(&h);
 	http_response_free(&rs);
@@ -344,108 +231,45 @@ out:
 	return rc;
 }
 
-/* A new token for ch into the cache (lock held). */
-static int aza_fetch(struct az_auth *a, const struct az_challenge *ch,
-		     int64_t deadline, struct err *e)
+struct aza_fetch_ctx {
+	struct az_auth *a;
+	const struct az_challenge *ch;
+};
+
+/* kit_token_fetch_fn: a new token for the challenge. */
+static int aza_fetch(void *ctx, int64_t deadline, struct secbuf *tok,
+		     time_t *expires, struct err *e)
 {
-	struct secbuf tok = SECBUF_INIT;
-	time_t expires = 0, now;
+	struct aza_fetch_ctx *c = ctx;
 	int rc;
 
-	if (a->kind == AZA_MANAGED)
-		rc = aza_managed(a, ch, deadline, &tok, &expires, e);
+	if (c->a->kind == AZA_MANAGED)
+		rc = aza_managed(c->a, c->ch, deadline, tok, expires, e);
 	else
-		rc = aza_entra(a, ch, deadline, &tok, &expires, e);
-	if (rc < 0) {
-		secbuf_free(&tok);
-		return err_prefix(e, "%s: ", a->identity);
-	}
-	now = time(NULL);
-	secbuf_free(&a->token);
-	a->token = tok;
-	snprintf(a->tok_tenant, sizeof(a->tok_tenant), "%s", ch->tenant);
-	snprintf(a->tok_scope, sizeof(a->tok_scope), "%s", ch->scope);
-	a->expires = expires;
-	a->refresh_at = az_refresh_at(now, expires);
-	a->gen++;
-	a->backoff_ms = 0;
-	a->retry_ms = 0;
-	log_debug("azure %s: new token for %s, valid %lld s", a->name,
-		  a->identity, (long long)(expires - now));
-	return 0;
-}
-
-static bool aza_matches(const struct az_auth *a, const struct az_challenge *ch)
-{
-	return a->token.len && !strcmp(a->tok_tenant, ch->tenant) &&
-	       !strcmp(a->tok_scope, ch->scope);
-}
-
-/* Fresh token for ch in the cache (lock held); a failed refresh of a
- * token still good keeps it. */
-static int aza_update(struct az_auth *a, const struct az_challenge *ch,
-		      int64_t deadline, struct err *e)
-{
-	time_t now = time(NULL);
-	bool usable = aza_matches(a, ch) && now < a->expires - AZA_EXPIRY_SLACK_S;
-	int64_t mono = clock_now_ms();
-
-	if (usable && now < a->refresh_at)
-		return 0;
-	if (mono < a->retry_ms) {
-		if (usable)
-			return 0;
-		*e = a->last_err;
-		return err_prefix(e, "(next attempt in %" PRId64 " s) ",
-				  (a->retry_ms - mono + 999) / 1000);
-	}
-	if (aza_fetch(a, ch, deadline, e) == 0)
-		return 0;
-	a->backoff_ms = a->backoff_ms ? a->backoff_ms * 2 : AZA_BACKOFF_MIN_MS;
-	if (a->backoff_ms > AZA_BACKOFF_MAX_MS)
-		a->backoff_ms = AZA_BACKOFF_MAX_MS;
-	a->retry_ms = clock_now_ms() + a->backoff_ms;
-	a->last_err = *e;
-	if (usable) {
-		log_warn("azure %s: refreshing the token failed: %s; using the current one until it expires",
-			 a->name, e->msg);
-		err_clear(e);
-		return 0;
-	}
-	return -1;
+		rc = aza_entra(c->a, c->ch, deadline, tok, expires, e);
+	return rc < 0 ? err_prefix(e, "%s: ", c->a->identity) : 0;
 }
 
 int az_auth_token(struct az_auth *a, const struct az_challenge *ch,
 		  int64_t deadline, struct secbuf *tok, uint64_t *gen,
 		  struct err *e)
 {
-	int rc;
+	struct aza_fetch_ctx c = { a, ch };
+	char key[AZ_TENANT_MAX + AZ_SCOPE_MAX + 2];
 
-	secbuf_clear(tok);
-	pthread_mutex_lock(&a->lock);
-	rc = aza_update(a, ch, deadline, e);
-	if (rc == 0 && secbuf_set(tok, a->token.data, a->token.len) < 0)
-		rc = err_oom(e);
-	*gen = a->gen;
-	pthread_mutex_unlock(&a->lock);
-	return rc;
+	/* a token is for one tenant and scope */
+	snprintf(key, sizeof(key), "%s %s", ch->tenant, ch->scope);
+	return kit_token_get(&a->token, key, aza_fetch, &c, deadline,
+			     a->log_what, tok, gen, e);
 }
 
 bool az_auth_reject(struct az_auth *a, uint64_t gen)
 {
-	bool retry = true;
+	bool retry = kit_token_reject(&a->token, gen);
 
-	pthread_mutex_lock(&a->lock);
-	if (gen == a->gen && a->token.len) {
-		log_debug("azure %s: Key Vault refused the token of %s; getting another",
-			  a->name, a->identity);
-		secbuf_free(&a->token);
-		a->gen++;
-		a->retry_ms = 0;
-	} else if (gen == a->gen) {
-		retry = false;
-	}
-	pthread_mutex_unlock(&a->lock);
+	if (retry)
+		log_debug("%s: Key Vault refused the token; getting another",
+			  a->log_what);
 	return retry;
 }
 
@@ -460,8 +284,7 @@ void az_auth_free(struct az_auth *a)
 {
 	if (!a)
 		return;
-	secbuf_free(&a->token);
-	pthread_mutex_destroy(&a->lock);
+	kit_token_destroy(&a->token);
 	free(a->name);
 	free(a->tenant);
 	free(a->client_id);
@@ -624,7 +447,7 @@ int az_auth_new(const struct provider_conf *conf, struct http_client *http,
 
 	if (!a)
 		return err_oom(e);
-	pthread_mutex_init(&a->lock, NULL);
+	kit_token_init(&a->token);
 	a->http = http;
 	rc = aza_dup(&a->name, conf->name, e);
 	if (rc == 0 && tenant && !aza_tenant_valid(tenant))
@@ -647,6 +470,8 @@ int az_auth_new(const struct provider_conf *conf, struct http_client *http,
 		az_auth_free(a);
 		return -1;
 	}
+	snprintf(a->log_what, sizeof(a->log_what), "azure %.64s: %s", conf->name,
+		 a->identity);
 	log_debug("azure %s: credentials: %s", conf->name, a->identity);
 	*out = a;
 	return 0;

@@ -6,7 +6,8 @@
 #include <jansson.h>
 #include <sodium.h>
 #include <fcntl.h>
-#include <stdarg.h>
+#include <inttypes.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,13 @@
  * (see kit_store_nocas). */
 #define KIT_SETTLE_MIN_MS 100
 #define KIT_SETTLE_MAX_MS 1000
+/* the longest access token taken */
+#define KIT_TOKEN_MAX 16384
+/* failed token requests back off between these */
+#define KIT_TOKEN_BACKOFF_MIN_MS 1000L
+#define KIT_TOKEN_BACKOFF_MAX_MS 60000L
+/* a token this close to expiry is not sent */
+#define KIT_TOKEN_SLACK_S 2
 
 /* ---- options ---- */
 
@@ -58,51 +66,23 @@ int kit_opt_bool(const struct provider_conf *conf, const char *key, bool def,
 	return 0;
 }
 
+bool kit_once_per(int64_t *last, int64_t every_ms)
+{
+	int64_t now = clock_now_ms();
+	int64_t was = __atomic_load_n(last, __ATOMIC_RELAXED);
+
+	if (was && now - was < every_ms)
+		return false;
+	return __atomic_compare_exchange_n(last, &was, now, false,
+					   __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
+
 bool kit_has_ctl(const char *s, size_t len)
 {
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
 			return true;
 	return false;
-}
-
-void kit_text_clean(const char *s, size_t max, char *out, size_t size)
-{
-	size_t n = 0;
-
-	if (!size)
-		return;
-	for (; s && *s && *s != '\r' && *s != '\n' && n + 1 < size && n < max;
-	     s++)
-		if ((unsigned char)*s >= 0x20 && *s != 0x7f)
-			out[n++] = *s;
-	while (n > 0 && out[n - 1] == ' ')
-		n--;
-	out[n] = '\0';
-}
-
-bool kit_log_due(int64_t *last_ms, int64_t interval_ms, int64_t now)
-{
-	int64_t last = __atomic_load_n(last_ms, __ATOMIC_RELAXED);
-
-	if (last && now - last < interval_ms)
-		return false;
-	/* 0 means never: a clock at 0 still counts as logged */
-	return __atomic_compare_exchange_n(last_ms, &last, now ? now : 1, false,
-					   __ATOMIC_RELAXED, __ATOMIC_RELAXED);
-}
-
-void kit_log_every(int64_t *last_ms, int64_t interval_ms, const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-
-	if (!kit_log_due(last_ms, interval_ms, clock_now_ms()))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	log_warn("%s", line);
 }
 
 static bool kit_loopback(const char *brief)
@@ -374,6 +354,219 @@ int kit_params_parse(const char *params, struct kit_param *p, size_t n,
 			s++;
 	}
 	return 0;
+}
+
+/* ---- OAuth tokens ---- */
+
+void kit_text_clean(const char *s, char *out, size_t size)
+{
+	size_t n = 0;
+
+	for (; s && *s && *s != '\r' && *s != '\n' && n + 1 < size &&
+	     n < KIT_TEXT_MAX; s++)
+		if ((unsigned char)*s >= 0x20 && *s != 0x7f)
+			out[n++] = *s;
+	while (n > 0 && out[n - 1] == ' ')
+		n--;
+	out[n] = '\0';
+}
+
+time_t kit_refresh_at(time_t now, time_t expires)
+{
+	time_t left = expires - now;
+
+	if (left <= 0)
+		return now;
+	if (left > 2 * KIT_REFRESH_MARGIN_S)
+		return expires - KIT_REFRESH_MARGIN_S;
+	return now + left / 2;
+}
+
+/* A JSON number or a string of digits, as seconds; -1 otherwise. */
+static long long kit_seconds(json_t *j)
+{
+	const char *s = json_string_value(j);
+	char *end;
+	long long v;
+
+	if (json_is_integer(j))
+		return json_integer_value(j);
+	if (json_is_real(j))
+		return (long long)json_real_value(j);
+	if (!s || !isdigit((unsigned char)s[0]))
+		return -1;
+	v = strtoll(s, &end, 10);
+	return *end ? -1 : v;
+}
+
+/* The error of a non-200 token answer. */
+static int kit_token_error(const struct http_response *rs, json_t *root,
+			   const char *what, struct err *e)
+{
+	const char *code = json_string_value(json_object_get(root, "error"));
+	const char *desc = json_string_value(json_object_get(root,
+							     "error_description"));
+	enum err_code ec = rs->status == 429 || rs->status >= 500 ?
+		ERR_PROVIDER : ERR_ACCESS;
+	char c[64], d[KIT_TEXT_MAX + 8];
+
+	if (!desc)
+		desc = json_string_value(json_object_get(root, "message"));
+	kit_text_clean(code, c, sizeof(c));
+	kit_text_clean(desc, d, sizeof(d));
+	if (c[0] || d[0])
+		return err_set(e, ec, "%s: token request refused (HTTP %ld): %s%s%s",
+			       what, rs->status, c, c[0] && d[0] ? ": " : "", d);
+	return err_set(e, ec, "%s: token request refused: HTTP %ld (%s)", what,
+		       rs->status, http_status_text(rs->status));
+}
+
+int kit_token_parse(const struct http_response *rs, const char *what,
+		   time_t now, struct secbuf *tok, time_t *expires,
+		   struct err *e)
+{
+	json_t *root = http_json_parse(rs);
+	json_t *at = json_object_get(root, "access_token");
+	long long in = kit_seconds(json_object_get(root, "expires_in"));
+	long long on = kit_seconds(json_object_get(root, "expires_on"));
+	int rc = -1;
+
+	secbuf_clear(tok);
+	if (rs->status != 200) {
+		rc = kit_token_error(rs, root, what, e);
+		goto out;
+	}
+	if (!json_is_object(root) || !json_is_string(at) ||
+	    json_string_length(at) == 0 ||
+	    json_string_length(at) > KIT_TOKEN_MAX ||
+	    kit_has_ctl(json_string_value(at), json_string_length(at)) ||
+	    strchr(json_string_value(at), ' ')) {
+		err_set(e, ERR_PROVIDER, "garbage from %s: no access_token",
+			what);
+		goto out;
+	}
+	if (in < 0 && on <= 0) {
+		err_set(e, ERR_PROVIDER,
+			"garbage from %s: neither expires_in nor expires_on",
+			what);
+		goto out;
+	}
+	*expires = in >= 0 ? now + (time_t)in : (time_t)on;
+	if (secbuf_set(tok, json_string_value(at), json_string_length(at)) < 0) {
+		err_oom(e);
+		goto out;
+	}
+	rc = 0;
+out:
+	json_decref(root);
+	return rc;
+}
+
+void kit_token_init(struct kit_token *t)
+{
+	memset(t, 0, sizeof(*t));
+	pthread_mutex_init(&t->lock, NULL);
+}
+
+void kit_token_destroy(struct kit_token *t)
+{
+	secbuf_free(&t->token);
+	pthread_mutex_destroy(&t->lock);
+}
+
+/* A new token into the cache (lock held). */
+static int kit_token_fetch(struct kit_token *t, const char *key,
+			   kit_token_fetch_fn fetch, void *ctx,
+			   int64_t deadline, const char *what, struct err *e)
+{
+	struct secbuf tok = SECBUF_INIT;
+	time_t expires = 0, now;
+
+	if (fetch(ctx, deadline, &tok, &expires, e) < 0) {
+		secbuf_free(&tok);
+		return -1;
+	}
+	now = time(NULL);
+	secbuf_free(&t->token);
+	t->token = tok;
+	snprintf(t->key, sizeof(t->key), "%s", key);
+	t->expires = expires;
+	t->refresh_at = kit_refresh_at(now, expires);
+	t->gen++;
+	t->backoff_ms = 0;
+	t->retry_ms = 0;
+	log_debug("%s: new token, valid %lld s", what,
+		  (long long)(expires - now));
+	return 0;
+}
+
+/* A fresh token for key in the cache (lock held); a failed refresh of a
+ * token still good keeps it. */
+static int kit_token_update(struct kit_token *t, const char *key,
+			    kit_token_fetch_fn fetch, void *ctx,
+			    int64_t deadline, const char *what, struct err *e)
+{
+	time_t now = time(NULL);
+	bool usable = t->token.len && !strcmp(t->key, key) &&
+		now < t->expires - KIT_TOKEN_SLACK_S;
+	int64_t mono = clock_now_ms();
+
+	if (usable && now < t->refresh_at)
+		return 0;
+	if (mono < t->retry_ms) {
+		if (usable)
+			return 0;
+		*e = t->last_err;
+		return err_prefix(e, "(next attempt in %" PRId64 " s) ",
+				  (t->retry_ms - mono + 999) / 1000);
+	}
+	if (kit_token_fetch(t, key, fetch, ctx, deadline, what, e) == 0)
+		return 0;
+	t->backoff_ms = t->backoff_ms ? t->backoff_ms * 2 :
+		KIT_TOKEN_BACKOFF_MIN_MS;
+	if (t->backoff_ms > KIT_TOKEN_BACKOFF_MAX_MS)
+		t->backoff_ms = KIT_TOKEN_BACKOFF_MAX_MS;
+	t->retry_ms = clock_now_ms() + t->backoff_ms;
+	t->last_err = *e;
+	if (usable) {
+		log_warn("%s: refreshing the token failed: %s; using the current one until it expires",
+			 what, e->msg);
+		err_clear(e);
+		return 0;
+	}
+	return -1;
+}
+
+int kit_token_get(struct kit_token *t, const char *key, kit_token_fetch_fn fetch,
+		  void *ctx, int64_t deadline, const char *what,
+		  struct secbuf *out, uint64_t *gen, struct err *e)
+{
+	int rc;
+
+	secbuf_clear(out);
+	pthread_mutex_lock(&t->lock);
+	rc = kit_token_update(t, key, fetch, ctx, deadline, what, e);
+	if (rc == 0 && secbuf_set(out, t->token.data, t->token.len) < 0)
+		rc = err_oom(e);
+	*gen = t->gen;
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
+bool kit_token_reject(struct kit_token *t, uint64_t gen)
+{
+	bool retry = true;
+
+	pthread_mutex_lock(&t->lock);
+	if (gen == t->gen && t->token.len) {
+		secbuf_free(&t->token);
+		t->gen++;
+		t->retry_ms = 0;
+	} else if (gen == t->gen) {
+		retry = false;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return retry;
 }
 
 /* ---- stores without compare-and-set ---- */

@@ -1,7 +1,8 @@
 /* kit.h - what provider backends share, so a new backend is its own logic
  * and nothing else: options with environment fallbacks, TLS options,
- * credential files, ?key=value parameters, and the store of backends that
- * have no compare-and-set.
+ * credential files, ?key=value parameters, stored values as maps, OAuth
+ * token answers and a token cache, and the store of backends that have
+ * no compare-and-set.
  *
  * Everything here reports failure as -1 with a struct err naming the
  * option, file or parameter, never a value.
@@ -9,10 +10,13 @@
 #ifndef SECRETFS_KIT_H
 #define SECRETFS_KIT_H
 
+#include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "../base/err.h"
 #include "../base/kvmap.h"
@@ -51,25 +55,14 @@ struct kit_tls_env {
 int kit_opt_tls(const struct provider_conf *conf, const struct kit_tls_env *env,
 		const char *what, struct http_client_conf *hc, struct err *e);
 
+/* Rate limit: true at most once per every_ms (on the clock_now_ms()
+ * clock) for one *last, whatever the threads; the first call is true. For
+ * log lines a cache serving stale values would otherwise hide, or repeat
+ * at every read. */
+bool kit_once_per(int64_t *last, int64_t every_ms);
+
 /* Control characters (C0 and DEL) in the len bytes at s. */
 bool kit_has_ctl(const char *s, size_t len);
-
-/* ---- what a server says, in log lines ---- */
-
-/* At most max bytes of a server's text s (an error message, a label) up
- * to its first line break, other control characters dropped, trailing
- * spaces cut, into out (size bytes). NULL s gives "". */
-void kit_text_clean(const char *s, size_t max, char *out, size_t size);
-
-/* Whether a line rate-limited through *last_ms (0: never logged) is due
- * at now: the first one, then one per interval_ms. Claims the slot
- * atomically, so of many threads one logs. */
-bool kit_log_due(int64_t *last_ms, int64_t interval_ms, int64_t now);
-/* log_warn the formatted line when kit_log_due at clock_now_ms(): a
- * refusal that every read repeats, and a stale value would hide, is
- * logged once per interval. */
-void kit_log_every(int64_t *last_ms, int64_t interval_ms, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
 
 /* ---- form bodies ---- */
 
@@ -125,6 +118,69 @@ struct kit_param {
 int kit_params_parse(const char *params, struct kit_param *p, size_t n,
 		     const char *usage, struct err *e);
 void kit_params_free(struct kit_param *p, size_t n);
+
+/* ---- OAuth tokens ---- */
+
+/* Longest text of a server's taken into a message. */
+#define KIT_TEXT_MAX 120
+/* Refresh a token this long before it expires (at half its life when
+ * that is shorter). */
+#define KIT_REFRESH_MARGIN_S 300
+
+/* At most KIT_TEXT_MAX bytes of a server's text s (may be NULL), up to its
+ * first line break, other control characters dropped, into out. */
+void kit_text_clean(const char *s, char *out, size_t size);
+
+/* When a token expiring at expires should be refreshed. */
+time_t kit_refresh_at(time_t now, time_t expires);
+
+/* An OAuth token endpoint's answer (Entra ID, IMDS, App Service, Google's
+ * token and STS endpoints, the GCE metadata server): 200 with
+ * access_token and expires_in (seconds, a number or a string) or
+ * expires_on (epoch seconds, likewise), into tok and *expires; else the
+ * error it names: {"error","error_description"} or {"statusCode",
+ * "message"}. ERR_ACCESS for a refusal, ERR_PROVIDER for 429/5xx or
+ * garbage. what names the endpoint in messages. */
+int kit_token_parse(const struct http_response *rs, const char *what,
+		    time_t now, struct secbuf *tok, time_t *expires,
+		    struct err *e);
+
+/* One provider's cached bearer token, refreshed before it expires (at
+ * kit_refresh_at), one request at a time: the lock is held across the
+ * fetch, so concurrent readers wait for one request instead of each
+ * making one. A failed refresh keeps a token still good (with a warning);
+ * failures back off from 1 s to a minute, and meanwhile the last error is
+ * given again. */
+struct kit_token {
+	pthread_mutex_t lock;
+	struct secbuf token;	/* len 0: none */
+	char key[512];		/* what the token is for (kit_token_get) */
+	time_t expires;
+	time_t refresh_at;
+	uint64_t gen;
+	int64_t retry_ms;	/* after a failure, no attempt before this */
+	long backoff_ms;
+	struct err last_err;
+};
+
+/* Get a new token into tok (wiped memory) and its expiry (epoch s). */
+typedef int (*kit_token_fetch_fn)(void *ctx, int64_t deadline,
+				  struct secbuf *tok, time_t *expires,
+				  struct err *e);
+
+void kit_token_init(struct kit_token *t);
+void kit_token_destroy(struct kit_token *t);
+/* The token for key (a token cached for another key is not used) into
+ * out: the cached one while fresh, else fetch's. what names the provider
+ * and identity in log lines ("gcp NAME: client_email X"). *gen names the
+ * token for kit_token_reject. */
+int kit_token_get(struct kit_token *t, const char *key, kit_token_fetch_fn fetch,
+		  void *ctx, int64_t deadline, const char *what,
+		  struct secbuf *out, uint64_t *gen, struct err *e);
+/* The server refused the token of generation gen: forget it. true when
+ * a retry with another token is worth it (false: that was already a
+ * fresh one). */
+bool kit_token_reject(struct kit_token *t, uint64_t gen);
 
 /* ---- stores without compare-and-set ---- */
 

@@ -72,7 +72,6 @@
 #define OP_SEG_MAX 255
 #define OP_TOKEN_MAX 16384
 #define OP_AUTH_LOG_MS 60000
-#define OP_TEXT_MAX 160
 #define OP_LIST_MAX 20000
 #define OP_CATEGORY_DEFAULT "SECURE_NOTE"
 #define OP_NEW_FIELD_TYPE "CONCEALED"
@@ -91,7 +90,7 @@ struct onepassword {
 	/* "v/TITLE" -> vault id, "i/VAULTID/TITLE" -> item id (lowercase) */
 	struct kvmap ids;
 	struct kvmap reported;	/* item id -> version whose labels were logged */
-	int64_t auth_logged_ms;	/* kit_log_every */
+	int64_t auth_logged_ms;	/* kit_once_per */
 };
 
 /* One provider operation: its requests share one deadline. */
@@ -277,10 +276,10 @@ static int op_error_map(const struct http_response *rs, const char *what,
 	json_t *root = http_json_parse(rs);
 	const char *m = json_string_value(json_object_get(root, "message"));
 	long st = rs->status;
-	char msg[OP_TEXT_MAX + 8];
+	char msg[KIT_TEXT_MAX + 8];
 	enum err_code code;
 
-	kit_text_clean(m, OP_TEXT_MAX, msg, sizeof(msg));
+	kit_text_clean(m, msg, sizeof(msg));
 	json_decref(root);
 	switch (st) {
 	case 401:
@@ -379,11 +378,11 @@ static int op_layout_add(struct op_layout *l, const char *key, json_t *field,
 static int op_unnamed_add(struct op_layout *l, const char *label,
 			  const json_t *x)
 {
-	char text[OP_TEXT_MAX + 8];
+	char text[KIT_TEXT_MAX + 8];
 	const char *id = op_str(x, "id");
 
 	if (label && label[0]) {
-		kit_text_clean(label, OP_TEXT_MAX, text, sizeof(text));
+		kit_text_clean(label, text, sizeof(text));
 	} else {
 		snprintf(text, sizeof(text), "(no label, id %.40s)", id ? id : "?");
 	}
@@ -968,9 +967,9 @@ static int op_call_ok(struct op_call *c, const char *method, const char *path,
 	if (rs->status == 200 || rs->status == 201)
 		return 0;
 	op_error_map(rs, c->what, c->op->token_src, e);
-	if (e->code == ERR_ACCESS)
-		kit_log_every(&c->op->auth_logged_ms, OP_AUTH_LOG_MS,
-			      "1password %s: %s", c->op->name, e->msg);
+	if (e->code == ERR_ACCESS && kit_once_per(&c->op->auth_logged_ms,
+						  OP_AUTH_LOG_MS))
+		log_warn("1password %s: %s", c->op->name, e->msg);
 	return -1;
 }
 

@@ -2,10 +2,10 @@
  *
  * An entry is a key -> value map plus an opaque version string. A provider
  * fetches an entry, stores a whole entry with compare-and-set against the
- * version it expects, and lists entries. File, Vault, AWS Secrets Manager
- * and Azure Key Vault each fill one struct provider_ops; adding a backend
- * is its own file(s), one line in registry.c's PROVIDER_TYPES and one in
- * meson.build.
+ * version it expects, and lists entries. File, Vault, AWS Secrets
+ * Manager, Azure Key Vault and GCP Secret Manager each fill one struct
+ * provider_ops; adding a backend is its own file(s), one line in
+ * registry.c's PROVIDER_TYPES and one in meson.build.
  *
  * Functions may be called from many threads at once; a provider protects
  * its own state. They report failure as -1 with a struct err whose message

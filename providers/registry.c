@@ -13,6 +13,7 @@
 	X(vault) \
 	X(aws) \
 	X(azure) \
+	X(gcp) \
 	X(onepassword)
 
 #define PROVIDER_DECLARE(name) extern const struct provider_ops name##_provider_ops;

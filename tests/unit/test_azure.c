@@ -493,107 +493,6 @@ static void test_list_page(void **st)
 	http_response_free(&rs);
 }
 
-/* ---- tokens ---- */
-
-static void check_token(long status, const char *body, time_t expires)
-{
-	struct http_response rs = resp(status, body);
-	struct secbuf tok = SECBUF_INIT;
-	struct err e = { 0 };
-	time_t exp = 0;
-
-	if (az_token_parse(&rs, "t", 1000, &tok, &exp, &e) < 0)
-		fail_msg("%s: %s", body, e.msg);
-	assert_string_equal(tok.data, "eyJ0eXAi.tok.sig");
-	assert_int_equal(exp, expires);
-	secbuf_free(&tok);
-	http_response_free(&rs);
-}
-
-static void check_token_bad(long status, const char *body, enum err_code code,
-			    const char *substr)
-{
-	struct http_response rs = resp(status, body);
-	struct secbuf tok = SECBUF_INIT;
-	struct err e = { 0 };
-	time_t exp = 0;
-
-	assert_int_equal(az_token_parse(&rs, "Entra ID", 1000, &tok, &exp, &e), -1);
-	if (e.code != code || !strstr(e.msg, substr))
-		fail_msg("%s: \"%s\" (%s), wanted \"%s\"", body ? body : "", e.msg,
-			 err_code_name(e.code), substr);
-	assert_int_equal(tok.len, 0);
-	secbuf_free(&tok);
-	http_response_free(&rs);
-}
-
-static void test_token_parse(void **st)
-{
-	(void)st;
-	/* Entra ID: a number */
-	check_token(200, "{\"token_type\":\"Bearer\",\"expires_in\":3599,\"ext_expires_in\":3599,\"access_token\":\"eyJ0eXAi.tok.sig\"}",
-		    1000 + 3599);
-	/* IMDS: strings, expires_on too */
-	check_token(200, "{\"access_token\":\"eyJ0eXAi.tok.sig\",\"expires_in\":\"86399\",\"expires_on\":\"1700000000\",\"resource\":\"https://vault.azure.net\",\"token_type\":\"Bearer\"}",
-		    1000 + 86399);
-	/* App Service: expires_on only, a string */
-	check_token(200, "{\"access_token\":\"eyJ0eXAi.tok.sig\",\"expires_on\":\"1700000000\",\"token_type\":\"Bearer\"}",
-		    1700000000);
-	check_token(200, "{\"access_token\":\"eyJ0eXAi.tok.sig\",\"expires_on\":1700000000}",
-		    1700000000);
-	check_token_bad(200, "{\"access_token\":\"x\"}", ERR_PROVIDER,
-			"neither expires_in nor expires_on");
-	check_token_bad(200, "{\"access_token\":\"x\",\"expires_in\":\"soon\"}",
-			ERR_PROVIDER, "expires_in");
-	check_token_bad(200, "{\"expires_in\":1}", ERR_PROVIDER, "no access_token");
-	check_token_bad(200, "{\"access_token\":\"a b\",\"expires_in\":1}",
-			ERR_PROVIDER, "no access_token");
-	check_token_bad(200, "{\"access_token\":\"a\\nb\",\"expires_in\":1}",
-			ERR_PROVIDER, "no access_token");
-	check_token_bad(200, "not json", ERR_PROVIDER, "no access_token");
-	/* errors: the AADSTS code, the first line, no trace */
-	check_token_bad(401, "{\"error\":\"invalid_client\",\"error_description\":\"AADSTS7000215: Invalid client secret provided.\\r\\nTrace ID: abc\\r\\nCorrelation ID: def\",\"error_codes\":[7000215]}",
-			ERR_ACCESS,
-			"Entra ID: token request refused (HTTP 401): invalid_client: AADSTS7000215: Invalid client secret provided.");
-	check_token_bad(400, "{\"error\":\"invalid_request\",\"error_description\":\"Identity not found\"}",
-			ERR_ACCESS, "invalid_request: Identity not found");
-	check_token_bad(401, "{\"statusCode\":401,\"message\":\"Unauthorized request\"}",
-			ERR_ACCESS, "(HTTP 401): Unauthorized request");
-	check_token_bad(503, "{\"error\":\"temporarily_unavailable\"}",
-			ERR_PROVIDER, "temporarily_unavailable");
-	check_token_bad(410, NULL, ERR_ACCESS, "HTTP 410");
-}
-
-static void test_text_clean(void **st)
-{
-	char out[200], big[400];
-
-	(void)st;
-	az_text_clean("AADSTS1: x\r\nTrace ID: 1", out, sizeof(out));
-	assert_string_equal(out, "AADSTS1: x");
-	az_text_clean("a\tb\x7f" "c", out, sizeof(out));
-	assert_string_equal(out, "abc");
-	az_text_clean(NULL, out, sizeof(out));
-	assert_string_equal(out, "");
-	memset(big, 'x', sizeof(big) - 1);
-	big[sizeof(big) - 1] = '\0';
-	az_text_clean(big, out, sizeof(out));
-	assert_int_equal(strlen(out), AZ_TEXT_MAX);
-	az_text_clean(big, out, 10);
-	assert_int_equal(strlen(out), 9);
-}
-
-static void test_refresh_at(void **st)
-{
-	(void)st;
-	/* an hour: 5 minutes before */
-	assert_int_equal(az_refresh_at(1000, 1000 + 3600), 1000 + 3600 - 300);
-	/* short lives: half way */
-	assert_int_equal(az_refresh_at(1000, 1000 + 600), 1000 + 300);
-	assert_int_equal(az_refresh_at(1000, 1000 + 6), 1000 + 3);
-	assert_int_equal(az_refresh_at(1000, 999), 1000);
-}
-
 /* ---- options ---- */
 
 static int create(struct conf *c, struct err *e)
@@ -816,9 +715,6 @@ int main(void)
 		T(test_error_map),
 		T(test_get_parse),
 		T(test_list_page),
-		T(test_token_parse),
-		T(test_text_clean),
-		T(test_refresh_at),
 		T(test_options),
 		T(test_credential_chain),
 		T(test_mi_url),

@@ -1,5 +1,5 @@
 /* test_base.c - the base layer's one copy of each helper: time parsing,
- * percent-decoding, hashing, string vectors, the out-of-memory error. */
+ * percent-decoding, hashing, CRC-32C, string vectors, the out-of-memory error. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "base/clock.h"
+#include "base/crc32c.h"
 #include "base/err.h"
 #include "base/hash.h"
 #include "base/pct.h"
@@ -113,6 +114,21 @@ static void test_err_oom(void **state)
 	assert_string_equal(e.msg, "out of memory");
 }
 
+/* the vector of the Secret Manager brief, and RFC 3720's (iSCSI) B.4 */
+static void test_crc32c(void **state)
+{
+	unsigned char zeros[32] = { 0 }, ones[32];
+
+	(void)state;
+	memset(ones, 0xff, sizeof(ones));
+	assert_int_equal(crc32c_update(0, "123456789", 9), 0xE3069283u);
+	assert_int_equal(crc32c_update(0, "", 0), 0);
+	assert_int_equal(crc32c_update(crc32c_update(0, "1234", 4), "56789", 5),
+			 0xE3069283u);
+	assert_int_equal(crc32c_update(0, zeros, 32), 0x8A9136AAu);
+	assert_int_equal(crc32c_update(0, ones, 32), 0x62A8AB43u);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -120,6 +136,7 @@ int main(void)
 		cmocka_unit_test(test_clock),
 		cmocka_unit_test(test_pct_decode),
 		cmocka_unit_test(test_hash),
+		cmocka_unit_test(test_crc32c),
 		cmocka_unit_test(test_strv),
 		cmocka_unit_test(test_err_oom),
 	};

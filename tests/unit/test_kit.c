@@ -1,7 +1,7 @@
 /* test_kit.c - the provider toolkit: options with environment fallback,
- * credential files, reference parameters, servers' text, rate-limited log
- * lines, and the store of backends without compare-and-set against a fake
- * store that other writers race. */
+ * credential files, reference parameters, values as maps, OAuth token
+ * answers and the token cache, and the store of backends without
+ * compare-and-set against a fake store that other writers race. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "base/clock.h"
+#include "base/log.h"
 #include "providers/kit.h"
 
 /* ---- options ---- */
@@ -321,39 +322,196 @@ static void test_store_nocas(void **st)
 	kvmap_free(&f.map);
 }
 
-/* ---- server text and rate-limited log lines ---- */
+/* ---- OAuth tokens ---- */
+
+static struct http_response resp(long status, const char *body)
+{
+	struct http_response rs = HTTP_RESPONSE_INIT;
+
+	rs.status = status;
+	if (body)
+		assert_int_equal(secbuf_set(&rs.body, body, strlen(body)), 0);
+	return rs;
+}
+
+static void check_token(long status, const char *body, time_t expires)
+{
+	struct http_response rs = resp(status, body);
+	struct secbuf tok = SECBUF_INIT;
+	struct err e = { 0 };
+	time_t exp = 0;
+
+	if (kit_token_parse(&rs, "t", 1000, &tok, &exp, &e) < 0)
+		fail_msg("%s: %s", body, e.msg);
+	assert_string_equal(tok.data, "eyJ0eXAi.tok.sig");
+	assert_int_equal(exp, expires);
+	secbuf_free(&tok);
+	http_response_free(&rs);
+}
+
+static void check_token_bad(long status, const char *body, enum err_code code,
+			    const char *substr)
+{
+	struct http_response rs = resp(status, body);
+	struct secbuf tok = SECBUF_INIT;
+	struct err e = { 0 };
+	time_t exp = 0;
+
+	assert_int_equal(kit_token_parse(&rs, "Entra ID", 1000, &tok, &exp, &e), -1);
+	if (e.code != code || !strstr(e.msg, substr))
+		fail_msg("%s: \"%s\" (%s), wanted \"%s\"", body ? body : "", e.msg,
+			 err_code_name(e.code), substr);
+	assert_int_equal(tok.len, 0);
+	secbuf_free(&tok);
+	http_response_free(&rs);
+}
+
+static void test_token_parse(void **st)
+{
+	(void)st;
+	/* Entra ID: a number */
+	check_token(200, "{\"token_type\":\"Bearer\",\"expires_in\":3599,\"ext_expires_in\":3599,\"access_token\":\"eyJ0eXAi.tok.sig\"}",
+		    1000 + 3599);
+	/* IMDS: strings, expires_on too */
+	check_token(200, "{\"access_token\":\"eyJ0eXAi.tok.sig\",\"expires_in\":\"86399\",\"expires_on\":\"1700000000\",\"resource\":\"https://vault.azure.net\",\"token_type\":\"Bearer\"}",
+		    1000 + 86399);
+	/* App Service: expires_on only, a string */
+	check_token(200, "{\"access_token\":\"eyJ0eXAi.tok.sig\",\"expires_on\":\"1700000000\",\"token_type\":\"Bearer\"}",
+		    1700000000);
+	check_token(200, "{\"access_token\":\"eyJ0eXAi.tok.sig\",\"expires_on\":1700000000}",
+		    1700000000);
+	check_token_bad(200, "{\"access_token\":\"x\"}", ERR_PROVIDER,
+			"neither expires_in nor expires_on");
+	check_token_bad(200, "{\"access_token\":\"x\",\"expires_in\":\"soon\"}",
+			ERR_PROVIDER, "expires_in");
+	check_token_bad(200, "{\"expires_in\":1}", ERR_PROVIDER, "no access_token");
+	check_token_bad(200, "{\"access_token\":\"a b\",\"expires_in\":1}",
+			ERR_PROVIDER, "no access_token");
+	check_token_bad(200, "{\"access_token\":\"a\\nb\",\"expires_in\":1}",
+			ERR_PROVIDER, "no access_token");
+	check_token_bad(200, "not json", ERR_PROVIDER, "no access_token");
+	/* Google's token endpoint and STS */
+	check_token(200, "{\"access_token\":\"eyJ0eXAi.tok.sig\",\"expires_in\":3599,\"token_type\":\"Bearer\"}",
+		    1000 + 3599);
+	check_token_bad(400, "{\"error\":\"invalid_grant\",\"error_description\":\"Invalid JWT Signature.\"}",
+			ERR_ACCESS, "(HTTP 400): invalid_grant: Invalid JWT Signature.");
+	/* errors: the AADSTS code, the first line, no trace */
+	check_token_bad(401, "{\"error\":\"invalid_client\",\"error_description\":\"AADSTS7000215: Invalid client secret provided.\\r\\nTrace ID: abc\\r\\nCorrelation ID: def\",\"error_codes\":[7000215]}",
+			ERR_ACCESS,
+			"Entra ID: token request refused (HTTP 401): invalid_client: AADSTS7000215: Invalid client secret provided.");
+	check_token_bad(400, "{\"error\":\"invalid_request\",\"error_description\":\"Identity not found\"}",
+			ERR_ACCESS, "invalid_request: Identity not found");
+	check_token_bad(401, "{\"statusCode\":401,\"message\":\"Unauthorized request\"}",
+			ERR_ACCESS, "(HTTP 401): Unauthorized request");
+	check_token_bad(503, "{\"error\":\"temporarily_unavailable\"}",
+			ERR_PROVIDER, "temporarily_unavailable");
+	check_token_bad(410, NULL, ERR_ACCESS, "HTTP 410");
+}
 
 static void test_text_clean(void **st)
 {
-	char out[16];
+	char out[200], big[400];
 
 	(void)st;
-	kit_text_clean("Invalid token\r\nTrace: 1", 100, out, sizeof(out));
-	assert_string_equal(out, "Invalid token");
-	kit_text_clean("a\x01" "b\x7f" " c  ", 100, out, sizeof(out));
-	assert_string_equal(out, "ab c");
-	kit_text_clean("0123456789abcdefghij", 100, out, sizeof(out));
-	assert_string_equal(out, "0123456789abcde");
-	kit_text_clean("0123456789", 4, out, sizeof(out));
-	assert_string_equal(out, "0123");
-	kit_text_clean(NULL, 4, out, sizeof(out));
+	kit_text_clean("AADSTS1: x\r\nTrace ID: 1", out, sizeof(out));
+	assert_string_equal(out, "AADSTS1: x");
+	kit_text_clean("a\tb\x7f" "c", out, sizeof(out));
+	assert_string_equal(out, "abc");
+	kit_text_clean(NULL, out, sizeof(out));
 	assert_string_equal(out, "");
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	kit_text_clean(big, out, sizeof(out));
+	assert_int_equal(strlen(out), KIT_TEXT_MAX);
+	kit_text_clean(big, out, 10);
+	assert_int_equal(strlen(out), 9);
 }
 
-static void test_log_due(void **st)
+static void test_refresh_at(void **st)
 {
-	int64_t last = 0;
-
 	(void)st;
-	assert_true(kit_log_due(&last, 60000, 5000));
-	assert_false(kit_log_due(&last, 60000, 5001));
-	assert_false(kit_log_due(&last, 60000, 64999));
-	assert_true(kit_log_due(&last, 60000, 65000));
-	assert_int_equal(last, 65000);
-	/* a clock at 0 still counts as logged */
-	last = 0;
-	assert_true(kit_log_due(&last, 60000, 0));
-	assert_false(kit_log_due(&last, 60000, 10));
+	/* an hour: 5 minutes before */
+	assert_int_equal(kit_refresh_at(1000, 1000 + 3600), 1000 + 3600 - 300);
+	/* short lives: half way */
+	assert_int_equal(kit_refresh_at(1000, 1000 + 600), 1000 + 300);
+	assert_int_equal(kit_refresh_at(1000, 1000 + 6), 1000 + 3);
+	assert_int_equal(kit_refresh_at(1000, 999), 1000);
+}
+
+
+/* ---- the token cache ---- */
+
+struct fake_idp {
+	int calls;
+	int fail;		/* fail the next this many calls */
+	time_t life;
+};
+
+static int fake_fetch(void *ctx, int64_t deadline, struct secbuf *tok,
+		      time_t *expires, struct err *e)
+{
+	struct fake_idp *f = ctx;
+	char t[32];
+
+	(void)deadline;
+	f->calls++;
+	if (f->fail > 0) {
+		f->fail--;
+		return err_set(e, ERR_ACCESS, "refused");
+	}
+	snprintf(t, sizeof(t), "tok%d", f->calls);
+	*expires = time(NULL) + f->life;
+	return secbuf_puts(tok, t);
+}
+
+static void test_token_cache(void **state)
+{
+	struct fake_idp f = { 0, 0, 3600 };
+	struct kit_token t;
+	struct secbuf out = SECBUF_INIT;
+	struct err e = { 0 };
+	uint64_t gen, gen2;
+
+	(void)state;
+	kit_token_init(&t);
+	assert_int_equal(kit_token_get(&t, "k", fake_fetch, &f, 0, "t", &out, &gen, &e), 0);
+	assert_string_equal(out.data, "tok1");
+	/* fresh: cached */
+	assert_int_equal(kit_token_get(&t, "k", fake_fetch, &f, 0, "t", &out, &gen2, &e), 0);
+	assert_string_equal(out.data, "tok1");
+	assert_int_equal(f.calls, 1);
+	assert_true(gen == gen2);
+	/* another key: another token */
+	assert_int_equal(kit_token_get(&t, "k2", fake_fetch, &f, 0, "t", &out, &gen, &e), 0);
+	assert_string_equal(out.data, "tok2");
+	/* refused once: a new one is worth it; refused again: not */
+	assert_true(kit_token_reject(&t, gen));
+	assert_int_equal(kit_token_get(&t, "k2", fake_fetch, &f, 0, "t", &out, &gen, &e), 0);
+	assert_string_equal(out.data, "tok3");
+	/* a stale generation is ignored */
+	assert_true(kit_token_reject(&t, gen - 1));
+	assert_int_equal(kit_token_get(&t, "k2", fake_fetch, &f, 0, "t", &out, &gen2, &e), 0);
+	assert_int_equal(f.calls, 3);
+	/* due for refresh (short life) and the refresh fails: the current
+	 * token is kept while it lasts */
+	t.refresh_at = time(NULL) - 1;
+	f.fail = 1;
+	assert_int_equal(kit_token_get(&t, "k2", fake_fetch, &f, 0, "t", &out, &gen, &e), 0);
+	assert_string_equal(out.data, "tok3");
+	/* expired and the IdP refuses: the error, then backoff repeats it
+	 * without a request */
+	t.expires = time(NULL) - 1;
+	t.retry_ms = 0;
+	f.fail = 1;
+	assert_int_equal(kit_token_get(&t, "k2", fake_fetch, &f, 0, "t", &out, &gen, &e), -1);
+	assert_int_equal(e.code, ERR_ACCESS);
+	assert_int_equal(out.len, 0);
+	f.calls = 0;
+	assert_int_equal(kit_token_get(&t, "k2", fake_fetch, &f, 0, "t", &out, &gen, &e), -1);
+	assert_non_null(strstr(e.msg, "next attempt in"));
+	assert_int_equal(f.calls, 0);
+	secbuf_free(&out);
+	kit_token_destroy(&t);
 }
 
 int main(void)
@@ -367,7 +525,9 @@ int main(void)
 		cmocka_unit_test(test_changes_kept),
 		cmocka_unit_test(test_store_nocas),
 		cmocka_unit_test(test_text_clean),
-		cmocka_unit_test(test_log_due),
+		cmocka_unit_test(test_refresh_at),
+		cmocka_unit_test(test_token_parse),
+		cmocka_unit_test(test_token_cache),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
