@@ -98,6 +98,26 @@ int kit_params_parse(const char *params, struct kit_param *p, size_t n,
 		     const char *usage, struct err *e);
 void kit_params_free(struct kit_param *p, size_t n);
 
+/* ---- local folders (file, dir) ---- */
+
+/* mkdir -p path; what is created gets mode 0700. */
+int kit_mkdirs(const char *path, struct err *e);
+/* Open folder path (with create, made 0700 first when missing) and flock
+ * it (how: LOCK_EX for writers, LOCK_SH for readers that want no writer
+ * in the middle), across threads and processes. The folder's fd, which
+ * closing releases; -1 with ERR_IO, or ERR_NOTFOUND when missing. */
+int kit_dir_lock(const char *path, bool create, int how, struct err *e);
+/* Replace name in folder dfd (path: the folder, for messages) with len
+ * bytes of data: a temporary ".NAME.<random hex>" (0600, beside it) is
+ * written and fsync'd, renamed over name, and the folder fsync'd, so a
+ * crash leaves the old or the new file, never a mix. */
+int kit_file_replace(int dfd, const char *path, const char *name,
+		     const char *data, size_t len, struct err *e);
+/* ERR_CONFLICT unless expect (provider.h's meaning) matches current, the
+ * version on disk ("" when absent). */
+int kit_version_check(const char *locator, const char *expect,
+		      const char *current, struct err *e);
+
 /* ---- stores without compare-and-set ---- */
 
 /* What a backend without compare-and-set (AWS, Azure, GCP) gives
