@@ -1099,8 +1099,15 @@ static void config_ref_check_one(const struct config *c, struct refused_ref *bad
 		return;
 	p = config_provider(c, r->provider);
 	ops = p ? provider_ops_find(p->type) : NULL;
-	if (!ops || !ops->check || ops->check(r->locator, r->params, &e) == 0)
+	if (!ops)
 		return;
+	/* a type without check() needs a locator, as references once did */
+	if (ops->check ? ops->check(r->locator, r->params, &e) == 0 :
+			 r->locator[0] != '\0')
+		return;
+	if (!ops->check)
+		err_set(&e, ERR_INVALID, "empty locator (provider type %s needs one)",
+			p->type);
 	bad->ref = r;
 	bad->at = at;
 	bad->why = e;

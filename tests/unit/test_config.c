@@ -377,6 +377,9 @@ static void test_bad_references(void **state)
 		   "unknown provider 'nope' in reference 'nope://a'");
 	main_error(PROV "[app a]\nkeys.prod = gone://k#key\n", 5,
 		   "unknown provider 'gone'");
+	/* an empty locator: a type without check() needs one */
+	main_error(PROV "[app a]\nstore = local://\n", 5,
+		   "reference 'local://': empty locator (provider type file needs one)");
 	main_error(PROV "[app a]\nstore = local://a#field\n", 5,
 		   "store 'local://a#field': expected a whole provider entry");
 	/* a reference its provider type refuses (provider_ops.check), the
