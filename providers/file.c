@@ -34,8 +34,6 @@
 #define FILE_MAX ((size_t)1024 * 1024 + 64 * 1024)
 #define FILE_SUFFIX ".env"
 #define FILE_SUFFIX_LEN (sizeof(FILE_SUFFIX) - 1)
-/* Room for the temporary name ".NAME.env.<16 hex>" within NAME_MAX. */
-#define FILE_SEGMENT_MAX 200
 #define FILE_LOCATOR_MAX 1024
 /* Bounds the open directories of a list() walk. */
 #define FILE_DEPTH_MAX 32
@@ -52,24 +50,6 @@ struct file_path {
 	const char *base;	/* b.env, inside file */
 };
 
-static bool file_segment_char(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-}
-
-/* Non-empty, [A-Za-z0-9._-], not starting with '.': this also rules out
- * "." and "..", and the temporary files, which all start with '.'. */
-static bool file_segment_valid(const char *s, size_t len)
-{
-	if (len == 0 || len > FILE_SEGMENT_MAX || s[0] == '.')
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (!file_segment_char(s[i]))
-			return false;
-	return true;
-}
-
 static int file_locator_check(const char *locator, struct err *e)
 {
 	const char *s = locator;
@@ -81,7 +61,7 @@ static int file_locator_check(const char *locator, struct err *e)
 	for (;;) {
 		size_t len = strcspn(s, "/");
 
-		if (!file_segment_valid(s, len))
+		if (!kit_name_valid(s, len))
 			return err_set(e, ERR_INVALID,
 				       "locator %s: segments must be non-empty, made of A-Z a-z 0-9 . _ -, and not start with '.'",
 				       locator);
@@ -437,7 +417,7 @@ static int file_walk_dir(struct file_walk *w, int dfd, int depth,
 				rc = file_walk_err(w, "read", e);
 			break;
 		}
-		if (!file_segment_valid(de->d_name, strlen(de->d_name)))
+		if (!kit_name_valid(de->d_name, strlen(de->d_name)))
 			continue;
 		rc = file_walk_one(w, dirfd(d), de->d_name, depth, e);
 		if (rc < 0)

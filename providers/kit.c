@@ -229,6 +229,20 @@ int kit_file_read(const char *path, unsigned flags, size_t max,
 
 /* ---- local folders (file, dir) ---- */
 
+bool kit_name_valid(const char *s, size_t len)
+{
+	if (len == 0 || len > KIT_NAME_MAX || s[0] == '.')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') &&
+		    !(c >= '0' && c <= '9') && c != '.' && c != '_' && c != '-')
+			return false;
+	}
+	return true;
+}
+
 int kit_mkdirs(const char *path, struct err *e)
 {
 	char *buf = strdup(path);
@@ -266,15 +280,20 @@ int kit_dir_lock(const char *path, bool create, int how, struct err *e)
 	if (dfd < 0)
 		return err_set(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO,
 			       "%s: %s", path, strerror(errno));
-	while (flock(dfd, how) < 0) {
-		if (errno != EINTR) {
-			err_set(e, ERR_IO, "%s: lock: %s", path,
-				strerror(errno));
-			close(dfd);
-			return -1;
-		}
+	if (kit_flock(dfd, how, path, e) < 0) {
+		close(dfd);
+		return -1;
 	}
 	return dfd;
+}
+
+int kit_flock(int fd, int how, const char *path, struct err *e)
+{
+	while (flock(fd, how) < 0)
+		if (errno != EINTR)
+			return err_set(e, ERR_IO, "%s: lock: %s", path,
+				       strerror(errno));
+	return 0;
 }
 
 static int kit_write_all(int fd, const char *data, size_t len)
@@ -357,6 +376,30 @@ int kit_version_check(const char *locator, const char *expect,
 	else if (!current[0])
 		why = "removed since it was read";
 	return err_set(e, ERR_CONFLICT, "%s: %s", locator, why);
+}
+
+void kit_map_version(const struct kvmap *m, char version[PROVIDER_VERSION_MAX])
+{
+	crypto_generichash_state st;
+	unsigned char h[16];
+
+	crypto_generichash_init(&st, NULL, 0, sizeof(h));
+	for (size_t i = 0; i < m->n; i++) {
+		const struct kv *kv = &m->items[i];
+		uint64_t len = kv->len;
+
+		/* key, NUL, length, value: no two maps hash the same input */
+		crypto_generichash_update(&st, (const unsigned char *)kv->key,
+					  strlen(kv->key) + 1);
+		crypto_generichash_update(&st, (const unsigned char *)&len,
+					  sizeof(len));
+		crypto_generichash_update(&st, (const unsigned char *)kv->val,
+					  kv->len);
+	}
+	crypto_generichash_final(&st, h, sizeof(h));
+	sodium_memzero(&st, sizeof(st));
+	secmem_stack_wipe();
+	sodium_bin2hex(version, PROVIDER_VERSION_MAX, h, sizeof(h));
 }
 
 /* ---- reference parameters ---- */

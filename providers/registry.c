@@ -12,7 +12,9 @@
 	X(file) \
 	X(vault) \
 	X(aws) \
-	X(azure)
+	X(azure) \
+	X(env) \
+	X(dir)
 
 #define PROVIDER_DECLARE(name) extern const struct provider_ops name##_provider_ops;
 #define PROVIDER_ENTRY(name) &name##_provider_ops,
