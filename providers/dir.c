@@ -34,6 +34,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../base/log.h"
 #include "kit.h"
 
 #define DIR_VALUE_MAX (64 * 1024)	/* like every store's values */
@@ -405,10 +406,13 @@ static int dir_read_whole(const struct dir_store *ds, const char *locator,
 		 locator);
 	if (dir_folder_open(fd, path, &f, e) < 0)
 		return -1;
-	/* secretfs writers hold LOCK_EX while they change several files */
-	rc = f.kube[0] ? 0 : kit_flock(f.fd, LOCK_SH, path, e);
-	if (rc == 0)
-		rc = dir_folder_read(ds, &f, m, e);
+	/* secretfs writers hold LOCK_EX while they change several files;
+	 * a folder that takes no locks (NFS without lockd) is read as is */
+	if (!f.kube[0] && flock(f.fd, LOCK_SH) < 0 && errno != ENOLCK &&
+	    errno != EOPNOTSUPP)
+		log_debug("%s: shared lock: %s; reading unlocked", path,
+			  strerror(errno));
+	rc = dir_folder_read(ds, &f, m, e);
 	if (rc == 0 && !dir_kube_same(&f))
 		rc = err_set(e, ERR_CONFLICT, "%s: swapped during the read", path);
 	dir_folder_close(&f);
