@@ -13,7 +13,9 @@
 	X(vault) \
 	X(aws) \
 	X(azure) \
-	X(gcp)
+	X(gcp) \
+	X(env) \
+	X(dir)
 
 #define PROVIDER_DECLARE(name) extern const struct provider_ops name##_provider_ops;
 #define PROVIDER_ENTRY(name) &name##_provider_ops,
