@@ -18,6 +18,7 @@
 
 #include "../base/dotenv.h"
 #include "generate.h"
+#include "sealed.h"
 #include "../base/hash.h"
 #include "../base/log.h"
 
@@ -99,7 +100,8 @@ static int app_err_ref(struct err *e, const struct ref *r)
 	char text[1024];
 	size_t n = strlen(r->locator);
 
-	if (n && !strncmp(e->msg, r->locator, n) && !strncmp(e->msg + n, ": ", 2))
+	/* an empty locator leaves the message starting ": " */
+	if (!strncmp(e->msg, r->locator, n) && !strncmp(e->msg + n, ": ", 2))
 		memmove(e->msg, e->msg + n + 2, strlen(e->msg + n + 2) + 1);
 	return err_prefix(e, "%s: ", app_ref_text(r, text, sizeof(text)));
 }
@@ -190,6 +192,10 @@ static int app_select(const struct entry *en, const struct ref *r,
 }
 
 /* Fetch one reference's entry and select its value. */
+static int app_unseal(struct appfs *fs, const struct app_conf *app,
+		      const struct ref *r, struct kvmap *m, const char *only,
+		      struct err *e);
+
 static int app_resolve(struct appfs *fs, const struct app_conf *app,
 		       const struct ref *r, struct secbuf *out, struct err *e)
 {
@@ -197,11 +203,88 @@ static int app_resolve(struct appfs *fs, const struct app_conf *app,
 	int rc = app_fetch(fs, app, r, VIA_CACHE, &en, e);
 
 	if (rc == 0)
+		rc = app_unseal(fs, app, r, &en.map, r->field, e);
+	if (rc == 0)
 		rc = app_select(&en, r, out, e);
 	entry_free(&en);
 	/* a missing source is a broken file, not a missing one */
 	if (rc < 0 && e->code == ERR_NOTFOUND)
 		e->code = ERR_PROVIDER;
+	return rc;
+}
+
+/* ---- Fernet-encrypted providers (fernet_key; fs/sealed.h) ---- */
+
+static const struct conf_fernet *app_fernet(struct appfs *fs,
+					    const struct ref *r)
+{
+	struct provider *p;
+
+	if (r->kind != REF_PROVIDER || !fs->cfg->fernet)
+		return NULL;
+	p = provider_find(fs->prov, fs->nprov, r->provider);
+	/* providers are opened in the order of their sections */
+	if (!p || !fs->cfg->fernet[p - fs->prov].on)
+		return NULL;
+	return &fs->cfg->fernet[p - fs->prov];
+}
+
+/* The entry's reference without its field: what a message names. */
+static const char *app_entry_text(const struct ref *r, char *buf, size_t size)
+{
+	struct ref whole = *r;
+
+	whole.field = NULL;
+	return app_ref_text(&whole, buf, size);
+}
+
+/* The key, through the cache like any value: its provider is not
+ * encrypted itself (config.c), so this does not recurse. */
+static int app_fernet_key(struct appfs *fs, const struct app_conf *app,
+			  const struct conf_fernet *f, struct secbuf *key,
+			  struct err *e)
+{
+	return app_resolve(fs, app, &f->key, key, e) < 0 ?
+		err_prefix(e, "fernet_key: ") : 0;
+}
+
+/* Replace the tokens in m (an entry of r; every key, or only) by their
+ * plaintext when r's provider keeps tokens. */
+static int app_unseal(struct appfs *fs, const struct app_conf *app,
+		      const struct ref *r, struct kvmap *m, const char *only,
+		      struct err *e)
+{
+	const struct conf_fernet *f = app_fernet(fs, r);
+	struct secbuf key = SECBUF_INIT;
+	char what[1024];
+	int rc;
+
+	if (!f || m->n == 0 || (only && !kvmap_get(m, only)))
+		return 0;
+	rc = app_fernet_key(fs, app, f, &key, e);
+	if (rc == 0)
+		rc = sealed_open(f, &key, m, only, app_entry_text(r, what, sizeof(what)), e);
+	secbuf_free(&key);
+	return rc;
+}
+
+/* next (plaintext) into tokens for the store when it keeps them. */
+static int app_seal(struct appfs *fs, const struct app_conf *app,
+		    const struct kvmap *plain_cur, const struct kvmap *raw_cur,
+		    struct kvmap *next, struct err *e)
+{
+	const struct conf_fernet *f = app_fernet(fs, &app->store);
+	struct secbuf key = SECBUF_INIT;
+	char what[1024];
+	int rc;
+
+	if (!f)
+		return 0;
+	rc = app_fernet_key(fs, app, f, &key, e);
+	if (rc == 0)
+		rc = sealed_seal(f, &key, plain_cur, raw_cur, next,
+				 app_entry_text(&app->store, what, sizeof(what)), e);
+	secbuf_free(&key);
 	return rc;
 }
 
@@ -230,14 +313,21 @@ static int app_store_attempt(struct appfs *fs, const struct app_conf *app,
 			     struct err *e)
 {
 	struct entry cur = ENTRY_INIT, next = ENTRY_INIT;
+	struct kvmap plain = KVMAP_INIT;	/* cur's values, decrypted */
 	bool exists, changed = false;
 	const char *expect;
 	int rc = app_fetch_store(fs, app, VIA_PROVIDER, &cur, &exists, e);
 
-	if (rc == 0 && kvmap_copy(&next.map, &cur.map) < 0)
+	if (rc == 0 && kvmap_copy(&plain, &cur.map) < 0)
 		rc = err_oom(e);
 	if (rc == 0)
-		rc = edit(ctx, &cur.map, &next.map, &changed, e);
+		rc = app_unseal(fs, app, &app->store, &plain, NULL, e);
+	if (rc == 0 && kvmap_copy(&next.map, &plain) < 0)
+		rc = err_oom(e);
+	if (rc == 0)
+		rc = edit(ctx, &plain, &next.map, &changed, e);
+	if (rc == 0 && changed)
+		rc = app_seal(fs, app, &plain, &cur.map, &next.map, e);
 	/* every store checks against what was read: atomically with CAS,
 	 * by reading before and after without (kit_store_nocas) */
 	expect = exists ? cur.version : PROVIDER_EXPECT_ABSENT;
@@ -253,6 +343,7 @@ static int app_store_attempt(struct appfs *fs, const struct app_conf *app,
 		cache_forget(fs->cache, p, app->store.locator);
 	entry_free(&next);
 	entry_free(&cur);
+	kvmap_free(&plain);
 	return rc;
 }
 
@@ -523,6 +614,8 @@ static int app_values(struct appfs *fs, const struct app_conf *app,
 			*e = s[j].e;
 			rc = -1;
 		}
+	for (size_t j = 0; rc == 0 && j < n; j++)
+		rc = app_unseal(fs, app, s[j].ref, &s[j].en.map, NULL, e);
 	if (rc == 0 && app->has_store && kvmap_copy(vals, &s[0].en.map) < 0)
 		rc = err_oom(e);
 	for (size_t i = 0; rc == 0 && i < app->nenv; i++) {
@@ -557,6 +650,8 @@ static int app_key_value(struct appfs *fs, const struct app_conf *app,
 	if (m && m->ref.kind == REF_PROVIDER)
 		return app_resolve(fs, app, &m->ref, out, e);
 	rc = app_fetch_store_generated(fs, app, &store, e);
+	if (rc == 0)
+		rc = app_unseal(fs, app, &app->store, &store.map, key, e);
 	kv = rc == 0 ? kvmap_get(&store.map, key) : NULL;
 	if (rc == 0 && !kv)
 		rc = err_set(e, ERR_NOTFOUND, "no key %s", key);

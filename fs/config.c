@@ -503,8 +503,16 @@ static int config_app_open(struct loader *ld, const char *name)
 	return 0;
 }
 
+/* Options every provider type takes: secretfs acts on them, not the
+ * provider. */
+static const char *const config_generic_options[] = { "fernet_key",
+						      "fernet_ttl", NULL };
+
 static bool config_has_option(const struct provider_ops *ops, const char *key)
 {
+	for (const char *const *o = config_generic_options; *o; o++)
+		if (!strcmp(*o, key))
+			return true;
 	for (const char *const *o = ops->options; o && *o; o++)
 		if (!strcmp(*o, key))
 			return true;
@@ -1099,8 +1107,15 @@ static void config_ref_check_one(const struct config *c, struct refused_ref *bad
 		return;
 	p = config_provider(c, r->provider);
 	ops = p ? provider_ops_find(p->type) : NULL;
-	if (!ops || !ops->check || ops->check(r->locator, r->params, &e) == 0)
+	if (!ops)
 		return;
+	/* a type without check() needs a locator, as references once did */
+	if (ops->check ? ops->check(r->locator, r->params, &e) == 0 :
+			 r->locator[0] != '\0')
+		return;
+	if (!ops->check)
+		err_set(&e, ERR_INVALID, "empty locator (provider type %s needs one)",
+			p->type);
 	bad->ref = r;
 	bad->at = at;
 	bad->why = e;
@@ -1155,9 +1170,86 @@ static int config_app_cmp(const void *a, const void *b)
 		      ((const struct app_conf *)b)->name);
 }
 
+static const struct conf_opt *config_opt(const struct provider_conf *p,
+					 const char *key)
+{
+	for (size_t i = 0; i < p->nopts; i++)
+		if (!strcmp(p->opts[i].key, key))
+			return &p->opts[i];
+	return NULL;
+}
+
+/* fernet_key's reference: a provider entry (no generate:) of a provider
+ * that is not itself encrypted, which its type accepts. */
+static int config_fernet_key(struct loader *ld, const struct provider_conf *p,
+			     const struct conf_opt *o, struct conf_fernet *f)
+{
+	const struct provider_conf *kp;
+	const struct provider_ops *ops;
+	struct err why;
+
+	if (ref_parse(o->value, &f->key, &why) < 0)
+		return config_fail_at(ld, &o->where, "provider %s: fernet_key: %s",
+				      p->name, why.msg);
+	f->on = true;
+	if (f->key.kind != REF_PROVIDER)
+		return config_fail_at(ld, &o->where,
+				      "provider %s: fernet_key: expected a reference to where the key is kept, not generate:",
+				      p->name);
+	kp = config_provider(ld->c, f->key.provider);
+	if (!kp)
+		return config_fail_at(ld, &o->where,
+				      "provider %s: fernet_key: unknown provider '%s'",
+				      p->name, f->key.provider);
+	if (config_opt(kp, "fernet_key"))
+		return config_fail_at(ld, &o->where,
+				      "provider %s: fernet_key: the key's provider %s has a fernet_key itself; keep the key where it is not encrypted",
+				      p->name, kp->name);
+	ops = provider_ops_find(kp->type);
+	if (ops && ops->check && ops->check(f->key.locator, f->key.params, &why) < 0)
+		return config_fail_at(ld, &o->where, "provider %s: fernet_key: %s",
+				      p->name, why.msg);
+	return 0;
+}
+
+static int config_fernet(struct loader *ld, size_t i)
+{
+	const struct provider_conf *p = &ld->c->providers[i];
+	const struct conf_opt *key = config_opt(p, "fernet_key");
+	const struct conf_opt *ttl = config_opt(p, "fernet_ttl");
+	struct conf_fernet *f = &ld->c->fernet[i];
+	struct err why;
+	long ms;
+
+	if (ttl && !key)
+		return config_fail_at(ld, &ttl->where,
+				      "provider %s: fernet_ttl needs a fernet_key",
+				      p->name);
+	if (!key)
+		return 0;
+	if (config_fernet_key(ld, p, key, f) < 0)
+		return -1;
+	if (!ttl)
+		return 0;
+	if (config_parse_duration(ttl->value, &ms, &why) < 0)
+		return config_fail_at(ld, &ttl->where, "fernet_ttl: %s", why.msg);
+	if (ms < 1000)
+		return config_fail_at(ld, &ttl->where,
+				      "fernet_ttl: at least one second");
+	f->ttl_s = ms / 1000;
+	return 0;
+}
+
 static int config_finish(struct loader *ld)
 {
 	struct config *c = ld->c;
+
+	c->fernet = calloc(c->nproviders ? c->nproviders : 1, sizeof(*c->fernet));
+	if (!c->fernet)
+		return config_oom(ld);
+	for (size_t i = 0; i < c->nproviders; i++)
+		if (config_fernet(ld, i) < 0)
+			return -1;
 
 	/* in definition order, so the first error in the files is reported */
 	for (size_t i = 0; i < c->napps; i++)
@@ -1240,6 +1332,9 @@ void config_free(struct config *c)
 		free(p->name);
 		free(p->type);
 	}
+	for (size_t i = 0; c->fernet && i < c->nproviders; i++)
+		ref_free(&c->fernet[i].key);
+	free(c->fernet);
 	free(c->providers);
 	for (size_t i = 0; i < c->napps; i++) {
 		struct app_conf *a = &c->apps[i];

@@ -41,6 +41,15 @@ struct app_conf {
 	struct conf_where where;
 };
 
+/* fernet_key = REF and fernet_ttl on a [provider] section of any type:
+ * every value read from it is a Fernet token, decrypted with the key REF
+ * names (a provider without fernet_key of its own); writes encrypt. */
+struct conf_fernet {
+	bool on;
+	struct ref key;
+	long ttl_s;	/* 0: tokens never expire */
+};
+
 struct config {
 	/* durations in milliseconds */
 	long ttl_ms;
@@ -50,6 +59,7 @@ struct config {
 	size_t cache_bytes;	/* bound on the cache's memory; default 64 MiB */
 	struct provider_conf *providers;
 	size_t nproviders;
+	struct conf_fernet *fernet;	/* one per provider, same index */
 	struct app_conf *apps;	/* sorted by name */
 	size_t napps;
 	char **files;		/* every file read, for conf_where */

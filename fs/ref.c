@@ -432,10 +432,9 @@ static int ref_parse_provider(const char *s, struct ref *r, struct err *e)
 	end = hash ? hash : rest + strlen(rest);
 	q = memchr(rest, '?', (size_t)(end - rest));
 	loc_end = q ? q : end;
-	/* an empty locator needs parameters saying what is meant (Azure's
-	 * per-secret layout: azure://?prefix=billing-) */
-	if (loc_end == rest && !(q && q + 1 < end))
-		return ref_fail(e, "", s, "empty locator after \"://\"");
+	/* an empty locator is the provider's to judge (its check()): a
+	 * whole folder (secrets://), every variable (environ://), Azure's
+	 * per-secret layout (azure://?prefix=billing-) */
 	if (hash && !hash[1])
 		return ref_fail(e, "", s,
 				"empty field after '#' (leave out the '#' to mean the whole entry)");

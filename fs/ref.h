@@ -72,7 +72,7 @@ enum ref_kind {
 struct ref {
 	enum ref_kind kind;
 	char *provider;	/* REF_PROVIDER: scheme = provider section name */
-	char *locator;	/* decoded; empty only when params are given */
+	char *locator;	/* decoded; may be empty (the provider's check says) */
 	char *params;	/* raw text after '?', or NULL */
 	char *field;	/* decoded text after '#', or NULL for the whole entry */
 	struct gen_spec gen;	/* REF_GENERATE */

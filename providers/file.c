@@ -27,14 +27,13 @@
 
 #include "../base/secmem.h"
 #include "../base/dotenv.h"
+#include "kit.h"
 
 /* A written .env may be 1 MiB (README.md, EFBIG); quoting may make the
  * stored file longer. */
 #define FILE_MAX ((size_t)1024 * 1024 + 64 * 1024)
 #define FILE_SUFFIX ".env"
 #define FILE_SUFFIX_LEN (sizeof(FILE_SUFFIX) - 1)
-/* Room for the temporary name ".NAME.env.<16 hex>" within NAME_MAX. */
-#define FILE_SEGMENT_MAX 200
 #define FILE_LOCATOR_MAX 1024
 /* Bounds the open directories of a list() walk. */
 #define FILE_DEPTH_MAX 32
@@ -51,24 +50,6 @@ struct file_path {
 	const char *base;	/* b.env, inside file */
 };
 
-static bool file_segment_char(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-}
-
-/* Non-empty, [A-Za-z0-9._-], not starting with '.': this also rules out
- * "." and "..", and the temporary files, which all start with '.'. */
-static bool file_segment_valid(const char *s, size_t len)
-{
-	if (len == 0 || len > FILE_SEGMENT_MAX || s[0] == '.')
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (!file_segment_char(s[i]))
-			return false;
-	return true;
-}
-
 static int file_locator_check(const char *locator, struct err *e)
 {
 	const char *s = locator;
@@ -80,7 +61,7 @@ static int file_locator_check(const char *locator, struct err *e)
 	for (;;) {
 		size_t len = strcspn(s, "/");
 
-		if (!file_segment_valid(s, len))
+		if (!kit_name_valid(s, len))
 			return err_set(e, ERR_INVALID,
 				       "locator %s: segments must be non-empty, made of A-Z a-z 0-9 . _ -, and not start with '.'",
 				       locator);
@@ -287,56 +268,6 @@ static int file_map_check(const char *locator, const struct kvmap *m,
 	return 0;
 }
 
-/* mkdir -p, mode 0700 for what is created. */
-static int file_mkdirs(const char *path, struct err *e)
-{
-	char *buf = strdup(path);
-	int rc = 0;
-
-	if (!buf)
-		return err_oom(e);
-	for (char *s = buf + 1;; s++) {
-		char c = *s;
-
-		if (c != '/' && c != '\0')
-			continue;
-		*s = '\0';
-		if (mkdir(buf, 0700) < 0 && errno != EEXIST) {
-			rc = err_set(e, ERR_IO, "%s: %s", buf, strerror(errno));
-			break;
-		}
-		*s = c;
-		if (c == '\0')
-			break;
-	}
-	free(buf);
-	return rc;
-}
-
-/* Open the entry's folder, creating it if needed, and lock it: the lock
- * serializes writers of every entry in the folder. Closing releases it. */
-static int file_lock_parent(const char *parent, struct err *e)
-{
-	int dfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (dfd < 0 && errno == ENOENT) {
-		if (file_mkdirs(parent, e) < 0)
-			return -1;
-		dfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	}
-	if (dfd < 0)
-		return err_set(e, ERR_IO, "%s: %s", parent, strerror(errno));
-	while (flock(dfd, LOCK_EX) < 0) {
-		if (errno != EINTR) {
-			err_set(e, ERR_IO, "%s: lock: %s", parent,
-				strerror(errno));
-			close(dfd);
-			return -1;
-		}
-	}
-	return dfd;
-}
-
 /* With the lock held: the version on disk, or "" when absent. */
 static int file_current_version(int dfd, const struct file_path *p,
 				char version[PROVIDER_VERSION_MAX],
@@ -352,91 +283,6 @@ static int file_current_version(int dfd, const struct file_path *p,
 		file_version_of(&text, version);
 	secbuf_free(&text);
 	return 0;
-}
-
-static int file_write_all(int fd, const char *data, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, data, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		data += n;
-		len -= n;
-	}
-	return 0;
-}
-
-/* Create ".NAME.env.<random>" beside the entry; its name goes to tmp. */
-static int file_temp_open(int dfd, const struct file_path *p, char *tmp,
-			  size_t size, struct err *e)
-{
-	for (int tries = 0; tries < 16; tries++) {
-		unsigned char r[8];
-		char hex[2 * sizeof(r) + 1];
-		int fd;
-
-		randombytes_buf(r, sizeof(r));
-		sodium_bin2hex(hex, sizeof(hex), r, sizeof(r));
-		snprintf(tmp, size, ".%s.%s", p->base, hex);
-		fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-			    0600);
-		if (fd >= 0)
-			return fd;
-		if (errno != EEXIST)
-			break;
-	}
-	return err_set(e, ERR_IO, "%s: temporary file: %s", p->parent,
-		       strerror(errno));
-}
-
-/* Write text to a temporary file, flush it, rename it over the entry and
- * flush the folder, so a crash leaves the old or the new entry. */
-static int file_replace(int dfd, const struct file_path *p,
-			const struct secbuf *text, struct err *e)
-{
-	char tmp[NAME_MAX + 1];
-	int fd = file_temp_open(dfd, p, tmp, sizeof(tmp), e);
-
-	if (fd < 0)
-		return -1;
-	if (file_write_all(fd, text->data, text->len) < 0 || fsync(fd) < 0) {
-		err_set(e, ERR_IO, "%s/%s: %s", p->parent, tmp,
-			strerror(errno));
-		close(fd);
-		goto fail;
-	}
-	if (close(fd) < 0) {
-		err_set(e, ERR_IO, "%s/%s: %s", p->parent, tmp,
-			strerror(errno));
-		goto fail;
-	}
-	if (renameat(dfd, tmp, dfd, p->base) < 0) {
-		err_set(e, ERR_IO, "%s: rename: %s", p->file, strerror(errno));
-		goto fail;
-	}
-	if (fsync(dfd) < 0)
-		return err_set(e, ERR_IO, "%s: %s", p->parent, strerror(errno));
-	return 0;
-fail:
-	unlinkat(dfd, tmp, 0);
-	return -1;
-}
-
-static int file_expect_check(const char *locator, const char *expect,
-			     const char *current, struct err *e)
-{
-	const char *why = "changed since it was read";
-
-	if (expect == PROVIDER_EXPECT_ANY || !strcmp(expect, current))
-		return 0;
-	if (!expect[0])
-		why = "already exists";
-	else if (!current[0])
-		why = "removed since it was read";
-	return err_set(e, ERR_CONFLICT, "%s: %s", locator, why);
 }
 
 static int file_store(void *state, const char *locator, const char *params,
@@ -466,14 +312,15 @@ static int file_store(void *state, const char *locator, const char *params,
 	file_version_of(&text, version);
 	if (file_path_make(fs, locator, &p, e) < 0)
 		goto out;
-	dfd = file_lock_parent(p.parent, e);
+	dfd = kit_dir_lock(p.parent, true, LOCK_EX, e);
 	if (dfd < 0)
 		goto out;
 	if (file_current_version(dfd, &p, current, e) < 0 ||
-	    file_expect_check(locator, expect, current, e) < 0)
+	    kit_version_check(locator, expect, current, e) < 0)
 		goto out;
 	/* same bytes, same version: nothing to write */
-	if (strcmp(current, version) && file_replace(dfd, &p, &text, e) < 0)
+	if (strcmp(current, version) &&
+	    kit_file_replace(dfd, p.parent, p.base, text.data, text.len, e) < 0)
 		goto out;
 	if (new_version)
 		memcpy(new_version, version, PROVIDER_VERSION_MAX);
@@ -570,7 +417,7 @@ static int file_walk_dir(struct file_walk *w, int dfd, int depth,
 				rc = file_walk_err(w, "read", e);
 			break;
 		}
-		if (!file_segment_valid(de->d_name, strlen(de->d_name)))
+		if (!kit_name_valid(de->d_name, strlen(de->d_name)))
 			continue;
 		rc = file_walk_one(w, dirfd(d), de->d_name, depth, e);
 		if (rc < 0)

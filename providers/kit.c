@@ -3,15 +3,16 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <jansson.h>
-#include <sodium.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "../base/clock.h"
@@ -284,6 +285,181 @@ int kit_file_read(const char *path, unsigned flags, size_t max,
 	if (rc < 0)
 		secbuf_clear(out);
 	return rc;
+}
+
+/* ---- local folders (file, dir) ---- */
+
+bool kit_name_valid(const char *s, size_t len)
+{
+	if (len == 0 || len > KIT_NAME_MAX || s[0] == '.')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') &&
+		    !(c >= '0' && c <= '9') && c != '.' && c != '_' && c != '-')
+			return false;
+	}
+	return true;
+}
+
+int kit_mkdirs(const char *path, struct err *e)
+{
+	char *buf = strdup(path);
+	int rc = 0;
+
+	if (!buf)
+		return err_oom(e);
+	for (char *s = buf + 1;; s++) {
+		char c = *s;
+
+		if (c != '/' && c != '\0')
+			continue;
+		*s = '\0';
+		if (mkdir(buf, 0700) < 0 && errno != EEXIST) {
+			rc = err_set(e, ERR_IO, "%s: %s", buf, strerror(errno));
+			break;
+		}
+		*s = c;
+		if (c == '\0')
+			break;
+	}
+	free(buf);
+	return rc;
+}
+
+int kit_dir_lock(const char *path, bool create, int how, struct err *e)
+{
+	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (dfd < 0 && errno == ENOENT && create) {
+		if (kit_mkdirs(path, e) < 0)
+			return -1;
+		dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	if (dfd < 0)
+		return err_set(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO,
+			       "%s: %s", path, strerror(errno));
+	if (kit_flock(dfd, how, path, e) < 0) {
+		close(dfd);
+		return -1;
+	}
+	return dfd;
+}
+
+int kit_flock(int fd, int how, const char *path, struct err *e)
+{
+	while (flock(fd, how) < 0)
+		if (errno != EINTR)
+			return err_set(e, ERR_IO, "%s: lock: %s", path,
+				       strerror(errno));
+	return 0;
+}
+
+static int kit_write_all(int fd, const char *data, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, data, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		data += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Create ".NAME.<random>" in dfd; its name goes to tmp. */
+static int kit_temp_open(int dfd, const char *path, const char *name,
+			 char *tmp, size_t size, struct err *e)
+{
+	for (int tries = 0; tries < 16; tries++) {
+		unsigned char r[8];
+		char hex[2 * sizeof(r) + 1];
+		int fd;
+
+		randombytes_buf(r, sizeof(r));
+		sodium_bin2hex(hex, sizeof(hex), r, sizeof(r));
+		snprintf(tmp, size, ".%s.%s", name, hex);
+		fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+			    O_CLOEXEC, 0600);
+		if (fd >= 0)
+			return fd;
+		if (errno != EEXIST)
+			break;
+	}
+	return err_set(e, ERR_IO, "%s: temporary file: %s", path,
+		       strerror(errno));
+}
+
+int kit_file_replace(int dfd, const char *path, const char *name,
+		     const char *data, size_t len, struct err *e)
+{
+	char tmp[NAME_MAX + 1];
+	int fd = kit_temp_open(dfd, path, name, tmp, sizeof(tmp), e);
+
+	if (fd < 0)
+		return -1;
+	if (kit_write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+		err_set(e, ERR_IO, "%s/%s: %s", path, tmp, strerror(errno));
+		close(fd);
+		goto fail;
+	}
+	if (close(fd) < 0) {
+		err_set(e, ERR_IO, "%s/%s: %s", path, tmp, strerror(errno));
+		goto fail;
+	}
+	if (renameat(dfd, tmp, dfd, name) < 0) {
+		err_set(e, ERR_IO, "%s/%s: rename: %s", path, name,
+			strerror(errno));
+		goto fail;
+	}
+	if (fsync(dfd) < 0)
+		return err_set(e, ERR_IO, "%s: %s", path, strerror(errno));
+	return 0;
+fail:
+	unlinkat(dfd, tmp, 0);
+	return -1;
+}
+
+int kit_version_check(const char *locator, const char *expect,
+		      const char *current, struct err *e)
+{
+	const char *why = "changed since it was read";
+
+	if (expect == PROVIDER_EXPECT_ANY || !strcmp(expect, current))
+		return 0;
+	if (!expect[0])
+		why = "already exists";
+	else if (!current[0])
+		why = "removed since it was read";
+	return err_set(e, ERR_CONFLICT, "%s: %s", locator, why);
+}
+
+void kit_map_version(const struct kvmap *m, char version[PROVIDER_VERSION_MAX])
+{
+	crypto_generichash_state st;
+	unsigned char h[16];
+
+	crypto_generichash_init(&st, NULL, 0, sizeof(h));
+	for (size_t i = 0; i < m->n; i++) {
+		const struct kv *kv = &m->items[i];
+		uint64_t len = kv->len;
+
+		/* key, NUL, length, value: no two maps hash the same input */
+		crypto_generichash_update(&st, (const unsigned char *)kv->key,
+					  strlen(kv->key) + 1);
+		crypto_generichash_update(&st, (const unsigned char *)&len,
+					  sizeof(len));
+		crypto_generichash_update(&st, (const unsigned char *)kv->val,
+					  kv->len);
+	}
+	crypto_generichash_final(&st, h, sizeof(h));
+	sodium_memzero(&st, sizeof(st));
+	secmem_stack_wipe();
+	sodium_bin2hex(version, PROVIDER_VERSION_MAX, h, sizeof(h));
 }
 
 /* ---- reference parameters ---- */

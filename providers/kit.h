@@ -182,6 +182,39 @@ int kit_token_get(struct kit_token *t, const char *key, kit_token_fetch_fn fetch
  * fresh one). */
 bool kit_token_reject(struct kit_token *t, uint64_t gen);
 
+/* ---- local folders (file, dir) ---- */
+
+/* Room for a temporary name ".NAME.<16 hex>" within NAME_MAX. */
+#define KIT_NAME_MAX 200
+
+/* A name a local store keeps a file or folder under: non-empty, at most
+ * KIT_NAME_MAX bytes of A-Z a-z 0-9 . _ -, not starting with '.' (which
+ * rules out ".", "..", temporary files and Kubernetes' ..data). */
+bool kit_name_valid(const char *s, size_t len);
+/* mkdir -p path; what is created gets mode 0700. */
+int kit_mkdirs(const char *path, struct err *e);
+/* Open folder path (with create, made 0700 first when missing) and flock
+ * it (how: LOCK_EX for writers, LOCK_SH for readers that want no writer
+ * in the middle), across threads and processes. The folder's fd, which
+ * closing releases; -1 with ERR_IO, or ERR_NOTFOUND when missing. */
+int kit_dir_lock(const char *path, bool create, int how, struct err *e);
+/* flock(fd, how), EINTR retried; path names it in the message. */
+int kit_flock(int fd, int how, const char *path, struct err *e);
+/* Replace name in folder dfd (path: the folder, for messages) with len
+ * bytes of data: a temporary ".NAME.<random hex>" (0600, beside it) is
+ * written and fsync'd, renamed over name, and the folder fsync'd, so a
+ * crash leaves the old or the new file, never a mix. */
+int kit_file_replace(int dfd, const char *path, const char *name,
+		     const char *data, size_t len, struct err *e);
+/* ERR_CONFLICT unless expect (provider.h's meaning) matches current, the
+ * version on disk ("" when absent). */
+int kit_version_check(const char *locator, const char *expect,
+		      const char *current, struct err *e);
+
+/* A version for stores that keep no version of their own (env, dir): a
+ * hash of every key and value of m, hex. */
+void kit_map_version(const struct kvmap *m, char version[PROVIDER_VERSION_MAX]);
+
 /* ---- stores without compare-and-set ---- */
 
 /* What a backend without compare-and-set (AWS, Azure, GCP) gives

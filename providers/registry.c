@@ -14,7 +14,9 @@
 	X(aws) \
 	X(azure) \
 	X(gcp) \
-	X(onepassword)
+	X(onepassword) \
+	X(env) \
+	X(dir)
 
 #define PROVIDER_DECLARE(name) extern const struct provider_ops name##_provider_ops;
 #define PROVIDER_ENTRY(name) &name##_provider_ops,

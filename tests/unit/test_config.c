@@ -377,6 +377,9 @@ static void test_bad_references(void **state)
 		   "unknown provider 'nope' in reference 'nope://a'");
 	main_error(PROV "[app a]\nkeys.prod = gone://k#key\n", 5,
 		   "unknown provider 'gone'");
+	/* an empty locator: a type without check() needs one */
+	main_error(PROV "[app a]\nstore = local://\n", 5,
+		   "reference 'local://': empty locator (provider type file needs one)");
 	main_error(PROV "[app a]\nstore = local://a#field\n", 5,
 		   "store 'local://a#field': expected a whole provider entry");
 	/* a reference its provider type refuses (provider_ops.check), the
@@ -411,6 +414,24 @@ static void test_provider_errors(void **state)
 	/* at the end of the file too */
 	main_error("[provider local]\ndirectory = /x\n", 1,
 		   "provider local has no type");
+}
+
+static void test_fernet_options(void **state)
+{
+#define ENVP "[provider environ]\ntype = env\n"
+	(void)state;
+	main_error(PROV "fernet_key = nope://K\n", 4,
+		   "provider local: fernet_key: unknown provider 'nope'");
+	main_error(PROV "fernet_key = generate:fernet\n", 4,
+		   "fernet_key: expected a reference to where the key is kept");
+	main_error(PROV "fernet_key = local://keys#K\n", 4,
+		   "the key's provider local has a fernet_key itself");
+	main_error(PROV "fernet_ttl = 1h\n", 4, "fernet_ttl needs a fernet_key");
+	main_error(ENVP PROV "fernet_key = environ://K\nfernet_ttl = 10ms\n", 7,
+		   "fernet_ttl: at least one second");
+	main_error(ENVP PROV "fernet_key = environ://A=B\n", 6,
+		   "fernet_key: A=B: not an environment variable name");
+#undef ENVP
 }
 
 static void test_duplicates(void **state)
@@ -624,6 +645,7 @@ int main(void)
 		T(test_bad_owner),
 		T(test_bad_references),
 		T(test_provider_errors),
+		T(test_fernet_options),
 		T(test_duplicates),
 		T(test_generate_needs_store),
 		T(test_argon2id_source),
