@@ -113,6 +113,7 @@ static void test_refs(void **st)
 		  OP_ATTR_PURPOSE);
 
 	check_ref_bad("v", NULL, "expected op://VAULT/ITEM");
+	check_ref_bad("", NULL, "expected op://VAULT/ITEM");	/* op:// */
 	check_ref_bad("v/i/s/f/x", NULL, "at most 4 segments");
 	check_ref_bad("v//f", NULL, "the item is empty");
 	check_ref_bad("/i", NULL, "the vault is empty");
