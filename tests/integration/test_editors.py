@@ -562,13 +562,16 @@ def test_truncating_open_empties_key(billing):
     # value when the file is released, just after close() returns: a flush
     # must not commit a bare truncation, because `echo x > KEY` closes a
     # dup()ed descriptor before it writes (docs/secretfs.8, WRITES)
+    # The release commits after close() returned: the store file changes
+    # a moment before the daemon's cache learns it, so the read is waited
+    # for too (it must come, and the store must hold exactly this)
     os.close(os.open(billing.path("DB_PASSWORD"), os.O_WRONLY | os.O_TRUNC))
     wait_for(lambda: entry(billing.store) == billing.stored(DB_PASSWORD=""))
-    assert sfs.read(billing.path("DB_PASSWORD")) == b""
+    wait_for(lambda: sfs.read(billing.path("DB_PASSWORD")) == b"")
     sh(": > STRIPE_KEY", billing.dir)
     wait_for(lambda: entry(billing.store) ==
              billing.stored(DB_PASSWORD="", STRIPE_KEY=""))
-    assert sfs.read(billing.path("STRIPE_KEY")) == b""
+    wait_for(lambda: sfs.read(billing.path("STRIPE_KEY")) == b"")
 
 
 def test_rm_key_removes_it(billing):
