@@ -26,6 +26,7 @@
 #include "cli.h"
 #include "config.h"
 #include "../base/log.h"
+#include "notify.h"
 #include "ops.h"
 
 struct main_opts {
@@ -202,6 +203,16 @@ static int main_load(const struct main_opts *o, const struct fuse_cmdline_opts *
 	return 0;
 }
 
+/* Type=notify: systemd counts the service started only now. */
+static void main_notify_ready(size_t napps, const char *mountpoint)
+{
+	char status[300];
+
+	snprintf(status, sizeof(status), "%zu apps mounted at %.200s", napps,
+		 mountpoint);
+	notify_ready(status);
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -269,9 +280,11 @@ int main(int argc, char *argv[])
 		goto out_unmount;
 	}
 	log_info("mounted %zu apps at %s", cfg.napps, cmd.mountpoint);
+	main_notify_ready(cfg.napps, cmd.mountpoint);
 	/* the loop returns the signal number after SIGTERM/SIGINT/SIGHUP:
 	 * a clean stop; negative is a failure */
 	rc = main_loop(se, &cmd) < 0 ? 1 : 0;
+	notify_stopping();
 	log_info("unmounting %s", cmd.mountpoint);
 out_unmount:
 	ops_stop(&ofs);
