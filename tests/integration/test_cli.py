@@ -7,6 +7,7 @@ json), all or nothing, and agrees with what a mount serves.
 """
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -235,3 +236,35 @@ def test_render_usage_errors(store, conf):
     assert rc == 1 and "unknown format 'yaml'" in err
     rc, out, _ = run("render", "--help")
     assert rc == 0 and b"--format env|json|sh|docker" in out
+
+
+# ---------------------------------------------------------------- papercuts
+
+def test_help_states_the_defaults_the_code_uses():
+    main_c = (sfs.REPO / "fs" / "main.c").read_text()
+    threads = re.search(r"#define MAIN_MAX_THREADS (\d+)", main_c).group(1)
+    res = subprocess.run([str(sfs.BIN), "--help"], capture_output=True,
+                         text=True, timeout=20)
+    assert res.returncode == 0
+    text = " ".join(res.stdout.split())
+    assert f"max_threads the maximum number of worker threads allowed (default: {threads})" in text
+    assert "(default: 10)" not in text
+    assert "check CONFIG [APP...]" in text
+    assert "render CONFIG APP [--format env|json|sh|docker]" in text
+
+
+def test_man_page_lists_every_store_type():
+    """Every type in providers/registry.c's PROVIDER_TYPES, by the .type
+    its ops table declares, is named in secretfs(8)'s Stores section."""
+    registry = (sfs.REPO / "providers" / "registry.c").read_text()
+    table = re.search(r"#define PROVIDER_TYPES\(X\)(.*?)\n\n", registry, re.S)
+    names = re.findall(r"X\((\w+)\)", table.group(1))
+    man = (sfs.REPO / "docs" / "secretfs.8").read_text()
+    stores = man[man.index(".SS Stores"):man.index(".SS Reads")]
+    stores = stores.replace("\\-", "-")
+    sources = "".join(p.read_text() for p in (sfs.REPO / "providers").glob("*.c"))
+    for name in names:
+        m = re.search(rf"{name}_provider_ops = \{{.*?\.type = \"([^\"]+)\"",
+                      sources, re.S)
+        assert m, f"no ops table for {name}"
+        assert f".B {m.group(1)}\n" in stores, f"secretfs(8) does not list {m.group(1)}"
