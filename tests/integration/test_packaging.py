@@ -3,6 +3,7 @@ install (never over an existing configuration), and the Debian package
 built from packaging/debian, installed, run (including mount -t
 fuse.secretfs through mount.fuse3) and purged."""
 
+import fcntl
 import os
 import pathlib
 import re
@@ -163,8 +164,18 @@ PACKAGE_FILES = ["/usr/sbin/secretfs", "/lib/systemd/system/secretfs.service",
                  "/usr/share/man/man5/secretfs.conf.5.gz"]
 
 
+@pytest.fixture
+def machine_lock():
+    """One package test per machine at a time: it installs system-wide,
+    and test runs of other worktrees may share the machine."""
+    with open("/tmp/secretfs-package-test.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
 @pytest.mark.timeout_s(600)
-def test_debian_package_builds_installs_and_purges(fuse_ready, tmp_path, store):
+def test_debian_package_builds_installs_and_purges(fuse_ready, machine_lock,
+                                                   tmp_path, store):
     for tool in ("dpkg-buildpackage", "dh", "systemd-analyze"):
         need(tool)
     if dpkg_status("secretfs") or os.path.exists("/etc/secretfs"):
