@@ -32,17 +32,25 @@ enum app_via { VIA_CACHE, VIA_PROVIDER };
 int appfs_open(struct appfs *fs, const struct config *cfg, struct err *e)
 {
 	struct cache_conf cc = { APP_NEGATIVE_TTL_MS, cfg->cache_bytes };
+	struct appfs_next next;
 
 	memset(fs, 0, sizeof(*fs));
-	fs->cfg = cfg;
 	randombytes_buf(fs->fp_key, sizeof(fs->fp_key));
 	for (size_t i = 0; i < APP_WRITE_LOCKS; i++)
 		pthread_mutex_init(&fs->write_locks[i], NULL);
 	fs->cache = cache_new(&cc, e);
-	if (!fs->cache)
+	if (!fs->cache || appfs_prepare(fs, cfg, &next, e) < 0)
 		return -1;
-	fs->nprov = cfg->nproviders;
-	return provider_open_all(cfg->providers, cfg->nproviders, &fs->prov, e);
+	appfs_commit(fs, &next);
+	return 0;
+}
+
+static void appfs_close_providers(struct provider **p, size_t n)
+{
+	for (size_t i = 0; p && i < n; i++)
+		if (p[i])
+			provider_close(p[i]);
+	free(p);
 }
 
 void appfs_close(struct appfs *fs)
@@ -50,9 +58,95 @@ void appfs_close(struct appfs *fs)
 	/* the refresher calls providers: stop it first */
 	cache_free(fs->cache);
 	fs->cache = NULL;
-	provider_close_all(fs->prov, fs->nprov);
-	fs->prov = NULL;
-	fs->nprov = 0;
+	appfs_close_providers(fs->prov, fs->nprov);
+	appfs_close_providers(fs->retired, fs->nretired);
+	fs->prov = fs->retired = NULL;
+	fs->nprov = fs->nretired = 0;
+}
+
+/* The provider of the current configuration that section pc can keep. */
+static struct provider *appfs_kept(struct appfs *fs,
+				   const struct provider_conf *pc)
+{
+	for (size_t i = 0; fs->cfg && i < fs->nprov; i++)
+		if (provider_conf_same(&fs->cfg->providers[i], pc))
+			return fs->prov[i];
+	return NULL;
+}
+
+static bool appfs_in(struct provider *const *v, size_t n,
+		     const struct provider *p)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == p)
+			return true;
+	return false;
+}
+
+/* The providers of cfg: kept ones, and new ones in fresh[] too. */
+static int appfs_providers(struct appfs *fs, const struct config *cfg,
+			   struct provider **prov, struct provider **fresh,
+			   size_t *nfresh, struct err *e)
+{
+	for (size_t i = 0; i < cfg->nproviders; i++) {
+		const struct provider_conf *pc = &cfg->providers[i];
+
+		prov[i] = appfs_kept(fs, pc);
+		if (prov[i])
+			continue;
+		prov[i] = provider_open(pc, e);
+		if (!prov[i])
+			return -1;
+		fresh[(*nfresh)++] = prov[i];
+	}
+	return 0;
+}
+
+int appfs_prepare(struct appfs *fs, const struct config *cfg,
+		  struct appfs_next *next, struct err *e)
+{
+	size_t n = cfg->nproviders ? cfg->nproviders : 1;
+	struct provider **retired = realloc(fs->retired,
+		(fs->nretired + fs->nprov + 1) * sizeof(*retired));
+
+	memset(next, 0, sizeof(*next));
+	if (retired)
+		fs->retired = retired;	/* room for appfs_commit */
+	next->cfg = cfg;
+	next->prov = calloc(n, sizeof(*next->prov));
+	next->fresh = calloc(n, sizeof(*next->fresh));
+	if (!retired || !next->prov || !next->fresh) {
+		appfs_abort(next);
+		return err_oom(e);
+	}
+	if (appfs_providers(fs, cfg, next->prov, next->fresh, &next->nfresh, e) < 0) {
+		appfs_abort(next);
+		return -1;
+	}
+	return 0;
+}
+
+void appfs_abort(struct appfs_next *next)
+{
+	appfs_close_providers(next->fresh, next->nfresh);
+	free(next->prov);
+	memset(next, 0, sizeof(*next));
+}
+
+void appfs_commit(struct appfs *fs, struct appfs_next *next)
+{
+	for (size_t i = 0; i < fs->nprov; i++) {
+		if (appfs_in(next->prov, next->cfg->nproviders, fs->prov[i]))
+			continue;
+		cache_forget_provider(fs->cache, fs->prov[i]);
+		fs->retired[fs->nretired++] = fs->prov[i];
+	}
+	free(fs->prov);
+	free(next->fresh);
+	fs->prov = next->prov;
+	fs->nprov = next->cfg->nproviders;
+	fs->cfg = next->cfg;
+	memset(next, 0, sizeof(*next));
 }
 
 unsigned app_dir_mode(unsigned file_mode)
@@ -83,8 +177,11 @@ static const struct conf_mapping *app_mapping(const struct app_conf *app,
 static struct provider *app_provider(struct appfs *fs, const struct ref *r,
 				     struct err *e)
 {
-	struct provider *p = provider_find(fs->prov, fs->nprov, r->provider);
+	struct provider *p = NULL;
 
+	for (size_t i = 0; i < fs->nprov && !p; i++)
+		if (!strcmp(fs->prov[i]->name, r->provider))
+			p = fs->prov[i];
 	if (!p)
 		err_set(e, ERR_INVALID, "no provider '%s'", r->provider);
 	return p;
