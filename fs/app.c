@@ -761,6 +761,14 @@ int app_list(struct appfs *fs, const struct app_conf *app, struct strv *out,
 	bool exists;
 	int rc = app_fetch_store(fs, app, VIA_CACHE, &store, &exists, e);
 
+	/* a store that cannot be read now still leaves the declared files
+	 * (.env, env.* keys) to list: their reads say what is wrong */
+	if (rc < 0 && e->code != ERR_NOMEM) {
+		log_limited(LOG_LVL_WARN, "app %s: listing only its declared files: %s",
+			    app->name, e->msg);
+		err_clear(e);
+		rc = 0;
+	}
 	/* a kvmap with empty values is a sorted set of names */
 	for (size_t i = 0; rc == 0 && i < store.map.n; i++)
 		if (app_name_is_file(store.map.items[i].key))

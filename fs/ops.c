@@ -261,13 +261,15 @@ static int ops_errno(const struct err *e)
 	return map[e->code];
 }
 
-/* Reply with the error, logged with its reason (which names the app). */
+/* Reply with the error, logged with its reason (which names the app and
+ * the reference): once per reason every LOG_LIMIT_S, however often a
+ * reader retries. */
 static void ops_reply_err(fuse_req_t req, const struct err *e)
 {
 	if (e->code == ERR_NOTFOUND)
 		log_debug("%s", e->msg);
 	else
-		log_error("%s", e->msg);
+		log_limited(LOG_LVL_ERROR, "%s", e->msg);
 	fuse_reply_err(req, ops_errno(e));
 }
 
@@ -326,23 +328,59 @@ static bool ops_stat_scratch(struct ops_fs *ofs, fuse_ino_t ino, size_t app,
 	return true;
 }
 
-/* The attributes of a file: its size is what a read returns right now. */
-static int ops_stat_file(struct ops_fs *ofs, fuse_ino_t ino,
-			 struct node *n, struct stat *st, struct err *e)
+/* The attributes of a file: its size is what a read returns right now.
+ * A file whose value cannot be had now still exists (its name is
+ * declared, or its store listed it): it shows size 0, *failed is set,
+ * and the failure is logged - so ls -l and getfattr (user.secretfs.error)
+ * work on it while reads fail with the reason in the log. */
+static void ops_stat_file(struct ops_fs *ofs, fuse_ino_t ino,
+			  struct node *n, struct stat *st, bool *failed)
 {
 	struct secbuf data = SECBUF_INIT;
+	struct err e = { 0 };
 	int rc;
 
+	*failed = false;
 	if (ops_stat_scratch(ofs, ino, n->app, n->name, st))
-		return 0;
+		return;
 	rc = app_read(ofs->appfs, ops_conf(ofs, n->app), n->name, &data,
-			  NULL, e);
+		      NULL, &e);
 	if (rc == 0 && node_observe(&ofs->nodes, n, &data))
 		ops_inval_queue(ofs, ino);	/* pages from before */
-	if (rc == 0)
-		ops_file_attr(ofs, n, data.len, st);
+	*failed = rc < 0;
+	if (rc < 0)
+		log_limited(LOG_LVL_ERROR, "%s", e.msg);
+	ops_file_attr(ofs, n, rc == 0 ? data.len : 0, st);
 	secbuf_free(&data);
-	return rc;
+}
+
+/* ---- debug: which request, on what (names, never values) ---- */
+
+/* "app/file", "app" or "/" for ino, into buf. */
+static const char *ops_path(struct ops_fs *ofs, fuse_ino_t ino, char *buf,
+			    size_t size)
+{
+	struct node *n = ops_node(ofs, ino);
+	const struct app_conf *a = n ? ops_conf(ofs, n->app) : ops_app(ofs, ino);
+
+	if (n)
+		snprintf(buf, size, "%s/%s", a->name, n->name);
+	else
+		snprintf(buf, size, "%s", a ? a->name : "/");
+	return buf;
+}
+
+/* One debug line per request that names something: who, what, on what. */
+static void ops_debug(fuse_req_t req, const char *op, fuse_ino_t ino,
+		      const char *name)
+{
+	char path[512];
+
+	if (!log_debug_on())
+		return;
+	log_debug("pid %d: %s %s%s%s", (int)fuse_req_ctx(req)->pid, op,
+		  ops_path(ops_fs_of(req), ino, path, sizeof(path)),
+		  name ? " " : "", name ? name : "");
 }
 
 /* ---- lookup and attributes ---- */
@@ -385,7 +423,9 @@ static void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct node *n;
 	struct err e = { 0 };
 	size_t app;
+	bool failed;
 
+	ops_debug(req, "lookup", parent, name);
 	if (parent == OPS_ROOT_INO) {
 		ops_lookup_app(req, ofs, name);
 		return;
@@ -408,13 +448,11 @@ static void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	ep.ino = n->ino;
-	if (ops_stat_file(ofs, ep.ino, n, &ep.attr, &e) < 0) {
-		ops_reply_err(req, &e);
-		return;
-	}
-	/* names only change by our own renames, which move the nodes */
-	ep.entry_timeout = OPS_CACHE_TIMEOUT;
-	ep.attr_timeout = ops_attr_timeout(ofs, app);
+	ops_stat_file(ofs, ep.ino, n, &ep.attr, &failed);
+	/* names only change by our own renames, which move the nodes; a
+	 * failed file's size 0 must not outlive the failure */
+	ep.entry_timeout = failed ? 0 : OPS_CACHE_TIMEOUT;
+	ep.attr_timeout = failed ? 0 : ops_attr_timeout(ofs, app);
 	fuse_reply_entry(req, &ep);
 }
 
@@ -423,8 +461,8 @@ static void ops_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	struct ops_fs *ofs = ops_fs_of(req);
 	struct node *n;
 	struct stat st;
-	struct err e = { 0 };
 	size_t size;
+	bool failed = false;
 
 	if (ino == OPS_ROOT_INO || ops_is_app(ofs, ino)) {
 		ops_dir_attr(ofs, ino, &st);
@@ -442,11 +480,11 @@ static void ops_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 			st.st_ino = ino;
 		else
 			ops_file_attr(ofs, n, size, &st);
-	} else if (ops_stat_file(ofs, ino, n, &st, &e) < 0) {
-		ops_reply_err(req, &e);
-		return;
+	} else {
+		ops_stat_file(ofs, ino, n, &st, &failed);
 	}
-	fuse_reply_attr(req, &st, fi && fi->fh ? 0 : ops_attr_timeout(ofs, n->app));
+	fuse_reply_attr(req, &st, (fi && fi->fh) || failed ? 0 :
+			ops_attr_timeout(ofs, n->app));
 }
 
 /* ---- folders ---- */
@@ -460,6 +498,7 @@ static void ops_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	size_t app;
 	bool is_app = ops_slot(ofs, ino, &app);
 
+	ops_debug(req, "opendir", ino, NULL);
 	/* the listing is taken once, so readdir's offsets stay valid */
 	for (size_t i = 0; rc == 0 && ino == OPS_ROOT_INO && i < ofs->edit.cfg->napps; i++)
 		if (strv_push(names, ofs->edit.cfg->apps[i].name) < 0)
@@ -557,6 +596,7 @@ static void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct edit_handle *h;
 	struct err e = { 0 };
 
+	ops_debug(req, fi->flags & O_ACCMODE ? "open for writing" : "open", ino, NULL);
 	if (ofs->no_open && n) {
 		/* the kernel stops sending opens: reads come straight from its
 		 * page cache, kept right by invalidation */
@@ -755,6 +795,7 @@ static void ops_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct err e = { 0 };
 	size_t app;
 
+	ops_debug(req, "create", parent, name);
 	if (!ops_slot(ofs, parent, &app)) {
 		fuse_reply_err(req, parent == OPS_ROOT_INO ? EPERM : ENOTDIR);
 		return;
@@ -790,6 +831,7 @@ static void ops_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct err e = { 0 };
 	size_t app;
 
+	ops_debug(req, "unlink", parent, name);
 	if (!ops_slot(ofs, parent, &app))
 		fuse_reply_err(req, parent == OPS_ROOT_INO ? EPERM : ENOTDIR);
 	else if (edit_may_unlink(&ofs->edit, app, name, &e) < 0)
@@ -809,6 +851,7 @@ static void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct err e = { 0 };
 	size_t app;
 
+	ops_debug(req, "rename", parent, name);
 	if (!ops_slot(ofs, parent, &app) || newparent != parent) {
 		fuse_reply_err(req, EXDEV);	/* mv copies and unlinks instead */
 		return;
@@ -862,6 +905,7 @@ static void ops_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	struct xattr_value v;
 	struct err e = { 0 };
 
+	ops_debug(req, "getxattr", ino, name);
 	if (!n) {
 		fuse_reply_err(req, ENODATA);
 		return;
@@ -885,6 +929,7 @@ static void ops_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	size_t app = n ? n->app : 0;
 	struct err e = { 0 };
 
+	ops_debug(req, "setxattr", ino, name);
 	if (!n && !ops_slot(ofs, ino, &app)) {
 		fuse_reply_err(req, ENOTSUP);
 		return;
