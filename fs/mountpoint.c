@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 
 #include "../base/log.h"
@@ -134,7 +135,7 @@ int mountpoint_prepare(const char *target, struct err *e)
 	struct mountpoint_entry en;
 	char path[PATH_MAX];
 	char *table;
-	struct stat st;
+	struct statfs st;
 	bool found;
 
 	if (mountpoint_canonical(target, path, sizeof(path), e) < 0)
@@ -144,7 +145,9 @@ int mountpoint_prepare(const char *target, struct err *e)
 	free(table);
 	if (!found || strcmp(en.fstype, MOUNTPOINT_TYPE))
 		return 0;
-	if (stat(path, &st) == 0 || errno != ENOTCONN)
+	/* statfs always reaches the daemon, where stat may be answered
+	 * from the kernel's cache of a mount whose daemon is gone */
+	if (statfs(path, &st) == 0 || (errno != ENOTCONN && errno != ECONNABORTED))
 		return err_set(e, ERR_BUSY,
 			       "%s is already mounted by a running secretfs (of %s): unmount it first (umount %s)",
 			       path, en.source, path);

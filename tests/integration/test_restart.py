@@ -77,7 +77,8 @@ def test_dead_mount_detached_and_mounted_over(setup, tmp_path):
     deadline = time.monotonic() + 5
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert sfs.errno_of(os.stat, mnt / "billing") == "ENOTCONN"
+    # ENOTCONN, or ECONNABORTED for a request caught as the daemon died
+    assert sfs.errno_of(os.stat, mnt / "billing") in ("ENOTCONN", "ECONNABORTED")
     log = tmp_path / "log"
     res = run(sfs.BIN, "-o", f"log={log}", cfg, mnt)
     assert res.returncode == 0, res.stderr
