@@ -563,12 +563,14 @@ def test_truncating_open_empties_key(billing):
     # must not commit a bare truncation, because `echo x > KEY` closes a
     # dup()ed descriptor before it writes (docs/secretfs.8, WRITES)
     os.close(os.open(billing.path("DB_PASSWORD"), os.O_WRONLY | os.O_TRUNC))
+    # the store file changes just before the cache learns of it (both in
+    # the release, after close() returned): wait for both
     wait_for(lambda: entry(billing.store) == billing.stored(DB_PASSWORD=""))
-    assert sfs.read(billing.path("DB_PASSWORD")) == b""
+    wait_for(lambda: sfs.read(billing.path("DB_PASSWORD")) == b"")
     sh(": > STRIPE_KEY", billing.dir)
     wait_for(lambda: entry(billing.store) ==
              billing.stored(DB_PASSWORD="", STRIPE_KEY=""))
-    assert sfs.read(billing.path("STRIPE_KEY")) == b""
+    wait_for(lambda: sfs.read(billing.path("STRIPE_KEY")) == b"")
 
 
 def test_rm_key_removes_it(billing):
