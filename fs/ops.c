@@ -8,7 +8,9 @@
  * folders, then one per (app, file name) ever looked up, kept for the
  * life of the mount), fs/edit.c (open files, writes and their commit,
  * renames, editors' scratch files), fs/xattr.c (user.secretfs.*), and
- * fs/app.c (what a file shows).
+ * fs/app.c (what a file shows). Apps are named by slot (fs/edit.h): a
+ * reload (ops_reload, at the end) swaps the configuration while every
+ * request is held off by reload_lock, which each table entry takes.
  *
  * Reads: open() takes a snapshot of the file, so a reader sees one version
  * from open to close. With the kernel cache (the default) a read-only open
@@ -35,7 +37,7 @@
 #include "xattr.h"
 
 #define OPS_ROOT_INO FUSE_ROOT_ID
-#define OPS_DIR_TIMEOUT 1.0	/* the tree of apps never changes under a mount */
+#define OPS_DIR_TIMEOUT 1.0	/* apps change only by a reload, which invalidates */
 
 _Static_assert(FUSE_ROOT_ID == NODE_ROOT_INO, "fs/node.h numbers FUSE's root");
 
