@@ -1,13 +1,20 @@
 /* log.c - see log.h */
 #include "log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hash.h"
 
 static enum log_level log_max = LOG_LVL_INFO;
 static bool log_syslog;
+static int log_fd = STDERR_FILENO;
 
 static const char *const log_names[] = { "error", "warn", "info", "debug" };
 
@@ -15,8 +22,21 @@ void log_init(enum log_level max, bool use_syslog)
 {
 	log_max = max;
 	log_syslog = use_syslog;
+	log_fd = STDERR_FILENO;
 	if (use_syslog)
 		openlog("secretfs", LOG_PID, LOG_DAEMON);
+}
+
+void log_init_fd(enum log_level max, int fd)
+{
+	log_max = max;
+	log_syslog = false;
+	log_fd = fd;
+}
+
+bool log_debug_on(void)
+{
+	return log_max >= LOG_LVL_DEBUG;
 }
 
 int log_level_parse(const char *s)
@@ -27,9 +47,26 @@ int log_level_parse(const char *s)
 	return -1;
 }
 
-void log_msg(enum log_level lvl, const char *fmt, ...)
+static void log_line(enum log_level lvl, const char *line)
 {
 	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+	char out[1100];
+	int n;
+
+	if (log_syslog) {
+		syslog(prio[lvl], "%s", line);
+		return;
+	}
+	/* one write per line so lines of threads never interleave */
+	n = snprintf(out, sizeof(out), "secretfs: %s: %s\n", log_names[lvl], line);
+	if (n > (int)sizeof(out) - 1)
+		n = (int)sizeof(out) - 1;
+	if (write(log_fd, out, (size_t)n) < 0)
+		return;	/* nowhere left to say so */
+}
+
+void log_msg(enum log_level lvl, const char *fmt, ...)
+{
 	char line[1024];
 	va_list ap;
 
@@ -38,9 +75,53 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	if (log_syslog)
-		syslog(prio[lvl], "%s", line);
+	log_line(lvl, line);
+}
+
+/* Recent lines by hash of their text: when each was last written and how
+ * many were left out since. */
+#define LOG_LIMIT_SLOTS 64
+static struct {
+	uint64_t hash;
+	time_t last;
+	unsigned skipped;
+} log_recent[LOG_LIMIT_SLOTS];
+static pthread_mutex_t log_recent_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void log_limited(enum log_level lvl, const char *fmt, ...)
+{
+	char line[1024];
+	uint64_t h;
+	unsigned skipped = 0;
+	time_t now = time(NULL);
+	bool write_it;
+	va_list ap;
+
+	if (lvl > log_max)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	h = hash_fnv1a(HASH_FNV1A_INIT, line);
+	pthread_mutex_lock(&log_recent_lock);
+	{
+		size_t i = h % LOG_LIMIT_SLOTS;
+
+		write_it = log_recent[i].hash != h || now - log_recent[i].last >= LOG_LIMIT_S;
+		if (write_it) {
+			skipped = log_recent[i].hash == h ? log_recent[i].skipped : 0;
+			log_recent[i].hash = h;
+			log_recent[i].last = now;
+			log_recent[i].skipped = 0;
+		} else {
+			log_recent[i].skipped++;
+		}
+	}
+	pthread_mutex_unlock(&log_recent_lock);
+	if (!write_it)
+		return;
+	if (skipped)
+		log_msg(lvl, "%s (and %u more like it in %d s)", line, skipped, LOG_LIMIT_S);
 	else
-		/* one write per line so lines of threads never interleave */
-		fprintf(stderr, "secretfs: %s: %s\n", log_names[lvl], line);
+		log_line(lvl, line);
 }

@@ -958,6 +958,20 @@ void cache_forget(struct cache *c, const struct provider *p,
 	pthread_mutex_unlock(&c->lock);
 }
 
+void cache_forget_provider(struct cache *c, const struct provider *p)
+{
+	struct centry *ce, *next;
+
+	pthread_mutex_lock(&c->lock);
+	for (size_t b = 0; b < c->nbuckets; b++)
+		for (ce = c->buckets[b]; ce; ce = next) {
+			next = ce->hnext;
+			if (ce->p == p)
+				cache_table_unlink(c, ce);
+		}
+	pthread_mutex_unlock(&c->lock);
+}
+
 /* ---- the refresher ---- */
 
 static bool cache_ce_refresh_due(const struct centry *ce, int64_t now)

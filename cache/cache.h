@@ -77,6 +77,10 @@ void cache_stored(struct cache *c, struct provider *p, const char *locator,
 void cache_forget(struct cache *c, const struct provider *p,
 		  const char *locator);
 
+/* Drop everything cached through p: a reload replaced or removed it. A
+ * refresh of p already under way finishes (p must stay alive). */
+void cache_forget_provider(struct cache *c, const struct provider *p);
+
 /* Make what is cached for locator (every params) due: the next read
  * revalidates it, and a failure still falls back to it within max_stale
  * (setfattr user.secretfs.refresh). */

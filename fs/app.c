@@ -33,17 +33,25 @@ enum app_via { VIA_CACHE, VIA_PROVIDER };
 int appfs_open(struct appfs *fs, const struct config *cfg, struct err *e)
 {
 	struct cache_conf cc = { APP_NEGATIVE_TTL_MS, cfg->cache_bytes };
+	struct appfs_next next;
 
 	memset(fs, 0, sizeof(*fs));
-	fs->cfg = cfg;
 	randombytes_buf(fs->fp_key, sizeof(fs->fp_key));
 	for (size_t i = 0; i < APP_WRITE_LOCKS; i++)
 		pthread_mutex_init(&fs->write_locks[i], NULL);
 	fs->cache = cache_new(&cc, e);
-	if (!fs->cache)
+	if (!fs->cache || appfs_prepare(fs, cfg, &next, e) < 0)
 		return -1;
-	fs->nprov = cfg->nproviders;
-	return provider_open_all(cfg->providers, cfg->nproviders, &fs->prov, e);
+	appfs_commit(fs, &next);
+	return 0;
+}
+
+static void appfs_close_providers(struct provider **p, size_t n)
+{
+	for (size_t i = 0; p && i < n; i++)
+		if (p[i])
+			provider_close(p[i]);
+	free(p);
 }
 
 void appfs_close(struct appfs *fs)
@@ -51,9 +59,95 @@ void appfs_close(struct appfs *fs)
 	/* the refresher calls providers: stop it first */
 	cache_free(fs->cache);
 	fs->cache = NULL;
-	provider_close_all(fs->prov, fs->nprov);
-	fs->prov = NULL;
-	fs->nprov = 0;
+	appfs_close_providers(fs->prov, fs->nprov);
+	appfs_close_providers(fs->retired, fs->nretired);
+	fs->prov = fs->retired = NULL;
+	fs->nprov = fs->nretired = 0;
+}
+
+/* The provider of the current configuration that section pc can keep. */
+static struct provider *appfs_kept(struct appfs *fs,
+				   const struct provider_conf *pc)
+{
+	for (size_t i = 0; fs->cfg && i < fs->nprov; i++)
+		if (provider_conf_same(&fs->cfg->providers[i], pc))
+			return fs->prov[i];
+	return NULL;
+}
+
+static bool appfs_in(struct provider *const *v, size_t n,
+		     const struct provider *p)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == p)
+			return true;
+	return false;
+}
+
+/* The providers of cfg: kept ones, and new ones in fresh[] too. */
+static int appfs_providers(struct appfs *fs, const struct config *cfg,
+			   struct provider **prov, struct provider **fresh,
+			   size_t *nfresh, struct err *e)
+{
+	for (size_t i = 0; i < cfg->nproviders; i++) {
+		const struct provider_conf *pc = &cfg->providers[i];
+
+		prov[i] = appfs_kept(fs, pc);
+		if (prov[i])
+			continue;
+		prov[i] = provider_open(pc, e);
+		if (!prov[i])
+			return -1;
+		fresh[(*nfresh)++] = prov[i];
+	}
+	return 0;
+}
+
+int appfs_prepare(struct appfs *fs, const struct config *cfg,
+		  struct appfs_next *next, struct err *e)
+{
+	size_t n = cfg->nproviders ? cfg->nproviders : 1;
+	struct provider **retired = realloc(fs->retired,
+		(fs->nretired + fs->nprov + 1) * sizeof(*retired));
+
+	memset(next, 0, sizeof(*next));
+	if (retired)
+		fs->retired = retired;	/* room for appfs_commit */
+	next->cfg = cfg;
+	next->prov = calloc(n, sizeof(*next->prov));
+	next->fresh = calloc(n, sizeof(*next->fresh));
+	if (!retired || !next->prov || !next->fresh) {
+		appfs_abort(next);
+		return err_oom(e);
+	}
+	if (appfs_providers(fs, cfg, next->prov, next->fresh, &next->nfresh, e) < 0) {
+		appfs_abort(next);
+		return -1;
+	}
+	return 0;
+}
+
+void appfs_abort(struct appfs_next *next)
+{
+	appfs_close_providers(next->fresh, next->nfresh);
+	free(next->prov);
+	memset(next, 0, sizeof(*next));
+}
+
+void appfs_commit(struct appfs *fs, struct appfs_next *next)
+{
+	for (size_t i = 0; i < fs->nprov; i++) {
+		if (appfs_in(next->prov, next->cfg->nproviders, fs->prov[i]))
+			continue;
+		cache_forget_provider(fs->cache, fs->prov[i]);
+		fs->retired[fs->nretired++] = fs->prov[i];
+	}
+	free(fs->prov);
+	free(next->fresh);
+	fs->prov = next->prov;
+	fs->nprov = next->cfg->nproviders;
+	fs->cfg = next->cfg;
+	memset(next, 0, sizeof(*next));
 }
 
 unsigned app_dir_mode(unsigned file_mode)
@@ -81,14 +175,26 @@ static const struct conf_mapping *app_mapping(const struct app_conf *app,
 	return NULL;
 }
 
+/* The index of the provider named name in fs->prov (which is in the
+ * order of the configuration's sections), or -1. */
+static ssize_t app_provider_index(const struct appfs *fs, const char *name)
+{
+	for (size_t i = 0; i < fs->nprov; i++)
+		if (!strcmp(fs->prov[i]->name, name))
+			return (ssize_t)i;
+	return -1;
+}
+
 static struct provider *app_provider(struct appfs *fs, const struct ref *r,
 				     struct err *e)
 {
-	struct provider *p = provider_find(fs->prov, fs->nprov, r->provider);
+	ssize_t i = app_provider_index(fs, r->provider);
 
-	if (!p)
+	if (i < 0) {
 		err_set(e, ERR_INVALID, "no provider '%s'", r->provider);
-	return p;
+		return NULL;
+	}
+	return fs->prov[i];
 }
 
 /* Name the reference a failure is about, once: the message of a provider
@@ -218,15 +324,12 @@ static int app_resolve(struct appfs *fs, const struct app_conf *app,
 static const struct conf_fernet *app_fernet(struct appfs *fs,
 					    const struct ref *r)
 {
-	struct provider *p;
+	ssize_t i;
 
 	if (r->kind != REF_PROVIDER || !fs->cfg->fernet)
 		return NULL;
-	p = provider_find(fs->prov, fs->nprov, r->provider);
-	/* providers are opened in the order of their sections */
-	if (!p || !fs->cfg->fernet[p - fs->prov].on)
-		return NULL;
-	return &fs->cfg->fernet[p - fs->prov];
+	i = app_provider_index(fs, r->provider);
+	return i >= 0 && fs->cfg->fernet[i].on ? &fs->cfg->fernet[i] : NULL;
 }
 
 /* The entry's reference without its field: what a message names. */
@@ -941,6 +1044,14 @@ int app_list(struct appfs *fs, const struct app_conf *app, struct strv *out,
 	bool exists;
 	int rc = app_fetch_store(fs, app, VIA_CACHE, &store, &exists, e);
 
+	/* a store that cannot be read now still leaves the declared files
+	 * (.env, env.* keys) to list: their reads say what is wrong */
+	if (rc < 0 && e->code != ERR_NOMEM) {
+		log_limited(LOG_LVL_WARN, "app %s: listing only its declared files: %s",
+			    app->name, e->msg);
+		err_clear(e);
+		rc = 0;
+	}
 	/* a kvmap with empty values is a sorted set of names */
 	for (size_t i = 0; rc == 0 && i < store.map.n; i++)
 		if (app_name_is_file(store.map.items[i].key))

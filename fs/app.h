@@ -31,8 +31,12 @@
 
 struct appfs {
 	const struct config *cfg;
-	struct provider *prov;
+	struct provider **prov;	/* one per cfg->providers, in its order */
 	size_t nprov;
+	/* replaced or removed by a reload: closed only at appfs_close, since
+	 * the cache's refresher may be fetching through one as it goes */
+	struct provider **retired;
+	size_t nretired;
 	struct cache *cache;
 	pthread_mutex_t write_locks[APP_WRITE_LOCKS];	/* by store entry */
 	/* keys the fingerprints of a .env's base: what an editor read is kept
@@ -43,6 +47,24 @@ struct appfs {
 
 int appfs_open(struct appfs *fs, const struct config *cfg, struct err *e);
 void appfs_close(struct appfs *fs);
+/* A reload in two steps, so that providers are created while requests
+ * still run: appfs_prepare keeps each provider whose section is unchanged
+ * (with what the cache holds of it) and creates every other; then either
+ * appfs_commit serves cfg from now on, retiring the providers no longer
+ * configured or replaced, with their cache entries - the caller keeping
+ * every other call out meanwhile, and cfg alive as long as fs - or
+ * appfs_abort closes what prepare created. One reload at a time. */
+struct appfs_next {
+	const struct config *cfg;
+	struct provider **prov;
+	struct provider **fresh;	/* created by prepare */
+	size_t nfresh;
+};
+
+int appfs_prepare(struct appfs *fs, const struct config *cfg,
+		  struct appfs_next *next, struct err *e);
+void appfs_commit(struct appfs *fs, struct appfs_next *next);
+void appfs_abort(struct appfs_next *next);
 
 /* The app's value set, what .env renders: the store's keys, then the
  * env.* mappings over them, generate: keys generated as a read generates

@@ -1370,3 +1370,50 @@ const struct app_conf *config_app(const struct config *c, const char *name)
 	return bsearch(&key, c->apps, c->napps, sizeof(*c->apps), config_app_cmp);
 }
 
+
+/* ---- comparing apps across a reload ---- */
+
+static bool config_ref_same(const struct config *ca, const struct ref *a,
+			    const struct config *cb, const struct ref *b)
+{
+	char ta[2048], tb[2048];
+	const struct provider_conf *pa, *pb;
+
+	ref_format(a, ta, sizeof(ta));
+	ref_format(b, tb, sizeof(tb));
+	if (a->kind != b->kind || strcmp(ta, tb))
+		return false;
+	if (a->kind != REF_PROVIDER)
+		return true;
+	pa = config_provider(ca, a->provider);
+	pb = config_provider(cb, b->provider);
+	return pa && pb && provider_conf_same(pa, pb);
+}
+
+static bool config_mappings_same(const struct config *ca,
+				 const struct conf_mapping *a, size_t na,
+				 const struct config *cb,
+				 const struct conf_mapping *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i].name, b[i].name) ||
+		    !config_ref_same(ca, &a[i].ref, cb, &b[i].ref))
+			return false;
+	return true;
+}
+
+bool config_app_same(const struct config *ca, const struct app_conf *a,
+		     const struct config *cb, const struct app_conf *b)
+{
+	if (strcmp(a->name, b->name) || a->uid != b->uid || a->gid != b->gid ||
+	    a->mode != b->mode || a->ttl_ms != b->ttl_ms ||
+	    a->refresh_ms != b->refresh_ms || a->max_stale_ms != b->max_stale_ms ||
+	    a->has_store != b->has_store)
+		return false;
+	if (a->has_store && !config_ref_same(ca, &a->store, cb, &b->store))
+		return false;
+	return config_mappings_same(ca, a->env, a->nenv, cb, b->env, b->nenv) &&
+	       config_mappings_same(ca, a->keys, a->nkeys, cb, b->keys, b->nkeys);
+}

@@ -82,4 +82,11 @@ const struct provider_conf *config_provider(const struct config *c,
 					    const char *name);
 const struct app_conf *config_app(const struct config *c, const char *name);
 
+/* Does app a of ca show what app b of cb shows: same owner, mode, cache
+ * policy and references, through providers configured the same? (A
+ * reload leaves such an app's files, and the kernel's view of them, as
+ * they are.) */
+bool config_app_same(const struct config *ca, const struct app_conf *a,
+		     const struct config *cb, const struct app_conf *b);
+
 #endif

@@ -95,24 +95,104 @@ static bool edit_reader_base(struct edit *ed, size_t app, pid_t pid,
 int edit_init(struct edit *ed, struct appfs *appfs, const struct config *cfg,
 	      edit_changed_fn *changed, void *ctx)
 {
+	struct err e = { 0 };
+
 	memset(ed, 0, sizeof(*ed));
 	ed->appfs = appfs;
-	ed->cfg = cfg;
 	ed->changed = changed;
 	ed->ctx = ctx;
-	ed->scratch = calloc(cfg->napps ? cfg->napps : 1, sizeof(*ed->scratch));
+	pthread_mutex_init(&ed->lock, NULL);
 	ed->readers = calloc(EDIT_READERS, sizeof(*ed->readers));
-	if (!ed->scratch || !ed->readers) {
-		free(ed->scratch);
-		free(ed->readers);
-		ed->scratch = NULL;
-		ed->readers = NULL;
+	if (!ed->readers || edit_set_config(ed, cfg, &e) < 0) {
+		edit_destroy(ed);
 		return -1;
 	}
-	for (size_t i = 0; i < cfg->napps; i++)
-		scratch_dir_init(&ed->scratch[i]);
-	pthread_mutex_init(&ed->lock, NULL);
 	return 0;
+}
+
+bool edit_slot_find(const struct edit *ed, const char *name, size_t *slot)
+{
+	for (size_t i = 0; i < ed->nslots; i++)
+		if (!strcmp(ed->slot_names[i], name)) {
+			*slot = i;
+			return true;
+		}
+	return false;
+}
+
+/* The slot of app name, made when it is new. */
+static int edit_slot(struct edit *ed, const char *name, size_t *slot)
+{
+	struct scratch_dir **sd;
+	char **names;
+	size_t n = ed->nslots;
+
+	if (edit_slot_find(ed, name, slot))
+		return 0;
+	names = realloc(ed->slot_names, (n + 1) * sizeof(*names));
+	if (names)
+		ed->slot_names = names;
+	sd = realloc(ed->scratch, (n + 1) * sizeof(*sd));
+	if (sd)
+		ed->scratch = sd;
+	if (!names || !sd || !(names[n] = strdup(name)))
+		return -1;
+	sd[n] = calloc(1, sizeof(**sd));
+	if (!sd[n]) {
+		free(names[n]);
+		return -1;
+	}
+	scratch_dir_init(sd[n]);
+	*slot = ed->nslots++;
+	return 0;
+}
+
+int edit_set_config(struct edit *ed, const struct config *cfg, struct err *e)
+{
+	size_t *slot_of = calloc(cfg->napps ? cfg->napps : 1, sizeof(*slot_of));
+	const struct app_conf **by_slot;
+
+	for (size_t i = 0; slot_of && i < cfg->napps; i++)
+		if (edit_slot(ed, cfg->apps[i].name, &slot_of[i]) < 0) {
+			free(slot_of);
+			return err_oom(e);
+		}
+	by_slot = slot_of ? calloc(ed->nslots ? ed->nslots : 1, sizeof(*by_slot)) : NULL;
+	if (!by_slot) {
+		free(slot_of);
+		return err_oom(e);
+	}
+	for (size_t i = 0; i < cfg->napps; i++)
+		by_slot[slot_of[i]] = &cfg->apps[i];
+	free(ed->slot_of);
+	free(ed->by_slot);
+	ed->slot_of = slot_of;
+	ed->by_slot = by_slot;
+	ed->cfg = cfg;
+	return 0;
+}
+
+const struct app_conf *edit_app(const struct edit *ed, size_t slot)
+{
+	return slot < ed->nslots ? ed->by_slot[slot] : NULL;
+}
+
+size_t edit_app_slot(const struct edit *ed, const struct app_conf *a)
+{
+	return ed->slot_of[a - ed->cfg->apps];
+}
+
+/* The config of slot app, or ERR_NOTFOUND: a reload removed it (from
+ * under a file still open). */
+static const struct app_conf *edit_conf(struct edit *ed, size_t app,
+					struct err *e)
+{
+	const struct app_conf *a = edit_app(ed, app);
+
+	if (!a)
+		err_set(e, ERR_NOTFOUND, "app %s is no longer configured",
+			app < ed->nslots ? ed->slot_names[app] : "?");
+	return a;
 }
 
 static void edit_changed(struct edit *ed, size_t app)
@@ -148,17 +228,22 @@ static void edit_handle_free(struct edit *ed, struct edit_handle *h)
 
 void edit_destroy(struct edit *ed)
 {
-	if (!ed->readers)
-		return;	/* edit_init failed */
 	while (ed->handles)
 		edit_handle_free(ed, ed->handles);
-	for (size_t i = 0; i < ed->cfg->napps; i++)
-		scratch_dir_destroy(&ed->scratch[i]);
+	for (size_t i = 0; i < ed->nslots; i++) {
+		scratch_dir_destroy(ed->scratch[i]);
+		free(ed->scratch[i]);
+		free(ed->slot_names[i]);
+	}
 	free(ed->scratch);
-	for (size_t i = 0; i < EDIT_READERS; i++)
+	free(ed->slot_names);
+	free(ed->slot_of);
+	free(ed->by_slot);
+	for (size_t i = 0; ed->readers && i < EDIT_READERS; i++)
 		kvmap_free(&ed->readers[i].base);
 	free(ed->readers);
 	pthread_mutex_destroy(&ed->lock);
+	memset(ed, 0, sizeof(*ed));
 }
 
 /* A handle, on the list of open handles so that an unmount with files
@@ -190,7 +275,7 @@ static struct edit_handle *edit_handle_new(struct edit *ed, size_t app,
 static int edit_handle_scratch(struct edit *ed, size_t app, const char *name,
 			       struct edit_handle **h, struct err *e)
 {
-	struct scratch_dir *sd = &ed->scratch[app];
+	struct scratch_dir *sd = ed->scratch[app];
 	struct scratch *s;
 	int rc = 0;
 
@@ -227,7 +312,7 @@ static struct edit_handle *edit_handle_open(struct edit *ed, size_t app,
 		err_oom(e);
 		return NULL;
 	}
-	if (app_read(ed->appfs, &ed->cfg->apps[app], name, &h->data,
+	if (app_read(ed->appfs, edit_app(ed, app), name, &h->data,
 		     base ? &h->base : NULL, e) < 0) {
 		edit_handle_free(ed, h);
 		return NULL;
@@ -380,8 +465,8 @@ static bool edit_take_commit(struct edit_handle *h, bool release,
 static int edit_commit(struct edit *ed, struct edit_handle *h, bool release,
 		       struct err *e)
 {
-	const struct app_conf *a = &ed->cfg->apps[h->app];
-	struct scratch_dir *sd = &ed->scratch[h->app];
+	const struct app_conf *a = edit_app(ed, h->app);
+	struct scratch_dir *sd = ed->scratch[h->app];
 	struct secbuf data = SECBUF_INIT, unused = SECBUF_INIT;
 	enum err_code failed = ERR_OK;
 	int rc;
@@ -393,7 +478,12 @@ static int edit_commit(struct edit *ed, struct edit_handle *h, bool release,
 		/* part of what the writer meant is missing: commit none of it */
 		secbuf_free(&data);
 		return err_set(e, failed, "app %s: %s: a write failed (%s); nothing was committed",
-			       a->name, h->name, err_code_name(failed));
+			       ed->slot_names[h->app], h->name, err_code_name(failed));
+	}
+	if (!a) {
+		/* a reload removed the app while the file was open */
+		secbuf_free(&data);
+		return edit_conf(ed, h->app, e) ? 0 : -1;
 	}
 	rc = app_write(ed->appfs, a, h->name, &h->base, data.data, data.len, e);
 	secbuf_free(&data);
@@ -462,7 +552,7 @@ int edit_truncate_name(struct edit *ed, size_t app, const char *name,
 int edit_may_create(struct edit *ed, size_t app, const char *name,
 		    struct err *e)
 {
-	const struct app_conf *a = &ed->cfg->apps[app];
+	const struct app_conf *a = edit_app(ed, app);
 
 	switch (scratch_name_kind(name)) {
 	case SCRATCH_NAME_INVALID:
@@ -489,8 +579,8 @@ static int edit_create_scratch(struct edit *ed, size_t app, const char *name,
 			       const struct edit_who *who, unsigned mode,
 			       bool new_key, struct err *e)
 {
-	const struct app_conf *a = &ed->cfg->apps[app];
-	struct scratch_dir *sd = &ed->scratch[app];
+	const struct app_conf *a = edit_app(ed, app);
+	struct scratch_dir *sd = ed->scratch[app];
 	struct secbuf text = SECBUF_INIT;
 	struct kvmap base = KVMAP_INIT;
 	struct err ignored = { 0 };
@@ -530,7 +620,7 @@ int edit_create(struct edit *ed, size_t app, const char *name,
 		rc = edit_handle_scratch(ed, app, name, &h, e);
 	if (rc == 0 && !h)	/* removed between the two */
 		rc = err_set(e, ERR_IO, "app %s: %s vanished as it was created",
-			     ed->cfg->apps[app].name, name);
+			     ed->slot_names[app], name);
 	if (rc == 0) {
 		h->pid = who->pid;
 		h->truncated = new_key;
@@ -546,15 +636,15 @@ int edit_may_unlink(struct edit *ed, size_t app, const char *name,
 
 	if (kind == SCRATCH_NAME_ENV || kind == SCRATCH_NAME_KEYS)
 		return err_set(e, ERR_PERM, "app %s: %s cannot be removed: removing keys is writing .env without them",
-			       ed->cfg->apps[app].name, name);
+			       ed->slot_names[app], name);
 	return 0;
 }
 
 int edit_unlink(struct edit *ed, size_t app, const char *name, struct err *e)
 {
-	const struct app_conf *a = &ed->cfg->apps[app];
+	const struct app_conf *a = edit_app(ed, app);
 	enum scratch_name_kind kind = scratch_name_kind(name);
-	struct scratch_dir *sd = &ed->scratch[app];
+	struct scratch_dir *sd = ed->scratch[app];
 	struct scratch *s;
 
 	if (edit_may_unlink(ed, app, name, e) < 0)
@@ -580,8 +670,8 @@ int edit_unlink(struct edit *ed, size_t app, const char *name, struct err *e)
 static int edit_rename_commit(struct edit *ed, size_t app, struct scratch *s,
 			      const char *to, pid_t pid, struct err *e)
 {
-	struct scratch_dir *sd = &ed->scratch[app];
-	const struct app_conf *a = &ed->cfg->apps[app];
+	struct scratch_dir *sd = ed->scratch[app];
+	const struct app_conf *a = edit_app(ed, app);
 	struct secbuf data = SECBUF_INIT;
 	struct kvmap base = KVMAP_INIT;
 	int rc = 0;
@@ -618,8 +708,8 @@ static int edit_rename_backup(struct edit *ed, size_t app, const char *from,
 			      const char *to, const struct edit_who *who,
 			      struct err *e)
 {
-	struct scratch_dir *sd = &ed->scratch[app];
-	const struct app_conf *a = &ed->cfg->apps[app];
+	struct scratch_dir *sd = ed->scratch[app];
+	const struct app_conf *a = edit_app(ed, app);
 	struct secbuf data = SECBUF_INIT;
 	struct scratch *s;
 	int rc = app_read(ed->appfs, a, from, &data, NULL, e);
@@ -643,7 +733,7 @@ static int edit_rename_backup(struct edit *ed, size_t app, const char *from,
 static int edit_rename_key_to_env(struct edit *ed, size_t app, const char *key,
 				  struct err *e)
 {
-	const struct app_conf *a = &ed->cfg->apps[app];
+	const struct app_conf *a = edit_app(ed, app);
 	struct secbuf text = SECBUF_INIT, unused = SECBUF_INIT;
 	struct kvmap base = KVMAP_INIT;
 	int rc = app_read(ed->appfs, a, key, &text, NULL, e);
@@ -681,14 +771,14 @@ static int edit_rename_app(struct edit *ed, size_t app, struct scratch *s,
 	if (kind == SCRATCH_NAME_ENV && scratch_name_kind(from) == SCRATCH_NAME_KEY)
 		return edit_rename_key_to_env(ed, app, from, e);
 	return err_set(e, ERR_PERM, "app %s: renaming %s to %s: keys are renamed by writing the new one and removing the old",
-		       ed->cfg->apps[app].name, from, to);
+		       ed->slot_names[app], from, to);
 }
 
 int edit_rename(struct edit *ed, size_t app, const char *from, const char *to,
 		bool noreplace, const struct edit_who *who, struct err *e)
 {
 	enum scratch_name_kind kind = scratch_name_kind(to);
-	struct scratch_dir *sd = &ed->scratch[app];
+	struct scratch_dir *sd = ed->scratch[app];
 	struct scratch *s, *dst;
 	int rc = 0;
 
@@ -716,7 +806,7 @@ int edit_rename(struct edit *ed, size_t app, const char *from, const char *to,
 
 bool edit_is_scratch_name(struct edit *ed, size_t app, const char *name)
 {
-	struct scratch_dir *sd = &ed->scratch[app];
+	struct scratch_dir *sd = ed->scratch[app];
 	bool found;
 
 	if (scratch_name_kind(name) == SCRATCH_NAME_TEMP)
@@ -743,7 +833,7 @@ static void edit_scratch_attr(const struct scratch *s, struct stat *st)
 bool edit_scratch_stat(struct edit *ed, size_t app, const char *name,
 		       struct stat *st)
 {
-	struct scratch_dir *sd = &ed->scratch[app];
+	struct scratch_dir *sd = ed->scratch[app];
 	struct scratch *s;
 
 	pthread_mutex_lock(&sd->lock);
@@ -767,7 +857,7 @@ bool edit_handle_stat(struct edit_handle *h, struct stat *st, size_t *size)
 int edit_scratch_chmod(struct edit *ed, size_t app, const char *name,
 		       unsigned mode, struct err *e)
 {
-	struct scratch_dir *sd = &ed->scratch[app];
+	struct scratch_dir *sd = ed->scratch[app];
 	struct scratch *s;
 	int rc = 0;
 
@@ -777,7 +867,7 @@ int edit_scratch_chmod(struct edit *ed, size_t app, const char *name,
 		s->mode = mode & 0600;
 	else
 		rc = err_set(e, ERR_PERM, "app %s: %s: mode %o: only a temporary file takes a mode, within 0600",
-			     ed->cfg->apps[app].name, name, mode);
+			     ed->slot_names[app], name, mode);
 	pthread_mutex_unlock(&sd->lock);
 	return rc;
 }
@@ -785,7 +875,7 @@ int edit_scratch_chmod(struct edit *ed, size_t app, const char *name,
 int edit_list_scratch(struct edit *ed, size_t app, struct strv *names,
 		      struct err *e)
 {
-	struct scratch_dir *sd = &ed->scratch[app];
+	struct scratch_dir *sd = ed->scratch[app];
 	int rc = 0;
 
 	pthread_mutex_lock(&sd->lock);

@@ -70,11 +70,17 @@ struct edit_reader;
 /* Told after a change reached the store: every file of app may differ. */
 typedef void edit_changed_fn(void *ctx, size_t app);
 
-/* The editing state of one mount. */
+/* The editing state of one mount. Apps are named by slot here and in
+ * every call below: an app name's slot is its for the life of the mount
+ * (fs/node.h numbers folders by it), whatever reloads add or remove. */
 struct edit {
 	struct appfs *appfs;
-	const struct config *cfg;
-	struct scratch_dir *scratch;	/* editors' temporary files, per app */
+	const struct config *cfg;	/* the configuration served now */
+	char **slot_names;	/* by slot, every app ever configured */
+	size_t nslots;
+	const struct app_conf **by_slot;	/* NULL: removed by a reload */
+	size_t *slot_of;	/* by index in cfg->apps */
+	struct scratch_dir **scratch;	/* editors' temporary files, by slot */
 	pthread_mutex_t lock;	/* readers and handles */
 	struct edit_reader *readers;	/* each process's last read of a .env */
 	struct edit_handle *handles;	/* open files */
@@ -84,6 +90,18 @@ struct edit {
 
 int edit_init(struct edit *ed, struct appfs *appfs, const struct config *cfg,
 	      edit_changed_fn *changed, void *ctx);
+/* Serve cfg from now on (a reload): apps new to the mount get slots.
+ * The caller keeps every other call out meanwhile, and cfg alive for as
+ * long as the edit. */
+int edit_set_config(struct edit *ed, const struct config *cfg, struct err *e);
+/* The config of slot's app; NULL when it is no longer configured. Calls
+ * below take slots whose app is configured, but for open handles, which
+ * a reload may have left without one (their commit then fails). */
+const struct app_conf *edit_app(const struct edit *ed, size_t slot);
+/* The slot app name has had, if any. */
+bool edit_slot_find(const struct edit *ed, const char *name, size_t *slot);
+/* The slot of a, one of cfg's apps. */
+size_t edit_app_slot(const struct edit *ed, const struct app_conf *a);
 /* Frees the handles still open too: at unmount the kernel sends no release. */
 void edit_destroy(struct edit *ed);
 

@@ -14,10 +14,35 @@ int node_init(struct node_table *t, size_t napps, time_t mounted,
 	memset(t, 0, sizeof(*t));
 	t->napps = napps;
 	t->mounted = mounted;
+	if (napps > NODE_APPS_MAX)
+		return err_set(e, ERR_INVALID, "more than %zu apps", NODE_APPS_MAX);
 	t->heads = calloc(napps ? napps : 1, sizeof(*t->heads));
 	if (!t->heads)
 		return err_oom(e);
 	pthread_mutex_init(&t->lock, NULL);
+	return 0;
+}
+
+int node_grow(struct node_table *t, size_t napps, struct err *e)
+{
+	struct node **heads;
+
+	if (napps > NODE_APPS_MAX)
+		return err_set(e, ERR_INVALID,
+			       "more than %zu apps over the life of the mount: remount",
+			       NODE_APPS_MAX);
+	pthread_mutex_lock(&t->lock);
+	if (napps > t->napps) {
+		heads = realloc(t->heads, napps * sizeof(*heads));
+		if (!heads) {
+			pthread_mutex_unlock(&t->lock);
+			return err_oom(e);
+		}
+		memset(heads + t->napps, 0, (napps - t->napps) * sizeof(*heads));
+		t->heads = heads;
+		t->napps = napps;
+	}
+	pthread_mutex_unlock(&t->lock);
 	return 0;
 }
 
@@ -40,9 +65,12 @@ void node_destroy(struct node_table *t)
 
 /* ---- numbers ---- */
 
+/* Fixed, not after the apps of the day: a reload that adds apps must not
+ * renumber any file. */
 static uint64_t node_first_file_ino(const struct node_table *t)
 {
-	return NODE_ROOT_INO + 1 + t->napps;
+	(void)t;
+	return NODE_ROOT_INO + 1 + NODE_APPS_MAX;
 }
 
 uint64_t node_app_ino(size_t app)
@@ -52,7 +80,9 @@ uint64_t node_app_ino(size_t app)
 
 bool node_app_dir(const struct node_table *t, uint64_t ino, size_t *app)
 {
-	if (ino <= NODE_ROOT_INO || ino >= node_first_file_ino(t))
+	/* napps grows only in a reload, while no request runs (ops.c) */
+	if (ino <= NODE_ROOT_INO || ino >= node_first_file_ino(t) ||
+	    ino - NODE_ROOT_INO - 1 >= t->napps)
 		return false;
 	*app = (size_t)(ino - NODE_ROOT_INO - 1);
 	return true;

@@ -1,8 +1,10 @@
 /* node.h - the inode numbers of a mount, below the FUSE adapter.
  *
- * NODE_ROOT_INO is the root, the next napps numbers the app folders (apps
- * are fixed at mount), then one number per (app, file name) ever looked
- * up, kept for the life of the mount so a name always has the same inode.
+ * NODE_ROOT_INO is the root, the next NODE_APPS_MAX numbers the app
+ * folders (one per app slot: an app name keeps its slot, and so its
+ * folder's inode, across reloads that add or remove other apps), then one
+ * number per (slot, file name) ever looked up, kept for the life of the
+ * mount so a name always has the same inode - a reload changes none.
  * Renames are followed, so the inode the kernel holds for a name stays
  * the one served for that name.
  *
@@ -24,6 +26,8 @@
 #include "../base/secmem.h"
 
 #define NODE_ROOT_INO 1
+/* app slots a mount can ever have (reloads included) */
+#define NODE_APPS_MAX ((size_t)1 << 16)
 
 /* A file's inode. The adapter reads ino, app and name; the rest is
  * node.c's, under the table's lock. */
@@ -53,11 +57,14 @@ struct node_table {
 
 int node_init(struct node_table *t, size_t napps, time_t mounted,
 	      struct err *e);
+/* Room for app slots up to napps (a reload added apps); never shrinks. */
+int node_grow(struct node_table *t, size_t napps, struct err *e);
 void node_destroy(struct node_table *t);
 
 /* The inode of app's folder. */
 uint64_t node_app_ino(size_t app);
-/* Is ino an app folder? Its app into *app when it is. */
+/* Is ino an app slot's folder? Its slot into *app when it is (the slot's
+ * app may since have been removed by a reload). */
 bool node_app_dir(const struct node_table *t, uint64_t ino, size_t *app);
 
 /* The file node of ino; NULL when ino is no file's. */

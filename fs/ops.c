@@ -8,7 +8,9 @@
  * folders, then one per (app, file name) ever looked up, kept for the
  * life of the mount), fs/edit.c (open files, writes and their commit,
  * renames, editors' scratch files), fs/xattr.c (user.secretfs.*), and
- * fs/app.c (what a file shows).
+ * fs/app.c (what a file shows). Apps are named by slot (fs/edit.h): a
+ * reload (ops_reload, at the end) swaps the configuration while every
+ * request is held off by reload_lock, which each table entry takes.
  *
  * Reads: open() takes a snapshot of the file, so a reader sees one version
  * from open to close. With the kernel cache (the default) a read-only open
@@ -35,7 +37,7 @@
 #include "xattr.h"
 
 #define OPS_ROOT_INO FUSE_ROOT_ID
-#define OPS_DIR_TIMEOUT 1.0	/* the tree of apps never changes under a mount */
+#define OPS_DIR_TIMEOUT 1.0	/* apps change only by a reload, which invalidates */
 
 _Static_assert(FUSE_ROOT_ID == NODE_ROOT_INO, "fs/node.h numbers FUSE's root");
 
@@ -46,19 +48,39 @@ static struct ops_fs *ops_fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-static bool ops_is_app(const struct ops_fs *ofs, fuse_ino_t ino)
+/* Is ino the folder of a configured app? Its slot into *slot when it is
+ * (a folder a reload removed is no folder any more). */
+static bool ops_slot(const struct ops_fs *ofs, fuse_ino_t ino, size_t *slot)
 {
-	size_t app;
-
-	return node_app_dir(&ofs->nodes, ino, &app);
+	return node_app_dir(&ofs->nodes, ino, slot) && edit_app(&ofs->edit, *slot);
 }
 
 /* The config of app folder ino; NULL when ino is no app folder. */
 static const struct app_conf *ops_app(const struct ops_fs *ofs, fuse_ino_t ino)
 {
-	size_t app;
+	size_t slot;
 
-	return node_app_dir(&ofs->nodes, ino, &app) ? &ofs->cfg->apps[app] : NULL;
+	return ops_slot(ofs, ino, &slot) ? edit_app(&ofs->edit, slot) : NULL;
+}
+
+static bool ops_is_app(const struct ops_fs *ofs, fuse_ino_t ino)
+{
+	return ops_app(ofs, ino) != NULL;
+}
+
+/* The config of slot's app; the slot is one a request found configured,
+ * which it stays until the request ends (reloads wait for requests). */
+static const struct app_conf *ops_conf(const struct ops_fs *ofs, size_t slot)
+{
+	return edit_app(&ofs->edit, slot);
+}
+
+/* The file node of ino, while its app is configured. */
+static struct node *ops_node(struct ops_fs *ofs, fuse_ino_t ino)
+{
+	struct node *n = node_find(&ofs->nodes, ino);
+
+	return n && ops_conf(ofs, n->app) ? n : NULL;
 }
 
 /* ---- keeping the kernel's cache right ----
@@ -82,7 +104,7 @@ static const struct app_conf *ops_app(const struct ops_fs *ofs, fuse_ino_t ino)
 static double ops_attr_timeout(const struct ops_fs *ofs, size_t app)
 {
 	if (ofs->no_open)
-		return ofs->cfg->apps[app].ttl_ms / 1000.0;
+		return ops_conf(ofs, app)->ttl_ms / 1000.0;
 	return OPS_CACHE_TIMEOUT;
 }
 
@@ -204,9 +226,14 @@ static void ops_on_changed(void *ctx, const struct provider *p,
 {
 	struct ops_fs *ofs = ctx;
 
-	for (size_t i = 0; i < ofs->cfg->napps; i++)
-		if (app_uses(&ofs->cfg->apps[i], p->name, locator))
-			ops_inval_app(ofs, i);
+	const struct config *cfg;
+
+	pthread_rwlock_rdlock(&ofs->reload_lock);
+	cfg = ofs->edit.cfg;
+	for (size_t i = 0; i < cfg->napps; i++)
+		if (app_uses(&cfg->apps[i], p->name, locator))
+			ops_inval_app(ofs, edit_app_slot(&ofs->edit, &cfg->apps[i]));
+	pthread_rwlock_unlock(&ofs->reload_lock);
 }
 
 /* ---- errors and attributes ---- */
@@ -236,13 +263,15 @@ static int ops_errno(const struct err *e)
 	return map[e->code];
 }
 
-/* Reply with the error, logged with its reason (which names the app). */
+/* Reply with the error, logged with its reason (which names the app and
+ * the reference): once per reason every LOG_LIMIT_S, however often a
+ * reader retries. */
 static void ops_reply_err(fuse_req_t req, const struct err *e)
 {
 	if (e->code == ERR_NOTFOUND)
 		log_debug("%s", e->msg);
 	else
-		log_error("%s", e->msg);
+		log_limited(LOG_LVL_ERROR, "%s", e->msg);
 	fuse_reply_err(req, ops_errno(e));
 }
 
@@ -265,7 +294,7 @@ static void ops_dir_attr(struct ops_fs *ofs, fuse_ino_t ino, struct stat *st)
 	st->st_mtime = st->st_ctime = st->st_atime = ofs->mounted;
 	if (ino == OPS_ROOT_INO) {
 		st->st_mode = S_IFDIR | 0555;
-		st->st_nlink += ofs->cfg->napps;
+		st->st_nlink += ofs->edit.cfg->napps;
 		return;
 	}
 	a = ops_app(ofs, ino);
@@ -277,7 +306,7 @@ static void ops_dir_attr(struct ops_fs *ofs, fuse_ino_t ino, struct stat *st)
 static void ops_file_attr(struct ops_fs *ofs, struct node *n, size_t size,
 			  struct stat *st)
 {
-	const struct app_conf *a = &ofs->cfg->apps[n->app];
+	const struct app_conf *a = ops_conf(ofs, n->app);
 	time_t mtime = node_mtime(&ofs->nodes, n);
 
 	memset(st, 0, sizeof(*st));
@@ -301,30 +330,66 @@ static bool ops_stat_scratch(struct ops_fs *ofs, fuse_ino_t ino, size_t app,
 	return true;
 }
 
-/* The attributes of a file: its size is what a read returns right now. */
-static int ops_stat_file(struct ops_fs *ofs, fuse_ino_t ino,
-			 struct node *n, struct stat *st, struct err *e)
+/* The attributes of a file: its size is what a read returns right now.
+ * A file whose value cannot be had now still exists (its name is
+ * declared, or its store listed it): it shows size 0, *failed is set,
+ * and the failure is logged - so ls -l and getfattr (user.secretfs.error)
+ * work on it while reads fail with the reason in the log. */
+static void ops_stat_file(struct ops_fs *ofs, fuse_ino_t ino,
+			  struct node *n, struct stat *st, bool *failed)
 {
 	struct secbuf data = SECBUF_INIT;
+	struct err e = { 0 };
 	int rc;
 
+	*failed = false;
 	if (ops_stat_scratch(ofs, ino, n->app, n->name, st))
-		return 0;
-	rc = app_read(ofs->appfs, &ofs->cfg->apps[n->app], n->name, &data,
-			  NULL, e);
+		return;
+	rc = app_read(ofs->appfs, ops_conf(ofs, n->app), n->name, &data,
+		      NULL, &e);
 	if (rc == 0 && node_observe(&ofs->nodes, n, &data))
 		ops_inval_queue(ofs, ino);	/* pages from before */
-	if (rc == 0)
-		ops_file_attr(ofs, n, data.len, st);
+	*failed = rc < 0;
+	if (rc < 0)
+		log_limited(LOG_LVL_ERROR, "%s", e.msg);
+	ops_file_attr(ofs, n, rc == 0 ? data.len : 0, st);
 	secbuf_free(&data);
-	return rc;
+}
+
+/* ---- debug: which request, on what (names, never values) ---- */
+
+/* "app/file", "app" or "/" for ino, into buf. */
+static const char *ops_path(struct ops_fs *ofs, fuse_ino_t ino, char *buf,
+			    size_t size)
+{
+	struct node *n = ops_node(ofs, ino);
+	const struct app_conf *a = n ? ops_conf(ofs, n->app) : ops_app(ofs, ino);
+
+	if (n)
+		snprintf(buf, size, "%s/%s", a->name, n->name);
+	else
+		snprintf(buf, size, "%s", a ? a->name : "/");
+	return buf;
+}
+
+/* One debug line per request that names something: who, what, on what. */
+static void ops_debug(fuse_req_t req, const char *op, fuse_ino_t ino,
+		      const char *name)
+{
+	char path[512];
+
+	if (!log_debug_on())
+		return;
+	log_debug("pid %d: %s %s%s%s", (int)fuse_req_ctx(req)->pid, op,
+		  ops_path(ops_fs_of(req), ino, path, sizeof(path)),
+		  name ? " " : "", name ? name : "");
 }
 
 /* ---- lookup and attributes ---- */
 
 static void ops_lookup_app(fuse_req_t req, struct ops_fs *ofs, const char *name)
 {
-	const struct app_conf *a = config_app(ofs->cfg, name);
+	const struct app_conf *a = config_app(ofs->edit.cfg, name);
 	struct fuse_entry_param ep = { .attr_timeout = OPS_DIR_TIMEOUT,
 				       .entry_timeout = OPS_DIR_TIMEOUT };
 
@@ -332,7 +397,7 @@ static void ops_lookup_app(fuse_req_t req, struct ops_fs *ofs, const char *name)
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	ep.ino = node_app_ino((size_t)(a - ofs->cfg->apps));
+	ep.ino = node_app_ino(edit_app_slot(&ofs->edit, a));
 	ops_dir_attr(ofs, ep.ino, &ep.attr);
 	fuse_reply_entry(req, &ep);
 }
@@ -360,12 +425,14 @@ static void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct node *n;
 	struct err e = { 0 };
 	size_t app;
+	bool failed;
 
+	ops_debug(req, "lookup", parent, name);
 	if (parent == OPS_ROOT_INO) {
 		ops_lookup_app(req, ofs, name);
 		return;
 	}
-	if (!node_app_dir(&ofs->nodes, parent, &app)) {
+	if (!ops_slot(ofs, parent, &app)) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
@@ -373,7 +440,7 @@ static void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		ops_lookup_scratch(req, ofs, app, name);
 		return;
 	}
-	if (app_lookup(ofs->appfs, &ofs->cfg->apps[app], name, &e) < 0) {
+	if (app_lookup(ofs->appfs, ops_conf(ofs, app), name, &e) < 0) {
 		ops_reply_err(req, &e);
 		return;
 	}
@@ -383,13 +450,11 @@ static void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	ep.ino = n->ino;
-	if (ops_stat_file(ofs, ep.ino, n, &ep.attr, &e) < 0) {
-		ops_reply_err(req, &e);
-		return;
-	}
-	/* names only change by our own renames, which move the nodes */
-	ep.entry_timeout = OPS_CACHE_TIMEOUT;
-	ep.attr_timeout = ops_attr_timeout(ofs, app);
+	ops_stat_file(ofs, ep.ino, n, &ep.attr, &failed);
+	/* names only change by our own renames, which move the nodes; a
+	 * failed file's size 0 must not outlive the failure */
+	ep.entry_timeout = failed ? 0 : OPS_CACHE_TIMEOUT;
+	ep.attr_timeout = failed ? 0 : ops_attr_timeout(ofs, app);
 	fuse_reply_entry(req, &ep);
 }
 
@@ -398,15 +463,15 @@ static void ops_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	struct ops_fs *ofs = ops_fs_of(req);
 	struct node *n;
 	struct stat st;
-	struct err e = { 0 };
 	size_t size;
+	bool failed = false;
 
 	if (ino == OPS_ROOT_INO || ops_is_app(ofs, ino)) {
 		ops_dir_attr(ofs, ino, &st);
 		fuse_reply_attr(req, &st, OPS_DIR_TIMEOUT);
 		return;
 	}
-	n = node_find(&ofs->nodes, ino);
+	n = ops_node(ofs, ino);
 	if (!n) {
 		fuse_reply_err(req, ENOENT);
 		return;
@@ -417,11 +482,11 @@ static void ops_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 			st.st_ino = ino;
 		else
 			ops_file_attr(ofs, n, size, &st);
-	} else if (ops_stat_file(ofs, ino, n, &st, &e) < 0) {
-		ops_reply_err(req, &e);
-		return;
+	} else {
+		ops_stat_file(ofs, ino, n, &st, &failed);
 	}
-	fuse_reply_attr(req, &st, fi && fi->fh ? 0 : ops_attr_timeout(ofs, n->app));
+	fuse_reply_attr(req, &st, (fi && fi->fh) || failed ? 0 :
+			ops_attr_timeout(ofs, n->app));
 }
 
 /* ---- folders ---- */
@@ -433,14 +498,15 @@ static void ops_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	struct err e = { 0 };
 	int rc = names ? 0 : err_oom(&e);
 	size_t app;
-	bool is_app = node_app_dir(&ofs->nodes, ino, &app);
+	bool is_app = ops_slot(ofs, ino, &app);
 
+	ops_debug(req, "opendir", ino, NULL);
 	/* the listing is taken once, so readdir's offsets stay valid */
-	for (size_t i = 0; rc == 0 && ino == OPS_ROOT_INO && i < ofs->cfg->napps; i++)
-		if (strv_push(names, ofs->cfg->apps[i].name) < 0)
+	for (size_t i = 0; rc == 0 && ino == OPS_ROOT_INO && i < ofs->edit.cfg->napps; i++)
+		if (strv_push(names, ofs->edit.cfg->apps[i].name) < 0)
 			rc = err_oom(&e);
 	if (rc == 0 && is_app)
-		rc = app_list(ofs->appfs, &ofs->cfg->apps[app], names, &e);
+		rc = app_list(ofs->appfs, ops_conf(ofs, app), names, &e);
 	if (rc == 0 && is_app)
 		rc = edit_list_scratch(&ofs->edit, app, names, &e);
 	if (rc < 0) {
@@ -468,8 +534,8 @@ static fuse_ino_t ops_dirent_ino(struct ops_fs *ofs, fuse_ino_t ino, size_t i,
 		return ino;
 	if (i == 1)
 		return OPS_ROOT_INO;
-	if (!node_app_dir(&ofs->nodes, ino, &app))
-		return node_app_ino(i - 2);	/* the root lists every app in order */
+	if (!node_app_dir(&ofs->nodes, ino, &app))	/* the root */
+		return edit_slot_find(&ofs->edit, name, &app) ? node_app_ino(app) : 0;
 	n = node_get(&ofs->nodes, app, name, &e);
 	return n ? n->ino : 0;
 }
@@ -527,11 +593,12 @@ static struct edit_who ops_who(fuse_req_t req)
 static void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct ops_fs *ofs = ops_fs_of(req);
-	struct node *n = node_find(&ofs->nodes, ino);
+	struct node *n = ops_node(ofs, ino);
 	struct edit_who who = ops_who(req);
 	struct edit_handle *h;
 	struct err e = { 0 };
 
+	ops_debug(req, fi->flags & O_ACCMODE ? "open for writing" : "open", ino, NULL);
 	if (ofs->no_open && n) {
 		/* the kernel stops sending opens: reads come straight from its
 		 * page cache, kept right by invalidation */
@@ -581,13 +648,13 @@ static void ops_read_unopened(fuse_req_t req, fuse_ino_t ino, size_t size,
 			      off_t off)
 {
 	struct ops_fs *ofs = ops_fs_of(req);
-	struct node *n = node_find(&ofs->nodes, ino);
+	struct node *n = ops_node(ofs, ino);
 	struct secbuf data = SECBUF_INIT;
 	struct err e = { 0 };
 
 	if (!n) {
 		fuse_reply_err(req, ENOENT);
-	} else if (app_read(ofs->appfs, &ofs->cfg->apps[n->app], n->name, &data,
+	} else if (app_read(ofs->appfs, ops_conf(ofs, n->app), n->name, &data,
 			    NULL, &e) < 0) {
 		ops_reply_err(req, &e);
 	} else {
@@ -669,7 +736,7 @@ static int ops_set_owner_mode(struct ops_fs *ofs, fuse_ino_t ino,
 			      const struct stat *attr, int to_set)
 {
 	struct stat cur;
-	struct node *n = node_find(&ofs->nodes, ino);
+	struct node *n = ops_node(ofs, ino);
 	struct err e = { 0 };
 
 	if (!(to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
@@ -695,7 +762,7 @@ static void ops_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			int to_set, struct fuse_file_info *fi)
 {
 	struct ops_fs *ofs = ops_fs_of(req);
-	struct node *n = node_find(&ofs->nodes, ino);
+	struct node *n = ops_node(ofs, ino);
 	struct edit_handle *h = fi && fi->fh ? (struct edit_handle *)(uintptr_t)fi->fh : NULL;
 	struct err e = { 0 };
 	int rc = ops_set_owner_mode(ofs, ino, attr, to_set);
@@ -732,7 +799,8 @@ static void ops_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct err e = { 0 };
 	size_t app;
 
-	if (!node_app_dir(&ofs->nodes, parent, &app)) {
+	ops_debug(req, "create", parent, name);
+	if (!ops_slot(ofs, parent, &app)) {
 		fuse_reply_err(req, parent == OPS_ROOT_INO ? EPERM : ENOTDIR);
 		return;
 	}
@@ -767,7 +835,8 @@ static void ops_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct err e = { 0 };
 	size_t app;
 
-	if (!node_app_dir(&ofs->nodes, parent, &app))
+	ops_debug(req, "unlink", parent, name);
+	if (!ops_slot(ofs, parent, &app))
 		fuse_reply_err(req, parent == OPS_ROOT_INO ? EPERM : ENOTDIR);
 	else if (edit_may_unlink(&ofs->edit, app, name, &e) < 0)
 		ops_reply_refusal(req, &e);
@@ -786,7 +855,8 @@ static void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct err e = { 0 };
 	size_t app;
 
-	if (!node_app_dir(&ofs->nodes, parent, &app) || newparent != parent) {
+	ops_debug(req, "rename", parent, name);
+	if (!ops_slot(ofs, parent, &app) || newparent != parent) {
 		fuse_reply_err(req, EXDEV);	/* mv copies and unlinks instead */
 		return;
 	}
@@ -826,7 +896,7 @@ static void ops_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	const char *names = "";
 	size_t len = 0;
 
-	if (node_find(&ofs->nodes, ino))
+	if (ops_node(ofs, ino))
 		names = xattr_names(&len);
 	ops_reply_xattr(req, names, len, size);
 }
@@ -835,10 +905,11 @@ static void ops_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			 size_t size)
 {
 	struct ops_fs *ofs = ops_fs_of(req);
-	struct node *n = node_find(&ofs->nodes, ino);
+	struct node *n = ops_node(ofs, ino);
 	struct xattr_value v;
 	struct err e = { 0 };
 
+	ops_debug(req, "getxattr", ino, name);
 	if (!n) {
 		fuse_reply_err(req, ENODATA);
 		return;
@@ -857,12 +928,13 @@ static void ops_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			 const char *value, size_t size, int flags)
 {
 	struct ops_fs *ofs = ops_fs_of(req);
-	struct node *n = node_find(&ofs->nodes, ino);
+	struct node *n = ops_node(ofs, ino);
 	const char *file = n ? n->name : NULL;
 	size_t app = n ? n->app : 0;
 	struct err e = { 0 };
 
-	if (!n && !node_app_dir(&ofs->nodes, ino, &app)) {
+	ops_debug(req, "setxattr", ino, name);
+	if (!n && !ops_slot(ofs, ino, &app)) {
 		fuse_reply_err(req, ENOTSUP);
 		return;
 	}
@@ -907,9 +979,36 @@ static void ops_init(void *userdata, struct fuse_conn_info *conn)
 #define OPS_WIPED(op, params, args)		\
 	static void op##_wiped params		\
 	{					\
+		struct ops_fs *ofs_ = ops_fs_of(req);	\
+		pthread_rwlock_rdlock(&ofs_->reload_lock);	\
 		op args;			\
+		pthread_rwlock_unlock(&ofs_->reload_lock);	\
 		secmem_stack_wipe_deep();	\
 	}
+
+/* Requests that touch no value but read the configuration: held off
+ * while a reload swaps it, as the wiped ones are. */
+#define OPS_LOCKED(op, params, args)		\
+	static void op##_locked params		\
+	{					\
+		struct ops_fs *ofs_ = ops_fs_of(req);	\
+		pthread_rwlock_rdlock(&ofs_->reload_lock);	\
+		op args;			\
+		pthread_rwlock_unlock(&ofs_->reload_lock);	\
+	}
+
+OPS_LOCKED(ops_opendir, (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
+	   (req, ino, fi))
+OPS_LOCKED(ops_readdir, (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			 struct fuse_file_info *fi),
+	   (req, ino, size, off, fi))
+OPS_LOCKED(ops_unlink, (fuse_req_t req, fuse_ino_t parent, const char *name),
+	   (req, parent, name))
+OPS_LOCKED(ops_getxattr, (fuse_req_t req, fuse_ino_t ino, const char *name,
+			  size_t size),
+	   (req, ino, name, size))
+OPS_LOCKED(ops_listxattr, (fuse_req_t req, fuse_ino_t ino, size_t size),
+	   (req, ino, size))
 
 OPS_WIPED(ops_lookup, (fuse_req_t req, fuse_ino_t parent, const char *name),
 	  (req, parent, name))
@@ -946,8 +1045,8 @@ const struct fuse_lowlevel_ops ops_table = {
 	.lookup = ops_lookup_wiped,
 	.getattr = ops_getattr_wiped,
 	.setattr = ops_setattr_wiped,
-	.opendir = ops_opendir,
-	.readdir = ops_readdir,
+	.opendir = ops_opendir_locked,
+	.readdir = ops_readdir_locked,
 	.releasedir = ops_releasedir,
 	.open = ops_open_wiped,
 	.read = ops_read_wiped,
@@ -956,10 +1055,10 @@ const struct fuse_lowlevel_ops ops_table = {
 	.fsync = ops_fsync_wiped,
 	.release = ops_release_wiped,
 	.create = ops_create_wiped,
-	.unlink = ops_unlink,
+	.unlink = ops_unlink_locked,
 	.rename = ops_rename_wiped,
-	.getxattr = ops_getxattr,
-	.listxattr = ops_listxattr,
+	.getxattr = ops_getxattr_locked,
+	.listxattr = ops_listxattr_locked,
 	.setxattr = ops_setxattr_wiped,
 };
 
@@ -973,10 +1072,19 @@ int ops_fs_init(struct ops_fs *ofs, struct appfs *appfs, const struct config *cf
 {
 	struct err e = { 0 };
 
+	pthread_rwlockattr_t attr;
+
 	memset(ofs, 0, sizeof(*ofs));
 	ofs->appfs = appfs;
-	ofs->cfg = cfg;
 	ofs->mounted = time(NULL);
+	/* readers never stop arriving: a reload waiting for them must hold
+	 * new ones off, or it would wait for ever (requests never take the
+	 * lock twice, so this cannot deadlock one) */
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr,
+		PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&ofs->reload_lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
 	if (node_init(&ofs->nodes, cfg->napps, ofs->mounted, &e) < 0)
 		return -1;
 	return edit_init(&ofs->edit, appfs, cfg, ops_on_edit, ofs);
@@ -1015,4 +1123,104 @@ void ops_fs_destroy(struct ops_fs *ofs)
 	free(ofs->inval.q);
 	node_destroy(&ofs->nodes);
 	edit_destroy(&ofs->edit);
+	for (size_t i = 0; i < ofs->ncfgs; i++) {
+		config_free(ofs->cfgs[i]);
+		free(ofs->cfgs[i]);
+	}
+	free(ofs->cfgs);
+	pthread_rwlock_destroy(&ofs->reload_lock);
+}
+
+/* ---- reload ---- */
+
+/* The configuration at path, kept until unmount. */
+static struct config *ops_reload_read(struct ops_fs *ofs, const char *path,
+				      struct err *e)
+{
+	struct config *c = calloc(1, sizeof(*c));
+	struct config **v = realloc(ofs->cfgs, (ofs->ncfgs + 1) * sizeof(*v));
+
+	if (v)
+		ofs->cfgs = v;
+	if (!c || !v) {
+		free(c);
+		err_oom(e);
+		return NULL;
+	}
+	if (config_load(path, c, e) < 0) {
+		config_free(c);
+		free(c);
+		return NULL;
+	}
+	v[ofs->ncfgs++] = c;
+	return c;
+}
+
+/* Swap next in, with every request held off; its providers are made
+ * before, while requests run. */
+static int ops_reload_swap(struct ops_fs *ofs, const struct config *next,
+			   struct err *e)
+{
+	struct appfs_next an;
+	int rc = appfs_prepare(ofs->appfs, next, &an, e);
+
+	if (rc < 0)
+		return -1;
+	pthread_rwlock_wrlock(&ofs->reload_lock);
+	/* what can fail must fail before anything changed */
+	rc = node_grow(&ofs->nodes, ofs->edit.nslots + next->napps, e);
+	if (rc == 0)
+		rc = edit_set_config(&ofs->edit, next, e);
+	if (rc == 0)
+		appfs_commit(ofs->appfs, &an);
+	pthread_rwlock_unlock(&ofs->reload_lock);
+	if (rc < 0)
+		appfs_abort(&an);
+	return rc;
+}
+
+/* What the kernel holds of apps that changed: their folders, files and
+ * names. Outside the lock: the kernel may wait for a request that waits
+ * for it. */
+static size_t ops_reload_inval(struct ops_fs *ofs, const struct config *prev)
+{
+	const struct config *next = ofs->edit.cfg;
+	size_t changed = 0;
+
+	for (size_t slot = 0; slot < ofs->edit.nslots; slot++) {
+		const char *name = ofs->edit.slot_names[slot];
+		const struct app_conf *a = config_app(prev, name);
+		const struct app_conf *b = edit_app(&ofs->edit, slot);
+
+		if (!a && !b)
+			continue;
+		if (a && b && config_app_same(prev, a, next, b))
+			continue;
+		changed++;
+		ops_inval_app(ofs, slot);
+		ops_inval_queue(ofs, (fuse_ino_t)node_app_ino(slot));
+		if (!b && ofs->se)
+			fuse_lowlevel_notify_inval_entry(ofs->se, OPS_ROOT_INO,
+							 name, strlen(name));
+	}
+	ops_inval_queue(ofs, OPS_ROOT_INO);
+	return changed;
+}
+
+int ops_reload(struct ops_fs *ofs, const char *path, struct err *e)
+{
+	const struct config *prev = ofs->edit.cfg;
+	struct config *next = ops_reload_read(ofs, path, e);
+	size_t changed;
+
+	if (!next)
+		return -1;
+	if (next->cache_bytes != prev->cache_bytes)
+		log_warn("%s: cache_size takes effect at the next mount", path);
+	if (ops_reload_swap(ofs, next, e) < 0)
+		return -1;
+	changed = ops_reload_inval(ofs, prev);
+	log_info("reloaded %s: %zu apps, %zu of them added, removed or changed",
+		 path, next->napps, changed);
+	return 0;
 }

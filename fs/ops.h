@@ -31,7 +31,13 @@ struct ops_inval {
 /* The state behind one mount; the userdata of the FUSE session. */
 struct ops_fs {
 	struct appfs *appfs;
-	const struct config *cfg;
+	/* every request holds it to read, a reload to write: a request sees
+	 * one configuration from start to end (the one in edit.cfg) */
+	pthread_rwlock_t reload_lock;
+	/* the configurations reloads read: freed at unmount, since providers
+	 * kept across a reload may hold on to their sections' text */
+	struct config **cfgs;
+	size_t ncfgs;
 	time_t mounted;		/* mtime of the folders */
 	struct node_table nodes;	/* inodes, and what the kernel saw */
 	struct edit edit;	/* open files, scratch files, merge bases */
@@ -52,5 +58,14 @@ int ops_start(struct ops_fs *ofs, struct fuse_session *se, struct err *e);
 /* Before the session goes: stop the invalidation thread. */
 void ops_stop(struct ops_fs *ofs);
 void ops_fs_destroy(struct ops_fs *ofs);
+
+/* Read the configuration at path and serve it from now on, mounted as it
+ * is: apps added, removed and changed, providers whose section changed
+ * re-created, every other app, open file and inode number untouched.
+ * Requests wait while the new configuration is swapped in (not while it
+ * is read and its providers created). On any error (e->msg: file:line:
+ * what) the running configuration stays. From any thread but a request
+ * handler (main.c: SIGHUP). */
+int ops_reload(struct ops_fs *ofs, const char *path, struct err *e);
 
 #endif

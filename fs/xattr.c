@@ -52,7 +52,7 @@ int xattr_get(struct edit *ed, size_t app, const char *name, const char *attr,
 	if (strncmp(attr, XATTR_PREFIX, XATTR_PREFIX_LEN) ||
 	    edit_scratch_stat(ed, app, name, NULL))
 		return xattr_none(attr, e);
-	if (app_meta(ed->appfs, &ed->cfg->apps[app], name, &meta, e) < 0)
+	if (app_meta(ed->appfs, edit_app(ed, app), name, &meta, e) < 0)
 		return -1;
 	v = xattr_field(&meta, attr + XATTR_PREFIX_LEN, age, sizeof(age));
 	if (!v)
@@ -67,7 +67,7 @@ int xattr_get(struct edit *ed, size_t app, const char *name, const char *attr,
 int xattr_may_set(struct edit *ed, size_t app, const char *name,
 		  const char *attr, struct err *e)
 {
-	const char *app_name = ed->cfg->apps[app].name;
+	const char *app_name = ed->slot_names[app];
 
 	if (!strcmp(attr, XATTR_PREFIX "refresh"))
 		return 0;
@@ -84,7 +84,7 @@ int xattr_may_set(struct edit *ed, size_t app, const char *name,
 int xattr_set(struct edit *ed, size_t app, const char *name, const char *attr,
 	      struct err *e)
 {
-	const struct app_conf *conf = &ed->cfg->apps[app];
+	const struct app_conf *conf = edit_app(ed, app);
 
 	if (xattr_may_set(ed, app, name, attr, e) < 0)
 		return -1;

@@ -119,8 +119,12 @@ const struct provider_ops *provider_ops_find(const char *type);
 int provider_open_all(const struct provider_conf *confs, size_t n,
 		      struct provider **out, struct err *e);
 void provider_close_all(struct provider *p, size_t n);
-struct provider *provider_find(struct provider *p, size_t n,
-			       const char *name);
+/* One provider, on its own (a reload replaces providers one by one). */
+struct provider *provider_open(const struct provider_conf *pc, struct err *e);
+void provider_close(struct provider *p);
+/* Do a and b configure the same provider (name, type, every option)? */
+bool provider_conf_same(const struct provider_conf *a,
+			const struct provider_conf *b);
 
 void entry_free(struct entry *en);
 

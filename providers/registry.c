@@ -61,6 +61,20 @@ int provider_open_all(const struct provider_conf *confs, size_t n,
 	return 0;
 }
 
+struct provider *provider_open(const struct provider_conf *pc, struct err *e)
+{
+	struct provider *p;
+
+	if (provider_open_all(pc, 1, &p, e) < 0)
+		return NULL;
+	return p;
+}
+
+void provider_close(struct provider *p)
+{
+	provider_close_all(p, 1);
+}
+
 void provider_close_all(struct provider *p, size_t n)
 {
 	for (size_t i = 0; p && i < n; i++) {
@@ -69,14 +83,6 @@ void provider_close_all(struct provider *p, size_t n)
 		free(p[i].name);
 	}
 	free(p);
-}
-
-struct provider *provider_find(struct provider *p, size_t n, const char *name)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!strcmp(p[i].name, name))
-			return &p[i];
-	return NULL;
 }
 
 void entry_free(struct entry *en)
@@ -91,4 +97,17 @@ const char *conf_opt_get(const struct provider_conf *p, const char *key)
 		if (!strcmp(p->opts[i].key, key))
 			return p->opts[i].value;
 	return NULL;
+}
+
+bool provider_conf_same(const struct provider_conf *a,
+			const struct provider_conf *b)
+{
+	if (strcmp(a->name, b->name) || strcmp(a->type, b->type) ||
+	    a->nopts != b->nopts || a->request_timeout_ms != b->request_timeout_ms)
+		return false;
+	for (size_t i = 0; i < a->nopts; i++)
+		if (strcmp(a->opts[i].key, b->opts[i].key) ||
+		    strcmp(a->opts[i].value, b->opts[i].value))
+			return false;
+	return true;
 }

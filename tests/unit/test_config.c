@@ -630,10 +630,54 @@ static void test_durations(void **state)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
+/* ---- config_app_same: what a reload leaves alone ---- */
+
+static void load_app_a(struct config *c, const char *prov, const char *app)
+{
+	char text[1024];
+
+	snprintf(text, sizeof(text), "%s[app a]\n%s", prov, app);
+	put("secretfs.conf", text);
+	load_ok(c);
+}
+
+static void test_app_same_across_reload(void **state)
+{
+	static const char *a = "store = local://x\nenv.K = local://y#K\n";
+	static const char *changed[] = {
+		"store = local://x\nenv.K = local://y#K\nmode = 0440\n",
+		"store = local://x\nenv.K = local://y#K\nttl = 7s\n",
+		"store = local://z\nenv.K = local://y#K\n",
+		"store = local://x\nenv.K = local://y#L\n",
+		"store = local://x\n",
+	};
+	struct config c1 = { 0 }, c2 = { 0 };
+
+	(void)state;
+	load_app_a(&c1, PROV, a);
+	load_app_a(&c2, PROV "[app other]\nstore = local://o\n", a);
+	assert_true(config_app_same(&c1, config_app(&c1, "a"), &c2, config_app(&c2, "a")));
+	config_free(&c2);
+	/* the same text through a provider configured otherwise */
+	memset(&c2, 0, sizeof(c2));
+	load_app_a(&c2, "[provider local]\ntype = file\ndirectory = /tmp/other\n", a);
+	assert_false(config_app_same(&c1, config_app(&c1, "a"), &c2, config_app(&c2, "a")));
+	config_free(&c2);
+	for (size_t i = 0; i < sizeof(changed) / sizeof(changed[0]); i++) {
+		memset(&c2, 0, sizeof(c2));
+		load_app_a(&c2, PROV, changed[i]);
+		assert_false(config_app_same(&c1, config_app(&c1, "a"), &c2,
+					     config_app(&c2, "a")));
+		config_free(&c2);
+	}
+	config_free(&c1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_full),
+		T(test_app_same_across_reload),
 		T(test_defaults_and_no_confd),
 		T(test_global_override),
 		T(test_line_length),

@@ -526,9 +526,63 @@ static void test_rename_refusals(void **state)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
+/* ---- reload: slots outlive the apps of one configuration ---- */
+
+static void test_slots_across_configs(void **state)
+{
+	struct fixture *fx = *state;
+	struct config next = { 0 };
+	struct appfs_next an;
+	struct edit_handle *h;
+	struct edit_who who = { .pid = 77 };
+	char text[1024], path[128];
+	struct err e = { 0 };
+	size_t slot;
+
+	/* a file of billing open across the reload that removes billing */
+	assert_int_equal(edit_open(&fx->ed, APP, ".env", &who, O_RDWR, &h, &e), 0);
+	snprintf(text, sizeof(text),
+		 "[provider local]\ntype = file\ndirectory = %s/store\n"
+		 "[app aaa]\nstore = local://billing\n"
+		 "[app ro]\nenv.DB = local://billing#DB\n", fx->dir);
+	write_file(fx->dir, "next.conf", text);
+	snprintf(path, sizeof(path), "%s/next.conf", fx->dir);
+	assert_int_equal(config_load(path, &next, &e), 0);
+	assert_int_equal(appfs_prepare(&fx->fs, &next, &an, &e), 0);
+	/* the provider's section did not change: the same provider kept */
+	assert_ptr_equal(an.prov[0], fx->fs.prov[0]);
+	assert_int_equal(an.nfresh, 0);
+	assert_int_equal(edit_set_config(&fx->ed, &next, &e), 0);
+	appfs_commit(&fx->fs, &an);
+
+	/* billing's slot is empty, ro kept its slot, aaa got a new one */
+	assert_null(edit_app(&fx->ed, APP));
+	assert_true(edit_slot_find(&fx->ed, "ro", &slot));
+	assert_string_equal(edit_app(&fx->ed, slot)->name, "ro");
+	assert_int_equal(edit_app_slot(&fx->ed, config_app(&next, "ro")), slot);
+	assert_true(edit_slot_find(&fx->ed, "aaa", &slot));
+	assert_int_equal(slot, 2);
+	/* the open file still reads its snapshot; its commit says why not */
+	assert_non_null(strstr(edit_lock(h)->data, "DB="));
+	edit_unlock(h);
+	assert_int_equal(edit_write(h, "DB='b'\n", 7, 0, &e), 0);
+	assert_int_equal(edit_flush(&fx->ed, h, &e), -1);
+	assert_non_null(strstr(e.msg, "billing is no longer configured"));
+	err_clear(&e);
+	edit_release(&fx->ed, h, &e);
+
+	/* back to the first configuration: billing gets its slot back */
+	assert_int_equal(appfs_prepare(&fx->fs, &fx->cfg, &an, &e), 0);
+	assert_int_equal(edit_set_config(&fx->ed, &fx->cfg, &e), 0);
+	appfs_commit(&fx->fs, &an);
+	assert_string_equal(edit_app(&fx->ed, APP)->name, "billing");
+	config_free(&next);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		T(test_slots_across_configs),
 		T(test_base_is_the_process_read),
 		T(test_later_read_keeps_base),
 		T(test_same_key_conflicts),

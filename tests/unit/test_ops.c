@@ -51,6 +51,7 @@ static int fake_notify(struct fuse_session *se, fuse_ino_t ino, off_t off,
 
 struct fixture {
 	struct config cfg;
+	struct app_conf app;
 	struct ops_fs ofs;
 };
 
@@ -59,6 +60,8 @@ static int setup(void **state)
 	struct fixture *fx = calloc(1, sizeof(*fx));
 
 	assert_non_null(fx);
+	fx->app.name = "app";
+	fx->cfg.apps = &fx->app;
 	fx->cfg.napps = 1;
 	assert_int_equal(ops_fs_init(&fx->ofs, NULL, &fx->cfg), 0);
 	pthread_mutex_init(&fx->ofs.inval.lock, NULL);
