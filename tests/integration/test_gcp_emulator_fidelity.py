@@ -284,12 +284,12 @@ def test_user_managed_and_regional(gcp):
         "us-central1/secrets/um"
     assert "replication" not in r.json()
     r = sm(gcp, "POST", f"{loc}/secrets/um:addVersion", t,
-           json={"payload": {"data": b64(b"regional")}})
+           json={"payload": {"data": b64(b"um-payload-Qz7")}})
     assert "replicationStatus" not in r.json()
     r = sm(gcp, "GET", f"{loc}/secrets/um/versions/1:access", t)
     assert r.json()["name"] == f"projects/{PROJECT_NUMBER}/locations/" \
         "us-central1/secrets/um/versions/1"
-    assert gcp.access(PROJECT, "um", location="us-central1") == b"regional"
+    assert gcp.access(PROJECT, "um", location="us-central1") == b"um-payload-Qz7"
     assert g_error(sm(gcp, "GET", f"projects/{PROJECT}/secrets/um/versions/"
                       "1:access", t)) == (404, "NOT_FOUND")
 
