@@ -663,6 +663,22 @@ static int app_key_value(struct appfs *fs, const struct app_conf *app,
 
 /* .env.keys: keys.default -> DOTENV_PRIVATE_KEY, keys.prod ->
  * DOTENV_PRIVATE_KEY_PROD. */
+#define APP_KEYS_NAME_MAX 300
+
+static void app_keys_name(const char *env, char name[APP_KEYS_NAME_MAX])
+{
+	size_t n;
+
+	strcpy(name, "DOTENV_PRIVATE_KEY");
+	if (!strcmp(env, "default"))
+		return;
+	n = strlen(name);
+	name[n++] = '_';
+	for (size_t j = 0; env[j] && n < APP_KEYS_NAME_MAX - 1; j++)
+		name[n++] = (char)toupper((unsigned char)env[j]);
+	name[n] = '\0';
+}
+
 static int app_keys_values(struct appfs *fs, const struct app_conf *app,
 			   struct kvmap *vals, struct err *e)
 {
@@ -670,17 +686,9 @@ static int app_keys_values(struct appfs *fs, const struct app_conf *app,
 	int rc = 0;
 
 	for (size_t i = 0; rc == 0 && i < app->nkeys; i++) {
-		const char *env = app->keys[i].name;
-		char name[300] = "DOTENV_PRIVATE_KEY";
+		char name[APP_KEYS_NAME_MAX];
 
-		if (strcmp(env, "default")) {
-			size_t n = strlen(name);
-
-			name[n++] = '_';
-			for (size_t j = 0; env[j] && n < sizeof(name) - 1; j++)
-				name[n++] = (char)toupper((unsigned char)env[j]);
-			name[n] = '\0';
-		}
+		app_keys_name(app->keys[i].name, name);
 		rc = app_resolve(fs, app, &app->keys[i].ref, &val, e);
 		if (rc == 0 && kvmap_set(vals, name, val.data, val.len) < 0)
 			rc = err_oom(e);
@@ -739,6 +747,180 @@ int app_read(struct appfs *fs, const struct app_conf *app, const char *name,
 {
 	if (app_read_file(fs, app, name, out, base, e) < 0)
 		return err_prefix(e, "app %s: %s: ", app->name, name);
+	return 0;
+}
+
+int app_value_set(struct appfs *fs, const struct app_conf *app,
+		  struct kvmap *out, struct err *e)
+{
+	if (app_values(fs, app, out, e) < 0)
+		return err_prefix(e, "app %s: ", app->name);
+	return 0;
+}
+
+/* ---- check ----
+ *
+ * Every reference resolved as a read would resolve it, through the same
+ * fetch and field selection, except that nothing is generated or written:
+ * a generate: key the store lacks is reported as such. */
+
+struct app_checker {
+	struct appfs *fs;
+	const struct app_conf *app;
+	app_check_fn fn;
+	void *ctx;
+	struct entry store;
+	bool store_ok;		/* fetched, or absent (an empty entry) */
+	char store_src[1024];
+	int rc;
+	struct err first;	/* the first failure */
+};
+
+static void app_check_emit(struct app_checker *c, const char *file,
+			   const char *key, const char *source,
+			   const char *version, enum app_check_state st,
+			   const char *note)
+{
+	struct app_check_key k = { file, key, source, version, st, note };
+
+	c->fn(c->ctx, &k);
+}
+
+static void app_check_fail(struct app_checker *c, const char *file,
+			   const char *key, const char *source,
+			   const struct err *why)
+{
+	if (c->rc == 0) {
+		c->first = *why;
+		if (key[0] != '(')	/* "(store)" is named by its reference */
+			err_prefix(&c->first, "%s: ", key);
+		c->rc = -1;
+	}
+	app_check_emit(c, file, key, source, "", APP_CHECK_FAILED, why->msg);
+}
+
+/* What .env does with a key it cannot show (dotenv_render leaves it out). */
+static const char *app_check_env_note(const char *key, const char *val,
+				      size_t len)
+{
+	if (!dotenv_key_valid(key))
+		return "not in .env: not a valid variable name";
+	if (val && memchr(val, 0, len))
+		return "not in .env: the value holds a NUL byte";
+	return "";
+}
+
+/* A mapped or keys.* reference: fetched and its field selected. */
+static void app_check_ref(struct app_checker *c, const char *file,
+			  const char *key, const struct ref *r)
+{
+	struct entry en = ENTRY_INIT;
+	struct secbuf val = SECBUF_INIT;
+	struct err e = { 0 };
+	char src[1024];
+
+	ref_format(r, src, sizeof(src));
+	if (app_fetch(c->fs, c->app, r, VIA_CACHE, &en, &e) < 0 ||
+	    app_select(&en, r, &val, &e) < 0)
+		app_check_fail(c, file, key, src, &e);
+	else
+		app_check_emit(c, file, key, src, en.version, APP_CHECK_OK,
+			       app_check_env_note(key, val.data, val.len));
+	secbuf_free(&val);
+	entry_free(&en);
+}
+
+static void app_check_generated(struct app_checker *c,
+				const struct conf_mapping *m)
+{
+	const struct kv *kv = kvmap_get(&c->store.map, m->name);
+	struct err e = { 0 };
+	char src[1024], note[1200];
+
+	ref_format(&m->ref, src, sizeof(src));
+	if (!c->store_ok) {
+		err_set(&e, ERR_PROVIDER, "the store (%s) failed", c->store_src);
+		app_check_fail(c, APP_ENV_NAME, m->name, src, &e);
+	} else if (kv) {
+		app_check_emit(c, APP_ENV_NAME, m->name, src, c->store.version,
+			       APP_CHECK_OK, app_check_env_note(m->name, kv->val, kv->len));
+	} else {
+		snprintf(note, sizeof(note), "would be generated into %s", c->store_src);
+		app_check_emit(c, APP_ENV_NAME, m->name, src, "",
+			       APP_CHECK_GENERATE, note);
+	}
+}
+
+static void app_check_store_key(struct app_checker *c, const struct kv *kv)
+{
+	char src[1400];
+
+	snprintf(src, sizeof(src), "%s#%s", c->store_src, kv->key);
+	app_check_emit(c, APP_ENV_NAME, kv->key, src, c->store.version,
+		       APP_CHECK_OK, app_check_env_note(kv->key, kv->val, kv->len));
+}
+
+static void app_check_mapping(struct app_checker *c,
+			      const struct conf_mapping *m)
+{
+	if (m->ref.kind == REF_GENERATE)
+		app_check_generated(c, m);
+	else
+		app_check_ref(c, APP_ENV_NAME, m->name, &m->ref);
+}
+
+/* The store entry itself: a row only when it fails or does not exist. */
+static void app_check_store(struct app_checker *c)
+{
+	struct err e = { 0 };
+	bool exists;
+
+	if (!c->app->has_store) {
+		c->store_ok = true;
+		return;
+	}
+	ref_format(&c->app->store, c->store_src, sizeof(c->store_src));
+	if (app_fetch_store(c->fs, c->app, VIA_CACHE, &c->store, &exists, &e) < 0) {
+		app_check_fail(c, APP_ENV_NAME, "(store)", c->store_src, &e);
+		return;
+	}
+	c->store_ok = true;
+	if (!exists)
+		app_check_emit(c, APP_ENV_NAME, "(store)", c->store_src, "",
+			       APP_CHECK_OK, "no entry yet: the first write creates it");
+}
+
+int app_check(struct appfs *fs, const struct app_conf *app, app_check_fn fn,
+	      void *ctx, struct err *e)
+{
+	struct app_checker c = { .fs = fs, .app = app, .fn = fn, .ctx = ctx,
+				 .store = ENTRY_INIT };
+	const struct kvmap *sm = &c.store.map;
+	size_t i = 0, j = 0;
+
+	app_check_store(&c);
+	/* .env's keys in order: store keys not mapped, and mappings */
+	while (i < sm->n || j < app->nenv) {
+		if (i < sm->n && app_mapping(app, sm->items[i].key)) {
+			i++;
+		} else if (j == app->nenv ||
+			   (i < sm->n && strcmp(sm->items[i].key, app->env[j].name) < 0)) {
+			app_check_store_key(&c, &sm->items[i++]);
+		} else {
+			app_check_mapping(&c, &app->env[j++]);
+		}
+	}
+	for (size_t k = 0; k < app->nkeys; k++) {
+		char name[APP_KEYS_NAME_MAX];
+
+		app_keys_name(app->keys[k].name, name);
+		app_check_ref(&c, APP_KEYS_NAME, name, &app->keys[k].ref);
+	}
+	entry_free(&c.store);
+	if (c.rc < 0) {
+		*e = c.first;
+		return err_prefix(e, "app %s: ", app->name);
+	}
 	return 0;
 }
 

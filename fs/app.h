@@ -44,6 +44,39 @@ struct appfs {
 int appfs_open(struct appfs *fs, const struct config *cfg, struct err *e);
 void appfs_close(struct appfs *fs);
 
+/* The app's value set, what .env renders: the store's keys, then the
+ * env.* mappings over them, generate: keys generated as a read generates
+ * them. All sources or nothing. */
+int app_value_set(struct appfs *fs, const struct app_conf *app,
+		  struct kvmap *out, struct err *e);
+
+/* What app_check says of one key. */
+enum app_check_state {
+	APP_CHECK_OK,		/* resolves */
+	APP_CHECK_GENERATE,	/* a generate: key the store lacks */
+	APP_CHECK_FAILED,	/* a read would fail: note says why */
+};
+
+/* One key of a check: where it comes from and what a read would do,
+ * never the value. */
+struct app_check_key {
+	const char *file;	/* APP_ENV_NAME or APP_KEYS_NAME */
+	const char *key;	/* "(store)" for the store entry itself */
+	const char *source;	/* the reference; STORE#KEY for a store key */
+	const char *version;	/* of the entry it comes from, or "" */
+	enum app_check_state state;
+	const char *note;	/* the failure, or what .env does with it; "" */
+};
+
+typedef void (*app_check_fn)(void *ctx, const struct app_check_key *k);
+
+/* Resolve every reference of app and write nothing: fn is called for
+ * each key of .env (store keys, then env.* mappings, sorted) and of
+ * .env.keys. A missing generate: key is reported, not generated. 0 when
+ * every key resolves; -1 with the first failure in e. */
+int app_check(struct appfs *fs, const struct app_conf *app, app_check_fn fn,
+	      void *ctx, struct err *e);
+
 /* The names in the app folder (.env, .env.keys when keys.* exist, every
  * key), sorted. */
 int app_list(struct appfs *fs, const struct app_conf *app, struct strv *out,

@@ -1,6 +1,8 @@
 /* main.c - command line, configuration, mount, daemon.
  *
  *   secretfs [-f] [-d] [-o config=PATH] [-o log=LEVEL] [-o opts] MOUNTPOINT
+ *   secretfs check CONFIG [APP...]      (fs/cli.c: no mount)
+ *   secretfs render CONFIG APP [--format env|json|sh|docker]
  *
  * Everything that can fail for a reason the user should see (options,
  * configuration, providers, the mount itself) happens before the process
@@ -21,8 +23,10 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "cli.h"
 #include "config.h"
 #include "../base/log.h"
+#include "notify.h"
 #include "ops.h"
 
 struct main_opts {
@@ -82,9 +86,32 @@ static int main_words(struct main_opts *o, struct fuse_args *args)
 	return fuse_opt_add_arg(args, o->words[o->nwords - 1]);
 }
 
+/* Worker threads: libfuse's 10 all block behind one slow provider fetch
+ * while requests for other apps wait; 64 idle threads cost little. */
+#define MAIN_MAX_THREADS 64
+
+/* fuse_cmdline_help()'s text, with the defaults secretfs uses (its own
+ * states libfuse's max_threads default, 10) */
+static void main_cmdline_help(void)
+{
+	printf("    -h   --help            print help\n"
+	       "    -V   --version         print version\n"
+	       "    -d   -o debug          enable debug output (implies -f)\n"
+	       "    -f                     foreground operation\n"
+	       "    -s                     disable multi-threaded operation\n"
+	       "    -o clone_fd            use separate fuse device fd for each thread\n"
+	       "                           (may improve performance)\n"
+	       "    -o max_idle_threads    the maximum number of idle worker threads\n"
+	       "                           allowed (default: no limit, idle threads stay)\n"
+	       "    -o max_threads         the maximum number of worker threads\n"
+	       "                           allowed (default: %d)\n", MAIN_MAX_THREADS);
+}
+
 static void main_usage(const char *prog)
 {
-	printf("usage: %s [options] [CONFIG] MOUNTPOINT\n\n"
+	printf("usage: %s [options] [CONFIG] MOUNTPOINT\n"
+	       "       %s check CONFIG [APP...]\n"
+	       "       %s render CONFIG APP [--format env|json|sh|docker]\n\n"
 	       "Shows each application's secrets as files: MOUNTPOINT/APP/.env,\n"
 	       "MOUNTPOINT/APP/.env.keys and MOUNTPOINT/APP/KEY.\n\n"
 	       "secretfs options:\n"
@@ -94,8 +121,8 @@ static void main_usage(const char *prog)
 	       "                           plaintext in the kernel's page cache)\n"
 	       "    -o ro                  read-only: opens never reach the daemon,\n"
 	       "                           reads are as fast as a local file\n\n",
-	       prog, CONFIG_DEFAULT_PATH);
-	fuse_cmdline_help();
+	       prog, prog, prog, CONFIG_DEFAULT_PATH);
+	main_cmdline_help();
 	fuse_lowlevel_help();
 }
 
@@ -119,10 +146,6 @@ static int main_mount_options(struct fuse_args *args)
 		return -1;
 	return 0;
 }
-
-/* Worker threads: libfuse's 10 all block behind one slow provider fetch
- * while requests for other apps wait; 64 idle threads cost little. */
-#define MAIN_MAX_THREADS 64
 
 static bool main_user_set_threads(int argc, char *argv[])
 {
@@ -180,6 +203,16 @@ static int main_load(const struct main_opts *o, const struct fuse_cmdline_opts *
 	return 0;
 }
 
+/* Type=notify: systemd counts the service started only now. */
+static void main_notify_ready(size_t napps, const char *mountpoint)
+{
+	char status[300];
+
+	snprintf(status, sizeof(status), "%zu apps mounted at %.200s", napps,
+		 mountpoint);
+	notify_ready(status);
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -193,6 +226,9 @@ int main(int argc, char *argv[])
 	int log_level, rc = 1;
 
 	main_harden();
+	/* check and render: no FUSE, their own arguments */
+	if (argc > 1 && cli_is_command(argv[1]))
+		return cli_main(argc - 1, argv + 1);
 	if (fuse_opt_parse(&args, &o, main_opt_table, main_opt_proc) < 0 ||
 	    main_words(&o, &args) < 0 || fuse_parse_cmdline(&args, &cmd) < 0)
 		goto out_args;
@@ -244,9 +280,11 @@ int main(int argc, char *argv[])
 		goto out_unmount;
 	}
 	log_info("mounted %zu apps at %s", cfg.napps, cmd.mountpoint);
+	main_notify_ready(cfg.napps, cmd.mountpoint);
 	/* the loop returns the signal number after SIGTERM/SIGINT/SIGHUP:
 	 * a clean stop; negative is a failure */
 	rc = main_loop(se, &cmd) < 0 ? 1 : 0;
+	notify_stopping();
 	log_info("unmounting %s", cmd.mountpoint);
 out_unmount:
 	ops_stop(&ofs);

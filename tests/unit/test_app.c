@@ -234,6 +234,67 @@ static void test_failure_names_the_reference_once(void **state)
 	secbuf_free(&out);
 }
 
+/* check: one row per key in .env's order, then .env.keys; a missing
+ * generate: key is reported and not generated; failures are rows too,
+ * and the first one is the error. */
+struct check_rows {
+	char text[4096];
+};
+
+static void check_row(void *ctx, const struct app_check_key *k)
+{
+	static const char *const st[] = { "ok", "gen", "FAILED" };
+	struct check_rows *r = ctx;
+	size_t n = strlen(r->text);
+
+	snprintf(r->text + n, sizeof(r->text) - n, "%s %s %s %s %s|", k->file,
+		 k->key, k->source, st[k->state], k->version[0] ? "v" : "-");
+}
+
+static void test_check_reports_and_writes_nothing(void **state)
+{
+	struct fixture *fx = *state;
+	struct check_rows r = { "" };
+	struct err e = { 0 };
+	char *store;
+
+	assert_int_equal(app_check(&fx->fs, app(fx, "billing"), check_row, &r, &e), 0);
+	assert_string_equal(r.text,
+		".env DB local://team/billing#DB ok v|"
+		".env PLAIN local://team/billing#PLAIN ok v|"
+		".env SHARED local://team/shared#URL ok v|"
+		".env TOKEN generate:hex:16 gen -|"
+		".env.keys DOTENV_PRIVATE_KEY local://team/shared#KEY ok v|"
+		".env.keys DOTENV_PRIVATE_KEY_PRODUCTION local://team/shared#PROD ok v|");
+	store = read_file(fx->dir, "store/team/billing.env");
+	assert_null(strstr(store, "TOKEN"));	/* nothing generated */
+
+	r.text[0] = '\0';
+	assert_int_equal(app_check(&fx->fs, app(fx, "broken"), check_row, &r, &e), -1);
+	assert_non_null(strstr(r.text, ".env GONE local://team/missing#X FAILED -|"));
+	assert_non_null(strstr(e.msg, "app broken: GONE: local://team/missing#X: no such entry"));
+	/* a read generates; check then says it is there */
+	rd(fx, "billing", "TOKEN");
+	r.text[0] = '\0';
+	assert_int_equal(app_check(&fx->fs, app(fx, "billing"), check_row, &r, &e), 0);
+	assert_non_null(strstr(r.text, ".env TOKEN generate:hex:16 ok v|"));
+}
+
+static void test_value_set(void **state)
+{
+	struct fixture *fx = *state;
+	struct kvmap vals = KVMAP_INIT;
+	struct err e = { 0 };
+
+	assert_int_equal(app_value_set(&fx->fs, app(fx, "billing"), &vals, &e), 0);
+	assert_string_equal(kvmap_get(&vals, "SHARED")->val, "postgres://db");
+	assert_non_null(kvmap_get(&vals, "TOKEN"));
+	kvmap_free(&vals);
+	assert_int_equal(app_value_set(&fx->fs, app(fx, "broken"), &vals, &e), -1);
+	assert_int_equal(vals.n, 0);
+	assert_non_null(strstr(e.msg, "app broken: local://team/missing#X"));
+}
+
 static void test_write_key(void **state)
 {
 	struct fixture *fx = *state;
@@ -338,6 +399,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_list_and_lookup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_source_fails_env_not_other_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failure_names_the_reference_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_reports_and_writes_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_value_set, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_env_diff, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_env_refusals_leave_store, setup, teardown),

@@ -1,0 +1,237 @@
+"""secretfs check and secretfs render: the configuration alone, no mount.
+
+check resolves every reference, prints a table, never a value, and writes
+nothing; render prints an app's values in a format a consumer reads back
+exactly (the real sh and dash, a mirror of docker's env-file parser,
+json), all or nothing, and agrees with what a mount serves.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+import sfs
+
+TRICKY = {
+    "QUOTES": "it's \"both\"",
+    "SHELLY": "$HOME `id` $(id) \\ ; | & * ?",
+    "TRAIL": "ends in a backslash \\",
+    "SPACES": "  padded  ",
+    "HASH": "#not a comment",
+    "EMPTY": "",
+    "UNICODE": "p\u00e4ss\u00a0w\u00f6rd \u2603",
+}
+
+
+def run(*args, check_stderr=True):
+    res = subprocess.run([str(sfs.BIN), *map(str, args)], capture_output=True,
+                         timeout=60, env=sfs.daemon_env(),
+                         stdin=subprocess.DEVNULL)
+    err = res.stderr.decode("utf-8", "replace")
+    assert not sfs.SANITIZER.search(err), err
+    return res.returncode, res.stdout, err
+
+
+@pytest.fixture
+def conf(tmp_path, store):
+    """Write a config for apps; returns its path."""
+    def make(apps, extra=""):
+        path = tmp_path / "secretfs.conf"
+        path.write_text(sfs.config_text(store.dir, apps, extra=extra))
+        return path
+    return make
+
+
+def no_secret_in(secrets, *texts):
+    for t in texts:
+        if isinstance(t, bytes):
+            t = t.decode("utf-8", "replace")
+        assert not secrets.found_in(t), "a secret value was printed"
+
+
+# ---------------------------------------------------------------- check
+
+def test_check_table_without_values_or_writes(store, conf, secrets):
+    store.put("team/billing", {"DB_PASSWORD": "check-db-password"})
+    store.put("team/shared", {"URL": "postgres://check-shared-url"})
+    path = conf({"billing": {"store": "local://team/billing",
+                             "env.DATABASE_URL": "local://team/shared#URL",
+                             "env.SECRET_KEY": "generate:base64:32",
+                             "keys.production": "local://team/shared#URL"}})
+    before = store.raw("team/billing")
+    rc, out, err = run("check", path)
+    text = out.decode()
+    assert rc == 0, err
+    assert err == ""
+    assert "app billing" in text
+    rows = {line.split()[0]: line for line in text.splitlines()
+            if line.startswith("  ") and not line.startswith("  KEY")}
+    assert set(rows) == {"DB_PASSWORD", "DATABASE_URL", "SECRET_KEY",
+                         "DOTENV_PRIVATE_KEY_PRODUCTION"}
+    assert "local://team/billing#DB_PASSWORD" in rows["DB_PASSWORD"]
+    assert rows["DATABASE_URL"].rstrip().endswith(" ok")
+    assert "would be generated into local://team/billing" in rows["SECRET_KEY"]
+    assert ".env.keys" in rows["DOTENV_PRIVATE_KEY_PRODUCTION"]
+    assert text.rstrip().endswith("check: ok, 1 app resolves")
+    no_secret_in(secrets, out, err)
+    # check generates nothing and writes nothing
+    assert store.raw("team/billing") == before
+
+
+def test_check_fails_with_the_reference(store, conf, secrets):
+    store.put("team/ok", {"K": "check-ok-value"})
+    path = conf({"good": {"store": "local://team/ok"},
+                 "bad": {"store": "local://team/ok",
+                         "env.GONE": "local://team/missing#X",
+                         "env.NOKEY": "local://team/ok#NOPE"}})
+    rc, out, err = run("check", path)
+    assert rc == 1
+    text = out.decode()
+    assert "FAILED: local://team/missing#X: no such entry" in text
+    assert "FAILED: local://team/ok#NOPE: the entry has no key 'NOPE'" in text
+    assert "check: 1 of 2 apps failed" in text
+    assert "app bad: GONE: local://team/missing#X" in err
+    no_secret_in(secrets, out, err)
+    # only the apps named
+    rc, out, err = run("check", path, "good")
+    assert rc == 0, err
+    assert "app bad" not in out.decode()
+    rc, out, err = run("check", path, "nosuchapp")
+    assert rc == 1 and "has no [app nosuchapp]" in err
+
+
+def test_check_refuses_bad_configs(tmp_path, store, conf):
+    rc, _, err = run("check", tmp_path / "missing.conf")
+    assert rc == 1 and "missing.conf" in err
+    path = conf({"a": {"store": "local://team/a", "bogus": "1"}})
+    rc, _, err = run("check", path)
+    assert rc == 1 and "secretfs.conf:" in err
+    # a provider that cannot be created: its section's file:line
+    bad = tmp_path / "bad.conf"
+    bad.write_text("[provider local]\ntype = file\ndirectory = relative\n")
+    rc, _, err = run("check", bad)
+    assert rc == 1 and "bad.conf:1: provider local:" in err, err
+    rc, _, err = run("check")
+    assert rc == 1 and "no CONFIG" in err
+
+
+def test_check_of_an_empty_config_passes(tmp_path, store):
+    path = tmp_path / "empty.conf"
+    path.write_text(sfs.config_text(store.dir, {}))
+    rc, out, err = run("check", path)
+    assert rc == 0, err
+    assert "1 provider created: local (file)" in out.decode()
+
+
+# ---------------------------------------------------------------- render
+
+def test_render_env_is_what_the_mount_serves(mount, store, conf, secrets):
+    store.put("team/web", {**TRICKY, "PLAIN": "render-plain-value"})
+    apps = {"web": {"store": "local://team/web",
+                    "env.TOKEN": "generate:hex:16"}}
+    path = conf(apps)
+    rc, out, err = run("render", path, "web")
+    assert rc == 0, err
+    secrets.add(store.get("team/web")["TOKEN"])
+    # render generated TOKEN (the read path) and said so, without the value
+    assert "app web: generated TOKEN" in err
+    no_secret_in(secrets, err)
+    m = mount(apps)
+    m.expect_log(r"key (TRAIL|SHELLY|QUOTES): ")  # .env's escaped-form warnings
+    assert sfs.read(m.app("web") / ".env") == out
+
+
+def test_render_sh_round_trips_through_real_shells(store, conf, tmp_path):
+    store.put("team/web", {**TRICKY, "MULTI": "line one\nline 'two'\n"})
+    rc, out, err = run("render", conf({"web": {"store": "local://team/web"}}),
+                       "web", "--format", "sh")
+    assert rc == 0, err
+    script = tmp_path / "env.sh"
+    script.write_bytes(out)
+    dump = ("import json, os; print(json.dumps({k: os.environ[k] for k in "
+            + repr(sorted(TRICKY) + ["MULTI"]) + "}))")
+    for shell in ("/bin/sh", "/bin/dash", "/bin/bash"):
+        if not os.path.exists(shell):
+            continue
+        for how in ('. "$1"', 'eval "$(cat "$1")"'):
+            res = subprocess.run(
+                [shell, "-c", how + '; exec "$2" -c "$3"', "sh", str(script),
+                 sfs.PYTHON, dump], capture_output=True, text=True, timeout=20,
+                env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"})
+            assert res.returncode == 0, res.stderr
+            got = json.loads(res.stdout)
+            assert got == {**TRICKY, "MULTI": "line one\nline 'two'\n"}, shell
+
+
+def docker_env_file(text):
+    """docker's env-file parser (docker/cli opts/envfile.go parseKeyValueFile):
+    lines split on \\n with one trailing \\r dropped, leading whitespace
+    trimmed, blank and #-lines skipped, KEY=VALUE with the value verbatim;
+    invalid UTF-8 or a key with whitespace is an error."""
+    out = {}
+    raw = text.split(b"\n")
+    if raw and raw[-1] == b"":
+        raw.pop()
+    for n, b in enumerate(raw, 1):
+        if b.endswith(b"\r"):
+            b = b[:-1]
+        line = b.decode("utf-8")  # raises on invalid UTF-8, as docker does
+        if n == 1 and line.startswith("\ufeff"):
+            line = line[1:]
+        line = line.lstrip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        assert key and not any(c.isspace() for c in key), line
+        assert sep, "a key without a value would be taken from the environment"
+        out[key] = value
+    return out
+
+
+def test_render_docker_is_what_docker_reads(store, conf, secrets):
+    store.put("team/web", TRICKY)
+    path = conf({"web": {"store": "local://team/web"}})
+    rc, out, err = run("render", path, "web", "--format=docker")
+    assert rc == 0, err
+    assert docker_env_file(out) == TRICKY
+    # a newline cannot be carried: refused by name, nothing printed
+    store.put("team/web", {**TRICKY, "PEM": "-----BEGIN-----\nrender-pem-body\n"})
+    rc, out, err = run("render", path, "web", "--format", "docker")
+    assert rc == 1 and out == b""
+    assert "PEM: the value holds a newline" in err
+    no_secret_in(secrets, err)
+
+
+def test_render_json(store, conf):
+    store.put("team/web", {**TRICKY, "MULTI": "a\nb"})
+    rc, out, err = run("render", conf({"web": {"store": "local://team/web"}}),
+                       "web", "--format", "json")
+    assert rc == 0, err
+    assert json.loads(out) == {**TRICKY, "MULTI": "a\nb"}
+
+
+@pytest.mark.parametrize("fmt", ["env", "json", "sh", "docker"])
+def test_render_is_all_or_nothing(store, conf, secrets, fmt):
+    store.put("team/web", {"K": "render-partial-value"})
+    path = conf({"web": {"store": "local://team/web",
+                         "env.GONE": "local://team/missing#X"}})
+    rc, out, err = run("render", path, "web", "--format", fmt)
+    assert rc == 1
+    assert out == b""
+    assert "local://team/missing#X: no such entry" in err
+    no_secret_in(secrets, err)
+
+
+def test_render_usage_errors(store, conf):
+    path = conf({"web": {"store": "local://team/web"}})
+    rc, _, err = run("render", path)
+    assert rc == 1 and "one APP" in err
+    rc, _, err = run("render", path, "nope")
+    assert rc == 1 and "has no [app nope]" in err
+    rc, _, err = run("render", path, "web", "--format", "yaml")
+    assert rc == 1 and "unknown format 'yaml'" in err
+    rc, out, _ = run("render", "--help")
+    assert rc == 0 and b"--format env|json|sh|docker" in out
