@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../base/dotenv.h"
+#include "../base/formats.h"
 #include "generate.h"
 #include "sealed.h"
 #include "../base/hash.h"
@@ -62,6 +63,16 @@ unsigned app_dir_mode(unsigned file_mode)
 
 	/* who may read may list; who may write may also create and remove */
 	return r | (r >> 2) | (file_mode & 0222);
+}
+
+/* The view file name is, when the app shows it: .env.json -> FMT_JSON. */
+static bool app_view(const struct app_conf *app, const char *name,
+		     enum fmt_kind *f)
+{
+	size_t n = strlen(APP_VIEW_PREFIX);
+
+	return !strncmp(name, APP_VIEW_PREFIX, n) && fmt_parse(name + n, f) == 0 &&
+	       *f != FMT_ENV && (app->views & (1 << *f));
 }
 
 /* ---- sources ---- */
@@ -697,7 +708,8 @@ static int app_keys_values(struct appfs *fs, const struct app_conf *app,
 	return rc;
 }
 
-/* Warn once per app and key about a value .env cannot carry portably. */
+/* Warn once per app, key and reason about a value .env or a view cannot
+ * carry (portably). */
 struct app_warn_ctx {
 	const struct app_conf *app;
 };
@@ -710,7 +722,8 @@ static void app_render_warn(void *ctx, const char *key, const char *why)
 	char id[600];
 	bool seen = false;
 
-	snprintf(id, sizeof(id), "%s/%s", w->app->name, key);
+	/* per reason: .env and a view may each have their own about one key */
+	snprintf(id, sizeof(id), "%s/%s/%.60s", w->app->name, key, why);
 	pthread_mutex_lock(&lock);
 	for (size_t i = 0; i < warned.n && !seen; i++)
 		seen = !strcmp(warned.v[i], id);
@@ -727,14 +740,21 @@ static int app_read_file(struct appfs *fs, const struct app_conf *app,
 	struct kvmap vals = KVMAP_INIT;
 	int rc;
 
+	enum fmt_kind view = FMT_ENV;
+
 	secbuf_clear(out);
-	if (strcmp(name, APP_ENV_NAME) && strcmp(name, APP_KEYS_NAME))
+	if (strcmp(name, APP_ENV_NAME) && strcmp(name, APP_KEYS_NAME) &&
+	    !app_view(app, name, &view))
 		return app_key_value(fs, app, name, out, e);
-	if (!strcmp(name, APP_ENV_NAME))
+	if (strcmp(name, APP_KEYS_NAME))
 		rc = app_values(fs, app, &vals, e);
 	else
 		rc = app_keys_values(fs, app, &vals, e);
-	if (rc == 0 && dotenv_render(&vals, out, app_render_warn, &w) < 0)
+	if (rc == 0 && view != FMT_ENV)
+		/* a key the view cannot carry is left out, warned, and named in
+		 * a comment line where the format has comments */
+		rc = fmt_render(view, &vals, out, app_render_warn, &w, e);
+	else if (rc == 0 && dotenv_render(&vals, out, app_render_warn, &w) < 0)
 		rc = err_oom(e);
 	if (rc == 0 && base && app_fingerprints(fs, &vals, base) < 0)
 		rc = err_oom(e);
@@ -926,11 +946,32 @@ int app_check(struct appfs *fs, const struct app_conf *app, app_check_fn fn,
 
 /* ---- names ---- */
 
-static bool app_name_is_file(const char *key)
+/* A store key shown as a file of its own: not a name the app's views
+ * or .env take. */
+static bool app_name_is_file(const struct app_conf *app, const char *key)
 {
+	enum fmt_kind f;
+
 	return key[0] && strcmp(key, ".") && strcmp(key, "..") &&
 	       !strchr(key, '/') && strcmp(key, APP_ENV_NAME) &&
-	       strcmp(key, APP_KEYS_NAME) && strlen(key) <= 255;
+	       strcmp(key, APP_KEYS_NAME) && !app_view(app, key, &f) &&
+	       strlen(key) <= 255;
+}
+
+/* .env.docker .env.json .env.sh, those the app shows, sorted. */
+static int app_list_views(const struct app_conf *app, struct strv *out)
+{
+	static const enum fmt_kind order[] = { FMT_DOCKER, FMT_JSON, FMT_SH };
+	char name[32];
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < sizeof(order) / sizeof(order[0]); i++) {
+		if (!(app->views & (1 << order[i])))
+			continue;
+		snprintf(name, sizeof(name), "%s%s", APP_VIEW_PREFIX, fmt_name(order[i]));
+		rc = strv_push(out, name);
+	}
+	return rc;
 }
 
 int app_list(struct appfs *fs, const struct app_conf *app, struct strv *out,
@@ -943,7 +984,7 @@ int app_list(struct appfs *fs, const struct app_conf *app, struct strv *out,
 
 	/* a kvmap with empty values is a sorted set of names */
 	for (size_t i = 0; rc == 0 && i < store.map.n; i++)
-		if (app_name_is_file(store.map.items[i].key))
+		if (app_name_is_file(app, store.map.items[i].key))
 			rc = kvmap_set(&names, store.map.items[i].key, "", 0);
 	for (size_t i = 0; rc == 0 && i < app->nenv; i++)
 		rc = kvmap_set(&names, app->env[i].name, "", 0);
@@ -951,6 +992,8 @@ int app_list(struct appfs *fs, const struct app_conf *app, struct strv *out,
 		rc = strv_push(out, APP_ENV_NAME);
 	if (rc == 0 && app->nkeys)
 		rc = strv_push(out, APP_KEYS_NAME);
+	if (rc == 0)
+		rc = app_list_views(app, out);
 	for (size_t i = 0; rc == 0 && i < names.n; i++)
 		rc = strv_push(out, names.items[i].key);
 	if (rc < 0 && e->code == ERR_OK)
@@ -960,6 +1003,21 @@ int app_list(struct appfs *fs, const struct app_conf *app, struct strv *out,
 	return rc < 0 ? err_prefix(e, "app %s: ", app->name) : 0;
 }
 
+bool app_shows(const struct app_conf *app, const char *name)
+{
+	enum fmt_kind f;
+
+	return !strcmp(name, APP_ENV_NAME) || (app->nkeys && !strcmp(name, APP_KEYS_NAME)) ||
+	       app_view(app, name, &f);
+}
+
+bool app_read_only(const struct app_conf *app, const char *name)
+{
+	enum fmt_kind f;
+
+	return app_view(app, name, &f);
+}
+
 int app_lookup(struct appfs *fs, const struct app_conf *app, const char *name,
 	       struct err *e)
 {
@@ -967,11 +1025,14 @@ int app_lookup(struct appfs *fs, const struct app_conf *app, const char *name,
 	bool exists;
 	int rc;
 
-	if (!strcmp(name, APP_ENV_NAME) || app_mapping(app, name))
+	enum fmt_kind f;
+
+	if (!strcmp(name, APP_ENV_NAME) || app_mapping(app, name) ||
+	    app_view(app, name, &f))
 		return 0;
 	if (!strcmp(name, APP_KEYS_NAME))
 		return app->nkeys ? 0 : err_set(e, ERR_NOTFOUND, "app %s has no keys.*", app->name);
-	if (!app_name_is_file(name))
+	if (!app_name_is_file(app, name))
 		return err_set(e, ERR_NOTFOUND, "not a key name");
 	rc = app_fetch_store(fs, app, VIA_CACHE, &store, &exists, e);
 	if (rc == 0 && !kvmap_get(&store.map, name))
@@ -1152,10 +1213,13 @@ int app_write(struct appfs *fs, const struct app_conf *app, const char *name,
 	      struct err *e)
 {
 	static const struct kvmap empty = KVMAP_INIT;
+	enum fmt_kind f;
 	int rc;
 
 	if (!strcmp(name, APP_KEYS_NAME))
 		rc = err_set(e, ERR_READONLY, "it comes from keys.* in the config; change it there");
+	else if (app_view(app, name, &f))
+		rc = err_set(e, ERR_READONLY, "a view of .env; write .env or a key's file");
 	else if (!strcmp(name, APP_ENV_NAME))
 		rc = app_write_env(fs, app, base ? base : &empty, data, len, e);
 	else
@@ -1196,6 +1260,7 @@ static void app_meta_sources(const struct app_conf *app, const char *name,
 			     struct app_meta *out)
 {
 	const struct conf_mapping *m = app_mapping(app, name);
+	enum fmt_kind f;
 
 	out->source[0] = '\0';
 	if (m) {
@@ -1205,7 +1270,7 @@ static void app_meta_sources(const struct app_conf *app, const char *name,
 			app_meta_add(out, &app->keys[i].ref);
 	} else if (app->has_store) {
 		app_meta_add(out, &app->store);
-		if (strcmp(name, APP_ENV_NAME)) {
+		if (strcmp(name, APP_ENV_NAME) && !app_view(app, name, &f)) {
 			/* a store key: the store's reference with #KEY */
 			size_t len = strlen(out->source);
 
@@ -1214,7 +1279,7 @@ static void app_meta_sources(const struct app_conf *app, const char *name,
 					 "#%s\n", name);
 		}
 	}
-	if (!strcmp(name, APP_ENV_NAME))
+	if (!strcmp(name, APP_ENV_NAME) || app_view(app, name, &f))
 		for (size_t i = 0; i < app->nenv; i++)
 			app_meta_add(out, &app->env[i].ref);
 }

@@ -32,6 +32,7 @@
 #include "../base/secmem.h"
 #include "../providers/provider.h"
 #include "../base/dotenv.h"
+#include "../base/formats.h"
 
 #define APP_NAME_MAX 255
 
@@ -71,6 +72,7 @@ struct loader {
 	struct conf_where *store_at;
 	/* where each [secretfs] setting was last set */
 	struct conf_where global_at[4];
+	struct conf_where views_at;	/* of [secretfs], or of the open app */
 };
 
 static const struct {
@@ -387,6 +389,8 @@ static void config_section_reset(struct loader *ld, enum sect_kind kind)
 
 	ld->sect = kind;
 	ld->type_at = ld->owner_at = ld->mode_at = none;
+	if (kind != SECT_SECRETFS)
+		ld->views_at = none;
 }
 
 static int config_provider_open(struct loader *ld, const char *name)
@@ -493,6 +497,7 @@ static int config_app_open(struct loader *ld, const char *name)
 	a = &c->apps[c->napps];
 	*a = (struct app_conf){ .name = strdup(name), .mode = 0400,
 				.ttl_ms = -1, .refresh_ms = -1, .max_stale_ms = -1,
+				.views = -1,
 				.where = config_here(ld) };
 	if (!a->name)
 		return config_oom(ld);
@@ -618,6 +623,39 @@ static int config_already_set(struct loader *ld, const char *key,
 		    old->line);
 }
 
+int config_parse_views(const char *s, int *views, struct err *e)
+{
+	char word[16];
+
+	*views = 0;
+	while (*s) {
+		size_t n = strcspn(s, " \t,");
+		enum fmt_kind f;
+
+		if (n && (n >= sizeof(word) ||
+			  (memcpy(word, s, n), word[n] = '\0', fmt_parse(word, &f) < 0) ||
+			  f == FMT_ENV))
+			return err_set(e, ERR_INVALID, "unknown view '%.*s' (json, sh, docker)",
+				       (int)n, s);
+		if (n)
+			*views |= 1 << f;
+		s += n;
+		s += strspn(s, " \t,");
+	}
+	return 0;
+}
+
+/* views = ... of [secretfs] or of the open app, once per section and file. */
+static int config_views_set(struct loader *ld, const char *value, int *views)
+{
+	if (ld->views_at.line && ld->views_at.file == ld->file)
+		return config_already_set(ld, "views", &ld->views_at);
+	if (config_parse_views(value, views, ld->e) < 0)
+		return config_fail_prefixed(ld, "views");
+	ld->views_at = config_here(ld);
+	return 0;
+}
+
 static int config_global_set(struct loader *ld, const char *key, const char *value)
 {
 	for (size_t i = 0; i < sizeof(global_keys) / sizeof(global_keys[0]); i++) {
@@ -637,12 +675,14 @@ static int config_global_set(struct loader *ld, const char *key, const char *val
 		*at = config_here(ld);
 		return 0;
 	}
+	if (!strcmp(key, "views"))
+		return config_views_set(ld, value, &ld->c->views);
 	if (!strcmp(key, "cache_size")) {
 		if (config_parse_size(value, &ld->c->cache_bytes, ld->e) < 0)
 			return config_fail_prefixed(ld, key);
 		return 0;
 	}
-	return config_fail(ld, "[secretfs] has no setting '%s' (ttl, refresh, max_stale, request_timeout, cache_size)",
+	return config_fail(ld, "[secretfs] has no setting '%s' (ttl, refresh, max_stale, request_timeout, cache_size, views)",
 		    key);
 }
 
@@ -805,11 +845,13 @@ static int config_app_set(struct loader *ld, const char *key, const char *value)
 		return config_app_store(ld, value);
 	if (!strcmp(key, "ttl") || !strcmp(key, "refresh") || !strcmp(key, "max_stale"))
 		return config_app_policy(ld, a, key, value);
+	if (!strcmp(key, "views"))
+		return config_views_set(ld, value, &a->views);
 	if (!strncmp(key, "env.", 4))
 		return config_app_env(ld, key, value);
 	if (!strncmp(key, "keys.", 5))
 		return config_app_keys(ld, key, value);
-	return config_fail(ld, "app %s has no setting '%s' (owner, mode, store, env.KEY, keys.ENV, ttl, refresh, max_stale)",
+	return config_fail(ld, "app %s has no setting '%s' (owner, mode, store, env.KEY, keys.ENV, ttl, refresh, max_stale, views)",
 		    a->name, key);
 }
 
@@ -1266,6 +1308,8 @@ static int config_finish(struct loader *ld)
 			a->refresh_ms = c->refresh_ms;
 		if (a->max_stale_ms < 0)
 			a->max_stale_ms = c->max_stale_ms;
+		if (a->views < 0)
+			a->views = c->views;
 		if (a->nenv)
 			qsort(a->env, a->nenv, sizeof(*a->env), config_mapping_cmp);
 		if (a->nkeys)

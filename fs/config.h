@@ -38,6 +38,10 @@ struct app_conf {
 	long ttl_ms;
 	long refresh_ms;
 	long max_stale_ms;
+	/* views = json sh docker: 1 << FMT_JSON ... (base/formats.h) of the
+	 * dialect views .env.json .env.sh .env.docker; -1 until set ([secretfs]'s
+	 * applies) */
+	int views;
 	struct conf_where where;
 };
 
@@ -57,6 +61,7 @@ struct config {
 	long max_stale_ms;
 	long request_timeout_ms;
 	size_t cache_bytes;	/* bound on the cache's memory; default 64 MiB */
+	int views;		/* every app's views unless it sets its own */
 	struct provider_conf *providers;
 	size_t nproviders;
 	struct conf_fernet *fernet;	/* one per provider, same index */
@@ -81,5 +86,8 @@ int config_parse_size(const char *s, size_t *bytes, struct err *e);
 const struct provider_conf *config_provider(const struct config *c,
 					    const char *name);
 const struct app_conf *config_app(const struct config *c, const char *name);
+
+/* "json sh docker" (spaces or commas; "" for none) -> 1 << FMT_* bits. */
+int config_parse_views(const char *s, int *views, struct err *e);
 
 #endif

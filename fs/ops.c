@@ -543,7 +543,11 @@ static void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	if (edit_open(&ofs->edit, n->app, n->name, &who, fi->flags, &h, &e) < 0) {
-		ops_reply_err(req, &e);
+		/* a write open of a read-only file is the caller's mistake */
+		if (e.code == ERR_READONLY)
+			ops_reply_refusal(req, &e);
+		else
+			ops_reply_err(req, &e);
 		return;
 	}
 	fi->fh = (uintptr_t)h;
