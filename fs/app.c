@@ -581,7 +581,30 @@ static void app_sources_fetch(struct app_source *s, size_t n)
 	free(started);
 }
 
-/* The distinct entries behind the app's value set: the store first. */
+static void app_source_add(struct appfs *fs, const struct app_conf *app,
+			   const struct ref *r, struct app_source *s, size_t *n)
+{
+	bool seen = r->kind != REF_PROVIDER;
+
+	for (size_t j = 0; !seen && j < *n; j++)
+		seen = ref_same_entry(r, s[j].ref);
+	if (!seen)
+		s[(*n)++] = (struct app_source){ .fs = fs, .app = app, .ref = r };
+}
+
+/* How many sources app_sources can find at most. */
+static size_t app_sources_max(const struct app_conf *app)
+{
+	size_t n = app->nenv + 1;
+
+	for (size_t i = 0; i < app->ntpls; i++)
+		n += app->tpls[i].tpl.n;
+	return n;
+}
+
+/* The distinct entries behind the app's value set, the store first, and
+ * the references of its templates: every file of the app is made of the
+ * same sources, fetched together, all or nothing. */
 static size_t app_sources(struct appfs *fs, const struct app_conf *app,
 			  struct app_source *s)
 {
@@ -589,15 +612,13 @@ static size_t app_sources(struct appfs *fs, const struct app_conf *app,
 
 	if (app->has_store)
 		s[n++] = (struct app_source){ .fs = fs, .app = app, .ref = &app->store };
-	for (size_t i = 0; i < app->nenv; i++) {
-		const struct ref *r = &app->env[i].ref;
-		bool seen = r->kind != REF_PROVIDER;
-
-		for (size_t j = 0; !seen && j < n; j++)
-			seen = ref_same_entry(r, s[j].ref);
-		if (!seen)
-			s[n++] = (struct app_source){ .fs = fs, .app = app, .ref = r };
-	}
+	for (size_t i = 0; i < app->nenv; i++)
+		app_source_add(fs, app, &app->env[i].ref, s, &n);
+	for (size_t i = 0; i < app->ntpls; i++)
+		for (size_t j = 0; j < app->tpls[i].tpl.n; j++)
+			if (app->tpls[i].tpl.parts[j].ref.kind == REF_PROVIDER &&
+			    app->tpls[i].tpl.parts[j].ref.provider)
+				app_source_add(fs, app, &app->tpls[i].tpl.parts[j].ref, s, &n);
 	return n;
 }
 
@@ -610,11 +631,34 @@ static const struct entry *app_source_of(const struct app_source *s, size_t n,
 	return NULL;
 }
 
-/* The app's whole value set: store keys, then mappings over them. */
-static int app_values(struct appfs *fs, const struct app_conf *app,
-		      struct kvmap *vals, struct err *e)
+/* Fills a template in from a value set and the sources it came from. */
+struct app_tpl_ctx {
+	const struct kvmap *vals;
+	const struct app_source *s;
+	size_t n;
+};
+
+static int app_tpl_value(void *ctx, const struct tpl_part *p, struct secbuf *val,
+			 struct err *e)
 {
-	struct app_source *s = calloc(app->nenv + 1, sizeof(*s));
+	const struct app_tpl_ctx *c = ctx;
+	const struct kv *kv;
+
+	if (!p->key)
+		return app_select(app_source_of(c->s, c->n, &p->ref), &p->ref, val, e);
+	kv = kvmap_get(c->vals, p->key);
+	if (!kv)
+		return err_set(e, ERR_PROVIDER, "the app has no key %s", p->key);
+	return secbuf_set(val, kv->val, kv->len) < 0 ? err_oom(e) : 0;
+}
+
+/* The app's whole value set: store keys, then mappings over them; and
+ * when tpl is not NULL, the template filled in from them into out. */
+static int app_values_tpl(struct appfs *fs, const struct app_conf *app,
+			  struct kvmap *vals, const struct tpl *tpl,
+			  struct secbuf *out, struct err *e)
+{
+	struct app_source *s = calloc(app_sources_max(app), sizeof(*s));
 	struct secbuf val = SECBUF_INIT;
 	size_t n = s ? app_sources(fs, app, s) : 0;
 	int rc = s ? 0 : err_oom(e);
@@ -638,6 +682,11 @@ static int app_values(struct appfs *fs, const struct app_conf *app,
 		if (rc == 0 && kvmap_set(vals, app->env[i].name, val.data, val.len) < 0)
 			rc = err_oom(e);
 	}
+	if (rc == 0 && tpl) {
+		struct app_tpl_ctx c = { vals, s, n };
+
+		rc = tpl_render(tpl, app_tpl_value, &c, out, e);
+	}
 	for (size_t j = 0; j < n; j++)
 		entry_free(&s[j].en);
 	free(s);
@@ -648,6 +697,12 @@ static int app_values(struct appfs *fs, const struct app_conf *app,
 	if (rc < 0 && e->code == ERR_NOTFOUND)
 		e->code = ERR_PROVIDER;
 	return rc;
+}
+
+static int app_values(struct appfs *fs, const struct app_conf *app,
+		      struct kvmap *vals, struct err *e)
+{
+	return app_values_tpl(fs, app, vals, NULL, NULL, e);
 }
 
 static int app_key_value(struct appfs *fs, const struct app_conf *app,
@@ -742,7 +797,14 @@ static int app_read_file(struct appfs *fs, const struct app_conf *app,
 
 	enum fmt_kind view = FMT_ENV;
 
+	const struct conf_template *t = config_template(app, name);
+
 	secbuf_clear(out);
+	if (t) {
+		rc = app_values_tpl(fs, app, &vals, &t->tpl, out, e);
+		kvmap_free(&vals);
+		return rc;
+	}
 	if (strcmp(name, APP_ENV_NAME) && strcmp(name, APP_KEYS_NAME) &&
 	    !app_view(app, name, &view))
 		return app_key_value(fs, app, name, out, e);
@@ -955,7 +1017,7 @@ static bool app_name_is_file(const struct app_conf *app, const char *key)
 	return key[0] && strcmp(key, ".") && strcmp(key, "..") &&
 	       !strchr(key, '/') && strcmp(key, APP_ENV_NAME) &&
 	       strcmp(key, APP_KEYS_NAME) && !app_view(app, key, &f) &&
-	       strlen(key) <= 255;
+	       !config_template(app, key) && strlen(key) <= 255;
 }
 
 /* .env.docker .env.json .env.sh, those the app shows, sorted. */
@@ -988,6 +1050,8 @@ int app_list(struct appfs *fs, const struct app_conf *app, struct strv *out,
 			rc = kvmap_set(&names, store.map.items[i].key, "", 0);
 	for (size_t i = 0; rc == 0 && i < app->nenv; i++)
 		rc = kvmap_set(&names, app->env[i].name, "", 0);
+	for (size_t i = 0; rc == 0 && i < app->ntpls; i++)
+		rc = kvmap_set(&names, app->tpls[i].name, "", 0);
 	if (rc == 0)
 		rc = strv_push(out, APP_ENV_NAME);
 	if (rc == 0 && app->nkeys)
@@ -1008,14 +1072,14 @@ bool app_shows(const struct app_conf *app, const char *name)
 	enum fmt_kind f;
 
 	return !strcmp(name, APP_ENV_NAME) || (app->nkeys && !strcmp(name, APP_KEYS_NAME)) ||
-	       app_view(app, name, &f);
+	       app_view(app, name, &f) || config_template(app, name);
 }
 
 bool app_read_only(const struct app_conf *app, const char *name)
 {
 	enum fmt_kind f;
 
-	return app_view(app, name, &f);
+	return app_view(app, name, &f) || config_template(app, name);
 }
 
 int app_lookup(struct appfs *fs, const struct app_conf *app, const char *name,
@@ -1028,7 +1092,7 @@ int app_lookup(struct appfs *fs, const struct app_conf *app, const char *name,
 	enum fmt_kind f;
 
 	if (!strcmp(name, APP_ENV_NAME) || app_mapping(app, name) ||
-	    app_view(app, name, &f))
+	    app_view(app, name, &f) || config_template(app, name))
 		return 0;
 	if (!strcmp(name, APP_KEYS_NAME))
 		return app->nkeys ? 0 : err_set(e, ERR_NOTFOUND, "app %s has no keys.*", app->name);
@@ -1220,6 +1284,9 @@ int app_write(struct appfs *fs, const struct app_conf *app, const char *name,
 		rc = err_set(e, ERR_READONLY, "it comes from keys.* in the config; change it there");
 	else if (app_view(app, name, &f))
 		rc = err_set(e, ERR_READONLY, "a view of .env; write .env or a key's file");
+	else if (config_template(app, name))
+		rc = err_set(e, ERR_READONLY, "made from a template (file.%s); write .env or a key's file",
+			     name);
 	else if (!strcmp(name, APP_ENV_NAME))
 		rc = app_write_env(fs, app, base ? base : &empty, data, len, e);
 	else
@@ -1270,7 +1337,8 @@ static void app_meta_sources(const struct app_conf *app, const char *name,
 			app_meta_add(out, &app->keys[i].ref);
 	} else if (app->has_store) {
 		app_meta_add(out, &app->store);
-		if (strcmp(name, APP_ENV_NAME) && !app_view(app, name, &f)) {
+		if (strcmp(name, APP_ENV_NAME) && !app_view(app, name, &f) &&
+		    !config_template(app, name)) {
 			/* a store key: the store's reference with #KEY */
 			size_t len = strlen(out->source);
 
@@ -1279,7 +1347,8 @@ static void app_meta_sources(const struct app_conf *app, const char *name,
 					 "#%s\n", name);
 		}
 	}
-	if (!strcmp(name, APP_ENV_NAME) || app_view(app, name, &f))
+	if (!strcmp(name, APP_ENV_NAME) || app_view(app, name, &f) ||
+	    config_template(app, name))
 		for (size_t i = 0; i < app->nenv; i++)
 			app_meta_add(out, &app->env[i].ref);
 }
@@ -1316,7 +1385,7 @@ int app_meta(struct appfs *fs, const struct app_conf *app, const char *name,
 static bool app_ref_is(const struct ref *r, const char *provider,
 		       const char *locator)
 {
-	return r->kind == REF_PROVIDER && !strcmp(r->provider, provider) &&
+	return r->kind == REF_PROVIDER && r->provider && !strcmp(r->provider, provider) &&
 	       !strcmp(r->locator, locator);
 }
 
@@ -1331,6 +1400,10 @@ bool app_uses(const struct app_conf *app, const char *provider,
 	for (size_t i = 0; i < app->nkeys; i++)
 		if (app_ref_is(&app->keys[i].ref, provider, locator))
 			return true;
+	for (size_t i = 0; i < app->ntpls; i++)
+		for (size_t j = 0; j < app->tpls[i].tpl.n; j++)
+			if (app_ref_is(&app->tpls[i].tpl.parts[j].ref, provider, locator))
+				return true;
 	return false;
 }
 
@@ -1354,6 +1427,10 @@ void app_expire(struct appfs *fs, const struct app_conf *app)
 		app_expire_ref(fs, &app->env[i].ref);
 	for (size_t i = 0; i < app->nkeys; i++)
 		app_expire_ref(fs, &app->keys[i].ref);
+	for (size_t i = 0; i < app->ntpls; i++)
+		for (size_t j = 0; j < app->tpls[i].tpl.n; j++)
+			if (app->tpls[i].tpl.parts[j].ref.provider)
+				app_expire_ref(fs, &app->tpls[i].tpl.parts[j].ref);
 }
 
 struct app_regen {

@@ -811,6 +811,61 @@ static int config_app_keys(struct loader *ld, const char *key, const char *value
 	return config_mapping_add(ld, &a->keys, &a->nkeys, name, &r);
 }
 
+/* A file name a template may take: one the folder shows nothing else as. */
+static bool config_file_name_valid(const char *s)
+{
+	return config_app_name_valid(s) && strcmp(s, ".env") &&
+	       strncmp(s, ".env.", 5) && s[0] != '.';
+}
+
+/* A relative template path is relative to the folder of the file naming it. */
+static char *config_template_path(const struct loader *ld, const char *value)
+{
+	const char *slash = strrchr(ld->file, '/');
+	char *p;
+
+	if (value[0] == '/' || !slash)
+		return strdup(value);
+	p = malloc((size_t)(slash - ld->file) + strlen(value) + 2);
+	if (p)
+		sprintf(p, "%.*s/%s", (int)(slash - ld->file), ld->file, value);
+	return p;
+}
+
+static int config_app_file(struct loader *ld, const char *key, const char *value)
+{
+	struct app_conf *a = config_cur_app(ld);
+	const char *name = key + strlen("file.");
+	struct conf_template *t;
+	char *path;
+	int rc;
+
+	if (!config_file_name_valid(name))
+		return config_fail(ld, "%s: '%s' is not a file name a template can take ([A-Za-z0-9_][A-Za-z0-9_.-]*, not .env*)",
+				   key, name);
+	for (size_t i = 0; i < a->ntpls; i++)
+		if (!strcmp(a->tpls[i].name, name))
+			return config_already_set(ld, key, &a->tpls[i].where);
+	t = realloc(a->tpls, (a->ntpls + 1) * sizeof(*t));
+	if (!t)
+		return config_oom(ld);
+	a->tpls = t;
+	t = &t[a->ntpls++];
+	*t = (struct conf_template){ .name = strdup(name), .where = config_here(ld) };
+	path = config_template_path(ld, value);
+	if (!t->name || !path) {
+		free(path);
+		return config_oom(ld);
+	}
+	rc = tpl_load(path, &t->tpl, ld->e);
+	free(path);
+	if (rc < 0 && strncmp(ld->e->msg, "template ", 9))
+		ld->failed = true;	/* the template's own file:line */
+	else if (rc < 0)
+		config_fail_prefixed(ld, key);
+	return rc;
+}
+
 /* ttl, refresh, max_stale of one app (-1 until set: [secretfs]'s apply). */
 static int config_app_policy(struct loader *ld, struct app_conf *a, const char *key,
 		      const char *value)
@@ -849,9 +904,11 @@ static int config_app_set(struct loader *ld, const char *key, const char *value)
 		return config_views_set(ld, value, &a->views);
 	if (!strncmp(key, "env.", 4))
 		return config_app_env(ld, key, value);
+	if (!strncmp(key, "file.", 5))
+		return config_app_file(ld, key, value);
 	if (!strncmp(key, "keys.", 5))
 		return config_app_keys(ld, key, value);
-	return config_fail(ld, "app %s has no setting '%s' (owner, mode, store, env.KEY, keys.ENV, ttl, refresh, max_stale, views)",
+	return config_fail(ld, "app %s has no setting '%s' (owner, mode, store, env.KEY, keys.ENV, file.NAME, ttl, refresh, max_stale, views)",
 		    a->name, key);
 }
 
@@ -1182,6 +1239,31 @@ static int config_app_refs_valid(struct loader *ld, size_t idx)
 			      bad.why.msg);
 }
 
+/* Every {{ KEY }} of a template is a key the app has: an env.KEY, or one
+ * its store may hold (checked when the file is read); every reference's
+ * provider exists. Errors name the template's file:line. */
+static int config_app_templates_check(struct loader *ld, const struct app_conf *a)
+{
+	for (size_t i = 0; i < a->ntpls; i++) {
+		const struct tpl *t = &a->tpls[i].tpl;
+
+		for (size_t j = 0; j < t->n; j++) {
+			const struct tpl_part *p = &t->parts[j];
+			bool mapped = false;
+
+			for (size_t k = 0; p->key && k < a->nenv; k++)
+				mapped |= !strcmp(a->env[k].name, p->key);
+			if (p->key && !mapped && !a->has_store)
+				return err_set(ld->e, ERR_INVALID, "%s:%d: app %s has no key %s (no env.%s, no store)",
+					       t->path, p->line, a->name, p->key, p->key);
+			if (!p->key && !p->text && !config_provider(ld->c, p->ref.provider))
+				return err_set(ld->e, ERR_INVALID, "%s:%d: unknown provider '%s' (no [provider %s] section)",
+					       t->path, p->line, p->ref.provider, p->ref.provider);
+		}
+	}
+	return 0;
+}
+
 /* A writable store for apps that generate values. */
 static int config_app_store_check(struct loader *ld, const struct app_conf *a)
 {
@@ -1204,6 +1286,12 @@ static int config_mapping_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct conf_mapping *)a)->name,
 		      ((const struct conf_mapping *)b)->name);
+}
+
+static int config_template_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct conf_template *)a)->name,
+		      ((const struct conf_template *)b)->name);
 }
 
 static int config_app_cmp(const void *a, const void *b)
@@ -1297,7 +1385,8 @@ static int config_finish(struct loader *ld)
 	for (size_t i = 0; i < c->napps; i++)
 		if (config_app_refs_check(ld, i) < 0 ||
 		    config_app_refs_valid(ld, i) < 0 ||
-		    config_app_store_check(ld, &c->apps[i]) < 0)
+		    config_app_store_check(ld, &c->apps[i]) < 0 ||
+		    config_app_templates_check(ld, &c->apps[i]) < 0)
 			return -1;
 	for (size_t i = 0; i < c->napps; i++) {
 		struct app_conf *a = &c->apps[i];
@@ -1314,6 +1403,8 @@ static int config_finish(struct loader *ld)
 			qsort(a->env, a->nenv, sizeof(*a->env), config_mapping_cmp);
 		if (a->nkeys)
 			qsort(a->keys, a->nkeys, sizeof(*a->keys), config_mapping_cmp);
+		if (a->ntpls)
+			qsort(a->tpls, a->ntpls, sizeof(*a->tpls), config_template_cmp);
 	}
 	if (c->napps)
 		qsort(c->apps, c->napps, sizeof(*c->apps), config_app_cmp);
@@ -1388,6 +1479,11 @@ void config_free(struct config *c)
 			ref_free(&a->store);
 		config_mappings_free(a->env, a->nenv);
 		config_mappings_free(a->keys, a->nkeys);
+		for (size_t j = 0; j < a->ntpls; j++) {
+			free(a->tpls[j].name);
+			tpl_free(&a->tpls[j].tpl);
+		}
+		free(a->tpls);
 	}
 	free(c->apps);
 	for (size_t i = 0; i < c->nfiles; i++)
@@ -1414,3 +1510,12 @@ const struct app_conf *config_app(const struct config *c, const char *name)
 	return bsearch(&key, c->apps, c->napps, sizeof(*c->apps), config_app_cmp);
 }
 
+
+const struct conf_template *config_template(const struct app_conf *a,
+					   const char *name)
+{
+	for (size_t i = 0; i < a->ntpls; i++)
+		if (!strcmp(a->tpls[i].name, name))
+			return &a->tpls[i];
+	return NULL;
+}

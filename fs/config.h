@@ -12,6 +12,7 @@
 
 #include "../base/err.h"
 #include "ref.h"
+#include "template.h"
 #include "../providers/provider.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/secretfs/secretfs.conf"
@@ -20,6 +21,13 @@
 struct conf_mapping {
 	char *name;		/* KEY, or ENV for keys.* */
 	struct ref ref;
+	struct conf_where where;
+};
+
+/* file.NAME = TEMPLATE: the folder shows NAME, the template filled in. */
+struct conf_template {
+	char *name;
+	struct tpl tpl;		/* read and parsed by config_load */
 	struct conf_where where;
 };
 
@@ -42,6 +50,8 @@ struct app_conf {
 	 * dialect views .env.json .env.sh .env.docker; -1 until set ([secretfs]'s
 	 * applies) */
 	int views;
+	struct conf_template *tpls;	/* sorted by name */
+	size_t ntpls;
 	struct conf_where where;
 };
 
@@ -74,7 +84,9 @@ struct config {
 /* Read path and its conf.d drop-ins into c (freed with config_free, also
  * after a failure). Checks everything that can be checked without a
  * provider: syntax, sections, keys, references, provider names and types
- * and their option names, owners, modes, duplicates. */
+ * and their option names, owners, modes, duplicates. Templates (file.NAME)
+ * are read and parsed here, so a reload, which loads a new configuration,
+ * re-reads them; a template's errors name the template's file:line. */
 int config_load(const char *path, struct config *c, struct err *e);
 void config_free(struct config *c);
 
@@ -86,6 +98,10 @@ int config_parse_size(const char *s, size_t *bytes, struct err *e);
 const struct provider_conf *config_provider(const struct config *c,
 					    const char *name);
 const struct app_conf *config_app(const struct config *c, const char *name);
+
+/* The app's file.NAME, or NULL. */
+const struct conf_template *config_template(const struct app_conf *a,
+					   const char *name);
 
 /* "json sh docker" (spaces or commas; "" for none) -> 1 << FMT_* bits. */
 int config_parse_views(const char *s, int *views, struct err *e);
