@@ -1477,3 +1477,34 @@ int app_regenerate(struct appfs *fs, const struct app_conf *app,
 		rc = app_store_update(fs, app, app_edit_regenerate, &g, e);
 	return rc < 0 ? err_prefix(e, "app %s: ", app->name) : 0;
 }
+
+/* ---- change hooks ---- */
+
+int app_digest(void *ctx, const struct app_conf *app, struct kvmap *out,
+	       struct err *e)
+{
+	struct appfs *fs = ctx;
+	struct kvmap vals = KVMAP_INIT;
+	struct secbuf text = SECBUF_INIT;
+	unsigned char fp[APP_FP_LEN];
+	int rc = app_values(fs, app, &vals, e);
+
+	if (rc == 0 && app_fingerprints(fs, &vals, out) < 0)
+		rc = err_oom(e);
+	for (size_t i = 0; rc == 0 && i < app->ntpls; i++) {
+		rc = app_read(fs, app, app->tpls[i].name, &text, NULL, e);
+		if (rc == 0) {
+			app_fp(fs, text.data ? text.data : "", text.len, fp);
+			rc = kvmap_set(out, app->tpls[i].name, fp, sizeof(fp)) < 0 ? err_oom(e) : 0;
+		}
+	}
+	secmem_stack_wipe();
+	secbuf_free(&text);
+	kvmap_free(&vals);
+	return rc;
+}
+
+void app_expire_cb(void *ctx, const struct app_conf *app)
+{
+	app_expire(ctx, app);
+}

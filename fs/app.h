@@ -141,6 +141,14 @@ void app_expire(struct appfs *fs, const struct app_conf *app);
 int app_regenerate(struct appfs *fs, const struct app_conf *app,
 		   const char *key, struct err *e);
 
+/* What the app shows now, for change hooks (fs/hooks.h): each key ->
+ * its fingerprint (a keyed hash, no value), and each template file ->
+ * the hash of its content. ctx is the struct appfs. */
+int app_digest(void *ctx, const struct app_conf *app, struct kvmap *out,
+	       struct err *e);
+/* app_expire for fs/hooks.h: ctx is the struct appfs. */
+void app_expire_cb(void *ctx, const struct app_conf *app);
+
 /* File mode of an app folder for file mode m: its read and write bits, and
  * x with each read bit (0400 -> 0500, 0640 -> 0750, 0600 -> 0700). */
 unsigned app_dir_mode(unsigned file_mode);

@@ -33,6 +33,7 @@
 #include "../providers/provider.h"
 #include "../base/dotenv.h"
 #include "../base/formats.h"
+#include "hooks.h"
 
 #define APP_NAME_MAX 255
 
@@ -497,7 +498,8 @@ static int config_app_open(struct loader *ld, const char *name)
 	a = &c->apps[c->napps];
 	*a = (struct app_conf){ .name = strdup(name), .mode = 0400,
 				.ttl_ms = -1, .refresh_ms = -1, .max_stale_ms = -1,
-				.views = -1,
+				.views = -1, .on_change_delay_ms = 2000,
+				.on_change_timeout_ms = 60000,
 				.where = config_here(ld) };
 	if (!a->name)
 		return config_oom(ld);
@@ -866,6 +868,32 @@ static int config_app_file(struct loader *ld, const char *key, const char *value
 	return rc;
 }
 
+/* on_change, on_change_user, on_change_delay, on_change_timeout */
+static int config_app_hook(struct loader *ld, struct app_conf *a, const char *key,
+			   const char *value)
+{
+	long *ms = !strcmp(key, "on_change_delay") ? &a->on_change_delay_ms :
+		   &a->on_change_timeout_ms;
+
+	if (!strcmp(key, "on_change")) {
+		if (a->on_change.n)
+			return config_fail(ld, "'on_change' is set twice in app %s", a->name);
+		return hooks_split(value, &a->on_change, ld->e) < 0 ?
+			config_fail_prefixed(ld, key) : 0;
+	}
+	if (!strcmp(key, "on_change_user")) {
+		if (a->hook_as_user)
+			return config_fail(ld, "'on_change_user' is set twice in app %s", a->name);
+		a->hook_as_user = true;
+		return config_owner_parse(ld, value, &a->hook_uid, &a->hook_gid);
+	}
+	if (config_parse_duration(value, ms, ld->e) < 0)
+		return config_fail_prefixed(ld, key);
+	if (ms == &a->on_change_timeout_ms && *ms < 1)
+		return config_fail(ld, "on_change_timeout must be more than 0");
+	return 0;
+}
+
 /* ttl, refresh, max_stale of one app (-1 until set: [secretfs]'s apply). */
 static int config_app_policy(struct loader *ld, struct app_conf *a, const char *key,
 		      const char *value)
@@ -906,9 +934,12 @@ static int config_app_set(struct loader *ld, const char *key, const char *value)
 		return config_app_env(ld, key, value);
 	if (!strncmp(key, "file.", 5))
 		return config_app_file(ld, key, value);
+	if (!strcmp(key, "on_change") || !strcmp(key, "on_change_user") ||
+	    !strcmp(key, "on_change_delay") || !strcmp(key, "on_change_timeout"))
+		return config_app_hook(ld, a, key, value);
 	if (!strncmp(key, "keys.", 5))
 		return config_app_keys(ld, key, value);
-	return config_fail(ld, "app %s has no setting '%s' (owner, mode, store, env.KEY, keys.ENV, file.NAME, ttl, refresh, max_stale, views)",
+	return config_fail(ld, "app %s has no setting '%s' (owner, mode, store, env.KEY, keys.ENV, file.NAME, ttl, refresh, max_stale, views, on_change, on_change_user, on_change_delay, on_change_timeout)",
 		    a->name, key);
 }
 
@@ -1484,6 +1515,7 @@ void config_free(struct config *c)
 			tpl_free(&a->tpls[j].tpl);
 		}
 		free(a->tpls);
+		strv_free(&a->on_change);
 	}
 	free(c->apps);
 	for (size_t i = 0; i < c->nfiles; i++)

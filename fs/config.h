@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "../base/err.h"
+#include "../base/strv.h"
 #include "ref.h"
 #include "template.h"
 #include "../providers/provider.h"
@@ -52,6 +53,13 @@ struct app_conf {
 	int views;
 	struct conf_template *tpls;	/* sorted by name */
 	size_t ntpls;
+	/* on_change = COMMAND (fs/hooks.h): argv, empty when unset */
+	struct strv on_change;
+	bool hook_as_user;	/* on_change_user set */
+	uid_t hook_uid;
+	gid_t hook_gid;
+	long on_change_delay_ms;	/* default 2 s */
+	long on_change_timeout_ms;	/* default 60 s */
 	struct conf_where where;
 };
 

@@ -205,8 +205,10 @@ static void ops_on_changed(void *ctx, const struct provider *p,
 	struct ops_fs *ofs = ctx;
 
 	for (size_t i = 0; i < ofs->cfg->napps; i++)
-		if (app_uses(&ofs->cfg->apps[i], p->name, locator))
+		if (app_uses(&ofs->cfg->apps[i], p->name, locator)) {
 			ops_inval_app(ofs, i);
+			hooks_poke(ofs->hooks, ofs->cfg->apps[i].name);
+		}
 }
 
 /* ---- errors and attributes ---- */
@@ -970,7 +972,11 @@ const struct fuse_lowlevel_ops ops_table = {
 /* A write reached the store: every file of the app may show it. */
 static void ops_on_edit(void *ctx, size_t app)
 {
-	ops_inval_app(ctx, app);
+	struct ops_fs *ofs = ctx;
+
+	ops_inval_app(ofs, app);
+	/* a write through the mount is a change too */
+	hooks_poke(ofs->hooks, ofs->cfg->apps[app].name);
 }
 
 int ops_fs_init(struct ops_fs *ofs, struct appfs *appfs, const struct config *cfg)
@@ -996,6 +1002,9 @@ int ops_start(struct ops_fs *ofs, struct fuse_session *se, struct err *e)
 	if (pthread_create(&iv->thread, NULL, ops_inval_thread, ofs) != 0)
 		return err_set(e, ERR_NOMEM, "cannot start the invalidation thread");
 	iv->running = true;
+	ofs->hooks = hooks_start(ofs->cfg, app_digest, app_expire_cb, ofs->appfs, e);
+	if (!ofs->hooks && e->code != ERR_OK)
+		return -1;
 	return cache_start_refresher(ofs->appfs->cache, ops_on_changed, ofs, e);
 }
 
@@ -1003,6 +1012,8 @@ void ops_stop(struct ops_fs *ofs)
 {
 	struct ops_inval *iv = &ofs->inval;
 
+	hooks_stop(ofs->hooks);
+	ofs->hooks = NULL;
 	if (!iv->running)
 		return;
 	pthread_mutex_lock(&iv->lock);
