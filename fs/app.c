@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../base/dotenv.h"
+#include "../base/formats.h"
 #include "generate.h"
 #include "sealed.h"
 #include "../base/hash.h"
@@ -156,6 +157,16 @@ unsigned app_dir_mode(unsigned file_mode)
 
 	/* who may read may list; who may write may also create and remove */
 	return r | (r >> 2) | (file_mode & 0222);
+}
+
+/* The view file name is, when the app shows it: .env.json -> FMT_JSON. */
+static bool app_view(const struct app_conf *app, const char *name,
+		     enum fmt_kind *f)
+{
+	size_t n = strlen(APP_VIEW_PREFIX);
+
+	return !strncmp(name, APP_VIEW_PREFIX, n) && fmt_parse(name + n, f) == 0 &&
+	       *f != FMT_ENV && (app->views & (1 << *f));
 }
 
 /* ---- sources ---- */
@@ -673,7 +684,30 @@ static void app_sources_fetch(struct app_source *s, size_t n)
 	free(started);
 }
 
-/* The distinct entries behind the app's value set: the store first. */
+static void app_source_add(struct appfs *fs, const struct app_conf *app,
+			   const struct ref *r, struct app_source *s, size_t *n)
+{
+	bool seen = r->kind != REF_PROVIDER;
+
+	for (size_t j = 0; !seen && j < *n; j++)
+		seen = ref_same_entry(r, s[j].ref);
+	if (!seen)
+		s[(*n)++] = (struct app_source){ .fs = fs, .app = app, .ref = r };
+}
+
+/* How many sources app_sources can find at most. */
+static size_t app_sources_max(const struct app_conf *app)
+{
+	size_t n = app->nenv + 1;
+
+	for (size_t i = 0; i < app->ntpls; i++)
+		n += app->tpls[i].tpl.n;
+	return n;
+}
+
+/* The distinct entries behind the app's value set, the store first, and
+ * the references of its templates: every file of the app is made of the
+ * same sources, fetched together, all or nothing. */
 static size_t app_sources(struct appfs *fs, const struct app_conf *app,
 			  struct app_source *s)
 {
@@ -681,15 +715,13 @@ static size_t app_sources(struct appfs *fs, const struct app_conf *app,
 
 	if (app->has_store)
 		s[n++] = (struct app_source){ .fs = fs, .app = app, .ref = &app->store };
-	for (size_t i = 0; i < app->nenv; i++) {
-		const struct ref *r = &app->env[i].ref;
-		bool seen = r->kind != REF_PROVIDER;
-
-		for (size_t j = 0; !seen && j < n; j++)
-			seen = ref_same_entry(r, s[j].ref);
-		if (!seen)
-			s[n++] = (struct app_source){ .fs = fs, .app = app, .ref = r };
-	}
+	for (size_t i = 0; i < app->nenv; i++)
+		app_source_add(fs, app, &app->env[i].ref, s, &n);
+	for (size_t i = 0; i < app->ntpls; i++)
+		for (size_t j = 0; j < app->tpls[i].tpl.n; j++)
+			if (app->tpls[i].tpl.parts[j].ref.kind == REF_PROVIDER &&
+			    app->tpls[i].tpl.parts[j].ref.provider)
+				app_source_add(fs, app, &app->tpls[i].tpl.parts[j].ref, s, &n);
 	return n;
 }
 
@@ -702,11 +734,34 @@ static const struct entry *app_source_of(const struct app_source *s, size_t n,
 	return NULL;
 }
 
-/* The app's whole value set: store keys, then mappings over them. */
-static int app_values(struct appfs *fs, const struct app_conf *app,
-		      struct kvmap *vals, struct err *e)
+/* Fills a template in from a value set and the sources it came from. */
+struct app_tpl_ctx {
+	const struct kvmap *vals;
+	const struct app_source *s;
+	size_t n;
+};
+
+static int app_tpl_value(void *ctx, const struct tpl_part *p, struct secbuf *val,
+			 struct err *e)
 {
-	struct app_source *s = calloc(app->nenv + 1, sizeof(*s));
+	const struct app_tpl_ctx *c = ctx;
+	const struct kv *kv;
+
+	if (!p->key)
+		return app_select(app_source_of(c->s, c->n, &p->ref), &p->ref, val, e);
+	kv = kvmap_get(c->vals, p->key);
+	if (!kv)
+		return err_set(e, ERR_PROVIDER, "the app has no key %s", p->key);
+	return secbuf_set(val, kv->val, kv->len) < 0 ? err_oom(e) : 0;
+}
+
+/* The app's whole value set: store keys, then mappings over them; and
+ * when tpl is not NULL, the template filled in from them into out. */
+static int app_values_tpl(struct appfs *fs, const struct app_conf *app,
+			  struct kvmap *vals, const struct tpl *tpl,
+			  struct secbuf *out, struct err *e)
+{
+	struct app_source *s = calloc(app_sources_max(app), sizeof(*s));
 	struct secbuf val = SECBUF_INIT;
 	size_t n = s ? app_sources(fs, app, s) : 0;
 	int rc = s ? 0 : err_oom(e);
@@ -730,6 +785,11 @@ static int app_values(struct appfs *fs, const struct app_conf *app,
 		if (rc == 0 && kvmap_set(vals, app->env[i].name, val.data, val.len) < 0)
 			rc = err_oom(e);
 	}
+	if (rc == 0 && tpl) {
+		struct app_tpl_ctx c = { vals, s, n };
+
+		rc = tpl_render(tpl, app_tpl_value, &c, out, e);
+	}
 	for (size_t j = 0; j < n; j++)
 		entry_free(&s[j].en);
 	free(s);
@@ -740,6 +800,12 @@ static int app_values(struct appfs *fs, const struct app_conf *app,
 	if (rc < 0 && e->code == ERR_NOTFOUND)
 		e->code = ERR_PROVIDER;
 	return rc;
+}
+
+static int app_values(struct appfs *fs, const struct app_conf *app,
+		      struct kvmap *vals, struct err *e)
+{
+	return app_values_tpl(fs, app, vals, NULL, NULL, e);
 }
 
 static int app_key_value(struct appfs *fs, const struct app_conf *app,
@@ -800,7 +866,8 @@ static int app_keys_values(struct appfs *fs, const struct app_conf *app,
 	return rc;
 }
 
-/* Warn once per app and key about a value .env cannot carry portably. */
+/* Warn once per app, key and reason about a value .env or a view cannot
+ * carry (portably). */
 struct app_warn_ctx {
 	const struct app_conf *app;
 };
@@ -813,7 +880,8 @@ static void app_render_warn(void *ctx, const char *key, const char *why)
 	char id[600];
 	bool seen = false;
 
-	snprintf(id, sizeof(id), "%s/%s", w->app->name, key);
+	/* per reason: .env and a view may each have their own about one key */
+	snprintf(id, sizeof(id), "%s/%s/%.60s", w->app->name, key, why);
 	pthread_mutex_lock(&lock);
 	for (size_t i = 0; i < warned.n && !seen; i++)
 		seen = !strcmp(warned.v[i], id);
@@ -830,14 +898,28 @@ static int app_read_file(struct appfs *fs, const struct app_conf *app,
 	struct kvmap vals = KVMAP_INIT;
 	int rc;
 
+	enum fmt_kind view = FMT_ENV;
+
+	const struct conf_template *t = config_template(app, name);
+
 	secbuf_clear(out);
-	if (strcmp(name, APP_ENV_NAME) && strcmp(name, APP_KEYS_NAME))
+	if (t) {
+		rc = app_values_tpl(fs, app, &vals, &t->tpl, out, e);
+		kvmap_free(&vals);
+		return rc;
+	}
+	if (strcmp(name, APP_ENV_NAME) && strcmp(name, APP_KEYS_NAME) &&
+	    !app_view(app, name, &view))
 		return app_key_value(fs, app, name, out, e);
-	if (!strcmp(name, APP_ENV_NAME))
+	if (strcmp(name, APP_KEYS_NAME))
 		rc = app_values(fs, app, &vals, e);
 	else
 		rc = app_keys_values(fs, app, &vals, e);
-	if (rc == 0 && dotenv_render(&vals, out, app_render_warn, &w) < 0)
+	if (rc == 0 && view != FMT_ENV)
+		/* a key the view cannot carry is left out, warned, and named in
+		 * a comment line where the format has comments */
+		rc = fmt_render(view, &vals, out, app_render_warn, &w, e);
+	else if (rc == 0 && dotenv_render(&vals, out, app_render_warn, &w) < 0)
 		rc = err_oom(e);
 	if (rc == 0 && base && app_fingerprints(fs, &vals, base) < 0)
 		rc = err_oom(e);
@@ -1029,11 +1111,32 @@ int app_check(struct appfs *fs, const struct app_conf *app, app_check_fn fn,
 
 /* ---- names ---- */
 
-static bool app_name_is_file(const char *key)
+/* A store key shown as a file of its own: not a name the app's views
+ * or .env take. */
+static bool app_name_is_file(const struct app_conf *app, const char *key)
 {
+	enum fmt_kind f;
+
 	return key[0] && strcmp(key, ".") && strcmp(key, "..") &&
 	       !strchr(key, '/') && strcmp(key, APP_ENV_NAME) &&
-	       strcmp(key, APP_KEYS_NAME) && strlen(key) <= 255;
+	       strcmp(key, APP_KEYS_NAME) && !app_view(app, key, &f) &&
+	       !config_template(app, key) && strlen(key) <= 255;
+}
+
+/* .env.docker .env.json .env.sh, those the app shows, sorted. */
+static int app_list_views(const struct app_conf *app, struct strv *out)
+{
+	static const enum fmt_kind order[] = { FMT_DOCKER, FMT_JSON, FMT_SH };
+	char name[32];
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < sizeof(order) / sizeof(order[0]); i++) {
+		if (!(app->views & (1 << order[i])))
+			continue;
+		snprintf(name, sizeof(name), "%s%s", APP_VIEW_PREFIX, fmt_name(order[i]));
+		rc = strv_push(out, name);
+	}
+	return rc;
 }
 
 int app_list(struct appfs *fs, const struct app_conf *app, struct strv *out,
@@ -1054,14 +1157,18 @@ int app_list(struct appfs *fs, const struct app_conf *app, struct strv *out,
 	}
 	/* a kvmap with empty values is a sorted set of names */
 	for (size_t i = 0; rc == 0 && i < store.map.n; i++)
-		if (app_name_is_file(store.map.items[i].key))
+		if (app_name_is_file(app, store.map.items[i].key))
 			rc = kvmap_set(&names, store.map.items[i].key, "", 0);
 	for (size_t i = 0; rc == 0 && i < app->nenv; i++)
 		rc = kvmap_set(&names, app->env[i].name, "", 0);
+	for (size_t i = 0; rc == 0 && i < app->ntpls; i++)
+		rc = kvmap_set(&names, app->tpls[i].name, "", 0);
 	if (rc == 0)
 		rc = strv_push(out, APP_ENV_NAME);
 	if (rc == 0 && app->nkeys)
 		rc = strv_push(out, APP_KEYS_NAME);
+	if (rc == 0)
+		rc = app_list_views(app, out);
 	for (size_t i = 0; rc == 0 && i < names.n; i++)
 		rc = strv_push(out, names.items[i].key);
 	if (rc < 0 && e->code == ERR_OK)
@@ -1071,6 +1178,21 @@ int app_list(struct appfs *fs, const struct app_conf *app, struct strv *out,
 	return rc < 0 ? err_prefix(e, "app %s: ", app->name) : 0;
 }
 
+bool app_shows(const struct app_conf *app, const char *name)
+{
+	enum fmt_kind f;
+
+	return !strcmp(name, APP_ENV_NAME) || (app->nkeys && !strcmp(name, APP_KEYS_NAME)) ||
+	       app_view(app, name, &f) || config_template(app, name);
+}
+
+bool app_read_only(const struct app_conf *app, const char *name)
+{
+	enum fmt_kind f;
+
+	return app_view(app, name, &f) || config_template(app, name);
+}
+
 int app_lookup(struct appfs *fs, const struct app_conf *app, const char *name,
 	       struct err *e)
 {
@@ -1078,11 +1200,14 @@ int app_lookup(struct appfs *fs, const struct app_conf *app, const char *name,
 	bool exists;
 	int rc;
 
-	if (!strcmp(name, APP_ENV_NAME) || app_mapping(app, name))
+	enum fmt_kind f;
+
+	if (!strcmp(name, APP_ENV_NAME) || app_mapping(app, name) ||
+	    app_view(app, name, &f) || config_template(app, name))
 		return 0;
 	if (!strcmp(name, APP_KEYS_NAME))
 		return app->nkeys ? 0 : err_set(e, ERR_NOTFOUND, "app %s has no keys.*", app->name);
-	if (!app_name_is_file(name))
+	if (!app_name_is_file(app, name))
 		return err_set(e, ERR_NOTFOUND, "not a key name");
 	rc = app_fetch_store(fs, app, VIA_CACHE, &store, &exists, e);
 	if (rc == 0 && !kvmap_get(&store.map, name))
@@ -1263,10 +1388,16 @@ int app_write(struct appfs *fs, const struct app_conf *app, const char *name,
 	      struct err *e)
 {
 	static const struct kvmap empty = KVMAP_INIT;
+	enum fmt_kind f;
 	int rc;
 
 	if (!strcmp(name, APP_KEYS_NAME))
 		rc = err_set(e, ERR_READONLY, "it comes from keys.* in the config; change it there");
+	else if (app_view(app, name, &f))
+		rc = err_set(e, ERR_READONLY, "a view of .env; write .env or a key's file");
+	else if (config_template(app, name))
+		rc = err_set(e, ERR_READONLY, "made from a template (file.%s); write .env or a key's file",
+			     name);
 	else if (!strcmp(name, APP_ENV_NAME))
 		rc = app_write_env(fs, app, base ? base : &empty, data, len, e);
 	else
@@ -1307,6 +1438,7 @@ static void app_meta_sources(const struct app_conf *app, const char *name,
 			     struct app_meta *out)
 {
 	const struct conf_mapping *m = app_mapping(app, name);
+	enum fmt_kind f;
 
 	out->source[0] = '\0';
 	if (m) {
@@ -1316,7 +1448,8 @@ static void app_meta_sources(const struct app_conf *app, const char *name,
 			app_meta_add(out, &app->keys[i].ref);
 	} else if (app->has_store) {
 		app_meta_add(out, &app->store);
-		if (strcmp(name, APP_ENV_NAME)) {
+		if (strcmp(name, APP_ENV_NAME) && !app_view(app, name, &f) &&
+		    !config_template(app, name)) {
 			/* a store key: the store's reference with #KEY */
 			size_t len = strlen(out->source);
 
@@ -1325,7 +1458,8 @@ static void app_meta_sources(const struct app_conf *app, const char *name,
 					 "#%s\n", name);
 		}
 	}
-	if (!strcmp(name, APP_ENV_NAME))
+	if (!strcmp(name, APP_ENV_NAME) || app_view(app, name, &f) ||
+	    config_template(app, name))
 		for (size_t i = 0; i < app->nenv; i++)
 			app_meta_add(out, &app->env[i].ref);
 }
@@ -1362,7 +1496,7 @@ int app_meta(struct appfs *fs, const struct app_conf *app, const char *name,
 static bool app_ref_is(const struct ref *r, const char *provider,
 		       const char *locator)
 {
-	return r->kind == REF_PROVIDER && !strcmp(r->provider, provider) &&
+	return r->kind == REF_PROVIDER && r->provider && !strcmp(r->provider, provider) &&
 	       !strcmp(r->locator, locator);
 }
 
@@ -1377,6 +1511,10 @@ bool app_uses(const struct app_conf *app, const char *provider,
 	for (size_t i = 0; i < app->nkeys; i++)
 		if (app_ref_is(&app->keys[i].ref, provider, locator))
 			return true;
+	for (size_t i = 0; i < app->ntpls; i++)
+		for (size_t j = 0; j < app->tpls[i].tpl.n; j++)
+			if (app_ref_is(&app->tpls[i].tpl.parts[j].ref, provider, locator))
+				return true;
 	return false;
 }
 
@@ -1400,6 +1538,10 @@ void app_expire(struct appfs *fs, const struct app_conf *app)
 		app_expire_ref(fs, &app->env[i].ref);
 	for (size_t i = 0; i < app->nkeys; i++)
 		app_expire_ref(fs, &app->keys[i].ref);
+	for (size_t i = 0; i < app->ntpls; i++)
+		for (size_t j = 0; j < app->tpls[i].tpl.n; j++)
+			if (app->tpls[i].tpl.parts[j].ref.provider)
+				app_expire_ref(fs, &app->tpls[i].tpl.parts[j].ref);
 }
 
 struct app_regen {
@@ -1445,4 +1587,35 @@ int app_regenerate(struct appfs *fs, const struct app_conf *app,
 	else
 		rc = app_store_update(fs, app, app_edit_regenerate, &g, e);
 	return rc < 0 ? err_prefix(e, "app %s: ", app->name) : 0;
+}
+
+/* ---- change hooks ---- */
+
+int app_digest(void *ctx, const struct app_conf *app, struct kvmap *out,
+	       struct err *e)
+{
+	struct appfs *fs = ctx;
+	struct kvmap vals = KVMAP_INIT;
+	struct secbuf text = SECBUF_INIT;
+	unsigned char fp[APP_FP_LEN];
+	int rc = app_values(fs, app, &vals, e);
+
+	if (rc == 0 && app_fingerprints(fs, &vals, out) < 0)
+		rc = err_oom(e);
+	for (size_t i = 0; rc == 0 && i < app->ntpls; i++) {
+		rc = app_read(fs, app, app->tpls[i].name, &text, NULL, e);
+		if (rc == 0) {
+			app_fp(fs, text.data ? text.data : "", text.len, fp);
+			rc = kvmap_set(out, app->tpls[i].name, fp, sizeof(fp)) < 0 ? err_oom(e) : 0;
+		}
+	}
+	secmem_stack_wipe();
+	secbuf_free(&text);
+	kvmap_free(&vals);
+	return rc;
+}
+
+void app_expire_cb(void *ctx, const struct app_conf *app)
+{
+	app_expire(ctx, app);
 }

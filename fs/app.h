@@ -7,6 +7,9 @@
  *   .env        every key, dotenv-rendered, all sources or nothing
  *   .env.keys   DOTENV_PRIVATE_KEY[_ENV]=... from keys.*
  *   KEY         the raw value
+ *   .env.json .env.sh .env.docker
+ *               the value set in a consumer's own format (views = ...;
+ *               base/formats.h), read-only
  * Writes are whole-file: the text a writer closes is applied to the store.
  */
 #ifndef SECRETFS_APP_H
@@ -26,6 +29,7 @@
 #define APP_FILE_MAX (1024 * 1024)	/* bytes of one written file */
 #define APP_ENV_NAME ".env"
 #define APP_KEYS_NAME ".env.keys"
+#define APP_VIEW_PREFIX ".env."	/* .env.json .env.sh .env.docker */
 
 #define APP_WRITE_LOCKS 64
 
@@ -104,6 +108,13 @@ int app_check(struct appfs *fs, const struct app_conf *app, app_check_fn fn,
 int app_list(struct appfs *fs, const struct app_conf *app, struct strv *out,
 	     struct err *e);
 
+/* Is name a file the configuration alone gives the app (.env, .env.keys
+ * with keys.*, a view)? Asks no store. */
+bool app_shows(const struct app_conf *app, const char *name);
+
+/* Is name a file no write can change (a view)? Refused at open. */
+bool app_read_only(const struct app_conf *app, const char *name);
+
 /* 0 when name is a file of the app; ERR_NOTFOUND when not. */
 int app_lookup(struct appfs *fs, const struct app_conf *app, const char *name,
 	       struct err *e);
@@ -151,6 +162,14 @@ void app_expire(struct appfs *fs, const struct app_conf *app);
  * made of it). ERR_INVALID when key is not a generate: key. */
 int app_regenerate(struct appfs *fs, const struct app_conf *app,
 		   const char *key, struct err *e);
+
+/* What the app shows now, for change hooks (fs/hooks.h): each key ->
+ * its fingerprint (a keyed hash, no value), and each template file ->
+ * the hash of its content. ctx is the struct appfs. */
+int app_digest(void *ctx, const struct app_conf *app, struct kvmap *out,
+	       struct err *e);
+/* app_expire for fs/hooks.h: ctx is the struct appfs. */
+void app_expire_cb(void *ctx, const struct app_conf *app);
 
 /* File mode of an app folder for file mode m: its read and write bits, and
  * x with each read bit (0400 -> 0500, 0640 -> 0750, 0600 -> 0700). */

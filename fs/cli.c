@@ -16,15 +16,10 @@
 #include <unistd.h>
 
 #include "../base/dotenv.h"
+#include "../base/formats.h"
 #include "../base/log.h"
 #include "app.h"
 #include "config.h"
-
-/* docker reads an env file with Go's bufio.Scanner: a line and its
- * newline must fit in 64 KiB */
-#define CLI_DOCKER_LINE_MAX (64 * 1024 - 1)
-
-static const char *const cli_format_names[] = { "env", "json", "sh", "docker" };
 
 bool cli_is_command(const char *word)
 {
@@ -33,146 +28,23 @@ bool cli_is_command(const char *word)
 
 int cli_format_parse(const char *name, enum cli_format *f)
 {
-	for (int i = 0; i < 4; i++)
-		if (!strcmp(name, cli_format_names[i])) {
-			*f = (enum cli_format)i;
-			return 0;
-		}
-	return -1;
-}
+	enum fmt_kind k;
 
-/* ---- formats ---- */
-
-/* jansson checks UTF-8 when it makes a string (and wipes what it frees,
- * secmem_init_json), so it is the one UTF-8 check we have. */
-static bool cli_utf8(const char *s, size_t n)
-{
-	json_t *j = json_stringn(s, n);
-
-	json_decref(j);
-	return j != NULL;
-}
-
-static int cli_json(const struct kvmap *vals, struct secbuf *out, struct err *e)
-{
-	json_t *obj = json_object();
-	char *text = NULL;
-	int rc = obj ? 0 : err_oom(e);
-
-	for (size_t i = 0; rc == 0 && i < vals->n; i++) {
-		const struct kv *kv = &vals->items[i];
-		json_t *v = json_stringn(kv->val, kv->len);
-
-		if (!v)
-			rc = err_set(e, ERR_INVALID, "%s: the value is not UTF-8 text, which JSON cannot hold",
-				     kv->key);
-		else if (json_object_set_new(obj, kv->key, v) < 0)
-			rc = err_set(e, ERR_INVALID, "the key name %s is not UTF-8 text", kv->key);
-	}
-	if (rc == 0)
-		text = json_dumps(obj, JSON_INDENT(2) | JSON_SORT_KEYS);
-	if (rc == 0 && (!text || secbuf_puts(out, text) < 0 || secbuf_putc(out, '\n') < 0))
-		rc = err_oom(e);
-	secmem_free_str(text);
-	json_decref(obj);
-	return rc;
-}
-
-/* What sh and docker both need: a variable name, no NUL byte. */
-static int cli_var_check(const struct kv *kv, const char *fmt, struct err *e)
-{
-	if (!dotenv_key_valid(kv->key))
-		return err_set(e, ERR_INVALID, "key %s: not a variable name ([A-Za-z_][A-Za-z0-9_]*), which --format %s cannot carry",
-			       kv->key, fmt);
-	if (memchr(kv->val, 0, kv->len))
-		return err_set(e, ERR_INVALID, "%s: the value holds a NUL byte, which no environment variable can",
-			       kv->key);
-	return 0;
-}
-
-/* export KEY='...', a ' written as '\'' : POSIX sh takes everything
- * between single quotes literally, newlines included. */
-static int cli_sh(const struct kvmap *vals, struct secbuf *out, struct err *e)
-{
-	int rc = 0;
-
-	for (size_t i = 0; rc == 0 && i < vals->n; i++) {
-		const struct kv *kv = &vals->items[i];
-
-		if (cli_var_check(kv, "sh", e) < 0)
-			return -1;
-		rc |= secbuf_puts(out, "export ");
-		rc |= secbuf_puts(out, kv->key);
-		rc |= secbuf_puts(out, "='");
-		for (size_t j = 0; rc == 0 && j < kv->len; j++)
-			rc = kv->val[j] == '\'' ? secbuf_puts(out, "'\\''") :
-						  secbuf_putc(out, kv->val[j]);
-		rc |= secbuf_puts(out, "'\n");
-	}
-	return rc < 0 ? err_oom(e) : 0;
-}
-
-/* docker's env file: KEY=VALUE, the value verbatim to the end of the
- * line (no quotes, no escapes); a line must be UTF-8, and a CR before
- * the newline is dropped. What it cannot carry is refused. */
-static int cli_docker_check(const struct kv *kv, struct err *e)
-{
-	if (cli_var_check(kv, "docker", e) < 0)
+	if (fmt_parse(name, &k) < 0)
 		return -1;
-	if (memchr(kv->val, '\n', kv->len))
-		return err_set(e, ERR_INVALID, "%s: the value holds a newline, which docker's --env-file cannot carry (--format json or sh can)",
-			       kv->key);
-	if (kv->len && kv->val[kv->len - 1] == '\r')
-		return err_set(e, ERR_INVALID, "%s: the value ends in a carriage return, which docker's --env-file drops",
-			       kv->key);
-	if (!cli_utf8(kv->val, kv->len))
-		return err_set(e, ERR_INVALID, "%s: the value is not UTF-8 text, which docker's --env-file refuses",
-			       kv->key);
-	if (strlen(kv->key) + 1 + kv->len > CLI_DOCKER_LINE_MAX)
-		return err_set(e, ERR_INVALID, "%s: the line would be longer than docker reads (64 KiB)",
-			       kv->key);
+	*f = (enum cli_format)k;
 	return 0;
 }
 
-static int cli_docker(const struct kvmap *vals, struct secbuf *out, struct err *e)
-{
-	int rc = 0;
-
-	for (size_t i = 0; rc == 0 && i < vals->n; i++) {
-		const struct kv *kv = &vals->items[i];
-
-		if (cli_docker_check(kv, e) < 0)
-			return -1;
-		rc |= secbuf_puts(out, kv->key);
-		rc |= secbuf_putc(out, '=');
-		rc |= secbuf_append(out, kv->val, kv->len);
-		rc |= secbuf_putc(out, '\n');
-	}
-	return rc < 0 ? err_oom(e) : 0;
-}
+/* ---- formats: base/formats.c, shared with the folder's views ---- */
 
 int cli_format(enum cli_format f, const struct kvmap *vals,
 	       struct secbuf *out, struct err *e)
 {
-	size_t start = out->len;
-	int rc;
-
-	switch (f) {
-	case CLI_FORMAT_JSON:
-		rc = cli_json(vals, out, e);
-		break;
-	case CLI_FORMAT_SH:
-		rc = cli_sh(vals, out, e);
-		break;
-	case CLI_FORMAT_DOCKER:
-		rc = cli_docker(vals, out, e);
-		break;
-	default:
-		rc = err_set(e, ERR_INVALID, ".env is rendered by app_read");
-	}
-	if (rc < 0)
-		secbuf_truncate(out, start);
-	return rc;
+	if (f == CLI_FORMAT_ENV)
+		return err_set(e, ERR_INVALID, ".env is rendered by app_read");
+	/* render is all or nothing: what a format cannot carry is refused */
+	return fmt_render((enum fmt_kind)f, vals, out, NULL, NULL, e);
 }
 
 /* ---- shared ---- */
@@ -495,3 +367,6 @@ out:
 	free(a.words);
 	return rc;
 }
+
+_Static_assert((int)CLI_FORMAT_JSON == (int)FMT_JSON && (int)CLI_FORMAT_SH == (int)FMT_SH &&
+	       (int)CLI_FORMAT_DOCKER == (int)FMT_DOCKER, "enum cli_format follows enum fmt_kind");

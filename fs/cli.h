@@ -25,6 +25,7 @@
 #include "../base/kvmap.h"
 #include "../base/secmem.h"
 
+/* in the order of enum fmt_kind (base/formats.h), which renders them */
 enum cli_format {
 	CLI_FORMAT_ENV,		/* .env exactly as the mount serves it */
 	CLI_FORMAT_JSON,	/* {"KEY": "value", ...}, keys sorted */

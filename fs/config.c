@@ -32,6 +32,8 @@
 #include "../base/secmem.h"
 #include "../providers/provider.h"
 #include "../base/dotenv.h"
+#include "../base/formats.h"
+#include "hooks.h"
 
 #define APP_NAME_MAX 255
 
@@ -71,6 +73,7 @@ struct loader {
 	struct conf_where *store_at;
 	/* where each [secretfs] setting was last set */
 	struct conf_where global_at[4];
+	struct conf_where views_at;	/* of [secretfs], or of the open app */
 };
 
 static const struct {
@@ -387,6 +390,8 @@ static void config_section_reset(struct loader *ld, enum sect_kind kind)
 
 	ld->sect = kind;
 	ld->type_at = ld->owner_at = ld->mode_at = none;
+	if (kind != SECT_SECRETFS)
+		ld->views_at = none;
 }
 
 static int config_provider_open(struct loader *ld, const char *name)
@@ -493,6 +498,8 @@ static int config_app_open(struct loader *ld, const char *name)
 	a = &c->apps[c->napps];
 	*a = (struct app_conf){ .name = strdup(name), .mode = 0400,
 				.ttl_ms = -1, .refresh_ms = -1, .max_stale_ms = -1,
+				.views = -1, .on_change_delay_ms = 2000,
+				.on_change_timeout_ms = 60000,
 				.where = config_here(ld) };
 	if (!a->name)
 		return config_oom(ld);
@@ -618,6 +625,39 @@ static int config_already_set(struct loader *ld, const char *key,
 		    old->line);
 }
 
+int config_parse_views(const char *s, int *views, struct err *e)
+{
+	char word[16];
+
+	*views = 0;
+	while (*s) {
+		size_t n = strcspn(s, " \t,");
+		enum fmt_kind f;
+
+		if (n && (n >= sizeof(word) ||
+			  (memcpy(word, s, n), word[n] = '\0', fmt_parse(word, &f) < 0) ||
+			  f == FMT_ENV))
+			return err_set(e, ERR_INVALID, "unknown view '%.*s' (json, sh, docker)",
+				       (int)n, s);
+		if (n)
+			*views |= 1 << f;
+		s += n;
+		s += strspn(s, " \t,");
+	}
+	return 0;
+}
+
+/* views = ... of [secretfs] or of the open app, once per section and file. */
+static int config_views_set(struct loader *ld, const char *value, int *views)
+{
+	if (ld->views_at.line && ld->views_at.file == ld->file)
+		return config_already_set(ld, "views", &ld->views_at);
+	if (config_parse_views(value, views, ld->e) < 0)
+		return config_fail_prefixed(ld, "views");
+	ld->views_at = config_here(ld);
+	return 0;
+}
+
 static int config_global_set(struct loader *ld, const char *key, const char *value)
 {
 	for (size_t i = 0; i < sizeof(global_keys) / sizeof(global_keys[0]); i++) {
@@ -637,12 +677,14 @@ static int config_global_set(struct loader *ld, const char *key, const char *val
 		*at = config_here(ld);
 		return 0;
 	}
+	if (!strcmp(key, "views"))
+		return config_views_set(ld, value, &ld->c->views);
 	if (!strcmp(key, "cache_size")) {
 		if (config_parse_size(value, &ld->c->cache_bytes, ld->e) < 0)
 			return config_fail_prefixed(ld, key);
 		return 0;
 	}
-	return config_fail(ld, "[secretfs] has no setting '%s' (ttl, refresh, max_stale, request_timeout, cache_size)",
+	return config_fail(ld, "[secretfs] has no setting '%s' (ttl, refresh, max_stale, request_timeout, cache_size, views)",
 		    key);
 }
 
@@ -771,6 +813,87 @@ static int config_app_keys(struct loader *ld, const char *key, const char *value
 	return config_mapping_add(ld, &a->keys, &a->nkeys, name, &r);
 }
 
+/* A file name a template may take: one the folder shows nothing else as. */
+static bool config_file_name_valid(const char *s)
+{
+	return config_app_name_valid(s) && strcmp(s, ".env") &&
+	       strncmp(s, ".env.", 5) && s[0] != '.';
+}
+
+/* A relative template path is relative to the folder of the file naming it. */
+static char *config_template_path(const struct loader *ld, const char *value)
+{
+	const char *slash = strrchr(ld->file, '/');
+	char *p;
+
+	if (value[0] == '/' || !slash)
+		return strdup(value);
+	p = malloc((size_t)(slash - ld->file) + strlen(value) + 2);
+	if (p)
+		sprintf(p, "%.*s/%s", (int)(slash - ld->file), ld->file, value);
+	return p;
+}
+
+static int config_app_file(struct loader *ld, const char *key, const char *value)
+{
+	struct app_conf *a = config_cur_app(ld);
+	const char *name = key + strlen("file.");
+	struct conf_template *t;
+	char *path;
+	int rc;
+
+	if (!config_file_name_valid(name))
+		return config_fail(ld, "%s: '%s' is not a file name a template can take ([A-Za-z0-9_][A-Za-z0-9_.-]*, not .env*)",
+				   key, name);
+	for (size_t i = 0; i < a->ntpls; i++)
+		if (!strcmp(a->tpls[i].name, name))
+			return config_already_set(ld, key, &a->tpls[i].where);
+	t = realloc(a->tpls, (a->ntpls + 1) * sizeof(*t));
+	if (!t)
+		return config_oom(ld);
+	a->tpls = t;
+	t = &t[a->ntpls++];
+	*t = (struct conf_template){ .name = strdup(name), .where = config_here(ld) };
+	path = config_template_path(ld, value);
+	if (!t->name || !path) {
+		free(path);
+		return config_oom(ld);
+	}
+	rc = tpl_load(path, &t->tpl, ld->e);
+	free(path);
+	if (rc < 0 && strncmp(ld->e->msg, "template ", 9))
+		ld->failed = true;	/* the template's own file:line */
+	else if (rc < 0)
+		config_fail_prefixed(ld, key);
+	return rc;
+}
+
+/* on_change, on_change_user, on_change_delay, on_change_timeout */
+static int config_app_hook(struct loader *ld, struct app_conf *a, const char *key,
+			   const char *value)
+{
+	long *ms = !strcmp(key, "on_change_delay") ? &a->on_change_delay_ms :
+		   &a->on_change_timeout_ms;
+
+	if (!strcmp(key, "on_change")) {
+		if (a->on_change.n)
+			return config_fail(ld, "'on_change' is set twice in app %s", a->name);
+		return hooks_split(value, &a->on_change, ld->e) < 0 ?
+			config_fail_prefixed(ld, key) : 0;
+	}
+	if (!strcmp(key, "on_change_user")) {
+		if (a->hook_as_user)
+			return config_fail(ld, "'on_change_user' is set twice in app %s", a->name);
+		a->hook_as_user = true;
+		return config_owner_parse(ld, value, &a->hook_uid, &a->hook_gid);
+	}
+	if (config_parse_duration(value, ms, ld->e) < 0)
+		return config_fail_prefixed(ld, key);
+	if (ms == &a->on_change_timeout_ms && *ms < 1)
+		return config_fail(ld, "on_change_timeout must be more than 0");
+	return 0;
+}
+
 /* ttl, refresh, max_stale of one app (-1 until set: [secretfs]'s apply). */
 static int config_app_policy(struct loader *ld, struct app_conf *a, const char *key,
 		      const char *value)
@@ -805,11 +928,18 @@ static int config_app_set(struct loader *ld, const char *key, const char *value)
 		return config_app_store(ld, value);
 	if (!strcmp(key, "ttl") || !strcmp(key, "refresh") || !strcmp(key, "max_stale"))
 		return config_app_policy(ld, a, key, value);
+	if (!strcmp(key, "views"))
+		return config_views_set(ld, value, &a->views);
 	if (!strncmp(key, "env.", 4))
 		return config_app_env(ld, key, value);
+	if (!strncmp(key, "file.", 5))
+		return config_app_file(ld, key, value);
+	if (!strcmp(key, "on_change") || !strcmp(key, "on_change_user") ||
+	    !strcmp(key, "on_change_delay") || !strcmp(key, "on_change_timeout"))
+		return config_app_hook(ld, a, key, value);
 	if (!strncmp(key, "keys.", 5))
 		return config_app_keys(ld, key, value);
-	return config_fail(ld, "app %s has no setting '%s' (owner, mode, store, env.KEY, keys.ENV, ttl, refresh, max_stale)",
+	return config_fail(ld, "app %s has no setting '%s' (owner, mode, store, env.KEY, keys.ENV, file.NAME, ttl, refresh, max_stale, views, on_change, on_change_user, on_change_delay, on_change_timeout)",
 		    a->name, key);
 }
 
@@ -1140,6 +1270,31 @@ static int config_app_refs_valid(struct loader *ld, size_t idx)
 			      bad.why.msg);
 }
 
+/* Every {{ KEY }} of a template is a key the app has: an env.KEY, or one
+ * its store may hold (checked when the file is read); every reference's
+ * provider exists. Errors name the template's file:line. */
+static int config_app_templates_check(struct loader *ld, const struct app_conf *a)
+{
+	for (size_t i = 0; i < a->ntpls; i++) {
+		const struct tpl *t = &a->tpls[i].tpl;
+
+		for (size_t j = 0; j < t->n; j++) {
+			const struct tpl_part *p = &t->parts[j];
+			bool mapped = false;
+
+			for (size_t k = 0; p->key && k < a->nenv; k++)
+				mapped |= !strcmp(a->env[k].name, p->key);
+			if (p->key && !mapped && !a->has_store)
+				return err_set(ld->e, ERR_INVALID, "%s:%d: app %s has no key %s (no env.%s, no store)",
+					       t->path, p->line, a->name, p->key, p->key);
+			if (!p->key && !p->text && !config_provider(ld->c, p->ref.provider))
+				return err_set(ld->e, ERR_INVALID, "%s:%d: unknown provider '%s' (no [provider %s] section)",
+					       t->path, p->line, p->ref.provider, p->ref.provider);
+		}
+	}
+	return 0;
+}
+
 /* A writable store for apps that generate values. */
 static int config_app_store_check(struct loader *ld, const struct app_conf *a)
 {
@@ -1162,6 +1317,12 @@ static int config_mapping_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct conf_mapping *)a)->name,
 		      ((const struct conf_mapping *)b)->name);
+}
+
+static int config_template_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct conf_template *)a)->name,
+		      ((const struct conf_template *)b)->name);
 }
 
 static int config_app_cmp(const void *a, const void *b)
@@ -1255,7 +1416,8 @@ static int config_finish(struct loader *ld)
 	for (size_t i = 0; i < c->napps; i++)
 		if (config_app_refs_check(ld, i) < 0 ||
 		    config_app_refs_valid(ld, i) < 0 ||
-		    config_app_store_check(ld, &c->apps[i]) < 0)
+		    config_app_store_check(ld, &c->apps[i]) < 0 ||
+		    config_app_templates_check(ld, &c->apps[i]) < 0)
 			return -1;
 	for (size_t i = 0; i < c->napps; i++) {
 		struct app_conf *a = &c->apps[i];
@@ -1266,10 +1428,14 @@ static int config_finish(struct loader *ld)
 			a->refresh_ms = c->refresh_ms;
 		if (a->max_stale_ms < 0)
 			a->max_stale_ms = c->max_stale_ms;
+		if (a->views < 0)
+			a->views = c->views;
 		if (a->nenv)
 			qsort(a->env, a->nenv, sizeof(*a->env), config_mapping_cmp);
 		if (a->nkeys)
 			qsort(a->keys, a->nkeys, sizeof(*a->keys), config_mapping_cmp);
+		if (a->ntpls)
+			qsort(a->tpls, a->ntpls, sizeof(*a->tpls), config_template_cmp);
 	}
 	if (c->napps)
 		qsort(c->apps, c->napps, sizeof(*c->apps), config_app_cmp);
@@ -1344,6 +1510,12 @@ void config_free(struct config *c)
 			ref_free(&a->store);
 		config_mappings_free(a->env, a->nenv);
 		config_mappings_free(a->keys, a->nkeys);
+		for (size_t j = 0; j < a->ntpls; j++) {
+			free(a->tpls[j].name);
+			tpl_free(&a->tpls[j].tpl);
+		}
+		free(a->tpls);
+		strv_free(&a->on_change);
 	}
 	free(c->apps);
 	for (size_t i = 0; i < c->nfiles; i++)
@@ -1410,10 +1582,23 @@ bool config_app_same(const struct config *ca, const struct app_conf *a,
 	if (strcmp(a->name, b->name) || a->uid != b->uid || a->gid != b->gid ||
 	    a->mode != b->mode || a->ttl_ms != b->ttl_ms ||
 	    a->refresh_ms != b->refresh_ms || a->max_stale_ms != b->max_stale_ms ||
-	    a->has_store != b->has_store)
+	    a->has_store != b->has_store || a->views != b->views)
+		return false;
+	/* a template file may have changed on disk: its app counts as
+	 * changed (what that costs is the kernel rereading its files) */
+	if (a->ntpls || b->ntpls)
 		return false;
 	if (a->has_store && !config_ref_same(ca, &a->store, cb, &b->store))
 		return false;
 	return config_mappings_same(ca, a->env, a->nenv, cb, b->env, b->nenv) &&
 	       config_mappings_same(ca, a->keys, a->nkeys, cb, b->keys, b->nkeys);
+}
+
+const struct conf_template *config_template(const struct app_conf *a,
+					   const char *name)
+{
+	for (size_t i = 0; i < a->ntpls; i++)
+		if (!strcmp(a->tpls[i].name, name))
+			return &a->tpls[i];
+	return NULL;
 }

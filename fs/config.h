@@ -11,7 +11,9 @@
 #include <sys/types.h>
 
 #include "../base/err.h"
+#include "../base/strv.h"
 #include "ref.h"
+#include "template.h"
 #include "../providers/provider.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/secretfs/secretfs.conf"
@@ -20,6 +22,13 @@
 struct conf_mapping {
 	char *name;		/* KEY, or ENV for keys.* */
 	struct ref ref;
+	struct conf_where where;
+};
+
+/* file.NAME = TEMPLATE: the folder shows NAME, the template filled in. */
+struct conf_template {
+	char *name;
+	struct tpl tpl;		/* read and parsed by config_load */
 	struct conf_where where;
 };
 
@@ -38,6 +47,19 @@ struct app_conf {
 	long ttl_ms;
 	long refresh_ms;
 	long max_stale_ms;
+	/* views = json sh docker: 1 << FMT_JSON ... (base/formats.h) of the
+	 * dialect views .env.json .env.sh .env.docker; -1 until set ([secretfs]'s
+	 * applies) */
+	int views;
+	struct conf_template *tpls;	/* sorted by name */
+	size_t ntpls;
+	/* on_change = COMMAND (fs/hooks.h): argv, empty when unset */
+	struct strv on_change;
+	bool hook_as_user;	/* on_change_user set */
+	uid_t hook_uid;
+	gid_t hook_gid;
+	long on_change_delay_ms;	/* default 2 s */
+	long on_change_timeout_ms;	/* default 60 s */
 	struct conf_where where;
 };
 
@@ -57,6 +79,7 @@ struct config {
 	long max_stale_ms;
 	long request_timeout_ms;
 	size_t cache_bytes;	/* bound on the cache's memory; default 64 MiB */
+	int views;		/* every app's views unless it sets its own */
 	struct provider_conf *providers;
 	size_t nproviders;
 	struct conf_fernet *fernet;	/* one per provider, same index */
@@ -69,7 +92,9 @@ struct config {
 /* Read path and its conf.d drop-ins into c (freed with config_free, also
  * after a failure). Checks everything that can be checked without a
  * provider: syntax, sections, keys, references, provider names and types
- * and their option names, owners, modes, duplicates. */
+ * and their option names, owners, modes, duplicates. Templates (file.NAME)
+ * are read and parsed here, so a reload, which loads a new configuration,
+ * re-reads them; a template's errors name the template's file:line. */
 int config_load(const char *path, struct config *c, struct err *e);
 void config_free(struct config *c);
 
@@ -88,5 +113,12 @@ const struct app_conf *config_app(const struct config *c, const char *name);
  * they are.) */
 bool config_app_same(const struct config *ca, const struct app_conf *a,
 		     const struct config *cb, const struct app_conf *b);
+
+/* The app's file.NAME, or NULL. */
+const struct conf_template *config_template(const struct app_conf *a,
+					   const char *name);
+
+/* "json sh docker" (spaces or commas; "" for none) -> 1 << FMT_* bits. */
+int config_parse_views(const char *s, int *views, struct err *e);
 
 #endif

@@ -231,8 +231,10 @@ static void ops_on_changed(void *ctx, const struct provider *p,
 	pthread_rwlock_rdlock(&ofs->reload_lock);
 	cfg = ofs->edit.cfg;
 	for (size_t i = 0; i < cfg->napps; i++)
-		if (app_uses(&cfg->apps[i], p->name, locator))
+		if (app_uses(&cfg->apps[i], p->name, locator)) {
 			ops_inval_app(ofs, edit_app_slot(&ofs->edit, &cfg->apps[i]));
+			hooks_poke(ofs->hooks, cfg->apps[i].name);
+		}
 	pthread_rwlock_unlock(&ofs->reload_lock);
 }
 
@@ -610,7 +612,11 @@ static void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	if (edit_open(&ofs->edit, n->app, n->name, &who, fi->flags, &h, &e) < 0) {
-		ops_reply_err(req, &e);
+		/* a write open of a read-only file is the caller's mistake */
+		if (e.code == ERR_READONLY)
+			ops_reply_refusal(req, &e);
+		else
+			ops_reply_err(req, &e);
 		return;
 	}
 	fi->fh = (uintptr_t)h;
@@ -1065,7 +1071,15 @@ const struct fuse_lowlevel_ops ops_table = {
 /* A write reached the store: every file of the app may show it. */
 static void ops_on_edit(void *ctx, size_t app)
 {
-	ops_inval_app(ctx, app);
+	struct ops_fs *ofs = ctx;
+
+	const struct app_conf *a = edit_app(&ofs->edit, app);
+
+	ops_inval_app(ofs, app);
+	/* a write through the mount is a change too (the request holds the
+	 * reload lock: the configuration and hooks stay) */
+	if (a)
+		hooks_poke(ofs->hooks, a->name);
 }
 
 int ops_fs_init(struct ops_fs *ofs, struct appfs *appfs, const struct config *cfg)
@@ -1100,6 +1114,10 @@ int ops_start(struct ops_fs *ofs, struct fuse_session *se, struct err *e)
 	if (pthread_create(&iv->thread, NULL, ops_inval_thread, ofs) != 0)
 		return err_set(e, ERR_NOMEM, "cannot start the invalidation thread");
 	iv->running = true;
+	ofs->hooks = hooks_start(ofs->edit.cfg, app_digest, app_expire_cb,
+				 ofs->appfs, e);
+	if (!ofs->hooks && e->code != ERR_OK)
+		return -1;
 	return cache_start_refresher(ofs->appfs->cache, ops_on_changed, ofs, e);
 }
 
@@ -1107,6 +1125,8 @@ void ops_stop(struct ops_fs *ofs)
 {
 	struct ops_inval *iv = &ofs->inval;
 
+	hooks_stop(ofs->hooks);
+	ofs->hooks = NULL;
 	if (!iv->running)
 		return;
 	pthread_mutex_lock(&iv->lock);
@@ -1207,6 +1227,24 @@ static size_t ops_reload_inval(struct ops_fs *ofs, const struct config *prev)
 	return changed;
 }
 
+/* The hooks of next in place of the running ones (which point into the
+ * configuration before). Swapped under the lock every poke holds; the old
+ * runner is stopped after it, since a hook it runs may take a while. */
+static void ops_reload_hooks(struct ops_fs *ofs, const struct config *next)
+{
+	struct err e = { 0 };
+	struct hooks *old, *nh = hooks_start(next, app_digest, app_expire_cb,
+					     ofs->appfs, &e);
+
+	if (!nh && e.code != ERR_OK)
+		log_error("reload: on_change hooks not started: %s", e.msg);
+	pthread_rwlock_wrlock(&ofs->reload_lock);
+	old = ofs->hooks;
+	ofs->hooks = nh;
+	pthread_rwlock_unlock(&ofs->reload_lock);
+	hooks_stop(old);
+}
+
 int ops_reload(struct ops_fs *ofs, const char *path, struct err *e)
 {
 	const struct config *prev = ofs->edit.cfg;
@@ -1220,6 +1258,7 @@ int ops_reload(struct ops_fs *ofs, const char *path, struct err *e)
 	if (ops_reload_swap(ofs, next, e) < 0)
 		return -1;
 	changed = ops_reload_inval(ofs, prev);
+	ops_reload_hooks(ofs, next);
 	log_info("reloaded %s: %zu apps, %zu of them added, removed or changed",
 		 path, next->napps, changed);
 	return 0;

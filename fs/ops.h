@@ -12,6 +12,7 @@
 
 #include "app.h"
 #include "edit.h"
+#include "hooks.h"
 #include "node.h"
 
 /* Inodes whose kernel cache is to be invalidated, and the thread that
@@ -46,6 +47,7 @@ struct ops_fs {
 	bool no_open;		/* read-only fast path: opens stay in the kernel */
 	struct fuse_session *se;
 	struct ops_inval inval;
+	struct hooks *hooks;	/* on_change: NULL when no app has one */
 };
 
 extern const struct fuse_lowlevel_ops ops_table;

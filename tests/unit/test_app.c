@@ -76,7 +76,9 @@ static int setup(void **state)
 		 "keys.production = local://team/shared#PROD\n"
 		 "[app whole]\nenv.ALL = local://team/shared\n"
 		 "[app broken]\nstore = local://team/billing\n"
-		 "env.GONE = local://team/missing#X\n", store);
+		 "env.GONE = local://team/missing#X\n"
+		 "[app viewed]\nviews = json, docker sh\nstore = local://team/viewed\n", store);
+	write_file(store, "team/viewed.env", "A=\"it's\"\nB=\"two\\nlines\"\n");
 	write_file(fx->dir, "secretfs.conf", text);
 	snprintf(fx->conf, sizeof(fx->conf), "%s/secretfs.conf", fx->dir);
 	if (config_load(fx->conf, &fx->cfg, &e) < 0)
@@ -193,6 +195,34 @@ static void test_list_and_lookup(void **state)
 	assert_int_equal(app_lookup(&fx->fs, app(fx, "billing"), "NOPE", &e), -1);
 	assert_int_equal(e.code, ERR_NOTFOUND);
 	assert_int_equal(app_lookup(&fx->fs, app(fx, "whole"), ".env.keys", &e), -1);
+}
+
+/* views = json sh docker: each file the value set in its format; the
+ * newline docker cannot carry is left out and said so. */
+static void test_views(void **state)
+{
+	struct fixture *fx = *state;
+	const char *want[] = { ".env", ".env.docker", ".env.json", ".env.sh", "A", "B" };
+	struct strv names = { 0 };
+	struct err e = { 0 };
+
+	assert_int_equal(app_list(&fx->fs, app(fx, "viewed"), &names, &e), 0);
+	assert_int_equal(names.n, 6);
+	for (size_t i = 0; i < names.n; i++)
+		assert_string_equal(names.v[i], want[i]);
+	strv_free(&names);
+	assert_string_equal(rd(fx, "viewed", ".env.json"),
+			    "{\n  \"A\": \"it's\",\n  \"B\": \"two\\nlines\"\n}\n");
+	assert_string_equal(rd(fx, "viewed", ".env.sh"),
+			    "export A='it'\\''s'\nexport B='two\nlines'\n");
+	assert_string_equal(rd(fx, "viewed", ".env.docker"),
+			    "# B left out: the value holds a newline, which docker's --env-file cannot carry (json and sh can)\n"
+			    "A=it's\n");
+	/* not shown where not asked for; never written */
+	assert_int_equal(app_lookup(&fx->fs, app(fx, "billing"), ".env.json", &e), -1);
+	assert_int_equal(app_lookup(&fx->fs, app(fx, "viewed"), ".env.json", &e), 0);
+	assert_int_equal(wr(fx, "viewed", ".env.sh", NULL, "export A=b\n", &e), -1);
+	assert_int_equal(e.code, ERR_READONLY);
 }
 
 static void test_missing_source_fails_env_not_other_keys(void **state)
@@ -397,6 +427,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_env_union_mapping_wins_and_generated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_files_and_keys_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_and_lookup, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_views, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_source_fails_env_not_other_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failure_names_the_reference_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_reports_and_writes_nothing, setup, teardown),

@@ -62,7 +62,7 @@ static void test_docker_verbatim_or_refused(void **state)
 			    "A= 'quoted' \"too\" #not a comment \nB=\n");
 	set(&m, "C", "two\nlines");
 	assert_null(fmt(CLI_FORMAT_DOCKER, &m, &e));
-	assert_string_equal(e.msg, "C: the value holds a newline, which docker's --env-file cannot carry (--format json or sh can)");
+	assert_string_equal(e.msg, "C: the value holds a newline, which docker's --env-file cannot carry (json and sh can)");
 	set(&m, "C", "crlf\r");
 	assert_null(fmt(CLI_FORMAT_DOCKER, &m, &e));
 	assert_non_null(strstr(e.msg, "carriage return"));

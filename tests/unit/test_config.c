@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "fs/config.h"
+#include "base/formats.h"
 
 /* a valid provider section: 3 lines */
 #define PROV "[provider local]\ntype = file\ndirectory = /tmp/store\n"
@@ -325,6 +326,24 @@ static void test_unknown_keys(void **state)
 		   "'1X' is not a valid variable name");
 	main_error("[app a]\nkeys.pro-d = local://k\n", 2,
 		   "'pro-d' is not a valid environment name");
+}
+
+static void test_views(void **state)
+{
+	struct config c;
+	struct err e;
+
+	(void)state;
+	put("secretfs.conf", "[secretfs]\nviews = sh\n[app a]\n[app b]\nviews = json,docker\n[app c]\nviews =\n");
+	load_ok(&c);
+	assert_int_equal(config_app(&c, "a")->views, 1 << FMT_SH);
+	assert_int_equal(config_app(&c, "b")->views, (1 << FMT_JSON) | (1 << FMT_DOCKER));
+	assert_int_equal(config_app(&c, "c")->views, 0);
+	config_free(&c);
+	main_error("[app a]\nviews = json yaml\n", 2, "views: unknown view 'yaml' (json, sh, docker)");
+	main_error("[app a]\nviews = env\n", 2, "unknown view 'env'");
+	main_error("[app a]\nviews = sh\nviews = json\n", 3, "'views' already set at");
+	assert_int_equal(config_parse_views("", &c.views, &e), 0);
 }
 
 static void test_bad_duration(void **state)
@@ -684,6 +703,7 @@ int main(void)
 		T(test_syntax_errors),
 		T(test_section_errors),
 		T(test_unknown_keys),
+		T(test_views),
 		T(test_bad_duration),
 		T(test_bad_mode),
 		T(test_bad_owner),
