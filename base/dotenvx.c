@@ -16,7 +16,9 @@
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/obj_mac.h>
+#include <ctype.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <string.h>
 
 #define DX_POINT 65	/* uncompressed point */
@@ -245,6 +247,28 @@ bool dotenvx_public_matches(const struct dotenvx_key *k, const char *pub,
 	EC_POINT_free(p);
 	dx_curve_close(&c);
 	return same;
+}
+
+void dotenvx_key_name(const char *prefix, const char *file, char *out,
+		      size_t size)
+{
+	const char *base = strrchr(file, '/');
+	size_t n;
+
+	base = base ? base + 1 : file;
+	n = (size_t)snprintf(out, size, "%s", prefix);
+	if (strncmp(base, ".env.", 5) || !base[5] || n + 1 >= size)
+		return;
+	out[n++] = '_';
+	for (const char *c = base + 5; *c && n + 1 < size; c++)
+		out[n++] = *c == '.' ? '_' : (char)toupper((unsigned char)*c);
+	out[n] = '\0';
+}
+
+bool dotenvx_is_public_name(const char *key)
+{
+	return !strncmp(key, "DOTENV_PUBLIC_KEY", 17) &&
+	       (key[17] == '\0' || key[17] == '_');
 }
 
 bool dotenvx_is_encrypted(const char *val, size_t len)

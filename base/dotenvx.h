@@ -48,6 +48,17 @@ int dotenvx_public_of(const struct dotenvx_key *k,
 bool dotenvx_public_matches(const struct dotenvx_key *k, const char *pub,
 			    size_t len);
 
+/* The name dotenvx gives the key of a file: prefix ("DOTENV_PUBLIC_KEY"
+ * or "DOTENV_PRIVATE_KEY"), then for a file named .env.NAME "_" and NAME
+ * upper-cased with '.' and '-' kept as dotenvx keeps them except '.' made
+ * '_' (.env.ci.local: _CI_LOCAL); nothing more for any other name. file
+ * may be a path. Cut to size. */
+void dotenvx_key_name(const char *prefix, const char *file, char *out,
+		      size_t size);
+
+/* Whether key is a DOTENV_PUBLIC_KEY[_ENV] line's. */
+bool dotenvx_is_public_name(const char *key);
+
 /* Whether a stored value is one of ours: it starts with "encrypted:". */
 bool dotenvx_is_encrypted(const char *val, size_t len);
 

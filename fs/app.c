@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../base/dotenv.h"
+#include "../base/dotenvx.h"
 #include "generate.h"
 #include "sealed.h"
 #include "../base/hash.h"
@@ -213,20 +214,20 @@ static int app_resolve(struct appfs *fs, const struct app_conf *app,
 	return rc;
 }
 
-/* ---- Fernet-encrypted providers (fernet_key; fs/sealed.h) ---- */
+/* ---- encrypted providers (fernet_key, dotenvx private_key; fs/sealed.h) ---- */
 
-static const struct conf_fernet *app_fernet(struct appfs *fs,
+static const struct conf_sealed *app_sealed(struct appfs *fs,
 					    const struct ref *r)
 {
 	struct provider *p;
 
-	if (r->kind != REF_PROVIDER || !fs->cfg->fernet)
+	if (r->kind != REF_PROVIDER || !fs->cfg->sealed)
 		return NULL;
 	p = provider_find(fs->prov, fs->nprov, r->provider);
 	/* providers are opened in the order of their sections */
-	if (!p || !fs->cfg->fernet[p - fs->prov].on)
+	if (!p || !fs->cfg->sealed[p - fs->prov].kind)
 		return NULL;
-	return &fs->cfg->fernet[p - fs->prov];
+	return &fs->cfg->sealed[p - fs->prov];
 }
 
 /* The entry's reference without its field: what a message names. */
@@ -240,12 +241,13 @@ static const char *app_entry_text(const struct ref *r, char *buf, size_t size)
 
 /* The key, through the cache like any value: its provider is not
  * encrypted itself (config.c), so this does not recurse. */
-static int app_fernet_key(struct appfs *fs, const struct app_conf *app,
-			  const struct conf_fernet *f, struct secbuf *key,
-			  struct err *e)
+static int app_seal_key(struct appfs *fs, const struct app_conf *app,
+			const struct conf_sealed *f, struct secbuf *key,
+			struct err *e)
 {
-	return app_resolve(fs, app, &f->key, key, e) < 0 ?
-		err_prefix(e, "fernet_key: ") : 0;
+	if (app_resolve(fs, app, &f->key, key, e) == 0)
+		return 0;
+	return err_prefix(e, "%s: ", f->kind == SEAL_DOTENVX ? "private_key" : "fernet_key");
 }
 
 /* Replace the tokens in m (an entry of r; every key, or only) by their
@@ -254,14 +256,14 @@ static int app_unseal(struct appfs *fs, const struct app_conf *app,
 		      const struct ref *r, struct kvmap *m, const char *only,
 		      struct err *e)
 {
-	const struct conf_fernet *f = app_fernet(fs, r);
+	const struct conf_sealed *f = app_sealed(fs, r);
 	struct secbuf key = SECBUF_INIT;
 	char what[1024];
 	int rc;
 
 	if (!f || m->n == 0 || (only && !kvmap_get(m, only)))
 		return 0;
-	rc = app_fernet_key(fs, app, f, &key, e);
+	rc = app_seal_key(fs, app, f, &key, e);
 	if (rc == 0)
 		rc = sealed_open(f, &key, m, only, app_entry_text(r, what, sizeof(what)), e);
 	secbuf_free(&key);
@@ -273,14 +275,14 @@ static int app_seal(struct appfs *fs, const struct app_conf *app,
 		    const struct kvmap *plain_cur, const struct kvmap *raw_cur,
 		    struct kvmap *next, struct err *e)
 {
-	const struct conf_fernet *f = app_fernet(fs, &app->store);
+	const struct conf_sealed *f = app_sealed(fs, &app->store);
 	struct secbuf key = SECBUF_INIT;
 	char what[1024];
 	int rc;
 
 	if (!f)
 		return 0;
-	rc = app_fernet_key(fs, app, f, &key, e);
+	rc = app_seal_key(fs, app, f, &key, e);
 	if (rc == 0)
 		rc = sealed_seal(f, &key, plain_cur, raw_cur, next,
 				 app_entry_text(&app->store, what, sizeof(what)), e);
@@ -744,6 +746,16 @@ int app_read(struct appfs *fs, const struct app_conf *app, const char *name,
 
 /* ---- names ---- */
 
+/* Keys of the store entry that are no value of the app: a dotenvx file's
+ * DOTENV_PUBLIC_KEY* lines (they name its key pair). */
+static bool app_store_meta(struct appfs *fs, const struct app_conf *app,
+			   const char *key)
+{
+	const struct conf_sealed *f = app->has_store ? app_sealed(fs, &app->store) : NULL;
+
+	return f && f->kind == SEAL_DOTENVX && dotenvx_is_public_name(key);
+}
+
 static bool app_name_is_file(const char *key)
 {
 	return key[0] && strcmp(key, ".") && strcmp(key, "..") &&
@@ -761,7 +773,8 @@ int app_list(struct appfs *fs, const struct app_conf *app, struct strv *out,
 
 	/* a kvmap with empty values is a sorted set of names */
 	for (size_t i = 0; rc == 0 && i < store.map.n; i++)
-		if (app_name_is_file(store.map.items[i].key))
+		if (app_name_is_file(store.map.items[i].key) &&
+		    !app_store_meta(fs, app, store.map.items[i].key))
 			rc = kvmap_set(&names, store.map.items[i].key, "", 0);
 	for (size_t i = 0; rc == 0 && i < app->nenv; i++)
 		rc = kvmap_set(&names, app->env[i].name, "", 0);
@@ -792,7 +805,7 @@ int app_lookup(struct appfs *fs, const struct app_conf *app, const char *name,
 	if (!app_name_is_file(name))
 		return err_set(e, ERR_NOTFOUND, "not a key name");
 	rc = app_fetch_store(fs, app, VIA_CACHE, &store, &exists, e);
-	if (rc == 0 && !kvmap_get(&store.map, name))
+	if (rc == 0 && (!kvmap_get(&store.map, name) || app_store_meta(fs, app, name)))
 		rc = err_set(e, ERR_NOTFOUND, "no key %s", name);
 	entry_free(&store);
 	return rc < 0 ? err_prefix(e, "app %s: ", app->name) : 0;

@@ -15,7 +15,8 @@
 	X(azure) \
 	X(gcp) \
 	X(env) \
-	X(dir)
+	X(dir) \
+	X(dotenvx)
 
 #define PROVIDER_DECLARE(name) extern const struct provider_ops name##_provider_ops;
 #define PROVIDER_ENTRY(name) &name##_provider_ops,
