@@ -524,7 +524,10 @@ static int dotenv_edit_value(const char *text, const struct dotenv_span *sp,
 	       secbuf_append(out, text + sp->vend + q, sp->end - sp->vend - q);
 }
 
-/* Keys of m the text does not have, appended as dotenvx appends them. */
+/* Keys of m the text does not have, appended as dotenv_render writes
+ * them: single-quoted where that reads back exactly, which is also where
+ * dotenvx expands no $VAR and runs no $(cmd) in what a value decrypts to
+ * (it appends KEY="encrypted:..." itself, and does). */
 static int dotenv_edit_append(const struct kvmap *m, const struct kvmap *had,
 			      struct secbuf *out)
 {
@@ -537,8 +540,6 @@ static int dotenv_edit_append(const struct kvmap *m, const struct kvmap *had,
 		if (out->len && out->data[out->len - 1] != '\n' &&
 		    secbuf_putc(out, '\n'))
 			return -1;
-		if (dotenv_fits('"', kv->val, kv->len))
-			q = DOTENV_DOUBLE;
 		if (dotenv_put_line(out, kv, q))
 			return -1;
 	}

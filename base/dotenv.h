@@ -52,8 +52,8 @@ int dotenv_parse(const char *text, size_t len, struct kvmap *out,
  * quotes it had when they can hold it (else re-quoted as dotenv_render
  * would), the rest of its line (export, spacing, a trailing comment)
  * kept; the assignment of a key m lacks goes, its lines with it; keys
- * only in m are appended, KEY="value" when that reads back exactly (as
- * dotenvx appends them). Comments and blank lines stay. ERR_INVALID with
+ * only in m are appended as dotenv_render renders them. Comments and
+ * blank lines stay. ERR_INVALID with
  * dotenv_parse's message when text does not parse. */
 int dotenv_edit(const char *text, size_t len, const struct kvmap *m,
 		struct secbuf *out, struct err *e);

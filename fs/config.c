@@ -547,6 +547,9 @@ static const struct conf_mapping *config_first_generate(const struct app_conf *a
 	for (size_t i = 0; i < a->nenv; i++)
 		if (a->env[i].ref.kind == REF_GENERATE)
 			return &a->env[i];
+	for (size_t i = 0; i < a->nkeys; i++)
+		if (a->keys[i].ref.kind == REF_GENERATE)
+			return &a->keys[i];
 	return NULL;
 }
 
@@ -763,9 +766,9 @@ static int config_app_keys(struct loader *ld, const char *key, const char *value
 			return config_already_set(ld, key, &a->keys[i].where);
 	if (config_ref_read(ld, key, value, &r) < 0)
 		return -1;
-	if (r.kind != REF_PROVIDER) {
+	if (r.kind == REF_GENERATE && r.gen.kind != GEN_DOTENVX) {
 		ref_free(&r);
-		return config_fail(ld, "%s: expected a provider reference, not generate:",
+		return config_fail(ld, "%s: expected a provider reference or generate:dotenvx",
 			    key);
 	}
 	return config_mapping_add(ld, &a->keys, &a->nkeys, name, &r);

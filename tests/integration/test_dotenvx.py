@@ -200,3 +200,81 @@ def test_new_file_created_as_dotenvx_would(dx_mount, repo, secrets, tmp_path):
     assert "DOTENV_PUBLIC_KEY_PRODUCTION_NEW=" in text
     got = dotenvx_get(f, key, name="DOTENV_PRIVATE_KEY_PRODUCTION_NEW")
     assert got["SECRET"] == v
+
+
+# ------------------------------------------------ generated keys, views
+
+def test_generated_key_and_encrypted_view(mount, store, secrets, tmp_path):
+    values = {"DB_PASSWORD": secrets.add("dx-view-db-password"),
+              "QUOTED": secrets.add("dx-view 'single' \"double\" $HOME"),
+              "MULTI": secrets.add("dx-view-one\ndx-view-two")}
+    store.put("myapp", values)
+    m = mount({"myapp": {"store": "local://myapp", "mode": "0600",
+                         "keys.production": "generate:dotenvx"}})
+    app = m.app("myapp")
+    m.expect_log(r"app myapp: key QUOTED: value (needs escapes|holds)")
+    names = os.listdir(app)
+    assert ".env.keys" in names and ".env.production.encrypted" in names
+    keys = sfs.parse(sfs.read_text(app / ".env.keys"))
+    key = secrets.add(keys["DOTENV_PRIVATE_KEY_PRODUCTION"])
+    assert len(key) == 64 and int(key, 16)
+    # kept in the store like every generated value, and no value of .env
+    assert store.get("myapp")["DOTENV_PRIVATE_KEY_PRODUCTION"] == key
+    assert sfs.parse(sfs.read_text(app / ".env")) == values
+    assert "DOTENV_PRIVATE_KEY_PRODUCTION" not in names
+    view = sfs.read_text(app / ".env.production.encrypted")
+    assert sfs.read_text(app / ".env.production.encrypted") == view  # stable
+    for v in values.values():
+        assert v not in view
+    assert view.startswith("#/-------------------[DOTENV_PUBLIC_KEY]")
+    out = tmp_path / "commit"
+    out.mkdir()
+    (out / ".env.production").write_text(view)
+    got = dotenvx_get(out / ".env.production", key)
+    pub = got.pop("DOTENV_PUBLIC_KEY_PRODUCTION")
+    assert got == values and f'DOTENV_PUBLIC_KEY_PRODUCTION="{pub}"' in view
+    # dotenvx finds the key in .env.keys beside the file, as a developer has it
+    (out / ".env.keys").write_text(sfs.read_text(app / ".env.keys"))
+    printed = dotenvx("run", "-f", ".env.production", "--", "sh", "-c",
+                      'printf %s "$DB_PASSWORD"', cwd=out)
+    assert printed.endswith(values["DB_PASSWORD"])
+    # a changed value changes its line only
+    new = secrets.add("dx-view-db-password-2")
+    assert sfs.write_file(app / "DB_PASSWORD", new) == (None, None)
+    after = sfs.read_text(app / ".env.production.encrypted")
+    diff = [(a, b) for a, b in zip(view.splitlines(), after.splitlines())
+            if a != b]
+    assert len(diff) == 1 and diff[0][0].startswith("DB_PASSWORD=")
+    (out / ".env.production").write_text(after)
+    assert dotenvx_get(out / ".env.production", key)["DB_PASSWORD"] == new
+    # the view is read-only; the generated key cannot be written as a value
+    assert sfs.write_file(app / ".env.production.encrypted", "X=1")[1] \
+        in ("EROFS", "EACCES")
+    assert sfs.write_file(app / "DOTENV_PRIVATE_KEY_PRODUCTION", "x")[1] \
+        in ("EPERM", "EACCES")
+    m.expect_log(r"DOTENV_PRIVATE_KEY_PRODUCTION is no value of the app|"
+                 r"an encrypted view of \.env")
+
+
+def test_keys_from_a_vault_view_matches_the_committed_file(
+        dx_mount, repo, secrets, store, tmp_path, monkeypatch):
+    """The vault keeps the key; the view of the same values, encrypted to it,
+    is what the team commits; dotenvx reads it with the vault's key."""
+    d, values, key = repo
+    m = dx_mount(key, apps={"myapp": {
+        "store": "repo://services/myapp/.env.production", "mode": "0600",
+        "keys.production": "environ://SFS_IT_DX_KEY"}})
+    app = m.app("myapp")
+    assert sfs.parse(sfs.read_text(app / ".env.keys")) == {
+        "DOTENV_PRIVATE_KEY_PRODUCTION": key}
+    view = sfs.read_text(app / ".env.production.encrypted")
+    committed = (d / ".env.production").read_text()
+    publine = [ln for ln in committed.splitlines()
+               if ln.startswith("DOTENV_PUBLIC_KEY_PRODUCTION=")][0]
+    assert publine in view.splitlines()
+    out = tmp_path / "view"
+    out.mkdir()
+    (out / ".env.production").write_text(view)
+    got = dotenvx_get(out / ".env.production", key)
+    del got["DOTENV_PUBLIC_KEY_PRODUCTION"]
+    assert got == values

@@ -180,12 +180,14 @@ static void test_key_files_and_keys_file(void **state)
 static void test_list_and_lookup(void **state)
 {
 	struct fixture *fx = *state;
-	const char *want[] = { ".env", ".env.keys", "DB", "PLAIN", "SHARED", "TOKEN" };
+	const char *want[] = { ".env", ".env.keys", ".env.encrypted",
+			       ".env.production.encrypted", "DB", "PLAIN",
+			       "SHARED", "TOKEN" };
 	struct strv names = { 0 };
 	struct err e = { 0 };
 
 	assert_int_equal(app_list(&fx->fs, app(fx, "billing"), &names, &e), 0);
-	assert_int_equal(names.n, 6);
+	assert_int_equal(names.n, 8);
 	for (size_t i = 0; i < names.n; i++)
 		assert_string_equal(names.v[i], want[i]);
 	strv_free(&names);

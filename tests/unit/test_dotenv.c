@@ -686,14 +686,14 @@ static void test_edit(void **state)
 		   "#/--header--/\nDOTENV_PUBLIC_KEY=\"02ab\"\n\n# .env\n"
 		   "export A=encrypted:A2 # note\r\nB='encrypted:B2'\n"
 		   "C=\"encrypted:C2\"\nD=plain\n");
-	/* removed keys lose their line; new ones are appended double-quoted */
+	/* removed keys lose their line; new ones are appended as rendered */
 	edit_check(file, "DOTENV_PUBLIC_KEY=02ab\nA=encrypted:AAA\nD=plain\nE=encrypted:E\n",
 		   "#/--header--/\nDOTENV_PUBLIC_KEY=\"02ab\"\n\n# .env\n"
-		   "export A=encrypted:AAA # note\r\nD=plain\nE=\"encrypted:E\"\n");
+		   "export A=encrypted:AAA # note\r\nD=plain\nE='encrypted:E'\n");
 	/* a value its quotes cannot hold is re-quoted; a last line without
 	 * newline gets one before an appended key */
 	edit_check("A=x\nB='y'", "A='a b'\nB=\"it's\"\nC=z\n",
-		   "A='a b'\nB=\"it's\"\nC=\"z\"\n");
+		   "A='a b'\nB=\"it's\"\nC='z'\n");
 	/* text that does not parse */
 	assert_int_equal(dotenv_edit("A='x", 4, &m, &out, &e), -1);
 	assert_int_equal(e.code, ERR_INVALID);
