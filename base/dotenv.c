@@ -7,6 +7,7 @@
  */
 #include "dotenv.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* ------------------------------------------------------------------ */
@@ -77,21 +78,28 @@ static int dotenv_put_escaped(struct secbuf *out, const char *val, size_t len)
 	return 0;
 }
 
-static int dotenv_put_line(struct secbuf *out, const struct kv *kv,
-			   enum dotenv_quoting q)
+/* The value in quoting q, quotes included. */
+static int dotenv_put_value(struct secbuf *out, const char *val, size_t len,
+			    enum dotenv_quoting q)
 {
 	char quote = q == DOTENV_SINGLE ? '\'' : '"';
 
-	if (secbuf_puts(out, kv->key) || secbuf_putc(out, '=') ||
-	    secbuf_putc(out, quote))
+	if (secbuf_putc(out, quote))
 		return -1;
 	if (q == DOTENV_ESCAPED) {
-		if (dotenv_put_escaped(out, kv->val, kv->len))
+		if (dotenv_put_escaped(out, val, len))
 			return -1;
-	} else if (secbuf_append(out, kv->val, kv->len)) {
+	} else if (secbuf_append(out, val, len)) {
 		return -1;
 	}
-	if (secbuf_putc(out, quote) || secbuf_putc(out, '\n'))
+	return secbuf_putc(out, quote);
+}
+
+static int dotenv_put_line(struct secbuf *out, const struct kv *kv,
+			   enum dotenv_quoting q)
+{
+	if (secbuf_puts(out, kv->key) || secbuf_putc(out, '=') ||
+	    dotenv_put_value(out, kv->val, kv->len, q) || secbuf_putc(out, '\n'))
 		return -1;
 	return 0;
 }
@@ -172,6 +180,16 @@ int dotenv_render(const struct kvmap *m, struct secbuf *out,
 /* ------------------------------------------------------------------ */
 /* parsing                                                             */
 
+/* One KEY=value of a parsed text, for dotenv_edit. */
+struct dotenv_span {
+	size_t start;	/* the line's first byte */
+	size_t kstart, kend;	/* the key */
+	size_t vstart;	/* the value's first byte, inside any quotes */
+	size_t vend;	/* one past its last */
+	size_t end;	/* one past the assignment's newline */
+	char quote;
+};
+
 struct dotenv_parser {
 	const char *s;
 	size_t len;
@@ -181,7 +199,15 @@ struct dotenv_parser {
 	struct secbuf val;
 	struct kvmap *out;
 	struct err *e;
+	/* dotenv_edit: where each assignment's line and value are */
+	size_t line_start;	/* of the assignment being parsed */
+	size_t kstart, kend;	/* its key */
+	size_t vstart, vend;	/* its value's bytes (inside any quotes) */
+	char quote;		/* ', " or 0 */
+	struct dotenv_span *spans;	/* NULL: not recorded */
+	size_t nspans;
 };
+
 
 static bool dotenv_is_blank(char c)
 {
@@ -273,6 +299,8 @@ static int dotenv_parse_key(struct dotenv_parser *p)
 		return dotenv_fail(p, p->line, "missing key before '='");
 	if (secbuf_set(&p->key, p->s + start, p->pos - start) < 0)
 		return dotenv_nomem(p);
+	p->kstart = start;
+	p->kend = p->pos;
 	if (!dotenv_key_valid(p->key.data))
 		return dotenv_fail(p, p->line, "key is not a valid name ([A-Za-z_][A-Za-z0-9_]*)");
 	dotenv_skip_blanks(p);
@@ -301,6 +329,9 @@ static int dotenv_parse_single(struct dotenv_parser *p)
 	if (!end)
 		return dotenv_fail(p, line, "unterminated single quote");
 	p->pos = (size_t)(end - p->s);
+	p->vstart = start;
+	p->vend = p->pos;
+	p->quote = '\'';
 	if (secbuf_set(&p->val, p->s + start, p->pos - start) < 0)
 		return dotenv_nomem(p);
 	for (size_t i = start; i < p->pos; i++)
@@ -329,11 +360,14 @@ static int dotenv_parse_double(struct dotenv_parser *p)
 
 	if (secbuf_set(&p->val, "", 0) < 0)
 		return dotenv_nomem(p);
+	p->vstart = p->pos + 1;
+	p->quote = '"';
 	for (p->pos++; p->pos < p->len; p->pos++) {
 		char c = p->s[p->pos];
 		int u;
 
 		if (c == '"') {
+			p->vend = p->pos;
 			p->pos++;
 			return dotenv_parse_tail(p);
 		}
@@ -367,6 +401,9 @@ static int dotenv_parse_raw(struct dotenv_parser *p, bool blank_before)
 	end = p->pos;
 	while (end > start && strchr(" \t\r", p->s[end - 1]))
 		end--;
+	p->vstart = start;
+	p->vend = end;
+	p->quote = 0;
 	if (secbuf_set(&p->val, p->s + start, end - start) < 0)
 		return dotenv_nomem(p);
 	dotenv_next_line(p);
@@ -400,6 +437,10 @@ static int dotenv_parse_assignment(struct dotenv_parser *p)
 			       line, p->key.data);
 	if (kvmap_set(p->out, p->key.data, p->val.data, p->val.len) < 0)
 		return dotenv_nomem(p);
+	if (p->spans)
+		p->spans[p->nspans++] = (struct dotenv_span){
+			p->line_start, p->kstart, p->kend, p->vstart, p->vend,
+			p->pos, p->quote };
 	return 0;
 }
 
@@ -408,6 +449,7 @@ static int dotenv_parse_all(struct dotenv_parser *p)
 	if (dotenv_check_nul(p) < 0)
 		return -1;
 	while (p->pos < p->len) {
+		p->line_start = p->pos;
 		dotenv_skip_blanks(p);
 		if (dotenv_at_eol(p) || dotenv_peek(p) == '#') {
 			dotenv_next_line(p);
@@ -419,19 +461,142 @@ static int dotenv_parse_all(struct dotenv_parser *p)
 	return 0;
 }
 
-int dotenv_parse(const char *text, size_t len, struct kvmap *out,
-		 struct err *e)
+static int dotenv_parse_spans(const char *text, size_t len, struct kvmap *out,
+			      struct dotenv_span *spans, size_t *nspans,
+			      struct err *e)
 {
 	struct dotenv_parser p = {
 		.s = text, .len = len, .line = 1,
 		.key = SECBUF_INIT, .val = SECBUF_INIT,
-		.out = out, .e = e,
+		.out = out, .e = e, .spans = spans,
 	};
 	int rc = dotenv_parse_all(&p);
 
+	if (nspans)
+		*nspans = p.nspans;
 	secbuf_free(&p.key);
 	secbuf_free(&p.val);
 	if (rc < 0)
 		kvmap_free(out);
+	return rc;
+}
+
+int dotenv_parse(const char *text, size_t len, struct kvmap *out,
+		 struct err *e)
+{
+	return dotenv_parse_spans(text, len, out, NULL, NULL, e);
+}
+
+/* ------------------------------------------------------------------ */
+/* editing in place                                                    */
+
+/* Can the value sit between the quotes it had (0: none) and read back
+ * as it is? */
+static bool dotenv_fits(char quote, const char *val, size_t len)
+{
+	if (quote == '\'')
+		return dotenv_single_ok(val, len) && !memchr(val, '\n', len);
+	if (quote == '"')
+		return dotenv_quoting_for(val, len) != DOTENV_ESCAPED &&
+		       !memchr(val, '\'', len) && !memchr(val, '\r', len);
+	if (!len)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (strchr(" \t\r\n#'\"\\$`", val[i]))
+			return false;
+	return true;
+}
+
+/* The assignment at sp, changed to value kv: its own quotes when they
+ * fit, else the quoting dotenv_render would give it. */
+static int dotenv_edit_value(const char *text, const struct dotenv_span *sp,
+			     const struct kv *kv, struct secbuf *out)
+{
+	size_t q = sp->quote ? 1 : 0;
+
+	if (dotenv_fits(sp->quote, kv->val, kv->len))
+		return secbuf_append(out, text + sp->start, sp->vstart - sp->start) ||
+		       secbuf_append(out, kv->val, kv->len) ||
+		       secbuf_append(out, text + sp->vend, sp->end - sp->vend);
+	return secbuf_append(out, text + sp->start, sp->vstart - q - sp->start) ||
+	       dotenv_put_value(out, kv->val, kv->len,
+				dotenv_quoting_for(kv->val, kv->len)) ||
+	       secbuf_append(out, text + sp->vend + q, sp->end - sp->vend - q);
+}
+
+/* Keys of m the text does not have, appended as dotenv_render writes
+ * them: single-quoted where that reads back exactly, which is also where
+ * dotenvx expands no $VAR and runs no $(cmd) in what a value decrypts to
+ * (it appends KEY="encrypted:..." itself, and does). */
+static int dotenv_edit_append(const struct kvmap *m, const struct kvmap *had,
+			      struct secbuf *out)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		const struct kv *kv = &m->items[i];
+		enum dotenv_quoting q = dotenv_quoting_for(kv->val, kv->len);
+
+		if (kvmap_get(had, kv->key))
+			continue;
+		if (out->len && out->data[out->len - 1] != '\n' &&
+		    secbuf_putc(out, '\n'))
+			return -1;
+		if (dotenv_put_line(out, kv, q))
+			return -1;
+	}
+	return 0;
+}
+
+static int dotenv_edit_spans(const char *text, size_t len,
+			     const struct dotenv_span *sp, size_t n,
+			     const struct kvmap *had, const struct kvmap *m,
+			     struct secbuf *key, struct secbuf *out)
+{
+	size_t at = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct kv *old, *want;
+
+		if (secbuf_append(out, text + at, sp[i].start - at) ||
+		    secbuf_set(key, text + sp[i].kstart, sp[i].kend - sp[i].kstart))
+			return -1;
+		at = sp[i].end;
+		old = kvmap_get(had, key->data);
+		want = kvmap_get(m, key->data);
+		if (!want)
+			continue;	/* removed, line and all */
+		if (want->len == old->len && !memcmp(want->val, old->val, old->len)) {
+			if (secbuf_append(out, text + sp[i].start, sp[i].end - sp[i].start))
+				return -1;
+		} else if (dotenv_edit_value(text, &sp[i], want, out)) {
+			return -1;
+		}
+	}
+	if (secbuf_append(out, text + at, len - at))
+		return -1;
+	return dotenv_edit_append(m, had, out);
+}
+
+int dotenv_edit(const char *text, size_t len, const struct kvmap *m,
+		struct secbuf *out, struct err *e)
+{
+	struct secbuf key = SECBUF_INIT;
+	struct kvmap had = KVMAP_INIT;
+	struct dotenv_span *sp;
+	size_t n = 1, start = out->len;
+	int rc;
+
+	for (size_t i = 0; i < len; i++)
+		n += text[i] == '\n';
+	sp = calloc(n, sizeof(*sp));
+	if (!sp)
+		return err_oom(e);
+	rc = dotenv_parse_spans(text, len, &had, sp, &n, e);
+	if (rc == 0 && dotenv_edit_spans(text, len, sp, n, &had, m, &key, out) < 0) {
+		secbuf_truncate(out, start);
+		rc = err_oom(e);
+	}
+	free(sp);
+	secbuf_free(&key);
+	kvmap_free(&had);
 	return rc;
 }

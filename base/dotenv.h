@@ -46,4 +46,16 @@ int dotenv_render(const struct kvmap *m, struct secbuf *out,
 int dotenv_parse(const char *text, size_t len, struct kvmap *out,
 		 struct err *e);
 
+/* Rewrite text (a dotenv file; len bytes) to hold exactly m, appended to
+ * out, keeping every byte that need not change: an assignment whose value
+ * is unchanged stays as it is; a changed value is written between the
+ * quotes it had when they can hold it (else re-quoted as dotenv_render
+ * would), the rest of its line (export, spacing, a trailing comment)
+ * kept; the assignment of a key m lacks goes, its lines with it; keys
+ * only in m are appended as dotenv_render renders them. Comments and
+ * blank lines stay. ERR_INVALID with
+ * dotenv_parse's message when text does not parse. */
+int dotenv_edit(const char *text, size_t len, const struct kvmap *m,
+		struct secbuf *out, struct err *e);
+
 #endif

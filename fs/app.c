@@ -18,6 +18,7 @@
 
 #include "../base/dotenv.h"
 #include "../base/formats.h"
+#include "../base/dotenvx.h"
 #include "generate.h"
 #include "sealed.h"
 #include "../base/hash.h"
@@ -40,6 +41,7 @@ int appfs_open(struct appfs *fs, const struct config *cfg, struct err *e)
 	randombytes_buf(fs->fp_key, sizeof(fs->fp_key));
 	for (size_t i = 0; i < APP_WRITE_LOCKS; i++)
 		pthread_mutex_init(&fs->write_locks[i], NULL);
+	pthread_mutex_init(&fs->view_lock, NULL);
 	fs->cache = cache_new(&cc, e);
 	if (!fs->cache || appfs_prepare(fs, cfg, &next, e) < 0)
 		return -1;
@@ -64,6 +66,7 @@ void appfs_close(struct appfs *fs)
 	appfs_close_providers(fs->retired, fs->nretired);
 	fs->prov = fs->retired = NULL;
 	fs->nprov = fs->nretired = 0;
+	kvmap_free(&fs->view_cache);
 }
 
 /* The provider of the current configuration that section pc can keep. */
@@ -194,6 +197,36 @@ static ssize_t app_provider_index(const struct appfs *fs, const char *name)
 		if (!strcmp(fs->prov[i]->name, name))
 			return (ssize_t)i;
 	return -1;
+}
+
+/* keys.default -> DOTENV_PRIVATE_KEY, keys.prod -> DOTENV_PRIVATE_KEY_PROD:
+ * its line in .env.keys, and the store key a generated one is kept under. */
+static void app_keys_name(const char *env, char *name, size_t size)
+{
+	size_t n = (size_t)snprintf(name, size, "DOTENV_PRIVATE_KEY");
+
+	if (!strcmp(env, "default") || n + 1 >= size)
+		return;
+	name[n++] = '_';
+	for (size_t j = 0; env[j] && n < size - 1; j++)
+		name[n++] = (char)toupper((unsigned char)env[j]);
+	name[n] = '\0';
+}
+
+/* The keys.* mapping generated under store key name, or NULL. */
+static const struct conf_mapping *app_generated_key(const struct app_conf *app,
+						    const char *name)
+{
+	char want[300];
+
+	for (size_t i = 0; i < app->nkeys; i++) {
+		if (app->keys[i].ref.kind != REF_GENERATE)
+			continue;
+		app_keys_name(app->keys[i].name, want, sizeof(want));
+		if (!strcmp(want, name))
+			return &app->keys[i];
+	}
+	return NULL;
 }
 
 static struct provider *app_provider(struct appfs *fs, const struct ref *r,
@@ -330,17 +363,17 @@ static int app_resolve(struct appfs *fs, const struct app_conf *app,
 	return rc;
 }
 
-/* ---- Fernet-encrypted providers (fernet_key; fs/sealed.h) ---- */
+/* ---- encrypted providers (fernet_key, dotenvx private_key; fs/sealed.h) ---- */
 
-static const struct conf_fernet *app_fernet(struct appfs *fs,
+static const struct conf_sealed *app_sealed(struct appfs *fs,
 					    const struct ref *r)
 {
 	ssize_t i;
 
-	if (r->kind != REF_PROVIDER || !fs->cfg->fernet)
+	if (r->kind != REF_PROVIDER || !fs->cfg->sealed)
 		return NULL;
 	i = app_provider_index(fs, r->provider);
-	return i >= 0 && fs->cfg->fernet[i].on ? &fs->cfg->fernet[i] : NULL;
+	return i >= 0 && fs->cfg->sealed[i].kind ? &fs->cfg->sealed[i] : NULL;
 }
 
 /* The entry's reference without its field: what a message names. */
@@ -354,12 +387,13 @@ static const char *app_entry_text(const struct ref *r, char *buf, size_t size)
 
 /* The key, through the cache like any value: its provider is not
  * encrypted itself (config.c), so this does not recurse. */
-static int app_fernet_key(struct appfs *fs, const struct app_conf *app,
-			  const struct conf_fernet *f, struct secbuf *key,
-			  struct err *e)
+static int app_seal_key(struct appfs *fs, const struct app_conf *app,
+			const struct conf_sealed *f, struct secbuf *key,
+			struct err *e)
 {
-	return app_resolve(fs, app, &f->key, key, e) < 0 ?
-		err_prefix(e, "fernet_key: ") : 0;
+	if (app_resolve(fs, app, &f->key, key, e) == 0)
+		return 0;
+	return err_prefix(e, "%s: ", f->kind == SEAL_DOTENVX ? "private_key" : "fernet_key");
 }
 
 /* Replace the tokens in m (an entry of r; every key, or only) by their
@@ -368,14 +402,14 @@ static int app_unseal(struct appfs *fs, const struct app_conf *app,
 		      const struct ref *r, struct kvmap *m, const char *only,
 		      struct err *e)
 {
-	const struct conf_fernet *f = app_fernet(fs, r);
+	const struct conf_sealed *f = app_sealed(fs, r);
 	struct secbuf key = SECBUF_INIT;
 	char what[1024];
 	int rc;
 
 	if (!f || m->n == 0 || (only && !kvmap_get(m, only)))
 		return 0;
-	rc = app_fernet_key(fs, app, f, &key, e);
+	rc = app_seal_key(fs, app, f, &key, e);
 	if (rc == 0)
 		rc = sealed_open(f, &key, m, only, app_entry_text(r, what, sizeof(what)), e);
 	secbuf_free(&key);
@@ -387,19 +421,34 @@ static int app_seal(struct appfs *fs, const struct app_conf *app,
 		    const struct kvmap *plain_cur, const struct kvmap *raw_cur,
 		    struct kvmap *next, struct err *e)
 {
-	const struct conf_fernet *f = app_fernet(fs, &app->store);
+	const struct conf_sealed *f = app_sealed(fs, &app->store);
 	struct secbuf key = SECBUF_INIT;
 	char what[1024];
 	int rc;
 
 	if (!f)
 		return 0;
-	rc = app_fernet_key(fs, app, f, &key, e);
+	rc = app_seal_key(fs, app, f, &key, e);
 	if (rc == 0)
 		rc = sealed_seal(f, &key, plain_cur, raw_cur, next,
 				 app_entry_text(&app->store, what, sizeof(what)), e);
 	secbuf_free(&key);
 	return rc;
+}
+
+/* Keys of the store entry that are no value of the app: a dotenvx file's
+ * DOTENV_PUBLIC_KEY* lines (they name its key pair), and the private keys
+ * of keys.ENV = generate:dotenvx (.env.keys shows them, .env must not:
+ * a file's values and the key to them do not travel together). */
+static bool app_store_meta(const struct appfs *fs, const struct app_conf *app,
+			   const char *key)
+{
+	const struct conf_sealed *f = app->has_store ?
+		app_sealed((struct appfs *)fs, &app->store) : NULL;
+
+	if (app_generated_key(app, key))
+		return true;
+	return f && f->kind == SEAL_DOTENVX && dotenvx_is_public_name(key);
 }
 
 /* ---- store updates ---- */
@@ -523,6 +572,30 @@ static int app_generate_one(const struct app_conf *app,
 	return rc;
 }
 
+/* Missing keys.ENV = generate:dotenvx private keys into next, under the
+ * name .env.keys shows them by. */
+static int app_edit_generate_keys(const struct app_conf *app,
+				  const struct kvmap *cur, struct kvmap *next,
+				  bool *changed, struct secbuf *val, struct err *e)
+{
+	char name[300];
+
+	for (size_t i = 0; i < app->nkeys; i++) {
+		const struct conf_mapping *m = &app->keys[i];
+
+		app_keys_name(m->name, name, sizeof(name));
+		if (m->ref.kind != REF_GENERATE || kvmap_get(cur, name))
+			continue;
+		if (gen_value(&m->ref.gen, val, e) < 0)
+			return -1;
+		if (kvmap_set(next, name, val->data, val->len) < 0)
+			return err_oom(e);
+		log_info("app %s: generated keys.%s", app->name, m->name);
+		*changed = true;
+	}
+	return 0;
+}
+
 static int app_edit_generate(void *ctx, const struct kvmap *cur,
 			     struct kvmap *next, bool *changed, struct err *e)
 {
@@ -541,6 +614,7 @@ static int app_edit_generate(void *ctx, const struct kvmap *cur,
 			*changed = true;
 		}
 	}
+	rc = rc == 0 ? app_edit_generate_keys(app, cur, next, changed, &val, e) : rc;
 	secbuf_free(&val);
 	return rc;
 }
@@ -548,10 +622,19 @@ static int app_edit_generate(void *ctx, const struct kvmap *cur,
 static bool app_missing_generated(const struct app_conf *app,
 				  const struct kvmap *store)
 {
+	char name[300];
+
 	for (size_t i = 0; i < app->nenv; i++)
 		if (app->env[i].ref.kind == REF_GENERATE &&
 		    !kvmap_get(store, app->env[i].name))
 			return true;
+	for (size_t i = 0; i < app->nkeys; i++) {
+		if (app->keys[i].ref.kind != REF_GENERATE)
+			continue;
+		app_keys_name(app->keys[i].name, name, sizeof(name));
+		if (!kvmap_get(store, name))
+			return true;
+	}
 	return false;
 }
 
@@ -776,6 +859,9 @@ static int app_values_tpl(struct appfs *fs, const struct app_conf *app,
 		rc = app_unseal(fs, app, s[j].ref, &s[j].en.map, NULL, e);
 	if (rc == 0 && app->has_store && kvmap_copy(vals, &s[0].en.map) < 0)
 		rc = err_oom(e);
+	for (size_t i = vals->n; rc == 0 && i-- > 0;)
+		if (app_store_meta(fs, app, vals->items[i].key))
+			kvmap_del(vals, vals->items[i].key);
 	for (size_t i = 0; rc == 0 && i < app->nenv; i++) {
 		const struct ref *r = &app->env[i].ref;
 
@@ -808,17 +894,14 @@ static int app_values(struct appfs *fs, const struct app_conf *app,
 	return app_values_tpl(fs, app, vals, NULL, NULL, e);
 }
 
-static int app_key_value(struct appfs *fs, const struct app_conf *app,
-			 const char *key, struct secbuf *out, struct err *e)
+/* One key of the store entry (generated keys made first). */
+static int app_store_value(struct appfs *fs, const struct app_conf *app,
+			   const char *key, struct secbuf *out, struct err *e)
 {
-	const struct conf_mapping *m = app_mapping(app, key);
 	struct entry store = ENTRY_INIT;
 	const struct kv *kv;
-	int rc;
+	int rc = app_fetch_store_generated(fs, app, &store, e);
 
-	if (m && m->ref.kind == REF_PROVIDER)
-		return app_resolve(fs, app, &m->ref, out, e);
-	rc = app_fetch_store_generated(fs, app, &store, e);
 	if (rc == 0)
 		rc = app_unseal(fs, app, &app->store, &store.map, key, e);
 	kv = rc == 0 ? kvmap_get(&store.map, key) : NULL;
@@ -830,22 +913,29 @@ static int app_key_value(struct appfs *fs, const struct app_conf *app,
 	return rc;
 }
 
-/* .env.keys: keys.default -> DOTENV_PRIVATE_KEY, keys.prod ->
- * DOTENV_PRIVATE_KEY_PROD. */
-#define APP_KEYS_NAME_MAX 300
-
-static void app_keys_name(const char *env, char name[APP_KEYS_NAME_MAX])
+static int app_key_value(struct appfs *fs, const struct app_conf *app,
+			 const char *key, struct secbuf *out, struct err *e)
 {
-	size_t n;
+	const struct conf_mapping *m = app_mapping(app, key);
 
-	strcpy(name, "DOTENV_PRIVATE_KEY");
-	if (!strcmp(env, "default"))
-		return;
-	n = strlen(name);
-	name[n++] = '_';
-	for (size_t j = 0; env[j] && n < APP_KEYS_NAME_MAX - 1; j++)
-		name[n++] = (char)toupper((unsigned char)env[j]);
-	name[n] = '\0';
+	if (m && m->ref.kind == REF_PROVIDER)
+		return app_resolve(fs, app, &m->ref, out, e);
+	if (app_store_meta(fs, app, key))
+		return err_set(e, ERR_NOTFOUND, "no key %s", key);
+	return app_store_value(fs, app, key, out, e);
+}
+
+/* The private key of keys.ENV m (a reference, or generated in the store). */
+static int app_keys_value(struct appfs *fs, const struct app_conf *app,
+			  const struct conf_mapping *m, struct secbuf *out,
+			  struct err *e)
+{
+	char name[300];
+
+	app_keys_name(m->name, name, sizeof(name));
+	if (m->ref.kind == REF_GENERATE)
+		return app_store_value(fs, app, name, out, e);
+	return app_resolve(fs, app, &m->ref, out, e);
 }
 
 static int app_keys_values(struct appfs *fs, const struct app_conf *app,
@@ -855,10 +945,10 @@ static int app_keys_values(struct appfs *fs, const struct app_conf *app,
 	int rc = 0;
 
 	for (size_t i = 0; rc == 0 && i < app->nkeys; i++) {
-		char name[APP_KEYS_NAME_MAX];
+		char name[300];
 
-		app_keys_name(app->keys[i].name, name);
-		rc = app_resolve(fs, app, &app->keys[i].ref, &val, e);
+		app_keys_name(app->keys[i].name, name, sizeof(name));
+		rc = app_keys_value(fs, app, &app->keys[i], &val, e);
 		if (rc == 0 && kvmap_set(vals, name, val.data, val.len) < 0)
 			rc = err_oom(e);
 	}
@@ -890,6 +980,138 @@ static void app_render_warn(void *ctx, const char *key, const char *why)
 	pthread_mutex_unlock(&lock);
 }
 
+/* ---- encrypted views (.env.ENV.encrypted) ---- */
+
+#define APP_VIEW_SUFFIX ".encrypted"
+/* Forget every kept ciphertext past this many (keys that went away). */
+#define APP_VIEW_CACHE_MAX 20000
+
+/* The view's name for keys.ENV: .env.ENV.encrypted, .env.encrypted for
+ * keys.default. */
+static void app_view_name(const char *env, char *name, size_t size)
+{
+	if (!strcmp(env, "default"))
+		snprintf(name, size, APP_ENV_NAME APP_VIEW_SUFFIX);
+	else
+		snprintf(name, size, APP_ENV_NAME ".%s" APP_VIEW_SUFFIX, env);
+}
+
+/* The keys.* mapping whose view name is, or NULL. */
+static const struct conf_mapping *app_view_of(const struct app_conf *app,
+					      const char *name)
+{
+	char want[300];
+
+	for (size_t i = 0; i < app->nkeys; i++) {
+		app_view_name(app->keys[i].name, want, sizeof(want));
+		if (!strcmp(want, name))
+			return &app->keys[i];
+	}
+	return NULL;
+}
+
+/* kv's ciphertext to pub: the one made before while kv's value is the
+ * same (its fingerprint), else a new one, kept for next time. */
+static int app_view_value(struct appfs *fs, const char *id, const struct kv *kv,
+			  const char *pub, struct secbuf *ct, struct err *e)
+{
+	unsigned char fp[APP_FP_LEN];
+	const struct kv *kept;
+	int rc = 0;
+
+	app_fp(fs, kv->val, kv->len, fp);
+	secmem_stack_wipe();
+	pthread_mutex_lock(&fs->view_lock);
+	kept = kvmap_get(&fs->view_cache, id);
+	if (kept && kept->len > APP_FP_LEN && !memcmp(kept->val, fp, APP_FP_LEN))
+		rc = secbuf_set(ct, kept->val + APP_FP_LEN, kept->len - APP_FP_LEN) < 0 ?
+			err_oom(e) : 1;
+	pthread_mutex_unlock(&fs->view_lock);
+	if (rc != 0)
+		return rc < 0 ? -1 : 0;
+	if (dotenvx_encrypt(pub, strlen(pub), kv->val, kv->len, ct, e) < 0)
+		return err_prefix(e, "%s: ", kv->key);
+	pthread_mutex_lock(&fs->view_lock);
+	if (fs->view_cache.n >= APP_VIEW_CACHE_MAX)
+		kvmap_free(&fs->view_cache);
+	/* fp | ciphertext, as one value: built in ct's spare room */
+	if (secbuf_reserve(ct, APP_FP_LEN) == 0) {
+		memmove(ct->data + APP_FP_LEN, ct->data, ct->len);
+		memcpy(ct->data, fp, APP_FP_LEN);
+		(void)kvmap_set(&fs->view_cache, id, ct->data, ct->len + APP_FP_LEN);
+		memmove(ct->data, ct->data + APP_FP_LEN, ct->len);
+		ct->data[ct->len] = '\0';
+	}
+	pthread_mutex_unlock(&fs->view_lock);
+	return 0;
+}
+
+/* The header dotenvx writes atop a file it encrypts, then the values. */
+static int app_view_render(struct appfs *fs, const struct app_conf *app,
+			   const struct conf_mapping *m, const char *pub,
+			   const struct kvmap *vals, struct secbuf *out,
+			   struct err *e)
+{
+	char pubname[300], file[300], id[1024];
+	struct secbuf ct = SECBUF_INIT;
+	int rc = 0;
+
+	snprintf(file, sizeof(file), APP_ENV_NAME "%s%s",
+		 strcmp(m->name, "default") ? "." : "",
+		 strcmp(m->name, "default") ? m->name : "");
+	dotenvx_key_name("DOTENV_PUBLIC_KEY", file, pubname, sizeof(pubname));
+	if (secbuf_puts(out, "#/-------------------[DOTENV_PUBLIC_KEY]--------------------/\n"
+			"#/            public-key encryption for .env files          /\n"
+			"#/       [how it works](https://dotenvx.com/encryption)     /\n"
+			"#/----------------------------------------------------------/\n") ||
+	    secbuf_puts(out, pubname) || secbuf_puts(out, "=\"") ||
+	    secbuf_puts(out, pub) || secbuf_puts(out, "\"\n\n# ") ||
+	    secbuf_puts(out, file) || secbuf_putc(out, '\n'))
+		return err_oom(e);
+	for (size_t i = 0; rc == 0 && i < vals->n; i++) {
+		const struct kv *kv = &vals->items[i];
+
+		if (!dotenv_key_valid(kv->key) || memchr(kv->val, '\0', kv->len))
+			continue;	/* as .env leaves them out */
+		snprintf(id, sizeof(id), "%s\x1f%s\x1f%s", app->name, pub, kv->key);
+		rc = app_view_value(fs, id, kv, pub, &ct, e);
+		/* single quotes: dotenvx expands $VAR and runs $(cmd) in
+		 * what a double-quoted or bare value decrypts to */
+		if (rc == 0 && (secbuf_puts(out, kv->key) || secbuf_puts(out, "='") ||
+				secbuf_append(out, ct.data, ct.len) ||
+				secbuf_puts(out, "'\n")))
+			rc = err_oom(e);
+	}
+	secbuf_free(&ct);
+	return rc;
+}
+
+static int app_view_read(struct appfs *fs, const struct app_conf *app,
+			 const struct conf_mapping *m, struct secbuf *out,
+			 struct err *e)
+{
+	char pub[DOTENVX_PUBLIC_HEX_LEN + 1];
+	struct secbuf key = SECBUF_INIT;
+	struct kvmap vals = KVMAP_INIT;
+	struct dotenvx_key k;
+	int rc = app_keys_value(fs, app, m, &key, e);
+
+	if (rc == 0 && dotenvx_key_parse(key.data, key.len, &k, e) == 0) {
+		rc = dotenvx_public_of(&k, pub, e);
+		dotenvx_key_wipe(&k);
+	} else if (rc == 0) {
+		rc = err_prefix(e, "keys.%s: ", m->name);
+		e->code = ERR_PROVIDER;
+	}
+	secbuf_free(&key);
+	if (rc == 0)
+		rc = app_values(fs, app, &vals, e);
+	if (rc == 0)
+		rc = app_view_render(fs, app, m, pub, &vals, out, e);
+	kvmap_free(&vals);
+	return rc;
+}
+
 static int app_read_file(struct appfs *fs, const struct app_conf *app,
 			 const char *name, struct secbuf *out,
 			 struct kvmap *base, struct err *e)
@@ -908,6 +1130,8 @@ static int app_read_file(struct appfs *fs, const struct app_conf *app,
 		kvmap_free(&vals);
 		return rc;
 	}
+	if (app_view_of(app, name))
+		return app_view_read(fs, app, app_view_of(app, name), out, e);
 	if (strcmp(name, APP_ENV_NAME) && strcmp(name, APP_KEYS_NAME) &&
 	    !app_view(app, name, &view))
 		return app_key_value(fs, app, name, out, e);
@@ -1096,11 +1320,14 @@ int app_check(struct appfs *fs, const struct app_conf *app, app_check_fn fn,
 		}
 	}
 	for (size_t k = 0; k < app->nkeys; k++) {
-		char name[APP_KEYS_NAME_MAX];
+		char name[300];
 
-		app_keys_name(app->keys[k].name, name);
+		app_keys_name(app->keys[k].name, name, sizeof(name));
 		app_check_ref(&c, APP_KEYS_NAME, name, &app->keys[k].ref);
 	}
+	/* dotenvx files against their keys: the CI drift check */
+	if (c.rc == 0 && app_dotenvx_verify(fs, app, &c.first) < 0)
+		c.rc = -1;
 	entry_free(&c.store);
 	if (c.rc < 0) {
 		*e = c.first;
@@ -1157,7 +1384,8 @@ int app_list(struct appfs *fs, const struct app_conf *app, struct strv *out,
 	}
 	/* a kvmap with empty values is a sorted set of names */
 	for (size_t i = 0; rc == 0 && i < store.map.n; i++)
-		if (app_name_is_file(app, store.map.items[i].key))
+		if (app_name_is_file(app, store.map.items[i].key) &&
+		    !app_store_meta(fs, app, store.map.items[i].key))
 			rc = kvmap_set(&names, store.map.items[i].key, "", 0);
 	for (size_t i = 0; rc == 0 && i < app->nenv; i++)
 		rc = kvmap_set(&names, app->env[i].name, "", 0);
@@ -1169,6 +1397,12 @@ int app_list(struct appfs *fs, const struct app_conf *app, struct strv *out,
 		rc = strv_push(out, APP_KEYS_NAME);
 	if (rc == 0)
 		rc = app_list_views(app, out);
+	for (size_t i = 0; rc == 0 && i < app->nkeys; i++) {
+		char view[300];
+
+		app_view_name(app->keys[i].name, view, sizeof(view));
+		rc = strv_push(out, view);
+	}
 	for (size_t i = 0; rc == 0 && i < names.n; i++)
 		rc = strv_push(out, names.items[i].key);
 	if (rc < 0 && e->code == ERR_OK)
@@ -1183,14 +1417,16 @@ bool app_shows(const struct app_conf *app, const char *name)
 	enum fmt_kind f;
 
 	return !strcmp(name, APP_ENV_NAME) || (app->nkeys && !strcmp(name, APP_KEYS_NAME)) ||
-	       app_view(app, name, &f) || config_template(app, name);
+	       app_view(app, name, &f) || config_template(app, name) ||
+	       app_view_of(app, name);
 }
 
 bool app_read_only(const struct app_conf *app, const char *name)
 {
 	enum fmt_kind f;
 
-	return app_view(app, name, &f) || config_template(app, name);
+	return app_view(app, name, &f) || config_template(app, name) ||
+	       app_view_of(app, name);
 }
 
 int app_lookup(struct appfs *fs, const struct app_conf *app, const char *name,
@@ -1203,14 +1439,15 @@ int app_lookup(struct appfs *fs, const struct app_conf *app, const char *name,
 	enum fmt_kind f;
 
 	if (!strcmp(name, APP_ENV_NAME) || app_mapping(app, name) ||
-	    app_view(app, name, &f) || config_template(app, name))
+	    app_view(app, name, &f) || config_template(app, name) ||
+	    app_view_of(app, name))
 		return 0;
 	if (!strcmp(name, APP_KEYS_NAME))
 		return app->nkeys ? 0 : err_set(e, ERR_NOTFOUND, "app %s has no keys.*", app->name);
 	if (!app_name_is_file(app, name))
 		return err_set(e, ERR_NOTFOUND, "not a key name");
 	rc = app_fetch_store(fs, app, VIA_CACHE, &store, &exists, e);
-	if (rc == 0 && !kvmap_get(&store.map, name))
+	if (rc == 0 && (!kvmap_get(&store.map, name) || app_store_meta(fs, app, name)))
 		rc = err_set(e, ERR_NOTFOUND, "no key %s", name);
 	entry_free(&store);
 	return rc < 0 ? err_prefix(e, "app %s: ", app->name) : 0;
@@ -1254,6 +1491,8 @@ static int app_write_key(struct appfs *fs, const struct app_conf *app,
 			       key, APP_VALUE_MAX);
 	if (!m && !dotenv_key_valid(key))
 		return err_set(e, ERR_INVALID, "not a valid key name");
+	if (app_store_meta(fs, app, key))
+		return err_set(e, ERR_PERM, "%s is no value of the app (a key pair's key)", key);
 	return app_store_update(fs, app, app_edit_key, &k, e);
 }
 
@@ -1312,6 +1551,9 @@ static int app_env_diff(struct app_env_edit *d, const struct kvmap *written,
 		if (m && m->ref.kind == REF_PROVIDER)
 			return err_set(e, ERR_READONLY, "%s comes from %s; change it there",
 				       kv->key, app_ref_text(&m->ref, text, sizeof(text)));
+		if (app_store_meta(d->fs, app, kv->key))
+			return err_set(e, ERR_PERM, "%s is no value of the app (a key pair's key)",
+				       kv->key);
 		if (kv->len > APP_VALUE_MAX)
 			return err_set(e, ERR_TOOBIG, "%s: a value holds at most %d bytes",
 				       kv->key, APP_VALUE_MAX);
@@ -1398,6 +1640,8 @@ int app_write(struct appfs *fs, const struct app_conf *app, const char *name,
 	else if (config_template(app, name))
 		rc = err_set(e, ERR_READONLY, "made from a template (file.%s); write .env or a key's file",
 			     name);
+	else if (app_view_of(app, name))
+		rc = err_set(e, ERR_READONLY, "an encrypted view of .env; edit .env");
 	else if (!strcmp(name, APP_ENV_NAME))
 		rc = app_write_env(fs, app, base ? base : &empty, data, len, e);
 	else
@@ -1618,4 +1862,63 @@ int app_digest(void *ctx, const struct app_conf *app, struct kvmap *out,
 void app_expire_cb(void *ctx, const struct app_conf *app)
 {
 	app_expire(ctx, app);
+}
+
+/* ---- dotenvx verification (secretfs check) ---- */
+
+/* One entry of a dotenvx store, fresh from its provider, opened. A
+ * missing store file is no drift: the first write creates it. */
+static int app_dotenvx_verify_ref(struct appfs *fs, const struct app_conf *app,
+				  const struct ref *r, struct err *e)
+{
+	const struct conf_sealed *f = app_sealed(fs, r);
+	struct entry en = ENTRY_INIT;
+	int rc;
+
+	if (!f || f->kind != SEAL_DOTENVX)
+		return 0;
+	rc = app_fetch(fs, app, r, VIA_PROVIDER, &en, e);
+	if (rc < 0 && e->code == ERR_NOTFOUND && r == &app->store) {
+		err_clear(e);
+		rc = 0;
+	} else if (rc == 0) {
+		rc = app_unseal(fs, app, r, &en.map, NULL, e);
+	}
+	entry_free(&en);
+	return rc;
+}
+
+/* A keys.ENV reference (generated ones are made by secretfs: not read
+ * here, so a check never writes) must hold a dotenvx private key. */
+static int app_dotenvx_verify_key(struct appfs *fs, const struct app_conf *app,
+				  const struct conf_mapping *m, struct err *e)
+{
+	struct secbuf key = SECBUF_INIT;
+	struct dotenvx_key k;
+	int rc;
+
+	if (m->ref.kind != REF_PROVIDER)
+		return 0;
+	rc = app_resolve(fs, app, &m->ref, &key, e);
+	if (rc == 0 && dotenvx_key_parse(key.data, key.len, &k, e) < 0)
+		rc = err_prefix(e, "keys.%s: ", m->name);
+	dotenvx_key_wipe(&k);
+	secbuf_free(&key);
+	return rc;
+}
+
+int app_dotenvx_verify(struct appfs *fs, const struct app_conf *app,
+		       struct err *e)
+{
+	int rc = 0;
+
+	if (app->has_store)
+		rc = app_dotenvx_verify_ref(fs, app, &app->store, e);
+	for (size_t i = 0; rc == 0 && i < app->nenv; i++)
+		if (app->env[i].ref.kind == REF_PROVIDER)
+			rc = app_dotenvx_verify_ref(fs, app, &app->env[i].ref, e);
+	for (size_t i = 0; rc == 0 && i < app->nkeys; i++)
+		rc = app_dotenvx_verify_key(fs, app, &app->keys[i], e);
+	secmem_stack_wipe_deep();
+	return rc;
 }

@@ -6,6 +6,8 @@
  * every reader everywhere converges on one value. Files:
  *   .env        every key, dotenv-rendered, all sources or nothing
  *   .env.keys   DOTENV_PRIVATE_KEY[_ENV]=... from keys.*
+ *   .env.ENV.encrypted   every key encrypted to keys.ENV's public key, a
+ *               dotenvx file to commit (.env.encrypted for keys.default)
  *   KEY         the raw value
  *   .env.json .env.sh .env.docker
  *               the value set in a consumer's own format (views = ...;
@@ -47,6 +49,11 @@ struct appfs {
 	 * as long as the edit lasts, so it is kept as keyed hashes, never as
 	 * plaintext */
 	unsigned char fp_key[32];
+	/* the encrypted views' ciphertexts, kept while a value's fingerprint
+	 * stays, so a view does not change at every read: "app\x1fpublic
+	 * key\x1fKEY" -> fingerprint | "encrypted:..." */
+	pthread_mutex_t view_lock;
+	struct kvmap view_cache;
 };
 
 int appfs_open(struct appfs *fs, const struct config *cfg, struct err *e);
@@ -149,6 +156,15 @@ struct app_meta {
 
 int app_meta(struct appfs *fs, const struct app_conf *app, const char *name,
 	     struct app_meta *out, struct err *e);
+
+/* The dotenvx check `secretfs check` runs: every dotenvx store entry the
+ * app reads (its store, env.* mappings) is fetched from its provider (not
+ * the cache) and opened: the file's DOTENV_PUBLIC_KEY* must be the
+ * private key's and every value must decrypt. 0 when they do (or the app
+ * reads no dotenvx file); -1 with a message naming file, key and key pair
+ * when they drifted apart (ERR_PROVIDER), or why it could not be checked. */
+int app_dotenvx_verify(struct appfs *fs, const struct app_conf *app,
+		       struct err *e);
 
 /* Does the app read the entry (provider, locator)? */
 bool app_uses(const struct app_conf *app, const char *provider,

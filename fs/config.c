@@ -554,6 +554,9 @@ static const struct conf_mapping *config_first_generate(const struct app_conf *a
 	for (size_t i = 0; i < a->nenv; i++)
 		if (a->env[i].ref.kind == REF_GENERATE)
 			return &a->env[i];
+	for (size_t i = 0; i < a->nkeys; i++)
+		if (a->keys[i].ref.kind == REF_GENERATE)
+			return &a->keys[i];
 	return NULL;
 }
 
@@ -805,9 +808,9 @@ static int config_app_keys(struct loader *ld, const char *key, const char *value
 			return config_already_set(ld, key, &a->keys[i].where);
 	if (config_ref_read(ld, key, value, &r) < 0)
 		return -1;
-	if (r.kind != REF_PROVIDER) {
+	if (r.kind == REF_GENERATE && r.gen.kind != GEN_DOTENVX) {
 		ref_free(&r);
-		return config_fail(ld, "%s: expected a provider reference, not generate:",
+		return config_fail(ld, "%s: expected a provider reference or generate:dotenvx",
 			    key);
 	}
 	return config_mapping_add(ld, &a->keys, &a->nkeys, name, &r);
@@ -1340,55 +1343,90 @@ static const struct conf_opt *config_opt(const struct provider_conf *p,
 	return NULL;
 }
 
-/* fernet_key's reference: a provider entry (no generate:) of a provider
- * that is not itself encrypted, which its type accepts. */
-static int config_fernet_key(struct loader *ld, const struct provider_conf *p,
-			     const struct conf_opt *o, struct conf_fernet *f)
+/* Is the section's data encrypted itself (fernet_key, or private_key on a
+ * dotenvx type)? */
+static bool config_provider_sealed(const struct provider_conf *p)
+{
+	const struct provider_ops *ops = provider_ops_find(p->type);
+
+	return config_opt(p, "fernet_key") ||
+	       (ops && (ops->caps & PROVIDER_CAP_DOTENVX) &&
+		config_opt(p, "private_key"));
+}
+
+/* The key's reference (option o, fernet_key or private_key): a provider
+ * entry (no generate:) of a provider that is not itself encrypted, which
+ * its type accepts. */
+static int config_sealed_key(struct loader *ld, const struct provider_conf *p,
+			     const struct conf_opt *o, struct conf_sealed *f)
 {
 	const struct provider_conf *kp;
 	const struct provider_ops *ops;
 	struct err why;
 
 	if (ref_parse(o->value, &f->key, &why) < 0)
-		return config_fail_at(ld, &o->where, "provider %s: fernet_key: %s",
-				      p->name, why.msg);
-	f->on = true;
+		return config_fail_at(ld, &o->where, "provider %s: %s: %s",
+				      p->name, o->key, why.msg);
 	if (f->key.kind != REF_PROVIDER)
 		return config_fail_at(ld, &o->where,
-				      "provider %s: fernet_key: expected a reference to where the key is kept, not generate:",
-				      p->name);
+				      "provider %s: %s: expected a reference to where the key is kept, not generate:",
+				      p->name, o->key);
 	kp = config_provider(ld->c, f->key.provider);
 	if (!kp)
 		return config_fail_at(ld, &o->where,
-				      "provider %s: fernet_key: unknown provider '%s'",
-				      p->name, f->key.provider);
-	if (config_opt(kp, "fernet_key"))
+				      "provider %s: %s: unknown provider '%s'",
+				      p->name, o->key, f->key.provider);
+	if (config_provider_sealed(kp))
 		return config_fail_at(ld, &o->where,
-				      "provider %s: fernet_key: the key's provider %s has a fernet_key itself; keep the key where it is not encrypted",
-				      p->name, kp->name);
+				      "provider %s: %s: the key's provider %s is encrypted itself; keep the key where it is not encrypted",
+				      p->name, o->key, kp->name);
 	ops = provider_ops_find(kp->type);
 	if (ops && ops->check && ops->check(f->key.locator, f->key.params, &why) < 0)
-		return config_fail_at(ld, &o->where, "provider %s: fernet_key: %s",
-				      p->name, why.msg);
+		return config_fail_at(ld, &o->where, "provider %s: %s: %s",
+				      p->name, o->key, why.msg);
 	return 0;
+}
+
+/* private_key on a dotenvx type: required, and not with fernet_key. */
+static int config_dotenvx(struct loader *ld, size_t i)
+{
+	const struct provider_conf *p = &ld->c->providers[i];
+	const struct conf_opt *key = config_opt(p, "private_key");
+	const struct conf_opt *fk = config_opt(p, "fernet_key");
+	struct conf_sealed *f = &ld->c->sealed[i];
+
+	if (fk)
+		return config_fail_at(ld, &fk->where,
+				      "provider %s: a dotenvx store takes private_key, not fernet_key",
+				      p->name);
+	if (!key)
+		return config_fail_at(ld, &p->where,
+				      "provider %s: type %s needs private_key = <reference to the DOTENV_PRIVATE_KEY>",
+				      p->name, p->type);
+	f->kind = SEAL_DOTENVX;
+	return config_sealed_key(ld, p, key, f);
 }
 
 static int config_fernet(struct loader *ld, size_t i)
 {
 	const struct provider_conf *p = &ld->c->providers[i];
+	const struct provider_ops *ops = provider_ops_find(p->type);
 	const struct conf_opt *key = config_opt(p, "fernet_key");
 	const struct conf_opt *ttl = config_opt(p, "fernet_ttl");
-	struct conf_fernet *f = &ld->c->fernet[i];
+	struct conf_sealed *f = &ld->c->sealed[i];
 	struct err why;
 	long ms;
 
+	if (ops && (ops->caps & PROVIDER_CAP_DOTENVX))
+		return config_dotenvx(ld, i);
 	if (ttl && !key)
 		return config_fail_at(ld, &ttl->where,
 				      "provider %s: fernet_ttl needs a fernet_key",
 				      p->name);
 	if (!key)
 		return 0;
-	if (config_fernet_key(ld, p, key, f) < 0)
+	f->kind = SEAL_FERNET;
+	if (config_sealed_key(ld, p, key, f) < 0)
 		return -1;
 	if (!ttl)
 		return 0;
@@ -1405,8 +1443,8 @@ static int config_finish(struct loader *ld)
 {
 	struct config *c = ld->c;
 
-	c->fernet = calloc(c->nproviders ? c->nproviders : 1, sizeof(*c->fernet));
-	if (!c->fernet)
+	c->sealed = calloc(c->nproviders ? c->nproviders : 1, sizeof(*c->sealed));
+	if (!c->sealed)
 		return config_oom(ld);
 	for (size_t i = 0; i < c->nproviders; i++)
 		if (config_fernet(ld, i) < 0)
@@ -1498,9 +1536,9 @@ void config_free(struct config *c)
 		free(p->name);
 		free(p->type);
 	}
-	for (size_t i = 0; c->fernet && i < c->nproviders; i++)
-		ref_free(&c->fernet[i].key);
-	free(c->fernet);
+	for (size_t i = 0; c->sealed && i < c->nproviders; i++)
+		ref_free(&c->sealed[i].key);
+	free(c->sealed);
 	free(c->providers);
 	for (size_t i = 0; i < c->napps; i++) {
 		struct app_conf *a = &c->apps[i];

@@ -63,13 +63,22 @@ struct app_conf {
 	struct conf_where where;
 };
 
-/* fernet_key = REF and fernet_ttl on a [provider] section of any type:
- * every value read from it is a Fernet token, decrypted with the key REF
- * names (a provider without fernet_key of its own); writes encrypt. */
-struct conf_fernet {
-	bool on;
+/* Values a [provider] section keeps encrypted, opened by the fs core
+ * (fs/sealed.h) with a key it resolves from another reference:
+ * fernet_key = REF (and fernet_ttl) on a section of any type: every value
+ * is a Fernet token; private_key = REF on a type with PROVIDER_CAP_DOTENVX:
+ * values may be dotenvx "encrypted:..." values (base/dotenvx.h). The key's
+ * provider is not itself encrypted. Writes encrypt. */
+enum conf_seal {
+	SEAL_NONE = 0,
+	SEAL_FERNET,
+	SEAL_DOTENVX,
+};
+
+struct conf_sealed {
+	enum conf_seal kind;
 	struct ref key;
-	long ttl_s;	/* 0: tokens never expire */
+	long ttl_s;	/* Fernet: 0, tokens never expire */
 };
 
 struct config {
@@ -82,7 +91,7 @@ struct config {
 	int views;		/* every app's views unless it sets its own */
 	struct provider_conf *providers;
 	size_t nproviders;
-	struct conf_fernet *fernet;	/* one per provider, same index */
+	struct conf_sealed *sealed;	/* one per provider, same index */
 	struct app_conf *apps;	/* sorted by name */
 	size_t napps;
 	char **files;		/* every file read, for conf_where */

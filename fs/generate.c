@@ -11,6 +11,7 @@
  */
 #include "generate.h"
 
+#include "../base/dotenvx.h"
 #include <sodium.h>
 #include <stdint.h>
 #include <string.h>
@@ -204,6 +205,7 @@ static bool gen_spec_valid(const struct gen_spec *g)
 		       (g->charset == GEN_CHARSET_ALNUM ||
 			g->charset == GEN_CHARSET_ALNUM_SYMBOLS);
 	case GEN_ED25519:
+	case GEN_DOTENVX:
 		return true;
 	case GEN_ARGON2ID:
 		return g->source && *g->source;
@@ -251,6 +253,8 @@ int gen_value(const struct gen_spec *g, struct secbuf *out, struct err *e)
 		return gen_password(g, out, e);
 	case GEN_ED25519:
 		return gen_ed25519(out, e);
+	case GEN_DOTENVX:
+		return dotenvx_key_generate(out, e);
 	default:
 		return gen_random_encoded(g, out, e);
 	}

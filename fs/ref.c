@@ -28,6 +28,7 @@ static const char *const gen_names[] = {
 	[GEN_FERNET] = "fernet",
 	[GEN_ED25519] = "ed25519",
 	[GEN_ARGON2ID] = "argon2id",
+	[GEN_DOTENVX] = "dotenvx",
 };
 #define GEN_NKINDS (sizeof(gen_names) / sizeof(gen_names[0]))
 
@@ -198,7 +199,7 @@ int gen_parse(const char *spec, struct gen_spec *g, struct err *e)
 	memset(g, 0, sizeof(*g));
 	if (k < 0)
 		return ref_fail(e, GEN_PREFIX, spec,
-				"unknown kind, expected password, hex, base64, base64url, uuid, fernet, ed25519 or argon2id");
+				"unknown kind, expected password, hex, base64, base64url, uuid, fernet, ed25519, argon2id or dotenvx");
 	name = gen_names[k];
 	g->kind = (enum gen_kind)k;
 	if (g->kind == GEN_PASSWORD)

@@ -3,7 +3,7 @@
  *   NAME://locator[?params][#field]   NAME is a [provider NAME] section
  *   generate:KIND[:N]                 password[:len[:charset]] hex:BYTES
  *                                     base64:BYTES base64url:BYTES uuid
- *                                     fernet ed25519 argon2id:KEY
+ *                                     fernet ed25519 argon2id:KEY dotenvx
  *
  * The string is split first, then locator and field are percent-decoded
  * (a literal '#', '?' or '%' in a name must be written %23 %3F %25).
@@ -44,6 +44,8 @@ enum gen_kind {
 	GEN_ED25519,	/* Ed25519 secret key (seed || public key, 64 bytes),
 			 * standard base64 with padding */
 	GEN_ARGON2ID,	/* Argon2id hash of the value of key source */
+	GEN_DOTENVX,	/* dotenvx private key: a secp256k1 scalar, 64 hex
+			 * digits (keys.ENV only) */
 };
 
 enum gen_charset {

@@ -32,13 +32,24 @@ static bool scratch_is_tool_temp(const char *name)
 	return false;
 }
 
+/* .env.encrypted, .env.ENV.encrypted (fs/app.h's encrypted views) */
+static bool scratch_is_view(const char *name, size_t len)
+{
+	static const char suffix[] = ".encrypted";
+	size_t n = sizeof(suffix) - 1;
+
+	return !strcmp(name, ".env.encrypted") ||
+	       (len > 5 + n && !strncmp(name, ".env.", 5) &&
+		!strcmp(name + len - n, suffix));
+}
+
 enum scratch_name_kind scratch_name_kind(const char *name)
 {
 	size_t len = strlen(name);
 
 	if (!strcmp(name, ".env"))
 		return SCRATCH_NAME_ENV;
-	if (!strcmp(name, ".env.keys"))
+	if (!strcmp(name, ".env.keys") || scratch_is_view(name, len))
 		return SCRATCH_NAME_KEYS;
 	if (scratch_is_tool_temp(name))
 		return SCRATCH_NAME_TEMP;

@@ -29,7 +29,9 @@
  * kind decides what creating, removing or renaming to it does. */
 enum scratch_name_kind {
 	SCRATCH_NAME_ENV,	/* .env */
-	SCRATCH_NAME_KEYS,	/* .env.keys */
+	SCRATCH_NAME_KEYS,	/* .env.keys, and the encrypted views
+				 * .env[.ENV].encrypted: made by secretfs,
+				 * read-only, never scratch files */
 	SCRATCH_NAME_KEY,	/* a valid key name */
 	SCRATCH_NAME_TEMP,	/* an editor's temporary file: a scratch file */
 	SCRATCH_NAME_INVALID,	/* neither: creating it is refused */

@@ -41,6 +41,10 @@ enum provider_caps {
 	PROVIDER_CAP_CAS = 1 << 0,	/* store() honours expect atomically */
 	PROVIDER_CAP_WRITE = 1 << 1,
 	PROVIDER_CAP_LIST = 1 << 2,
+	/* values may be dotenvx "encrypted:..." values: the section's option
+	 * private_key is a reference to the key, which the fs core resolves
+	 * and opens them with (a provider resolves no references) */
+	PROVIDER_CAP_DOTENVX = 1 << 3,
 };
 
 /* Where a setting was written, for error messages. */

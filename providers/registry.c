@@ -16,7 +16,8 @@
 	X(gcp) \
 	X(onepassword) \
 	X(env) \
-	X(dir)
+	X(dir) \
+	X(dotenvx)
 
 #define PROVIDER_DECLARE(name) extern const struct provider_ops name##_provider_ops;
 #define PROVIDER_ENTRY(name) &name##_provider_ops,

@@ -50,9 +50,12 @@ def test_env_keys_listed_only_with_keys(mount, store):
                      "keys.production": "local://team/dotenvx#private_key"},
     })
     assert sorted(os.listdir(m.app("plain"))) == [".env", "A_VALUE"]
-    assert sorted(os.listdir(m.app("withkeys"))) == [".env", ".env.keys",
-                                                     "B_VALUE"]
+    # each keys.ENV also shows its encrypted view (docs/dotenvx.md)
+    assert sorted(os.listdir(m.app("withkeys"))) == [
+        ".env", ".env.keys", ".env.production.encrypted", "B_VALUE"]
     assert sfs.errno_of(os.stat, m.app("plain") / ".env.keys") == "ENOENT"
+    assert sfs.errno_of(os.stat, m.app("plain") /
+                        ".env.production.encrypted") == "ENOENT"
 
 
 def test_missing_names_are_enoent(mount, store):

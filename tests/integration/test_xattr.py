@@ -32,8 +32,9 @@ NAMES = ["source", "version", "age", "stale", "error"]
 BILLING = {"API_KEY": "xa-api-key-value-0001",
            "DB_USER": "xa-db-user-value-0002"}
 SHARED = {"password": "xa-shared-db-password-03"}
-DOTENVX = {"private_key": "xa-private-key-default-04"}
-PROD_KEYS = {"prod": "xa-private-key-prod-000005"}
+# a real dotenvx key: .env.encrypted, the view of it, must read too
+DOTENVX = {"private_key": "5c0a9d1e2f3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5"}
+PROD_KEYS = {"prod": "6d1b0e2f3a4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6"}
 
 APP = {"store": "vault://secret/billing",
        "env.DB_PASSWORD": "vault://secret/shared/db#password",

@@ -66,7 +66,7 @@ static int setup(void **state)
 	snprintf(text, sizeof(text), "%s/team", store);
 	mkdir(text, 0700);
 	write_file(store, "team/billing.env", "DB='pa$$ word'\nPLAIN='x'\nSHARED='store loses'\n");
-	write_file(store, "team/shared.env", "URL='postgres://db'\nKEY='dotenvx-key'\nPROD='prod-key'\n");
+	write_file(store, "team/shared.env", "URL='postgres://db'\nKEY='1111111111111111111111111111111111111111111111111111111111111111'\nPROD='2222222222222222222222222222222222222222222222222222222222222222'\n");
 	snprintf(text, sizeof(text),
 		 "[provider local]\ntype = file\ndirectory = %s\n"
 		 "[app billing]\nstore = local://team/billing\n"
@@ -173,21 +173,23 @@ static void test_key_files_and_keys_file(void **state)
 	assert_string_equal(rd(fx, "billing", "DB"), "pa$$ word");
 	assert_string_equal(rd(fx, "billing", "SHARED"), "postgres://db");
 	assert_string_equal(rd(fx, "billing", ".env.keys"),
-			    "DOTENV_PRIVATE_KEY='dotenvx-key'\n"
-			    "DOTENV_PRIVATE_KEY_PRODUCTION='prod-key'\n");
+			    "DOTENV_PRIVATE_KEY='1111111111111111111111111111111111111111111111111111111111111111'\n"
+			    "DOTENV_PRIVATE_KEY_PRODUCTION='2222222222222222222222222222222222222222222222222222222222222222'\n");
 	assert_string_equal(rd(fx, "whole", "ALL"),
-			    "{\"KEY\":\"dotenvx-key\",\"PROD\":\"prod-key\",\"URL\":\"postgres://db\"}");
+			    "{\"KEY\":\"1111111111111111111111111111111111111111111111111111111111111111\",\"PROD\":\"2222222222222222222222222222222222222222222222222222222222222222\",\"URL\":\"postgres://db\"}");
 }
 
 static void test_list_and_lookup(void **state)
 {
 	struct fixture *fx = *state;
-	const char *want[] = { ".env", ".env.keys", "DB", "PLAIN", "SHARED", "TOKEN" };
+	const char *want[] = { ".env", ".env.keys", ".env.encrypted",
+			       ".env.production.encrypted", "DB", "PLAIN",
+			       "SHARED", "TOKEN" };
 	struct strv names = { 0 };
 	struct err e = { 0 };
 
 	assert_int_equal(app_list(&fx->fs, app(fx, "billing"), &names, &e), 0);
-	assert_int_equal(names.n, 6);
+	assert_int_equal(names.n, 8);
 	for (size_t i = 0; i < names.n; i++)
 		assert_string_equal(names.v[i], want[i]);
 	strv_free(&names);

@@ -444,7 +444,7 @@ static void test_fernet_options(void **state)
 	main_error(PROV "fernet_key = generate:fernet\n", 4,
 		   "fernet_key: expected a reference to where the key is kept");
 	main_error(PROV "fernet_key = local://keys#K\n", 4,
-		   "the key's provider local has a fernet_key itself");
+		   "the key's provider local is encrypted itself");
 	main_error(PROV "fernet_ttl = 1h\n", 4, "fernet_ttl needs a fernet_key");
 	main_error(ENVP PROV "fernet_key = environ://K\nfernet_ttl = 10ms\n", 7,
 		   "fernet_ttl: at least one second");

@@ -654,6 +654,53 @@ static void test_round_trip_parsed(void **state)
 	secbuf_free(&out);
 }
 
+/* dotenv_edit keeps every byte it need not change */
+static void edit_check(const char *text, const char *sets, const char *want)
+{
+	struct kvmap m = KVMAP_INIT;
+	struct secbuf out = SECBUF_INIT;
+	struct err e;
+
+	assert_int_equal(dotenv_parse(sets, strlen(sets), &m, &e), 0);
+	assert_int_equal(dotenv_edit(text, strlen(text), &m, &out, &e), 0);
+	assert_string_equal(out.data, want);
+	kvmap_free(&m);
+	secbuf_free(&out);
+}
+
+static void test_edit(void **state)
+{
+	const char *file = "#/--header--/\nDOTENV_PUBLIC_KEY=\"02ab\"\n\n# .env\n"
+			   "export A=encrypted:AAA # note\r\nB='encrypted:BBB'\n"
+			   "C=\"encrypted:CCC\"\nD=plain\n";
+	struct kvmap m = KVMAP_INIT;
+	struct secbuf out = SECBUF_INIT;
+	struct err e;
+
+	(void)state;
+	/* nothing changed: the same bytes */
+	edit_check(file, "DOTENV_PUBLIC_KEY=02ab\nA=encrypted:AAA\nB=encrypted:BBB\nC=encrypted:CCC\nD=plain\n",
+		   file);
+	/* changed values in their own quotes, the rest of the line kept */
+	edit_check(file, "DOTENV_PUBLIC_KEY=02ab\nA=encrypted:A2\nB=encrypted:B2\nC=encrypted:C2\nD=plain\n",
+		   "#/--header--/\nDOTENV_PUBLIC_KEY=\"02ab\"\n\n# .env\n"
+		   "export A=encrypted:A2 # note\r\nB='encrypted:B2'\n"
+		   "C=\"encrypted:C2\"\nD=plain\n");
+	/* removed keys lose their line; new ones are appended as rendered */
+	edit_check(file, "DOTENV_PUBLIC_KEY=02ab\nA=encrypted:AAA\nD=plain\nE=encrypted:E\n",
+		   "#/--header--/\nDOTENV_PUBLIC_KEY=\"02ab\"\n\n# .env\n"
+		   "export A=encrypted:AAA # note\r\nD=plain\nE='encrypted:E'\n");
+	/* a value its quotes cannot hold is re-quoted; a last line without
+	 * newline gets one before an appended key */
+	edit_check("A=x\nB='y'", "A='a b'\nB=\"it's\"\nC=z\n",
+		   "A='a b'\nB=\"it's\"\nC='z'\n");
+	/* text that does not parse */
+	assert_int_equal(dotenv_edit("A='x", 4, &m, &out, &e), -1);
+	assert_int_equal(e.code, ERR_INVALID);
+	assert_int_equal(out.len, 0);
+	secbuf_free(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -680,6 +727,7 @@ int main(void)
 		cmocka_unit_test(test_parse_reject_duplicate),
 		cmocka_unit_test(test_round_trip_random),
 		cmocka_unit_test(test_round_trip_parsed),
+		cmocka_unit_test(test_edit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -304,7 +304,7 @@ static void test_bad_generate(void **state)
 	/* ed25519 */
 	check_bad_gen("ed25519:32", "generate:ed25519 takes no count");
 	check_bad_gen("ed25519:", "takes no count");
-	check_bad_gen("Ed25519", "unknown kind, expected password, hex, base64, base64url, uuid, fernet, ed25519 or argon2id");
+	check_bad_gen("Ed25519", "unknown kind, expected password, hex, base64, base64url, uuid, fernet, ed25519, argon2id or dotenvx");
 	/* argon2id */
 	check_bad_gen("argon2id", "generate:argon2id needs the key whose value it hashes, e.g. generate:argon2id:PASSWORD");
 	check_bad_gen("argon2id:", "needs the key whose value it hashes");
