@@ -57,11 +57,13 @@ def no_secret_in(secrets, *texts):
 
 def test_check_table_without_values_or_writes(store, conf, secrets):
     store.put("team/billing", {"DB_PASSWORD": "check-db-password"})
-    store.put("team/shared", {"URL": "postgres://check-shared-url"})
+    # keys.* hold dotenvx private keys, which check verifies: 64 hex
+    store.put("team/shared", {"URL": "postgres://check-shared-url",
+                              "PROD": "5c" * 32})
     path = conf({"billing": {"store": "local://team/billing",
                              "env.DATABASE_URL": "local://team/shared#URL",
                              "env.SECRET_KEY": "generate:base64:32",
-                             "keys.production": "local://team/shared#URL"}})
+                             "keys.production": "local://team/shared#PROD"}})
     before = store.raw("team/billing")
     rc, out, err = run("check", path)
     text = out.decode()
