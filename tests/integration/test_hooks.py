@@ -132,3 +132,26 @@ def test_write_through_the_mount_runs_the_hook(mount, store, tmp_path):
     time.sleep(0.5)
     sfs.write_file(m.app("w") / "B", b"new-value-b")
     assert wait_for(lambda: read_or(out) == "w B", 5)
+
+
+@pytest.mark.timeout_s(60)
+def test_reload_replaces_the_hooks(mount, store, tmp_path):
+    """SIGHUP: the hooks of the new configuration run, not the old ones."""
+    import re
+    out = tmp_path / "hook.out"
+    store.put("team/r", {"A": "1"})
+    apps = {"r": {"store": "local://team/r", "mode": "0600", "refresh": "1h",
+                  "on_change": f"sh -c 'echo old >> {out}'",
+                  "on_change_delay": "200ms"}}
+    m = mount(apps)
+    time.sleep(0.5)
+    sfs.write_file(m.app("r") / "B", b"reload-hook-b1")
+    assert wait_for(lambda: read_or(out) == "old", 5)
+    apps["r"]["on_change"] = f"sh -c 'echo new >> {out}'"
+    m.config_path.write_text(sfs.config_text(store.dir, apps))
+    before = len(m.stderr_text())
+    os.kill(m.pid, signal.SIGHUP)
+    assert wait_for(lambda: re.search(r"^secretfs: info: reloaded ",
+                                      m.stderr_text()[before:], re.M), 10)
+    sfs.write_file(m.app("r") / "B", b"reload-hook-b2")
+    assert wait_for(lambda: read_or(out).split() == ["old", "new"], 5), read_or(out)
