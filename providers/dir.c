@@ -84,29 +84,19 @@ static int dir_check(const char *locator, const char *params, struct err *e)
 static int dir_create(const struct provider_conf *conf, void **state,
 		      struct err *e)
 {
-	const char *dir = conf_opt_get(conf, "directory");
 	struct dir_store *ds;
-	size_t len;
+	char *dir;
 	bool trim;
 
-	if (!dir || dir[0] != '/')
-		return err_set(e, ERR_INVALID,
-			       "option directory: an absolute path is required");
-	if (kit_opt_bool(conf, "trim_newline", false, &trim, e) < 0)
+	if (kit_opt_bool(conf, "trim_newline", false, &trim, e) < 0 ||
+	    kit_opt_directory(conf, DIR_LOCATOR_MAX, &dir, e) < 0)
 		return -1;
-	len = strlen(dir);
-	if (len + DIR_LOCATOR_MAX + 64 > PATH_MAX)
-		return err_set(e, ERR_INVALID, "directory %s: path too long",
-			       dir);
 	ds = calloc(1, sizeof(*ds));
-	if (ds)
-		ds->dir = strdup(dir);
-	if (!ds || !ds->dir) {
-		free(ds);
+	if (!ds) {
+		free(dir);
 		return err_oom(e);
 	}
-	while (len > 1 && ds->dir[len - 1] == '/')
-		ds->dir[--len] = '\0';
+	ds->dir = dir;
 	ds->trim = trim;
 	*state = ds;
 	return 0;

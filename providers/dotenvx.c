@@ -159,28 +159,21 @@ static int dx_read(const struct dx_path *p, struct secbuf *text, bool *absent,
 static int dx_create(const struct provider_conf *conf, void **state,
 		     struct err *e)
 {
-	const char *dir = conf_opt_get(conf, "directory");
 	struct dx_store *st;
-	size_t len;
+	char *dir;
 
-	if (!dir || !dir[0])
-		return err_set(e, ERR_INVALID, "option directory is required");
-	if (dir[0] != '/')
-		return err_set(e, ERR_INVALID, "directory %s: must be an absolute path", dir);
-	len = strlen(dir);
-	if (len + DX_LOCATOR_MAX + 64 > PATH_MAX)
-		return err_set(e, ERR_INVALID, "directory %s: path too long", dir);
-	if (sodium_init() < 0)
+	if (kit_opt_directory(conf, DX_LOCATOR_MAX, &dir, e) < 0)
+		return -1;
+	if (sodium_init() < 0) {
+		free(dir);
 		return err_set(e, ERR_PROVIDER, "libsodium failed to start");
+	}
 	st = calloc(1, sizeof(*st));
-	if (st)
-		st->dir = strdup(dir);
-	if (!st || !st->dir) {
-		free(st);
+	if (!st) {
+		free(dir);
 		return err_oom(e);
 	}
-	while (len > 1 && st->dir[len - 1] == '/')
-		st->dir[--len] = '\0';
+	st->dir = dir;
 	*state = st;
 	return 0;
 }

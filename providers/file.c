@@ -162,44 +162,41 @@ out:
 	return rc;
 }
 
+/* The store's folder may be missing (the first write creates it), but
+ * not be something else. */
+static int file_dir_check(const char *dir, struct err *e)
+{
+	struct stat st;
+
+	if (stat(dir, &st) < 0)
+		return errno == ENOENT ? 0 :
+			err_set(e, ERR_IO, "directory %s: %s", dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return err_set(e, ERR_INVALID, "directory %s: not a directory",
+			       dir);
+	return 0;
+}
+
 static int file_create(const struct provider_conf *conf, void **state,
 		       struct err *e)
 {
-	const char *dir = conf_opt_get(conf, "directory");
 	struct file_store *fs;
-	struct stat st;
-	size_t len;
+	char *dir;
 
-	if (!dir || !dir[0])
-		return err_set(e, ERR_INVALID, "option directory is required");
-	if (dir[0] != '/')
-		return err_set(e, ERR_INVALID,
-			       "directory %s: must be an absolute path", dir);
-	len = strlen(dir);
-	if (len + FILE_LOCATOR_MAX + 64 > PATH_MAX)
-		return err_set(e, ERR_INVALID, "directory %s: path too long",
-			       dir);
-	/* a missing directory is created on the first write */
-	if (stat(dir, &st) < 0) {
-		if (errno != ENOENT)
-			return err_set(e, ERR_IO, "directory %s: %s", dir,
-				       strerror(errno));
-	} else if (!S_ISDIR(st.st_mode)) {
-		return err_set(e, ERR_INVALID, "directory %s: not a directory",
-			       dir);
+	if (kit_opt_directory(conf, FILE_LOCATOR_MAX, &dir, e) < 0)
+		return -1;
+	if (file_dir_check(dir, e) < 0 || sodium_init() < 0) {
+		if (e->code == ERR_OK)
+			err_set(e, ERR_PROVIDER, "libsodium failed to start");
+		free(dir);
+		return -1;
 	}
-	if (sodium_init() < 0)
-		return err_set(e, ERR_PROVIDER, "libsodium failed to start");
 	fs = calloc(1, sizeof(*fs));
-	if (fs)
-		fs->dir = strdup(dir);
-	if (!fs || !fs->dir) {
-		free(fs);
+	if (!fs) {
+		free(dir);
 		return err_oom(e);
 	}
-	/* "/srv/store/" and "/srv/store" name one store */
-	while (len > 1 && fs->dir[len - 1] == '/')
-		fs->dir[--len] = '\0';
+	fs->dir = dir;
 	*state = fs;
 	return 0;
 }

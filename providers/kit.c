@@ -120,6 +120,31 @@ int kit_opt_url(const char *opt, const char *s, const char *what, char **out,
 	return 0;
 }
 
+int kit_opt_directory(const struct provider_conf *conf, size_t locator_max,
+		      char **out, struct err *e)
+{
+	const char *dir = conf_opt_get(conf, "directory");
+	size_t len;
+
+	*out = NULL;
+	if (!dir || !dir[0])
+		return err_set(e, ERR_INVALID, "option directory is required");
+	if (dir[0] != '/')
+		return err_set(e, ERR_INVALID,
+			       "option directory: %s is not an absolute path", dir);
+	len = strlen(dir);
+	if (len + locator_max + 64 > PATH_MAX)
+		return err_set(e, ERR_INVALID, "directory %s: path too long",
+			       dir);
+	*out = strdup(dir);
+	if (!*out)
+		return err_oom(e);
+	/* "/srv/store/" and "/srv/store" name one store */
+	while (len > 1 && (*out)[len - 1] == '/')
+		(*out)[--len] = '\0';
+	return 0;
+}
+
 int kit_opt_tls(const struct provider_conf *conf, const struct kit_tls_env *env,
 		const char *what, struct http_client_conf *hc, struct err *e)
 {

@@ -41,6 +41,12 @@ int kit_opt_bool(const struct provider_conf *conf, const char *key, bool def,
 int kit_opt_url(const char *opt, const char *s, const char *what, char **out,
 		struct err *e);
 
+/* The required option "directory" of a local store: an absolute path
+ * leaving room for a locator of up to locator_max bytes, trailing slashes
+ * cut, into a malloc'd *out. */
+int kit_opt_directory(const struct provider_conf *conf, size_t locator_max,
+		      char **out, struct err *e);
+
 /* Environment variables the TLS options fall back to (any may be NULL). */
 struct kit_tls_env {
 	const char *ca_file;
