@@ -37,7 +37,6 @@
 #define DX_FILE_MAX ((size_t)1024 * 1024 + 256 * 1024)
 #define DX_LOCATOR_MAX 1024
 #define DX_DEPTH_MAX 32
-#define DX_HASH_BYTES 16
 
 /* What dotenvx writes atop a file it encrypts (its prependPublicKey). */
 #define DX_HEADER \
@@ -48,12 +47,6 @@
 
 struct dx_store {
 	char *dir;	/* absolute, no trailing '/' unless it is "/" */
-};
-
-struct dx_path {
-	char *file;	/* DIR/a/.env.production */
-	char *parent;	/* DIR/a */
-	const char *base;	/* .env.production, inside file */
 };
 
 /* A segment: A-Z a-z 0-9 . _ -, not "." and not starting "..", which
@@ -106,43 +99,8 @@ static int dx_check(const char *locator, const char *params, struct err *e)
 	return dx_locator_check(locator, params, e);
 }
 
-static int dx_path_make(const struct dx_store *st, const char *locator,
-			struct dx_path *p, struct err *e)
-{
-	const char *sep = strcmp(st->dir, "/") ? "/" : "";
-	const char *slash;
-
-	p->parent = NULL;
-	if (asprintf(&p->file, "%s%s%s", st->dir, sep, locator) < 0) {
-		p->file = NULL;
-		return err_oom(e);
-	}
-	slash = strrchr(p->file, '/');
-	p->base = slash + 1;
-	p->parent = slash == p->file ? strdup("/") :
-		strndup(p->file, slash - p->file);
-	return p->parent ? 0 : err_oom(e);
-}
-
-static void dx_path_free(struct dx_path *p)
-{
-	free(p->file);
-	free(p->parent);
-}
-
-static void dx_version_of(const struct secbuf *b,
-			  char version[PROVIDER_VERSION_MAX])
-{
-	unsigned char h[DX_HASH_BYTES];
-
-	crypto_generichash(h, sizeof(h), (const unsigned char *)b->data,
-			   b->len, NULL, 0);
-	secmem_stack_wipe();
-	sodium_bin2hex(version, PROVIDER_VERSION_MAX, h, sizeof(h));
-}
-
 /* The file's bytes into text; *absent when there is none. */
-static int dx_read(const struct dx_path *p, struct secbuf *text, bool *absent,
+static int dx_read(const struct kit_path *p, struct secbuf *text, bool *absent,
 		   struct err *e)
 {
 	int rc = kit_file_read(p->file, KIT_FILE_OPTIONAL, DX_FILE_MAX, text,
@@ -191,14 +149,16 @@ static void dx_destroy(void *state)
 static int dx_fetch(void *state, const char *locator, const char *params,
 		    struct entry *out, struct err *e)
 {
+	const struct dx_store *st = state;
 	struct secbuf text = SECBUF_INIT;
-	struct dx_path p = { NULL, NULL, NULL };
+	struct kit_path p = { NULL, NULL, NULL };
 	bool absent;
 	int rc = -1;
 
 	if (dx_locator_check(locator, params, e) < 0)
 		return -1;
-	if (dx_path_make(state, locator, &p, e) < 0 || dx_read(&p, &text, &absent, e) < 0)
+	if (kit_path_make(st->dir, locator, "", &p, e) < 0 ||
+	    dx_read(&p, &text, &absent, e) < 0)
 		goto out;
 	if (absent) {
 		err_set(e, ERR_NOTFOUND, "%s: no such file (%s)", locator, p.file);
@@ -209,11 +169,11 @@ static int dx_fetch(void *state, const char *locator, const char *params,
 		err_prefix(e, "%s: ", p.file);
 		goto out;
 	}
-	dx_version_of(&text, out->version);
+	kit_bytes_version(&text, out->version);
 	rc = 0;
 out:
 	secbuf_free(&text);
-	dx_path_free(&p);
+	kit_path_free(&p);
 	return rc;
 }
 
@@ -265,7 +225,7 @@ static int dx_new_file(const char *base, const struct kvmap *m,
 }
 
 /* With the folder locked: compare, edit, replace. */
-static int dx_store_locked(int dfd, const struct dx_path *p,
+static int dx_store_locked(int dfd, const struct kit_path *p,
 			   const char *locator, const struct kvmap *m,
 			   const char *expect,
 			   char new_version[PROVIDER_VERSION_MAX], struct err *e)
@@ -278,7 +238,7 @@ static int dx_store_locked(int dfd, const struct dx_path *p,
 	if (dx_read(p, &cur, &absent, e) < 0)
 		goto out;
 	if (!absent)
-		dx_version_of(&cur, current);
+		kit_bytes_version(&cur, current);
 	if (kit_version_check(locator, expect, current, e) < 0)
 		goto out;
 	if (absent ? dx_new_file(p->base, m, &next, e) < 0 :
@@ -290,7 +250,7 @@ static int dx_store_locked(int dfd, const struct dx_path *p,
 		err_set(e, ERR_TOOBIG, "%s: larger than %zu bytes", locator, DX_FILE_MAX);
 		goto out;
 	}
-	dx_version_of(&next, new_version);
+	kit_bytes_version(&next, new_version);
 	if (strcmp(current, new_version) &&
 	    kit_file_replace(dfd, p->parent, p->base, next.data, next.len, e) < 0)
 		goto out;
@@ -305,13 +265,14 @@ static int dx_store(void *state, const char *locator, const char *params,
 		    const struct kvmap *m, const char *expect,
 		    char new_version[PROVIDER_VERSION_MAX], struct err *e)
 {
+	const struct dx_store *st = state;
 	char version[PROVIDER_VERSION_MAX];
-	struct dx_path p = { NULL, NULL, NULL };
+	struct kit_path p = { NULL, NULL, NULL };
 	int dfd, rc = -1;
 
 	if (dx_locator_check(locator, params, e) < 0 || dx_map_check(locator, m, e) < 0)
 		return -1;
-	if (dx_path_make(state, locator, &p, e) < 0)
+	if (kit_path_make(st->dir, locator, "", &p, e) < 0)
 		goto out;
 	dfd = kit_dir_lock(p.parent, true, LOCK_EX, e);
 	if (dfd < 0)
@@ -321,7 +282,7 @@ static int dx_store(void *state, const char *locator, const char *params,
 	if (rc == 0 && new_version)
 		memcpy(new_version, version, PROVIDER_VERSION_MAX);
 out:
-	dx_path_free(&p);
+	kit_path_free(&p);
 	return rc;
 }
 

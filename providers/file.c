@@ -37,19 +37,12 @@
 #define FILE_LOCATOR_MAX 1024
 /* Bounds the open directories of a list() walk. */
 #define FILE_DEPTH_MAX 32
-#define FILE_HASH_BYTES 16
 
 struct file_store {
 	char *dir;	/* absolute, no trailing '/' unless it is "/" */
 };
 
 /* DIR/a/b.env split for openat(): the entry's parent folder and name. */
-struct file_path {
-	char *file;	/* DIR/a/b.env */
-	char *parent;	/* DIR/a */
-	const char *base;	/* b.env, inside file */
-};
-
 static int file_locator_check(const char *locator, struct err *e)
 {
 	const char *s = locator;
@@ -73,44 +66,6 @@ static int file_locator_check(const char *locator, struct err *e)
 			return 0;
 		s += len + 1;
 	}
-}
-
-static int file_path_make(const struct file_store *fs, const char *locator,
-			  struct file_path *p, struct err *e)
-{
-	const char *sep = strcmp(fs->dir, "/") ? "/" : "";
-	const char *slash;
-
-	p->parent = NULL;
-	if (asprintf(&p->file, "%s%s%s" FILE_SUFFIX, fs->dir, sep,
-		     locator) < 0) {
-		p->file = NULL;
-		return err_oom(e);
-	}
-	slash = strrchr(p->file, '/');
-	p->base = slash + 1;
-	p->parent = slash == p->file ? strdup("/") :
-		strndup(p->file, slash - p->file);
-	if (!p->parent)
-		return err_oom(e);
-	return 0;
-}
-
-static void file_path_free(struct file_path *p)
-{
-	free(p->file);
-	free(p->parent);
-}
-
-static void file_version_of(const struct secbuf *b,
-			    char version[PROVIDER_VERSION_MAX])
-{
-	unsigned char h[FILE_HASH_BYTES];
-
-	crypto_generichash(h, sizeof(h), (const unsigned char *)b->data,
-			   b->len, NULL, 0);
-	secmem_stack_wipe();
-	sodium_bin2hex(version, PROVIDER_VERSION_MAX, h, sizeof(h));
 }
 
 /* Read name (relative to dfd) into out, wiped memory. A missing file sets
@@ -216,13 +171,13 @@ static int file_fetch(void *state, const char *locator, const char *params,
 {
 	struct file_store *fs = state;
 	struct secbuf text = SECBUF_INIT;
-	struct file_path p = { NULL, NULL, NULL };
+	struct kit_path p = { NULL, NULL, NULL };
 	bool absent;
 	int rc = -1;
 
 	if (file_locator_check(locator, e) < 0)
 		return -1;
-	if (file_path_make(fs, locator, &p, e) < 0)
+	if (kit_path_make(fs->dir, locator, FILE_SUFFIX, &p, e) < 0)
 		goto out;
 	if (file_read(AT_FDCWD, p.file, p.file, &text, &absent, e) < 0)
 		goto out;
@@ -238,11 +193,11 @@ static int file_fetch(void *state, const char *locator, const char *params,
 		err_prefix(e, "%s: ", p.file);
 		goto out;
 	}
-	file_version_of(&text, out->version);
+	kit_bytes_version(&text, out->version);
 	rc = 0;
 out:
 	secbuf_free(&text);
-	file_path_free(&p);
+	kit_path_free(&p);
 	return rc;
 }
 
@@ -266,7 +221,7 @@ static int file_map_check(const char *locator, const struct kvmap *m,
 }
 
 /* With the lock held: the version on disk, or "" when absent. */
-static int file_current_version(int dfd, const struct file_path *p,
+static int file_current_version(int dfd, const struct kit_path *p,
 				char version[PROVIDER_VERSION_MAX],
 				struct err *e)
 {
@@ -277,7 +232,7 @@ static int file_current_version(int dfd, const struct file_path *p,
 	if (file_read(dfd, p->base, p->file, &text, &absent, e) < 0)
 		return -1;
 	if (!absent)
-		file_version_of(&text, version);
+		kit_bytes_version(&text, version);
 	secbuf_free(&text);
 	return 0;
 }
@@ -290,7 +245,7 @@ static int file_store(void *state, const char *locator, const char *params,
 	struct file_store *fs = state;
 	struct secbuf text = SECBUF_INIT;
 	char version[PROVIDER_VERSION_MAX], current[PROVIDER_VERSION_MAX];
-	struct file_path p = { NULL, NULL, NULL };
+	struct kit_path p = { NULL, NULL, NULL };
 	int dfd = -1, rc = -1;
 
 	if (file_locator_check(locator, e) < 0 ||
@@ -306,8 +261,8 @@ static int file_store(void *state, const char *locator, const char *params,
 			FILE_MAX);
 		goto out;
 	}
-	file_version_of(&text, version);
-	if (file_path_make(fs, locator, &p, e) < 0)
+	kit_bytes_version(&text, version);
+	if (kit_path_make(fs->dir, locator, FILE_SUFFIX, &p, e) < 0)
 		goto out;
 	dfd = kit_dir_lock(p.parent, true, LOCK_EX, e);
 	if (dfd < 0)
@@ -325,7 +280,7 @@ static int file_store(void *state, const char *locator, const char *params,
 out:
 	if (dfd >= 0)
 		close(dfd);
-	file_path_free(&p);
+	kit_path_free(&p);
 	secbuf_free(&text);
 	return rc;
 }

@@ -463,6 +463,42 @@ int kit_version_check(const char *locator, const char *expect,
 	return err_set(e, ERR_CONFLICT, "%s: %s", locator, why);
 }
 
+int kit_path_make(const char *dir, const char *locator, const char *suffix,
+		  struct kit_path *p, struct err *e)
+{
+	const char *sep = strcmp(dir, "/") ? "/" : "";
+	const char *slash;
+
+	p->parent = NULL;
+	if (asprintf(&p->file, "%s%s%s%s", dir, sep, locator, suffix) < 0) {
+		p->file = NULL;
+		return err_oom(e);
+	}
+	slash = strrchr(p->file, '/');
+	p->base = slash + 1;
+	p->parent = slash == p->file ? strdup("/") :
+		strndup(p->file, slash - p->file);
+	return p->parent ? 0 : err_oom(e);
+}
+
+void kit_path_free(struct kit_path *p)
+{
+	free(p->file);
+	free(p->parent);
+	p->file = p->parent = NULL;
+}
+
+void kit_bytes_version(const struct secbuf *b,
+		       char version[PROVIDER_VERSION_MAX])
+{
+	unsigned char h[16];
+
+	crypto_generichash(h, sizeof(h), (const unsigned char *)b->data,
+			   b->len, NULL, 0);
+	secmem_stack_wipe();	/* BLAKE2b's frames held the file's bytes */
+	sodium_bin2hex(version, PROVIDER_VERSION_MAX, h, sizeof(h));
+}
+
 void kit_map_version(const struct kvmap *m, char version[PROVIDER_VERSION_MAX])
 {
 	crypto_generichash_state st;

@@ -217,6 +217,22 @@ int kit_file_replace(int dfd, const char *path, const char *name,
 int kit_version_check(const char *locator, const char *expect,
 		      const char *current, struct err *e);
 
+/* A file of a local store: DIR/LOCATOR[SUFFIX]. */
+struct kit_path {
+	char *file;		/* DIR/a/b.env */
+	char *parent;		/* DIR/a */
+	const char *base;	/* b.env, inside file */
+};
+
+/* dir (no trailing slash but "/" itself) + "/" + locator + suffix. */
+int kit_path_make(const char *dir, const char *locator, const char *suffix,
+		  struct kit_path *p, struct err *e);
+void kit_path_free(struct kit_path *p);
+
+/* The version of a file's bytes: a hash, hex. */
+void kit_bytes_version(const struct secbuf *b,
+		       char version[PROVIDER_VERSION_MAX]);
+
 /* A version for stores that keep no version of their own (env, dir): a
  * hash of every key and value of m, hex. */
 void kit_map_version(const struct kvmap *m, char version[PROVIDER_VERSION_MAX]);
