@@ -594,7 +594,10 @@ static void test_stored_during_fetch(void **state)
 
 	fx->fake.delay_ms = 150;
 	assert_int_equal(pthread_create(&t, NULL, slow_read_main, &s), 0);
-	sleep_ms(50);
+	/* the write lands while the fetch is in the provider: wait until it
+	 * is there (a fixed sleep lost that race on a loaded machine) */
+	while (fake_count(fx) == 0)
+		sleep_ms(1);
 	assert_int_equal(kvmap_set(&w.map, "A", "written", 7), 0);
 	cache_stored(fx->c, &fx->prov, "db", &w);
 	pthread_join(t, NULL);
