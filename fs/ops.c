@@ -1033,8 +1033,6 @@ OPS_WIPED(ops_flush, (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 OPS_WIPED(ops_fsync, (fuse_req_t req, fuse_ino_t ino, int datasync,
 		      struct fuse_file_info *fi),
 	  (req, ino, datasync, fi))
-OPS_WIPED(ops_release, (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
-	  (req, ino, fi))
 OPS_WIPED(ops_create, (fuse_req_t req, fuse_ino_t parent, const char *name,
 		       mode_t mode, struct fuse_file_info *fi),
 	  (req, parent, name, mode, fi))
@@ -1045,6 +1043,23 @@ OPS_WIPED(ops_rename, (fuse_req_t req, fuse_ino_t parent, const char *name,
 OPS_WIPED(ops_setxattr, (fuse_req_t req, fuse_ino_t ino, const char *name,
 			 const char *value, size_t size, int flags),
 	  (req, ino, name, value, size, flags))
+
+/* RELEASE follows every close: a read-only open of an app file commits
+ * nothing there, and freeing its snapshot wipes heap memory, not the
+ * stack, so only a handle that may commit pays for the deep wipe. */
+static void ops_release_wiped(fuse_req_t req, fuse_ino_t ino,
+			      struct fuse_file_info *fi)
+{
+	struct ops_fs *ofs = ops_fs_of(req);
+	struct edit_handle *h = (struct edit_handle *)(uintptr_t)fi->fh;
+	bool deep = h && !edit_handle_reads_only(h);
+
+	pthread_rwlock_rdlock(&ofs->reload_lock);
+	ops_release(req, ino, fi);
+	pthread_rwlock_unlock(&ofs->reload_lock);
+	if (deep)
+		secmem_stack_wipe_deep();
+}
 
 const struct fuse_lowlevel_ops ops_table = {
 	.init = ops_init,
