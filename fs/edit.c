@@ -339,6 +339,7 @@ int edit_open(struct edit *ed, size_t app, const char *name,
 	if (!h)
 		return -1;
 	h->pid = who->pid;
+	h->read_only = mode == O_RDONLY;
 	if (!h->sc && !strcmp(name, APP_ENV_NAME)) {
 		/* a writer that reads through this very open has read this
 		 * snapshot; one that does not, what its process read before */
@@ -847,6 +848,11 @@ bool edit_scratch_stat(struct edit *ed, size_t app, const char *name,
 		edit_scratch_attr(s, st);
 	pthread_mutex_unlock(&sd->lock);
 	return s != NULL;
+}
+
+bool edit_handle_reads_only(const struct edit_handle *h)
+{
+	return h->read_only && !h->sc;
 }
 
 bool edit_handle_stat(struct edit_handle *h, struct stat *st, size_t *size)

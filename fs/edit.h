@@ -62,6 +62,7 @@ struct edit_handle {
 	bool dirty;	/* written to: flush commits */
 	bool truncated;	/* opened with O_TRUNC and not written: release commits */
 	bool append;
+	bool read_only;	/* opened O_RDONLY: nothing to commit, ever */
 	enum err_code failed;	/* of a failed write: the commit fails with it */
 };
 
@@ -154,6 +155,9 @@ bool edit_scratch_stat(struct edit *ed, size_t app, const char *name,
 /* An open file's attributes, as a scratch file's (true), or only its size
  * in *size (false: the app file's other attributes apply). */
 bool edit_handle_stat(struct edit_handle *h, struct stat *st, size_t *size);
+/* h is a read-only open of an app file (no scratch file): its release
+ * commits nothing and touches no value but the snapshot on the heap. */
+bool edit_handle_reads_only(const struct edit_handle *h);
 /* chmod of scratch file name: modes within 0600; ERR_PERM otherwise. */
 int edit_scratch_chmod(struct edit *ed, size_t app, const char *name,
 		       unsigned mode, struct err *e);

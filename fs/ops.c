@@ -523,6 +523,18 @@ static void ops_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	fuse_reply_open(req, fi);
 }
 
+/* The inode of app folder name, for a root listing taken before a reload
+ * (which may have removed it: its slot still names it). */
+static fuse_ino_t ops_app_dir_ino(struct ops_fs *ofs, const char *name)
+{
+	const struct app_conf *a = config_app(ofs->edit.cfg, name);
+	size_t app;
+
+	if (a)
+		return node_app_ino(edit_app_slot(&ofs->edit, a));
+	return edit_slot_find(&ofs->edit, name, &app) ? node_app_ino(app) : 0;
+}
+
 /* The inode of entry i of folder ino's listing, name; 0 when out of
  * memory. */
 static fuse_ino_t ops_dirent_ino(struct ops_fs *ofs, fuse_ino_t ino, size_t i,
@@ -537,13 +549,33 @@ static fuse_ino_t ops_dirent_ino(struct ops_fs *ofs, fuse_ino_t ino, size_t i,
 	if (i == 1)
 		return OPS_ROOT_INO;
 	if (!node_app_dir(&ofs->nodes, ino, &app))	/* the root */
-		return edit_slot_find(&ofs->edit, name, &app) ? node_app_ino(app) : 0;
+		return ops_app_dir_ino(ofs, name);
 	n = node_get(&ofs->nodes, app, name, &e);
 	return n ? n->ino : 0;
 }
 
-static void ops_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-			struct fuse_file_info *fi)
+/* Entry i of a READDIRPLUS reply, at buf. The root's app folders come
+ * with their attributes, as a LOOKUP would answer (so `ls -l` of the root
+ * asks nothing more); anything else goes without (ep->ino 0: the kernel
+ * links nothing and looks the name up when it is used), since a file's
+ * size costs a render. */
+static size_t ops_add_direntry_plus(fuse_req_t req, struct ops_fs *ofs,
+				    fuse_ino_t ino, size_t i, char *buf,
+				    size_t room, const char *name,
+				    const struct stat *st)
+{
+	struct fuse_entry_param ep = { .attr = *st };
+
+	if (ino == OPS_ROOT_INO && i >= 2 && ops_app(ofs, st->st_ino)) {
+		ep.ino = st->st_ino;
+		ep.attr_timeout = ep.entry_timeout = OPS_DIR_TIMEOUT;
+		ops_dir_attr(ofs, ep.ino, &ep.attr);
+	}
+	return fuse_add_direntry_plus(req, buf, room, name, &ep, (off_t)i + 1);
+}
+
+static void ops_readdir_any(fuse_req_t req, fuse_ino_t ino, size_t size,
+			    off_t off, struct fuse_file_info *fi, bool plus)
 {
 	struct ops_fs *ofs = ops_fs_of(req);
 	struct strv *names = (struct strv *)(uintptr_t)fi->fh;
@@ -564,14 +596,30 @@ static void ops_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		st.st_ino = ops_dirent_ino(ofs, ino, i, name);
 		if (!st.st_ino)
 			break;	/* out of memory: a short listing, not a lie */
-		len = fuse_add_direntry(req, buf + used, size - used, name, &st,
-					(off_t)i + 1);
+		if (plus)
+			len = ops_add_direntry_plus(req, ofs, ino, i, buf + used,
+						    size - used, name, &st);
+		else
+			len = fuse_add_direntry(req, buf + used, size - used,
+						name, &st, (off_t)i + 1);
 		if (len > size - used)
 			break;
 		used += len;
 	}
 	fuse_reply_buf(req, buf, used);
 	free(buf);
+}
+
+static void ops_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			struct fuse_file_info *fi)
+{
+	ops_readdir_any(req, ino, size, off, fi, false);
+}
+
+static void ops_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			    off_t off, struct fuse_file_info *fi)
+{
+	ops_readdir_any(req, ino, size, off, fi, true);
 }
 
 static void ops_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -972,6 +1020,11 @@ static void ops_init(void *userdata, struct fuse_conn_info *conn)
 	/* O_TRUNC arrives with open(), so `> file` is one operation */
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	/* every listing as READDIRPLUS, not only its first batch: the
+	 * root's entries then carry their attributes (ops_readdirplus) and
+	 * others cost what a READDIR does */
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	/* writes must reach the store at close, never later */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 }
@@ -1008,6 +1061,9 @@ OPS_LOCKED(ops_opendir, (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *
 OPS_LOCKED(ops_readdir, (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			 struct fuse_file_info *fi),
 	   (req, ino, size, off, fi))
+OPS_LOCKED(ops_readdirplus, (fuse_req_t req, fuse_ino_t ino, size_t size,
+			     off_t off, struct fuse_file_info *fi),
+	   (req, ino, size, off, fi))
 OPS_LOCKED(ops_unlink, (fuse_req_t req, fuse_ino_t parent, const char *name),
 	   (req, parent, name))
 OPS_LOCKED(ops_getxattr, (fuse_req_t req, fuse_ino_t ino, const char *name,
@@ -1033,8 +1089,6 @@ OPS_WIPED(ops_flush, (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 OPS_WIPED(ops_fsync, (fuse_req_t req, fuse_ino_t ino, int datasync,
 		      struct fuse_file_info *fi),
 	  (req, ino, datasync, fi))
-OPS_WIPED(ops_release, (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
-	  (req, ino, fi))
 OPS_WIPED(ops_create, (fuse_req_t req, fuse_ino_t parent, const char *name,
 		       mode_t mode, struct fuse_file_info *fi),
 	  (req, parent, name, mode, fi))
@@ -1046,6 +1100,23 @@ OPS_WIPED(ops_setxattr, (fuse_req_t req, fuse_ino_t ino, const char *name,
 			 const char *value, size_t size, int flags),
 	  (req, ino, name, value, size, flags))
 
+/* RELEASE follows every close: a read-only open of an app file commits
+ * nothing there, and freeing its snapshot wipes heap memory, not the
+ * stack, so only a handle that may commit pays for the deep wipe. */
+static void ops_release_wiped(fuse_req_t req, fuse_ino_t ino,
+			      struct fuse_file_info *fi)
+{
+	struct ops_fs *ofs = ops_fs_of(req);
+	struct edit_handle *h = (struct edit_handle *)(uintptr_t)fi->fh;
+	bool deep = h && !edit_handle_reads_only(h);
+
+	pthread_rwlock_rdlock(&ofs->reload_lock);
+	ops_release(req, ino, fi);
+	pthread_rwlock_unlock(&ofs->reload_lock);
+	if (deep)
+		secmem_stack_wipe_deep();
+}
+
 const struct fuse_lowlevel_ops ops_table = {
 	.init = ops_init,
 	.lookup = ops_lookup_wiped,
@@ -1053,6 +1124,7 @@ const struct fuse_lowlevel_ops ops_table = {
 	.setattr = ops_setattr_wiped,
 	.opendir = ops_opendir_locked,
 	.readdir = ops_readdir_locked,
+	.readdirplus = ops_readdirplus_locked,
 	.releasedir = ops_releasedir,
 	.open = ops_open_wiped,
 	.read = ops_read_wiped,

@@ -217,6 +217,81 @@ def tmpfs(directory, size="64m"):
     return d
 
 
+# ------------------------------------------------------------ the floor
+
+HELLO_LL = pathlib.Path("/usr/share/doc/libfuse3-dev/examples/hello_ll.c")
+
+
+class HelloFloor:
+    """libfuse's own example hello_ll.c (Debian's libfuse3-dev), built
+    here with its one file's text replaced by text and its open replying
+    keep_cache + noflush: the least a FUSE daemon can do per open.
+    Mounted in the foreground on DIR/mnt; the file is DIR/mnt/hello.
+    singlethread: fuse_session_loop instead of libfuse's multithreaded
+    loop (which secretfs uses)."""
+
+    def __init__(self, directory, text, singlethread=False):
+        self.dir = pathlib.Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.chmod(0o755)
+        self.mnt = self.dir / "mnt"
+        self.mnt.mkdir(exist_ok=True)
+        self.mnt.chmod(0o755)
+        self.args = ["-s"] if singlethread else []
+        self.bin = self.dir / "hello_ll"
+        self._build(text)
+        self.proc = None
+
+    def _build(self, text):
+        src = HELLO_LL.read_text()
+        lit = '"' + (text.replace("\\", "\\\\").replace('"', '\\"')
+                     .replace("\n", "\\n")) + '"'
+        patched = src.replace('"Hello World!\\n"', lit, 1).replace(
+            "\telse\n\t\tfuse_reply_open(req, fi);",
+            "\telse {\n\t\tfi->keep_cache = 1;\n\t\tfi->noflush = 1;"
+            "\n\t\tfuse_reply_open(req, fi);\n\t}", 1)
+        if patched.count("keep_cache") != 1 or lit not in patched:
+            raise RuntimeError(f"{HELLO_LL}: not the hello_ll.c expected")
+        c = self.dir / "hello_ll.c"
+        c.write_text(patched)
+        flags = subprocess.run(["pkg-config", "--cflags", "--libs", "fuse3"],
+                               check=True, capture_output=True, text=True,
+                               timeout=30).stdout.split()
+        subprocess.run(["cc", "-O2", "-o", str(self.bin), str(c), *flags],
+                       check=True, timeout=120)
+
+    def start(self):
+        parent = os.stat(self.dir).st_dev
+        self.proc = subprocess.Popen([str(self.bin), "-f", *self.args,
+                                      str(self.mnt)],
+                                     stdin=subprocess.DEVNULL)
+        on_exit(self.stop)
+        deadline = time.monotonic() + MOUNT_WAIT_S
+        while os.stat(self.mnt).st_dev == parent:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("hello_ll did not mount")
+            time.sleep(0.0005)
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def path(self):
+        return self.mnt / "hello"
+
+    def stop(self):
+        forget(self.stop)
+        if self.proc is None:
+            return
+        _umount(self.mnt, [["fusermount3", "-u"], ["fusermount3", "-uz"]])
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
 # ------------------------------------------------------------ emulators
 
 def _emulator_nodelay():
@@ -286,9 +361,18 @@ def _parse_kv(line):
     return {k: int(v) for k, v in (f.split("=", 1) for f in line.split())}
 
 
-def readloop(path, n, batch=100):
-    """Time n open+read+close of path: {median_ns, p99_ns, min_ns, ...}."""
-    r = subprocess.run([str(READLOOP), str(path), str(n), str(batch)],
+def pin(pid, cpu):
+    """Move every thread of pid to CPU cpu (threads it starts later
+    inherit it)."""
+    subprocess.run(["taskset", "-a", "-p", "-c", str(cpu), str(pid)],
+                   check=True, capture_output=True, timeout=30)
+
+
+def readloop(path, n, batch=100, cpu=None):
+    """Time n open+read+close of path: {median_ns, p99_ns, min_ns, ...};
+    on CPU cpu if given."""
+    pinned = [] if cpu is None else ["taskset", "-c", str(cpu)]
+    r = subprocess.run([*pinned, str(READLOOP), str(path), str(n), str(batch)],
                        capture_output=True, text=True, timeout=150,
                        check=False)
     if r.returncode != 0:
