@@ -148,7 +148,7 @@ static void ops_inval_queue(struct ops_fs *ofs, fuse_ino_t ino)
 			iv->n = 0;	/* all covers them */
 		}
 	}
-	pthread_cond_signal(&iv->cond);
+	pthread_cond_broadcast(&iv->cond);	/* the thread, or a drain waiter */
 	pthread_mutex_unlock(&iv->lock);
 	if (overflow)
 		log_warn("the invalidation queue cannot grow past %zu inodes: invalidating every file instead",
@@ -202,6 +202,8 @@ static void *ops_inval_thread(void *arg)
 		fuse_ino_t ino = 0;
 
 		if (!all && !iv->n) {
+			/* drained: wake ops_inval_drain, then sleep */
+			pthread_cond_broadcast(&iv->cond);
 			pthread_cond_wait(&iv->cond, &iv->lock);
 			continue;
 		}
@@ -209,15 +211,38 @@ static void *ops_inval_thread(void *arg)
 			iv->all = false;
 		else
 			ino = iv->q[--iv->n];
+		iv->busy = true;
 		pthread_mutex_unlock(&iv->lock);
 		if (all)
 			ops_inval_every(ofs);
 		else
 			ops_inval_one(ofs, ino);
 		pthread_mutex_lock(&iv->lock);
+		iv->busy = false;
 	}
 	pthread_mutex_unlock(&iv->lock);
 	return NULL;
+}
+
+/* Wait (at most limit_ms) until the thread has invalidated everything
+ * queued so far: a reload is done only when the kernel has dropped what
+ * it held of the apps it changed. Never from a request handler. */
+static void ops_inval_drain(struct ops_inval *iv, long limit_ms)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += limit_ms / 1000;
+	until.tv_nsec += (limit_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&iv->lock);
+	while (iv->running && !iv->stop && (iv->n || iv->all || iv->busy))
+		if (pthread_cond_timedwait(&iv->cond, &iv->lock, &until) != 0)
+			break;
+	pthread_mutex_unlock(&iv->lock);
 }
 
 /* From the cache's refresher: an entry changed in its store. */
@@ -1203,7 +1228,7 @@ void ops_stop(struct ops_fs *ofs)
 		return;
 	pthread_mutex_lock(&iv->lock);
 	iv->stop = true;
-	pthread_cond_signal(&iv->cond);
+	pthread_cond_broadcast(&iv->cond);
 	pthread_mutex_unlock(&iv->lock);
 	pthread_join(iv->thread, NULL);
 	iv->running = false;
@@ -1330,6 +1355,7 @@ int ops_reload(struct ops_fs *ofs, const char *path, struct err *e)
 	if (ops_reload_swap(ofs, next, e) < 0)
 		return -1;
 	changed = ops_reload_inval(ofs, prev);
+	ops_inval_drain(&ofs->inval, 5000);
 	ops_reload_hooks(ofs, next);
 	log_info("reloaded %s: %zu apps, %zu of them added, removed or changed",
 		 path, next->napps, changed);

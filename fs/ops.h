@@ -25,6 +25,7 @@ struct ops_inval {
 	size_t n;
 	size_t cap;
 	bool all;	/* the queue could not grow: invalidate every file */
+	bool busy;	/* the thread is invalidating what it took */
 	bool stop;
 	bool running;
 };
