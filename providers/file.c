@@ -140,11 +140,13 @@ static int file_create(const struct provider_conf *conf, void **state,
 
 	if (kit_opt_directory(conf, FILE_LOCATOR_MAX, &dir, e) < 0)
 		return -1;
-	if (file_dir_check(dir, e) < 0 || sodium_init() < 0) {
-		if (e->code == ERR_OK)
-			err_set(e, ERR_PROVIDER, "libsodium failed to start");
+	if (file_dir_check(dir, e) < 0) {
 		free(dir);
 		return -1;
+	}
+	if (sodium_init() < 0) {
+		free(dir);
+		return err_set(e, ERR_PROVIDER, "libsodium failed to start");
 	}
 	fs = calloc(1, sizeof(*fs));
 	if (!fs) {
