@@ -974,6 +974,23 @@ void cache_forget_provider(struct cache *c, const struct provider *p)
 
 /* ---- the refresher ---- */
 
+/* a * b, or INT64_MAX past it: a policy is the config's, and a duration
+ * times a factor must not wrap into the past, whatever the caller allowed */
+static int64_t cache_mul_sat(int64_t a, int64_t b)
+{
+	int64_t r;
+
+	return __builtin_mul_overflow(a, b, &r) ? (a < 0) != (b < 0) ?
+		INT64_MIN : INT64_MAX : r;
+}
+
+static int64_t cache_add_sat(int64_t a, int64_t b)
+{
+	int64_t r;
+
+	return __builtin_add_overflow(a, b, &r) ? b < 0 ? INT64_MIN : INT64_MAX : r;
+}
+
 static bool cache_ce_refresh_due(const struct centry *ce, int64_t now)
 {
 	const struct cache_policy *pol = &ce->pol;
@@ -981,9 +998,10 @@ static bool cache_ce_refresh_due(const struct centry *ce, int64_t now)
 
 	if (ce->dead || ce->fetching || ce->state != CE_VALUE ||
 	    pol->refresh_ms <= 0 ||
-	    now - ce->read_ms > (int64_t)CACHE_READ_WINDOW * pol->ttl_ms)
+	    now - ce->read_ms > cache_mul_sat(CACHE_READ_WINDOW, pol->ttl_ms))
 		return false;
-	every = pol->refresh_ms + (int64_t)pol->refresh_ms * ce->jitter / 1000;
+	every = cache_add_sat(pol->refresh_ms,
+			      cache_mul_sat(pol->refresh_ms, ce->jitter) / 1000);
 	return now - ce->fetched_ms >= every && now - ce->failed_ms >= every;
 }
 
@@ -1060,6 +1078,9 @@ static void *cache_refresher_main(void *arg)
 		ms = c->min_refresh_ms ? c->min_refresh_ms / 4 : 1000;
 		if (cache_key_close_idle(c) && ms > CACHE_KEY_IDLE_MS)
 			ms = CACHE_KEY_IDLE_MS;
+		/* a pass an hour at least: tv_sec below cannot overflow */
+		if (ms > 3600 * 1000)
+			ms = 3600 * 1000;
 		if (ms < 5)
 			ms = 5;
 		clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -183,9 +183,19 @@ int config_parse_duration(const char *s, long *ms, struct err *e)
 		{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
 		{ "h", 3600000 }, { "d", 86400000 },
 	};
+	long n;
 
-	return config_parse_scaled(s, units, sizeof(units) / sizeof(units[0]),
-				   "duration", "250ms, 30s, 5m, 24h, 2d", ms, e);
+	if (config_parse_scaled(s, units, sizeof(units) / sizeof(units[0]),
+				"duration", "250ms, 30s, 5m, 24h, 2d", &n, e) < 0)
+		return -1;
+	/* the cache and hooks add and multiply durations: keep them far
+	 * from overflowing */
+	if (n > CONFIG_DURATION_MAX_MS)
+		return err_set(e, ERR_INVALID,
+			       "bad duration '%s': more than the maximum, %s",
+			       s, CONFIG_DURATION_MAX_TEXT);
+	*ms = n;
+	return 0;
 }
 
 int config_parse_size(const char *s, size_t *bytes, struct err *e)

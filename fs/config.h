@@ -107,7 +107,10 @@ struct config {
 int config_load(const char *path, struct config *c, struct err *e);
 void config_free(struct config *c);
 
-/* "30s" "5m" "24h" "2d" "250ms", or a bare number of seconds. */
+/* "30s" "5m" "24h" "2d" "250ms", or a bare number of seconds; at most
+ * CONFIG_DURATION_MAX_MS, a year. */
+#define CONFIG_DURATION_MAX_MS (365L * 24 * 3600 * 1000)
+#define CONFIG_DURATION_MAX_TEXT "365d"
 int config_parse_duration(const char *s, long *ms, struct err *e);
 /* "512K" "64M" "1G", or a bare number of bytes. */
 int config_parse_size(const char *s, size_t *bytes, struct err *e);

@@ -168,3 +168,15 @@ def test_missing_mountpoint(fuse_ready, tmp_path, store_dir):
         res = run_daemon(cfg, tmp_path / "no-such-dir", foreground=fg)
         assert res.returncode == 1, (fg, res.returncode, res.stderr)
         assert res.stderr.strip(), "no reason on stderr"
+
+
+def test_duration_above_a_year_refused(fuse_ready, tmp_path, store_dir):
+    # used to be taken, and overflowed in the cache's arithmetic
+    text, first = lines_of(store_dir, "refresh = 9223372036854775807ms")
+    res = refused(tmp_path, text, ("secretfs.conf", first))
+    assert "more than the maximum, 365d" in res.stderr
+    text, _ = lines_of(store_dir)
+    text = text.replace("ttl = 5m", "ttl = 366d")
+    (tmp_path / "b").mkdir()
+    res = refused(tmp_path / "b", text, ("secretfs.conf", 3))
+    assert "ttl: bad duration '366d': more than the maximum, 365d" in res.stderr

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include <malloc.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
@@ -442,6 +443,27 @@ static void test_refresher(void **state)
 	entry_free(&en);
 }
 
+/* Durations at the top of the range (config bounds them, the cache must
+ * not rely on it): no overflow (UBSan), no refresh long before it is due. */
+static void test_extreme_policy(void **state)
+{
+	struct fixture *fx = *state;
+	struct cache_policy huge = { LONG_MAX, LONG_MAX, LONG_MAX };
+	struct cache_policy short_ttl = { 1000, LONG_MAX, LONG_MAX };
+	struct entry en = ENTRY_INIT;
+	struct err e;
+
+	assert_int_equal(cache_start_refresher(fx->c, NULL, NULL, &e), 0);
+	assert_int_equal(get(fx, "db", NULL, &huge, &en, NULL, &e), 0);
+	assert_int_equal(get(fx, "db2", NULL, &short_ttl, &en, NULL, &e), 0);
+	/* the refresher was woken by the new policy: let it pass over both */
+	sleep_ms(200);
+	assert_int_equal(get(fx, "db", NULL, &huge, &en, NULL, &e), 0);
+	assert_val(&en, "A", "one");
+	assert_int_equal(fake_count(fx), 2);
+	entry_free(&en);
+}
+
 /* Entries nobody reads stop being refreshed. */
 static void test_refresher_idle(void **state)
 {
@@ -805,6 +827,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_single_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refresher, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refresher_idle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_extreme_policy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refresher_failing, setup, teardown),
 		cmocka_unit_test(test_lru_eviction),
 		cmocka_unit_test_setup_teardown(test_stored_forget, setup, teardown),

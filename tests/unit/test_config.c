@@ -354,6 +354,15 @@ static void test_bad_duration(void **state)
 	main_error("[secretfs]\nmax_stale = -1h\n", 2, "must not be negative");
 	main_error("[secretfs]\nrequest_timeout = 0\n", 2,
 		   "request_timeout must be more than 0");
+	/* every duration option is bounded, at its file:line */
+	main_error("[secretfs]\nttl = 9223372036854775807ms\n", 2,
+		   "ttl: bad duration '9223372036854775807ms': more than the maximum, 365d");
+	main_error("[app a]\nrefresh = 366d\n", 2, "refresh: bad duration");
+	main_error("[app a]\nmax_stale = 366d\n", 2, "max_stale: bad duration");
+	main_error("[app a]\non_change = /bin/true\non_change_delay = 366d\n", 3,
+		   "on_change_delay: bad duration");
+	main_error("[app a]\non_change = /bin/true\non_change_timeout = 366d\n", 3,
+		   "on_change_timeout: bad duration");
 }
 
 static void test_bad_mode(void **state)
@@ -643,8 +652,13 @@ static void test_durations(void **state)
 		assert_non_null(strstr(e.msg, "bad duration"));
 		assert_int_equal(ms, 42);
 	}
-	assert_int_equal(config_parse_duration("9223372036854775807ms", &ms, &e), 0);
-	assert_int_equal(ms, 9223372036854775807L);
+	/* past a year is refused, however it is spelled */
+	assert_int_equal(config_parse_duration("365d", &ms, &e), 0);
+	assert_int_equal(ms, CONFIG_DURATION_MAX_MS);
+	assert_int_equal(config_parse_duration("31536000001ms", &ms, &e), -1);
+	assert_non_null(strstr(e.msg, "more than the maximum, 365d"));
+	assert_int_equal(config_parse_duration("9223372036854775807ms", &ms, &e), -1);
+	assert_int_equal(config_parse_duration("8761h", &ms, &e), -1);
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
