@@ -11,6 +11,11 @@
  * checked once every file is read, since drop-ins may define it later.
  * [secretfs] settings from a later file override earlier ones, so a
  * drop-in can tune the daemon; an app or provider is defined only once.
+ *
+ * Whoever can write a configuration file can grant themselves any app, so
+ * the file, its conf.d folder and every drop-in must belong to root or to
+ * the daemon's user and be writable by nobody else (like credential files
+ * in providers/kit.c); anything else is refused before it is read.
  */
 #include "config.h"
 
@@ -26,9 +31,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../base/hash.h"
+#include "../base/log.h"
 #include "../base/secmem.h"
 #include "../providers/provider.h"
 #include "../base/dotenv.h"
@@ -935,7 +942,13 @@ static int config_app_set(struct loader *ld, const char *key, const char *value)
 		if (ld->mode_at.line)
 			return config_already_set(ld, key, &ld->mode_at);
 		ld->mode_at = config_here(ld);
-		return config_mode_parse(ld, value, &a->mode);
+		if (config_mode_parse(ld, value, &a->mode) < 0)
+			return -1;
+		/* allowed, but rarely meant: warn, naming the app */
+		if (a->mode & S_IWOTH)
+			log_warn("%s:%d: app %s: mode %s lets every user write its secrets",
+				 ld->file, ld->line, a->name, value);
+		return 0;
 	}
 	if (!strcmp(key, "store"))
 		return config_app_store(ld, value);
@@ -1102,6 +1115,28 @@ static int config_file_add(struct loader *ld, const char *path)
 	return 0;
 }
 
+/* path (opened as fd) is trusted: owned by root or by us, writable by its
+ * owner alone. The error says how to make it so. */
+static int config_trust_check(struct loader *ld, const char *path, int fd)
+{
+	struct stat st;
+	uid_t me = geteuid();
+
+	ld->failed = true;
+	if (fstat(fd, &st) < 0)
+		return err_set(ld->e, ERR_IO, "%s: %s", path, strerror(errno));
+	if (st.st_uid != 0 && st.st_uid != me)
+		return err_set(ld->e, ERR_INVALID,
+			       "%s: owned by uid %u, not by root or the daemon's user (uid %u), so it could grant any app: chown root %s",
+			       path, (unsigned)st.st_uid, (unsigned)me, path);
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		return err_set(ld->e, ERR_INVALID,
+			       "%s: writable by group or others (mode %04o), so they could grant themselves any app: chmod go-w %s",
+			       path, (unsigned)(st.st_mode & 07777), path);
+	ld->failed = false;
+	return 0;
+}
+
 static int config_file_load(struct loader *ld, const char *path)
 {
 	int rc;
@@ -1112,6 +1147,11 @@ static int config_file_load(struct loader *ld, const char *path)
 	if (!ld->f)
 		return err_set(ld->e, ERR_IO, "%s: cannot read: %s", path,
 			       strerror(errno));
+	if (config_trust_check(ld, path, fileno(ld->f)) < 0) {
+		fclose(ld->f);
+		ld->f = NULL;
+		return -1;
+	}
 	ld->line = 0;
 	ld->in_key = false;
 	config_section_reset(ld, SECT_NONE);
@@ -1166,6 +1206,8 @@ static int config_dropins_list(struct loader *ld, const char *path, struct strv 
 			     strerror(errno));
 		goto out;
 	}
+	if (config_trust_check(ld, confd, dirfd(dh)) < 0)
+		goto out_dir;
 	errno = 0;
 	while ((d = readdir(dh))) {
 		char *full;

@@ -30,6 +30,9 @@ IN_CI = os.environ.get("CI") == "true"
 
 
 def pytest_configure(config):
+    # the daemon refuses configs writable by group or others: whatever the
+    # caller's umask, the files tests write are 0644
+    os.umask(0o022)
     config.addinivalue_line(
         "markers", "timeout_s(n): per-test time limit in seconds "
         f"(default {DEFAULT_TIMEOUT_S})")

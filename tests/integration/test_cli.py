@@ -121,6 +121,25 @@ def test_check_refuses_bad_configs(tmp_path, store, conf):
     assert rc == 1 and "no CONFIG" in err
 
 
+def test_check_refuses_configs_others_may_write(tmp_path, store, conf, users):
+    path = conf({"a": {"store": "local://team/a"}})
+    path.chmod(0o646)
+    rc, out, err = run("check", path)
+    assert rc == 1 and f"{path}: writable by group or others" in err, err
+    assert f"chmod go-w {path}" in err and not out
+    path.chmod(0o644)
+    os.chown(path, users["a"].pw_uid, -1)
+    rc, _, err = run("check", path)
+    assert rc == 1 and f"chown root {path}" in err, err
+    os.chown(path, 0, -1)
+    dropin = tmp_path / "conf.d" / "b.conf"
+    dropin.parent.mkdir()
+    dropin.write_text("[app b]\nstore = local://team/b\n")
+    dropin.chmod(0o660)
+    rc, _, err = run("check", path)
+    assert rc == 1 and f"chmod go-w {dropin}" in err, err
+
+
 def test_check_of_an_empty_config_passes(tmp_path, store):
     path = tmp_path / "empty.conf"
     path.write_text(sfs.config_text(store.dir, {}))

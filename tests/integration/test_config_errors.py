@@ -170,6 +170,95 @@ def test_missing_mountpoint(fuse_ready, tmp_path, store_dir):
         assert res.stderr.strip(), "no reason on stderr"
 
 
+# ------------------------------------------------ who may write the config
+
+def untrusted(tmp_path, store_dir, change, named, fix, files=None):
+    """Write a valid config (and files), let change(etc) weaken it, and
+    check the daemon refuses to start, naming the file `named` (relative to
+    etc) and the command `fix` that makes it safe."""
+    text, _ = lines_of(store_dir)
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    cfg = etc / "secretfs.conf"
+    cfg.write_text(text)
+    for rel, body in (files or {}).items():
+        (etc / rel).parent.mkdir(parents=True, exist_ok=True)
+        (etc / rel).write_text(body)
+    change(etc)
+    mnt = mountpoint(tmp_path)
+    try:
+        res = run_daemon(cfg, mnt)
+    finally:
+        if os.path.ismount(mnt):
+            sfs.fusermount_u(mnt)
+    path = str(etc / named)
+    assert res.returncode == 1, (res.returncode, res.stderr)
+    assert f"{path}: " in res.stderr, res.stderr
+    assert f"{fix} {path}" in res.stderr, res.stderr
+    assert not sfs.SANITIZER.search(res.stderr), res.stderr
+    return res
+
+
+@pytest.mark.parametrize("mode", [0o666, 0o646, 0o664])
+def test_config_writable_by_others_refused(fuse_ready, tmp_path, store_dir,
+                                           mode):
+    res = untrusted(tmp_path, store_dir,
+                    lambda etc: (etc / "secretfs.conf").chmod(mode),
+                    "secretfs.conf", "chmod go-w")
+    assert f"(mode {mode:04o})" in res.stderr
+
+
+def test_config_owned_by_another_user_refused(fuse_ready, tmp_path, store_dir,
+                                              users):
+    uid = users["a"].pw_uid
+    res = untrusted(tmp_path, store_dir,
+                    lambda etc: os.chown(etc / "secretfs.conf", uid, -1),
+                    "secretfs.conf", "chown root")
+    assert f"owned by uid {uid}" in res.stderr
+
+
+WEB = "[app web]\nstore = local://team/web\n"
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o1777, 0o775])
+def test_confd_writable_by_others_refused(fuse_ready, tmp_path, store_dir,
+                                          mode):
+    # even sticky: anyone could add a drop-in of their own
+    def weaken(etc):
+        (etc / "conf.d").chmod(mode)
+        (etc / "conf.d/10-web.conf").chmod(0o666)
+    untrusted(tmp_path, store_dir, weaken, "conf.d", "chmod go-w",
+              files={"conf.d/10-web.conf": WEB})
+
+
+def test_dropin_writable_by_others_refused(fuse_ready, tmp_path, store_dir):
+    untrusted(tmp_path, store_dir,
+              lambda etc: (etc / "conf.d/20-web.conf").chmod(0o666),
+              "conf.d/20-web.conf", "chmod go-w",
+              files={"conf.d/10-ok.conf": "# nothing\n",
+                     "conf.d/20-web.conf": WEB})
+
+
+def test_dropin_owned_by_another_user_refused(fuse_ready, tmp_path, store_dir,
+                                             users):
+    uid = users["b"].pw_uid
+    untrusted(tmp_path, store_dir,
+              lambda etc: os.chown(etc / "conf.d/20-web.conf", uid, -1),
+              "conf.d/20-web.conf", "chown root",
+              files={"conf.d/20-web.conf": WEB})
+
+
+def test_world_writable_app_mode_warns(mount, store):
+    store.put("team/billing", {"DB_PASSWORD": "S3cr3t-mode-9f2c"})
+    m = mount({"billing": {"store": "local://team/billing", "mode": "0666"},
+               "safe": {"store": "local://team/billing", "mode": "0640"}})
+    m.expect_log(r"^secretfs: warn: .*secretfs\.conf:\d+: app billing: "
+                 r"mode 0666 lets every user write its secrets$")
+    assert sfs.read_text(m.app("billing") / "DB_PASSWORD") == "S3cr3t-mode-9f2c"
+    warns = [l for l in m.stderr_text().splitlines() if "warn:" in l]
+    assert len(warns) == 1 and "app billing" in warns[0], warns
+
+
 def test_duration_above_a_year_refused(fuse_ready, tmp_path, store_dir):
     # used to be taken, and overflowed in the cache's arithmetic
     text, first = lines_of(store_dir, "refresh = 9223372036854775807ms")

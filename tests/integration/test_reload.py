@@ -112,6 +112,35 @@ def test_bad_config_refused_running_one_kept(mount, store):
     assert os.listdir(m.path) == ["billing2"]
 
 
+def test_untrusted_config_refused_running_one_kept(mount, store):
+    store.put("team/billing", {"DB_PASSWORD": "S3cr3t-trust-5be1"})
+    m = mount({"billing": {"store": "local://team/billing"}})
+    m.expect_log(r"reload refused")
+    good = m.config_path.read_text()
+    # someone who may write it grants themselves an app
+    m.config_path.write_text(good + "\n[app mine]\nstore = local://team/billing\n"
+                             "owner = nobody\n")
+    m.config_path.chmod(0o666)
+    reload(m, expect=r"^secretfs: error: reload refused, still serving the "
+                     r"configuration loaded before: .*secretfs\.conf: writable "
+                     r"by group or others \(mode 0666\).*chmod go-w ")
+    assert os.listdir(m.path) == ["billing"]
+    # a drop-in in a conf.d anyone may write to: refused as well
+    m.config_path.chmod(0o644)
+    confd = m.config_path.parent / "conf.d"
+    confd.mkdir(mode=0o755)
+    confd.chmod(0o777)
+    (confd / "mine.conf").write_text("[app mine2]\nstore = local://team/billing\n")
+    reload(m, expect=r"^secretfs: error: reload refused, still serving the "
+                     r"configuration loaded before: .*/conf\.d: writable ")
+    assert os.listdir(m.path) == ["billing"]
+    assert sfs.read_text(m.app("billing") / "DB_PASSWORD") == "S3cr3t-trust-5be1"
+    # made safe, it is taken
+    confd.chmod(0o755)
+    reload(m)
+    assert sorted(os.listdir(m.path)) == ["billing", "mine", "mine2"]
+
+
 def test_provider_recreated_when_its_section_changed(mount, store_factory, store):
     store.put("team/billing", {"DB_PASSWORD": "reload-store-a"})
     other = store_factory("other")
