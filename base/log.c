@@ -47,18 +47,60 @@ int log_level_parse(const char *s)
 	return -1;
 }
 
+size_t log_escape(char *out, size_t size, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+
+	if (size == 0)
+		return 0;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		char esc[5] = { '\\', 0, 0, 0, 0 };
+		size_t len = 2;
+
+		if (c == '\\')
+			esc[1] = '\\';
+		else if (c == '\n')
+			esc[1] = 'n';
+		else if (c == '\r')
+			esc[1] = 'r';
+		else if (c == '\t')
+			esc[1] = 't';
+		else if (c < 0x20 || c == 0x7f) {
+			esc[1] = 'x';
+			esc[2] = hex[c >> 4];
+			esc[3] = hex[c & 15];
+			len = 4;
+		} else {
+			esc[0] = (char)c;
+			len = 1;
+		}
+		if (n + len >= size)
+			break;	/* cut, never in the middle of an escape */
+		memcpy(out + n, esc, len);
+		n += len;
+	}
+	out[n] = '\0';
+	return n;
+}
+
+/* Every line goes out here, escaped: a name from a store or the kernel may
+ * hold a newline, which would otherwise forge a line of its own. */
 static void log_line(enum log_level lvl, const char *line)
 {
 	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
-	char out[1100];
+	char safe[LOG_LINE_MAX * 4];
+	char out[sizeof(safe) + 32];
 	int n;
 
+	log_escape(safe, sizeof(safe), line);
 	if (log_syslog) {
-		syslog(prio[lvl], "%s", line);
+		syslog(prio[lvl], "%s", safe);
 		return;
 	}
 	/* one write per line so lines of threads never interleave */
-	n = snprintf(out, sizeof(out), "secretfs: %s: %s\n", log_names[lvl], line);
+	n = snprintf(out, sizeof(out), "secretfs: %s: %s\n", log_names[lvl], safe);
 	if (n > (int)sizeof(out) - 1)
 		n = (int)sizeof(out) - 1;
 	if (write(log_fd, out, (size_t)n) < 0)
@@ -67,7 +109,7 @@ static void log_line(enum log_level lvl, const char *line)
 
 void log_msg(enum log_level lvl, const char *fmt, ...)
 {
-	char line[1024];
+	char line[LOG_LINE_MAX];
 	va_list ap;
 
 	if (lvl > log_max)
@@ -90,7 +132,7 @@ static pthread_mutex_t log_recent_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void log_limited(enum log_level lvl, const char *fmt, ...)
 {
-	char line[1024];
+	char line[LOG_LINE_MAX];
 	uint64_t h;
 	unsigned skipped = 0;
 	time_t now = time(NULL);

@@ -7,6 +7,7 @@
 #define SECRETFS_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
@@ -17,6 +18,13 @@ void log_init_fd(enum log_level max, int fd);
 bool log_debug_on(void);
 /* "error" "warn" "info" "debug" -> level; -1 when unknown. */
 int log_level_parse(const char *s);
+/* A line is cut at LOG_LINE_MAX bytes before it is escaped. */
+#define LOG_LINE_MAX 1024
+/* Every line is escaped on its way out (callers need not): backslash as
+ * \\, newline, CR and tab as \n \r \t, other control bytes as \xHH.
+ * log_escape writes s so into out (size > 0, cut to fit, never within an
+ * escape) and returns its length. */
+size_t log_escape(char *out, size_t size, const char *s);
 void log_msg(enum log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* log_msg, but a line of the same text is written at most once every

@@ -197,6 +197,33 @@ def test_write_through_to_folder(mount, store, secrets, tmp_path):
     assert not [p for p in d.iterdir() if p.name.startswith(".")]
 
 
+def test_control_characters_in_names_logged_escaped(vault_mount, vault,
+                                                    secrets):
+    """A key named with a newline (a JSON key in a Vault secret, or a name
+    the kernel passes) is logged escaped: it can neither split its line nor
+    forge one; a backslash is doubled so the escaped form is unambiguous."""
+    val = secrets.add("S3cr3t-ctl-41d7")
+    forged = "BAD\nsecretfs: error: forged line"
+    vault.put("secret", "ctl", {forged: val, "B\\S\x1b[1m": val, "OK": val})
+    m = vault_mount({"s": {"store": "vault://secret/ctl"}})
+    assert sfs.parse(sfs.read_text(m.app("s") / ".env")) == {"OK": val}
+    # a name from the kernel, logged (at debug) by the lookup
+    assert sfs.errno_of(os.stat, m.app("s") / "X\nsecretfs: error: forged 2") \
+        == "ENOENT"
+    log = m.stderr_text()
+    lines = log.splitlines()
+    assert not [l for l in lines if "forged" in l and not
+                l.startswith(("secretfs: warn: ", "secretfs: debug: "))], log
+    assert any(l.startswith("secretfs: warn: app s: key BAD\\nsecretfs: error: "
+                            "forged line: not a valid") for l in lines), log
+    assert any(l.startswith("secretfs: warn: app s: key B\\\\S\\x1b[1m: not a "
+                            "valid") for l in lines), log
+    assert any(l.endswith("X\\nsecretfs: error: forged 2") for l in lines), log
+    assert "\x1b" not in log
+    m.expect_log(r"^secretfs: warn: app s: key B(AD|\\\\S).*: not a valid "
+                 r"environment variable name; only in its own file$")
+
+
 # ------------------------------------------------------------ Fernet
 
 @pytest.fixture

@@ -1,11 +1,13 @@
 /* test_base.c - the base layer's one copy of each helper: time parsing,
- * percent-decoding, hashing, CRC-32C, string vectors, the out-of-memory error. */
+ * percent-decoding, hashing, CRC-32C, string vectors, the out-of-memory error,
+ * log lines. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -13,6 +15,7 @@
 #include "base/crc32c.h"
 #include "base/err.h"
 #include "base/hash.h"
+#include "base/log.h"
 #include "base/pct.h"
 #include "base/strv.h"
 
@@ -115,6 +118,37 @@ static void test_err_oom(void **state)
 }
 
 /* the vector of the Secret Manager brief, and RFC 3720's (iSCSI) B.4 */
+/* A name with a newline must not forge a log line: every line is escaped
+ * once, in log.c, whoever logs it. */
+static void test_log_escaped(void **state)
+{
+	char buf[4096], cut[7];
+	int fds[2];
+	ssize_t n;
+
+	(void)state;
+	assert_int_equal(log_escape(buf, sizeof(buf), "a\\b\nc\rd\te\x1b[31m\x7f\xc3\xa4"), 27);
+	assert_string_equal(buf, "a\\\\b\\nc\\rd\\te\\x1b[31m\\x7f\xc3\xa4");
+	/* cut to fit, never inside an escape */
+	assert_int_equal(log_escape(cut, sizeof(cut), "abcde\nf"), 5);
+	assert_string_equal(cut, "abcde");
+	assert_int_equal(log_escape(cut, 1, "x"), 0);
+
+	assert_int_equal(pipe(fds), 0);
+	log_init_fd(LOG_LVL_INFO, fds[1]);
+	log_warn("app %s: key %s: bad", "web", "K\nsecretfs: error: forged");
+	log_limited(LOG_LVL_ERROR, "key %s", "L\n");
+	close(fds[1]);
+	n = read(fds[0], buf, sizeof(buf) - 1);
+	close(fds[0]);
+	log_init_fd(LOG_LVL_INFO, 2);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_string_equal(buf,
+			    "secretfs: warn: app web: key K\\nsecretfs: error: forged: bad\n"
+			    "secretfs: error: key L\\n\n");
+}
+
 static void test_crc32c(void **state)
 {
 	unsigned char zeros[32] = { 0 }, ones[32];
@@ -139,6 +173,7 @@ int main(void)
 		cmocka_unit_test(test_crc32c),
 		cmocka_unit_test(test_strv),
 		cmocka_unit_test(test_err_oom),
+		cmocka_unit_test(test_log_escaped),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
