@@ -187,7 +187,8 @@ def untrusted(tmp_path, store_dir, change, named, fix, files=None):
     change(etc)
     mnt = mountpoint(tmp_path)
     try:
-        res = run_daemon(cfg, mnt)
+        # not in the foreground: a daemon that took it returns, mounted
+        res = run_daemon(cfg, mnt, foreground=False)
     finally:
         if os.path.ismount(mnt):
             sfs.fusermount_u(mnt)
@@ -262,10 +263,10 @@ def test_world_writable_app_mode_warns(mount, store):
 def test_duration_above_a_year_refused(fuse_ready, tmp_path, store_dir):
     # used to be taken, and overflowed in the cache's arithmetic
     text, first = lines_of(store_dir, "refresh = 9223372036854775807ms")
-    res = refused(tmp_path, text, ("secretfs.conf", first))
+    res = refused(tmp_path, text, ("secretfs.conf", first), foreground=False)
     assert "more than the maximum, 365d" in res.stderr
     text, _ = lines_of(store_dir)
     text = text.replace("ttl = 5m", "ttl = 366d")
     (tmp_path / "b").mkdir()
-    res = refused(tmp_path / "b", text, ("secretfs.conf", 3))
+    res = refused(tmp_path / "b", text, ("secretfs.conf", 3), foreground=False)
     assert "ttl: bad duration '366d': more than the maximum, 365d" in res.stderr
