@@ -24,6 +24,7 @@ enum err_code {
 	ERR_EXISTS,	/* the name is taken */
 	ERR_NOATTR,	/* no such extended attribute (an answer, for probes) */
 	ERR_NOTSUP,	/* not an operation this file has */
+	ERR_NAMETOOLONG,	/* longer than a file name can be */
 };
 
 struct err {

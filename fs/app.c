@@ -9,6 +9,7 @@
 
 #include <ctype.h>
 #include <jansson.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -962,22 +963,34 @@ struct app_warn_ctx {
 	const struct app_conf *app;
 };
 
-static void app_render_warn(void *ctx, const char *key, const char *why)
+/* A warning about one key of an app, once per reason for the daemon's
+ * life: reads and listings repeat, the log should not. */
+static void app_warn_once(const char *app, const char *key, const char *why)
 {
 	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 	static struct strv warned;
-	const struct app_warn_ctx *w = ctx;
-	char id[600];
+	size_t len = strlen(key);
+	char id[1400];
 	bool seen = false;
 
 	/* per reason: .env and a view may each have their own about one key */
-	snprintf(id, sizeof(id), "%s/%s/%.60s", w->app->name, key, why);
+	snprintf(id, sizeof(id), "%s/%s/%.60s", app, key, why);
 	pthread_mutex_lock(&lock);
 	for (size_t i = 0; i < warned.n && !seen; i++)
 		seen = !strcmp(warned.v[i], id);
-	if (!seen && strv_push(&warned, id) == 0)
-		log_warn("app %s: key %s: %s", w->app->name, key, why);
+	seen = seen || strv_push(&warned, id) < 0;
+	if (!seen && len > NAME_MAX)	/* its head names it well enough */
+		log_warn("app %s: key %.40s... (%zu bytes): %s", app, key, len, why);
+	else if (!seen)
+		log_warn("app %s: key %s: %s", app, key, why);
 	pthread_mutex_unlock(&lock);
+}
+
+static void app_render_warn(void *ctx, const char *key, const char *why)
+{
+	const struct app_warn_ctx *w = ctx;
+
+	app_warn_once(w->app->name, key, why);
 }
 
 /* ---- encrypted views (.env.ENV.encrypted) ---- */
@@ -1347,7 +1360,7 @@ static bool app_name_is_file(const struct app_conf *app, const char *key)
 	return key[0] && strcmp(key, ".") && strcmp(key, "..") &&
 	       !strchr(key, '/') && strcmp(key, APP_ENV_NAME) &&
 	       strcmp(key, APP_KEYS_NAME) && !app_view(app, key, &f) &&
-	       !config_template(app, key) && strlen(key) <= 255;
+	       !config_template(app, key) && strlen(key) <= NAME_MAX;
 }
 
 /* .env.docker .env.json .env.sh, those the app shows, sorted. */
@@ -1383,10 +1396,15 @@ int app_list(struct appfs *fs, const struct app_conf *app, struct strv *out,
 		rc = 0;
 	}
 	/* a kvmap with empty values is a sorted set of names */
-	for (size_t i = 0; rc == 0 && i < store.map.n; i++)
-		if (app_name_is_file(app, store.map.items[i].key) &&
-		    !app_store_meta(fs, app, store.map.items[i].key))
-			rc = kvmap_set(&names, store.map.items[i].key, "", 0);
+	for (size_t i = 0; rc == 0 && i < store.map.n; i++) {
+		const char *key = store.map.items[i].key;
+
+		if (strlen(key) > NAME_MAX)	/* put there by another tool */
+			app_warn_once(app->name, key,
+				      "longer than a file name can be (255 bytes); only in .env");
+		else if (app_name_is_file(app, key) && !app_store_meta(fs, app, key))
+			rc = kvmap_set(&names, key, "", 0);
+	}
 	for (size_t i = 0; rc == 0 && i < app->nenv; i++)
 		rc = kvmap_set(&names, app->env[i].name, "", 0);
 	for (size_t i = 0; rc == 0 && i < app->ntpls; i++)
@@ -1491,6 +1509,9 @@ static int app_write_key(struct appfs *fs, const struct app_conf *app,
 			       key, APP_VALUE_MAX);
 	if (!m && !dotenv_key_valid(key))
 		return err_set(e, ERR_INVALID, "not a valid key name");
+	if (strlen(key) > NAME_MAX)
+		return err_set(e, ERR_NAMETOOLONG, "%.40s... (%zu bytes): a key name is at most %d bytes",
+			       key, strlen(key), NAME_MAX);
 	if (app_store_meta(fs, app, key))
 		return err_set(e, ERR_PERM, "%s is no value of the app (a key pair's key)", key);
 	return app_store_update(fs, app, app_edit_key, &k, e);
@@ -1548,6 +1569,11 @@ static int app_env_diff(struct app_env_edit *d, const struct kvmap *written,
 
 		if (app_fp_same(d->fs, kv, kvmap_get(d->base, kv->key)))
 			continue;
+		/* a new one; one already there (another tool's) may change */
+		if (strlen(kv->key) > NAME_MAX && !kvmap_get(d->base, kv->key))
+			return err_set(e, ERR_NAMETOOLONG,
+				       "%.40s... (%zu bytes): a key name is at most %d bytes",
+				       kv->key, strlen(kv->key), NAME_MAX);
 		if (m && m->ref.kind == REF_PROVIDER)
 			return err_set(e, ERR_READONLY, "%s comes from %s; change it there",
 				       kv->key, app_ref_text(&m->ref, text, sizeof(text)));

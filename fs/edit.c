@@ -2,6 +2,7 @@
 #include "edit.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -554,6 +555,15 @@ int edit_truncate_name(struct edit *ed, size_t app, const char *name,
 
 /* ---- names: create, unlink, rename ---- */
 
+/* A key with a longer name would reach the store, and then no file could
+ * show it: refused before anything is created. */
+static int edit_name_too_long(const char *app, const char *name, struct err *e)
+{
+	return err_set(e, ERR_NAMETOOLONG,
+		       "app %s: %.40s... (%zu bytes): a name is at most %d bytes",
+		       app, name, strlen(name), NAME_MAX);
+}
+
 int edit_may_create(struct edit *ed, size_t app, const char *name,
 		    struct err *e)
 {
@@ -563,6 +573,8 @@ int edit_may_create(struct edit *ed, size_t app, const char *name,
 	case SCRATCH_NAME_INVALID:
 		return err_set(e, ERR_INVALID, "app %s: %s is neither a key name nor an editor's temporary file",
 			       a->name, name);
+	case SCRATCH_NAME_TOOLONG:
+		return edit_name_too_long(a->name, name, e);
 	case SCRATCH_NAME_ENV:
 	case SCRATCH_NAME_KEYS:
 		/* they always exist: a create() means a lookup missed */
@@ -787,6 +799,8 @@ int edit_rename(struct edit *ed, size_t app, const char *from, const char *to,
 	struct scratch *s, *dst;
 	int rc = 0;
 
+	if (kind == SCRATCH_NAME_TOOLONG)
+		return edit_name_too_long(ed->slot_names[app], to, e);
 	pthread_mutex_lock(&sd->lock);
 	s = scratch_find(sd, from);
 	dst = scratch_find(sd, to);

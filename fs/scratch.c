@@ -2,6 +2,7 @@
 #include "scratch.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,6 +48,8 @@ enum scratch_name_kind scratch_name_kind(const char *name)
 {
 	size_t len = strlen(name);
 
+	if (len > NAME_MAX)
+		return SCRATCH_NAME_TOOLONG;
 	if (!strcmp(name, ".env"))
 		return SCRATCH_NAME_ENV;
 	if (!strcmp(name, ".env.keys") || scratch_is_view(name, len))
@@ -55,7 +58,7 @@ enum scratch_name_kind scratch_name_kind(const char *name)
 		return SCRATCH_NAME_TEMP;
 	if (dotenv_key_valid(name))
 		return SCRATCH_NAME_KEY;
-	if (len == 0 || len > 255 || strchr(name, '/') ||
+	if (len == 0 || strchr(name, '/') ||
 	    !strcmp(name, ".") || !strcmp(name, ".."))
 		return SCRATCH_NAME_INVALID;
 	if (name[0] == '.' || name[len - 1] == '~' || scratch_all(name, isdigit) ||

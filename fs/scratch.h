@@ -35,6 +35,9 @@ enum scratch_name_kind {
 	SCRATCH_NAME_KEY,	/* a valid key name */
 	SCRATCH_NAME_TEMP,	/* an editor's temporary file: a scratch file */
 	SCRATCH_NAME_INVALID,	/* neither: creating it is refused */
+	SCRATCH_NAME_TOOLONG,	/* over NAME_MAX (255) bytes: FUSE passes
+				 * names of up to 1024, but no file could
+				 * be listed or opened under it */
 };
 
 enum scratch_name_kind scratch_name_kind(const char *name);

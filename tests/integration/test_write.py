@@ -215,3 +215,71 @@ def test_value_of_exactly_64k_is_accepted(billing, store):
         (None, None)
     assert store.get("team/billing")["DB_PASSWORD"] == value
     assert sfs.read_text(billing.app("billing") / "DB_PASSWORD") == value
+
+
+# ------------------------------------------------ names longer than a file's
+
+LONG_OLD = "OLD_" + "K" * 296	# 300 bytes, put in the store by another tool
+
+
+@pytest.fixture
+def longs(mount, store):
+    store.put("team/long", {"OK": "S3cr3t-long-ok-7c1e",
+                            LONG_OLD: "S3cr3t-long-old-7c1e"})
+    m = mount({"long": {"store": "local://team/long", "mode": "0600"}})
+    m.expect_log(r"^secretfs: warn: app long: key OLD_K{36}\.\.\. \(300 bytes\): "
+                 r"longer than a file name can be \(255 bytes\); only in \.env$")
+    return m
+
+
+def test_key_names_over_255_bytes_refused(longs, store):
+    """FUSE lets names of up to 1024 bytes through: such keys reached the
+    store, and then no file could be listed, read or removed under them."""
+    app = longs.app("long")
+    before = store.raw("team/long")
+    longs.expect_log(r"app long: .*bytes\): a (key )?name is at most 255 bytes")
+    for n in (256, 300, 1000, 1024):
+        name = "N" * n
+        assert sfs.errno_of(os.open, app / name, os.O_WRONLY | os.O_CREAT,
+                            0o600) == "ENAMETOOLONG", n
+        # mknod creates nothing here at all (ENOSYS), long name or not
+        assert sfs.errno_of(os.mknod, app / name, 0o600) is not None, n
+    # rename of an editor's scratch file onto a key name
+    assert sfs.write_file(app / ".scratch", "S3cr3t-long-new-7c1e") == (None, None)
+    assert sfs.errno_of(os.rename, app / ".scratch", app / ("R" * 300)) == \
+        "ENAMETOOLONG"
+    os.unlink(app / ".scratch")
+    # a .env adding one: the commit fails, nothing of it lands
+    text = sfs.read_text(app / ".env")
+    assert sfs.write_file(app / ".env", text.replace(
+        "S3cr3t-long-ok-7c1e", "S3cr3t-long-ok-changed") +
+        "E" * 400 + "=S3cr3t-long-env-7c1e\n") == ("close", "ENAMETOOLONG")
+    assert store.raw("team/long") == before
+    assert any("EEEE" in line and "(400 bytes): a key name is at most 255 bytes"
+               in line for line in longs.stderr_text().splitlines()), \
+        longs.stderr_text()[-2000:]
+    # 255 bytes is a file like any other
+    name = "M" * 255
+    assert sfs.write_file(app / name, "S3cr3t-long-255-7c1e") == (None, None)
+    assert name in os.listdir(app)
+    assert sfs.read_text(app / name) == "S3cr3t-long-255-7c1e"
+    os.unlink(app / name)
+    assert set(store.get("team/long")) == {"OK", LONG_OLD}
+
+
+def test_key_names_over_255_bytes_in_store_reported(longs, store):
+    """One already in the store: reported once, listed in .env only, the
+    app's other keys list and read, and an edit of .env keeps it."""
+    app = longs.app("long")
+    for _ in range(3):
+        assert sorted(os.listdir(app)) == [".env", "OK"]
+    assert sfs.read_text(app / "OK") == "S3cr3t-long-ok-7c1e"
+    assert sfs.parse(sfs.read_text(app / ".env")) == {
+        "OK": "S3cr3t-long-ok-7c1e", LONG_OLD: "S3cr3t-long-old-7c1e"}
+    warned = [l for l in longs.stderr_text().splitlines() if "warn:" in l]
+    assert len(warned) == 1, warned
+    text = sfs.read_text(app / ".env").replace("S3cr3t-long-ok-7c1e",
+                                               "S3cr3t-long-ok-edited")
+    assert sfs.write_file(app / ".env", text) == (None, None)
+    assert store.get("team/long") == {"OK": "S3cr3t-long-ok-edited",
+                                      LONG_OLD: "S3cr3t-long-old-7c1e"}
