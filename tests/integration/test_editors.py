@@ -514,6 +514,7 @@ def test_scratch_file_is_private_to_its_creator(mount, store, users, secrets):
     store.put("team/billing", {"DB_PASSWORD": OLD_DB})
     # 0666 files: both users may enter the folder and create files in it
     m = mount({"billing": {"store": "local://team/billing", "mode": "0666"}})
+    m.expect_log(r"app billing: mode 0666 lets every user write its secrets")
     path = m.app("billing") / ".DB_PASSWORD.swp"
     text = secrets.add("ed-user-a-swap-text")
     a = users["a"]
