@@ -23,6 +23,8 @@ import tempfile
 import time
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
+# secretfs refuses a configuration group or others may write
+os.umask(0o022)
 BUILD = REPO / "build-bench"
 BIN = pathlib.Path(os.environ.get("SECRETFS_BIN", BUILD / "secretfs"))
 READLOOP = pathlib.Path(os.environ.get("SECRETFS_READLOOP",
