@@ -1221,9 +1221,16 @@ int ops_start(struct ops_fs *ofs, struct fuse_session *se, struct err *e)
 void ops_stop(struct ops_fs *ofs)
 {
 	struct ops_inval *iv = &ofs->inval;
+	struct hooks *h;
 
-	hooks_stop(ofs->hooks);
+	/* the cache's refresher runs on until the appfs closes and pokes the
+	 * hooks under the reload lock: take them away under it, as a reload
+	 * does, before they are freed */
+	pthread_rwlock_wrlock(&ofs->reload_lock);
+	h = ofs->hooks;
 	ofs->hooks = NULL;
+	pthread_rwlock_unlock(&ofs->reload_lock);
+	hooks_stop(h);
 	if (!iv->running)
 		return;
 	pthread_mutex_lock(&iv->lock);
