@@ -114,6 +114,9 @@ struct cache {
 	pthread_mutex_t key_lock;
 	unsigned key_users;
 	bool key_readable;
+	/* the refresher closes the key once idle (c->running, but read under
+	 * key_lock by every release) */
+	bool key_idler;
 	int64_t key_used_ms;	/* when the last user let go */
 	unsigned char *key;
 
@@ -164,7 +167,7 @@ static void cache_key_release(struct cache *c)
 	pthread_mutex_lock(&c->key_lock);
 	if (--c->key_users == 0) {
 		c->key_used_ms = clock_now_ms();
-		if (!c->running)
+		if (!c->key_idler)
 			cache_key_close_locked(c);
 	}
 	pthread_mutex_unlock(&c->key_lock);
@@ -1110,6 +1113,9 @@ int cache_start_refresher(struct cache *c, cache_changed_fn changed,
 	c->ctx = ctx;
 	rc = pthread_create(&c->refresher, NULL, cache_refresher_main, c);
 	c->running = rc == 0;
+	pthread_mutex_lock(&c->key_lock);
+	c->key_idler = c->running;
+	pthread_mutex_unlock(&c->key_lock);
 	pthread_mutex_unlock(&c->lock);
 	if (rc)
 		return err_set(e, ERR_NOMEM, "cache: cannot start refresher: %s",

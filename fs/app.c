@@ -1885,11 +1885,6 @@ int app_digest(void *ctx, const struct app_conf *app, struct kvmap *out,
 	return rc;
 }
 
-void app_expire_cb(void *ctx, const struct app_conf *app)
-{
-	app_expire(ctx, app);
-}
-
 /* ---- dotenvx verification (secretfs check) ---- */
 
 /* One entry of a dotenvx store, fresh from its provider, opened. A

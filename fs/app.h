@@ -184,8 +184,6 @@ int app_regenerate(struct appfs *fs, const struct app_conf *app,
  * the hash of its content. ctx is the struct appfs. */
 int app_digest(void *ctx, const struct app_conf *app, struct kvmap *out,
 	       struct err *e);
-/* app_expire for fs/hooks.h: ctx is the struct appfs. */
-void app_expire_cb(void *ctx, const struct app_conf *app);
 
 /* File mode of an app folder for file mode m: its read and write bits, and
  * x with each read bit (0400 -> 0500, 0640 -> 0750, 0600 -> 0700). */

@@ -329,7 +329,7 @@ int edit_open(struct edit *ed, size_t app, const char *name,
 	struct edit_handle *h;
 
 	*out = NULL;
-	if (mode != O_RDONLY && app_read_only(&ed->cfg->apps[app], name))
+	if (mode != O_RDONLY && app_read_only(edit_app(ed, app), name))
 		return err_set(e, ERR_READONLY, "%s is made from the other files; write .env or a key's file",
 			       name);
 	/* a reader's base is only kept when its process has none yet: the
@@ -830,7 +830,7 @@ bool edit_is_scratch_name(struct edit *ed, size_t app, const char *name)
 
 	/* a dot name the app itself shows (.env.json) is no editor's */
 	if (scratch_name_kind(name) == SCRATCH_NAME_TEMP)
-		return !app_shows(&ed->cfg->apps[app], name);
+		return !app_shows(edit_app(ed, app), name);
 	pthread_mutex_lock(&sd->lock);
 	found = scratch_find(sd, name) != NULL;
 	pthread_mutex_unlock(&sd->lock);

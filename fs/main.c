@@ -22,6 +22,7 @@
 #include <sys/resource.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -304,7 +305,10 @@ struct main_reloader {
 	pthread_t thread;
 	struct ops_fs *ofs;
 	const char *config;
-	volatile sig_atomic_t stop;
+	/* set by the main thread, read by the reloader: no signal handler
+	 * sets it (the reloader sigwait()s), so it needs an atomic, not
+	 * volatile sig_atomic_t, which orders nothing between threads */
+	atomic_bool stop;
 	bool running;
 };
 
@@ -332,8 +336,8 @@ static void *main_reloader_main(void *arg)
 
 	sigemptyset(&hup);
 	sigaddset(&hup, SIGHUP);
-	while (!r->stop) {
-		if (sigwait(&hup, &sig) != 0 || r->stop)
+	while (!atomic_load(&r->stop)) {
+		if (sigwait(&hup, &sig) != 0 || atomic_load(&r->stop))
 			continue;
 		main_reload(r->ofs, r->config);
 	}
@@ -363,7 +367,7 @@ static void main_reloader_stop(struct main_reloader *r)
 {
 	if (!r->running)
 		return;
-	r->stop = 1;
+	atomic_store(&r->stop, true);
 	pthread_kill(r->thread, SIGHUP);
 	pthread_join(r->thread, NULL);
 	r->running = false;

@@ -1202,6 +1202,30 @@ int ops_fs_init(struct ops_fs *ofs, struct appfs *appfs, const struct config *cf
 	return edit_init(&ofs->edit, appfs, cfg, ops_on_edit, ofs);
 }
 
+/* The hooks thread's view of an app, under the reload lock like a
+ * request's: a reload frees the provider table both read (appfs_commit)
+ * while the hooks it is about to replace still run. */
+static int ops_hook_digest(void *ctx, const struct app_conf *app,
+			   struct kvmap *out, struct err *e)
+{
+	struct ops_fs *ofs = ctx;
+	int rc;
+
+	pthread_rwlock_rdlock(&ofs->reload_lock);
+	rc = app_digest(ofs->appfs, app, out, e);
+	pthread_rwlock_unlock(&ofs->reload_lock);
+	return rc;
+}
+
+static void ops_hook_expire(void *ctx, const struct app_conf *app)
+{
+	struct ops_fs *ofs = ctx;
+
+	pthread_rwlock_rdlock(&ofs->reload_lock);
+	app_expire(ofs->appfs, app);
+	pthread_rwlock_unlock(&ofs->reload_lock);
+}
+
 int ops_start(struct ops_fs *ofs, struct fuse_session *se, struct err *e)
 {
 	struct ops_inval *iv = &ofs->inval;
@@ -1212,8 +1236,8 @@ int ops_start(struct ops_fs *ofs, struct fuse_session *se, struct err *e)
 	if (pthread_create(&iv->thread, NULL, ops_inval_thread, ofs) != 0)
 		return err_set(e, ERR_NOMEM, "cannot start the invalidation thread");
 	iv->running = true;
-	ofs->hooks = hooks_start(ofs->edit.cfg, app_digest, app_expire_cb,
-				 ofs->appfs, e);
+	ofs->hooks = hooks_start(ofs->edit.cfg, ops_hook_digest,
+				 ops_hook_expire, ofs, e);
 	if (!ofs->hooks && e->code != ERR_OK)
 		return -1;
 	return cache_start_refresher(ofs->appfs->cache, ops_on_changed, ofs, e);
@@ -1222,9 +1246,16 @@ int ops_start(struct ops_fs *ofs, struct fuse_session *se, struct err *e)
 void ops_stop(struct ops_fs *ofs)
 {
 	struct ops_inval *iv = &ofs->inval;
+	struct hooks *h;
 
-	hooks_stop(ofs->hooks);
+	/* the cache's refresher runs on until the appfs closes and pokes the
+	 * hooks under the reload lock: take them away under it, as a reload
+	 * does, before they are freed */
+	pthread_rwlock_wrlock(&ofs->reload_lock);
+	h = ofs->hooks;
 	ofs->hooks = NULL;
+	pthread_rwlock_unlock(&ofs->reload_lock);
+	hooks_stop(h);
 	if (!iv->running)
 		return;
 	pthread_mutex_lock(&iv->lock);
@@ -1331,8 +1362,8 @@ static size_t ops_reload_inval(struct ops_fs *ofs, const struct config *prev)
 static void ops_reload_hooks(struct ops_fs *ofs, const struct config *next)
 {
 	struct err e = { 0 };
-	struct hooks *old, *nh = hooks_start(next, app_digest, app_expire_cb,
-					     ofs->appfs, &e);
+	struct hooks *old, *nh = hooks_start(next, ops_hook_digest,
+					     ops_hook_expire, ofs, &e);
 
 	if (!nh && e.code != ERR_OK)
 		log_error("reload: on_change hooks not started: %s", e.msg);

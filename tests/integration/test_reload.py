@@ -195,3 +195,26 @@ def test_readers_and_open_files_undisturbed(mount, store):
     # the open file still reads its snapshot
     assert "reload-busy-token" in held.read()
     held.close()
+
+
+def test_writes_after_a_reload_moved_the_apps(mount, store, tmp_path):
+    """Apps are named by slot below the adapter, and a reload that adds
+    an app before another moves the other's index in the configuration
+    but not its slot. A write open asked whether the name is read-only of
+    the app at the slot's number as an index: here "aaa", whose template
+    is named like b's key, so b's key was refused (EROFS); an app past the
+    end of the list read memory beyond it."""
+    store.put("team/b", {"TOKEN": "reload-slot-S3cr3t-0"})
+    m = mount({"b": {"store": "local://team/b", "mode": "0600"}})
+    tpl = tmp_path / "token.tpl"
+    tpl.write_text("a template, no value\n")
+    m.config_path.write_text(sfs.config_text(store.dir, {
+        "aaa": {"store": "local://team/b", "file.TOKEN": str(tpl)},
+        "b": {"store": "local://team/b", "mode": "0600"}}))
+    reload(m)
+
+    assert sfs.write_file(m.app("b") / "TOKEN",
+                          "reload-slot-S3cr3t-1") == (None, None)
+    assert store.get("team/b")["TOKEN"] == "reload-slot-S3cr3t-1"
+    # and the template stays read-only in its own app
+    assert sfs.write_file(m.app("aaa") / "TOKEN", "x") == ("open", "EROFS")

@@ -4,7 +4,8 @@
  * realloc and fuse_lowlevel_notify_inval_inode are replaced, for ops.c
  * only, by fakes: one that fails on demand, one that records the inodes it
  * is asked to invalidate (no FUSE session exists here). Everything else in
- * ops.c is FUSE glue, exercised by the integration tests.
+ * ops.c is FUSE glue, exercised by the integration tests. The concurrent
+ * test is also one of scripts/test's ThreadSanitizer runs.
  * Run: build/tests/test_ops
  */
 #include <stdarg.h>
@@ -28,7 +29,7 @@ static void *fake_realloc(void *p, size_t n)
 }
 
 static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
-static fuse_ino_t seen[4096];
+static fuse_ino_t seen[1 << 17];
 static size_t nseen;
 
 static int fake_notify(struct fuse_session *se, fuse_ino_t ino, off_t off,
@@ -196,6 +197,62 @@ static void test_queue_limit_invalidates_everything(void **state)
 	assert_true(was_seen(first + 1));
 }
 
+/* What the refresher and the request threads do at once: look files up
+ * (the node table grows), queue their inodes and whole apps, while the
+ * thread drains and a reload waits for it. Nothing queued is lost. */
+enum { PRODUCERS = 4, PER_PRODUCER = 300 };
+
+struct producer {
+	struct ops_fs *ofs;
+	int id;
+	fuse_ino_t inos[PER_PRODUCER];
+};
+
+static void *producer_main(void *arg)
+{
+	struct producer *p = arg;
+	struct err e;
+	char name[32];
+
+	for (int i = 0; i < PER_PRODUCER; i++) {
+		struct node *n;
+
+		snprintf(name, sizeof(name), "K%d_%d", p->id, i);
+		n = node_get(&p->ofs->nodes, 0, name, &e);
+		if (!n)
+			return NULL;	/* inos[i] stays 0: the test fails */
+		p->inos[i] = n->ino;
+		ops_inval_queue(p->ofs, n->ino);
+		if (i % 100 == 99)
+			ops_inval_app(p->ofs, 0);
+		if (p->id == 0 && i % 50 == 0)
+			ops_inval_drain(&p->ofs->inval, 1000);
+	}
+	return NULL;
+}
+
+static void test_concurrent_producers(void **state)
+{
+	struct fixture *fx = *state;
+	struct producer p[PRODUCERS];
+	pthread_t t[PRODUCERS];
+
+	start_thread(&fx->ofs);
+	for (int i = 0; i < PRODUCERS; i++) {
+		p[i] = (struct producer){ .ofs = &fx->ofs, .id = i };
+		assert_int_equal(pthread_create(&t[i], NULL, producer_main,
+						&p[i]), 0);
+	}
+	for (int i = 0; i < PRODUCERS; i++)
+		pthread_join(t[i], NULL);
+	ops_inval_drain(&fx->ofs.inval, 5000);
+	for (int i = 0; i < PRODUCERS; i++)
+		for (int j = 0; j < PER_PRODUCER; j++) {
+			assert_true(p[i].inos[j] != 0);
+			assert_true(was_seen(p[i].inos[j]));
+		}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -204,6 +261,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failed_growth_keeps_queue_and_freshness,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_limit_invalidates_everything,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_producers,
 						setup, teardown),
 	};
 
