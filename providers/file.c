@@ -10,6 +10,11 @@
  * Writers take an exclusive flock on the entry's parent directory, compare,
  * write a temporary file beside the entry and rename it over: readers see
  * the old or the new file, never a mix, across threads and processes.
+ *
+ * Nothing below the directory is reached through a symbolic link, and
+ * only regular files are read (a FIFO is refused, not waited on): a link
+ * or a special file put in the folder could otherwise lead reads and
+ * writes elsewhere, or hang every reader.
  */
 #include "provider.h"
 
@@ -25,8 +30,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../base/secmem.h"
 #include "../base/dotenv.h"
+#include "../base/secmem.h"
 #include "kit.h"
 
 /* A written .env may be 1 MiB (README.md, EFBIG); quoting may make the
@@ -42,7 +47,8 @@ struct file_store {
 	char *dir;	/* absolute, no trailing '/' unless it is "/" */
 };
 
-/* DIR/a/b.env split for openat(): the entry's parent folder and name. */
+/* A locator names a file below the store's folder: segments that are
+ * file names, so no "..", no absolute path, no temporary or dot-file. */
 static int file_locator_check(const char *locator, struct err *e)
 {
 	const char *s = locator;
@@ -68,53 +74,25 @@ static int file_locator_check(const char *locator, struct err *e)
 	}
 }
 
-/* Read name (relative to dfd) into out, wiped memory. A missing file sets
- * *absent and returns 0; path names the file in messages. */
-static int file_read(int dfd, const char *name, const char *path,
-		     struct secbuf *out, bool *absent, struct err *e)
+/* The entry file p into text; *absent when it (or its folder) is
+ * missing. */
+static int file_read(const struct file_store *fs, const struct kit_path *p,
+		     struct secbuf *text, bool *absent, struct err *e)
 {
-	struct stat st;
-	int fd, rc = -1;
+	int dfd = kit_dir_beneath(fs->dir, p->rel, false, e), rc;
 
 	*absent = false;
-	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT || errno == ENOTDIR) {
-			*absent = true;
-			return 0;
-		}
-		return err_set(e, ERR_IO, "%s: %s", path, strerror(errno));
+	if (dfd < 0 && e->code == ERR_NOTFOUND) {
+		err_clear(e);
+		*absent = true;
+		return 0;
 	}
-	if (fstat(fd, &st) < 0) {
-		err_set(e, ERR_IO, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		err_set(e, ERR_IO, "%s: not a regular file", path);
-		goto out;
-	}
-	if ((unsigned long long)st.st_size > FILE_MAX)
-		goto too_big;
-	if (secbuf_reserve(out, st.st_size + 1) < 0) {
-		err_oom(e);
-		goto out;
-	}
-	if (secbuf_read_fd(out, fd, FILE_MAX) < 0) {
-		if (errno == EFBIG)
-			goto too_big;
-		err_set(e, errno == ENOMEM ? ERR_NOMEM : ERR_IO, "%s: %s", path,
-			strerror(errno));
-		goto out;
-	}
-	rc = 0;
-	goto out;
-too_big:
-	err_set(e, ERR_TOOBIG, "%s: larger than %zu bytes", path, FILE_MAX);
-out:
-	close(fd);
-	if (rc < 0)
-		secbuf_clear(out);
-	return rc;
+	if (dfd < 0)
+		return -1;
+	rc = kit_entry_read(dfd, p->base, p->file, FILE_MAX, text, e);
+	close(dfd);
+	*absent = rc == 0;
+	return rc < 0 ? -1 : 0;
 }
 
 /* The store's folder may be missing (the first write creates it), but
@@ -173,7 +151,7 @@ static int file_fetch(void *state, const char *locator, const char *params,
 {
 	struct file_store *fs = state;
 	struct secbuf text = SECBUF_INIT;
-	struct kit_path p = { NULL, NULL, NULL };
+	struct kit_path p = KIT_PATH_INIT;
 	bool absent;
 	int rc = -1;
 
@@ -181,7 +159,7 @@ static int file_fetch(void *state, const char *locator, const char *params,
 		return -1;
 	if (kit_path_make(fs->dir, locator, FILE_SUFFIX, &p, e) < 0)
 		goto out;
-	if (file_read(AT_FDCWD, p.file, p.file, &text, &absent, e) < 0)
+	if (file_read(fs, &p, &text, &absent, e) < 0)
 		goto out;
 	if (absent) {
 		err_set(e, ERR_NOTFOUND, "%s: no such entry (%s)", locator,
@@ -228,15 +206,13 @@ static int file_current_version(int dfd, const struct kit_path *p,
 				struct err *e)
 {
 	struct secbuf text = SECBUF_INIT;
-	bool absent;
+	int rc = kit_entry_read(dfd, p->base, p->file, FILE_MAX, &text, e);
 
 	version[0] = '\0';
-	if (file_read(dfd, p->base, p->file, &text, &absent, e) < 0)
-		return -1;
-	if (!absent)
+	if (rc == 1)
 		kit_bytes_version(&text, version);
 	secbuf_free(&text);
-	return 0;
+	return rc < 0 ? -1 : 0;
 }
 
 static int file_store(void *state, const char *locator, const char *params,
@@ -247,7 +223,7 @@ static int file_store(void *state, const char *locator, const char *params,
 	struct file_store *fs = state;
 	struct secbuf text = SECBUF_INIT;
 	char version[PROVIDER_VERSION_MAX], current[PROVIDER_VERSION_MAX];
-	struct kit_path p = { NULL, NULL, NULL };
+	struct kit_path p = KIT_PATH_INIT;
 	int dfd = -1, rc = -1;
 
 	if (file_locator_check(locator, e) < 0 ||
@@ -266,7 +242,7 @@ static int file_store(void *state, const char *locator, const char *params,
 	kit_bytes_version(&text, version);
 	if (kit_path_make(fs->dir, locator, FILE_SUFFIX, &p, e) < 0)
 		goto out;
-	dfd = kit_dir_lock(p.parent, true, LOCK_EX, e);
+	dfd = kit_dir_lock(fs->dir, p.rel, true, LOCK_EX, e);
 	if (dfd < 0)
 		goto out;
 	if (file_current_version(dfd, &p, current, e) < 0 ||
@@ -335,9 +311,7 @@ static int file_walk_one(struct file_walk *w, int dfd, const char *name,
 		w->len = old;
 		return rc;
 	}
-	/* an entry may be a symlink to a file, never to a folder (loops) */
-	if (S_ISLNK(st.st_mode) && fstatat(dfd, name, &st, 0) < 0)
-		return 0;
+	/* a symbolic link is no entry: reads refuse it */
 	if (!S_ISREG(st.st_mode) || nlen <= FILE_SUFFIX_LEN ||
 	    strcmp(name + nlen - FILE_SUFFIX_LEN, FILE_SUFFIX) ||
 	    w->len + nlen - FILE_SUFFIX_LEN > FILE_LOCATOR_MAX)
@@ -388,7 +362,6 @@ static int file_list(void *state, const char *prefix, struct strv *out,
 	struct file_walk w = { .fs = fs, .out = out };
 	size_t plen = strlen(prefix);
 	int dfd, depth = 0;
-	char *path;
 
 	/* "team/" and "team" are one folder */
 	if (plen > 1 && prefix[plen - 1] == '/')
@@ -400,19 +373,13 @@ static int file_list(void *state, const char *prefix, struct strv *out,
 	w.rel[plen] = '\0';
 	if (plen > 0 && file_locator_check(w.rel, e) < 0)
 		return -1;
-	if (asprintf(&path, "%s/%s", fs->dir, w.rel) < 0)
-		return err_oom(e);
-	dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0) {
-		int err = errno;
-
-		free(path);
-		if (err == ENOENT || err == ENOTDIR)
-			return 0;
-		return err_set(e, ERR_IO, "%s/%s: %s", fs->dir, w.rel,
-			       strerror(err));
+	dfd = kit_dir_beneath(fs->dir, w.rel, false, e);
+	if (dfd < 0 && e->code == ERR_NOTFOUND) {
+		err_clear(e);
+		return 0;
 	}
-	free(path);
+	if (dfd < 0)
+		return -1;
 	/* the prefix's own levels count towards FILE_DEPTH_MAX */
 	for (size_t i = 0; i < plen; i++)
 		depth += w.rel[i] == '/';

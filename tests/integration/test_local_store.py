@@ -1,0 +1,176 @@
+"""The local stores' own files (issue 10), through real mounts: a FIFO or a
+symbolic link in a store's folder is refused (promptly, never waited on,
+never followed).
+
+Run: SECRETFS_BIN=build/secretfs python3 -m pytest tests/integration/test_local_store.py
+"""
+
+import os
+import secrets as pysecrets
+import stat
+import subprocess
+import sys
+
+import pytest
+
+import sfs
+
+# Every read reaches the store: changes show at once.
+FRESH = {"ttl": "0", "max_stale": "0"}
+# A reader that waits longer than this on one file is stuck.
+READ_WAIT_S = 10
+
+
+def distinct(tag):
+    return f"S3cr3t-{tag}-{pysecrets.token_hex(6)}"
+
+
+def dx_section(tmp_path, monkeypatch, directory):
+    """A dotenvx store on directory, its key in the daemon's environment."""
+    monkeypatch.setenv("SFS_IT_DX_KEY", pysecrets.token_hex(32))
+    return ("\n[provider environ]\ntype = env\n"
+            f"\n[provider repo]\ntype = dotenvx\ndirectory = {directory}\n"
+            "private_key = environ://SFS_IT_DX_KEY\n")
+
+
+def dir_section(directory):
+    return f"\n[provider folder]\ntype = dir\ndirectory = {directory}\n"
+
+
+READER = r"""
+import errno, sys
+try:
+    with open(sys.argv[1], "rb") as f:
+        f.read()
+    print("ok")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, str(e.errno)))
+"""
+
+
+def read_in_child(path):
+    """Read path in a child process: its errno name ("ok" on success), or
+    None when it did not finish within READ_WAIT_S."""
+    child = subprocess.Popen([sys.executable, "-c", READER, str(path)],
+                             stdout=subprocess.PIPE, text=True,
+                             stdin=subprocess.DEVNULL)
+    try:
+        out, _ = child.communicate(timeout=READ_WAIT_S)
+        return out.strip()
+    except subprocess.TimeoutExpired:
+        return None
+    finally:
+        if child.poll() is None:
+            child.kill()
+
+
+def unblock(fifo):
+    """Open fifo for writing once, so a reader stuck opening it (the
+    unfixed daemon) goes on and the test can end."""
+    try:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:
+        pass
+
+
+# ------------------------------------------------------------ FIFOs
+
+@pytest.mark.parametrize("kind", ["file", "dotenvx", "dir"])
+def test_fifo_in_store_fails_promptly(mount, store, tmp_path, monkeypatch,
+                                      kind):
+    """A FIFO where an entry's file should be: the reader gets EIO at once
+    and the log names the path, instead of hanging (unkillably, in the
+    kernel) until something opens the FIFO for writing."""
+    ok = distinct("fifo-ok")
+    store.secrets.add(ok)
+    if kind == "file":
+        store.put("team/good", {"K": ok})
+        fifo = store.path("team/fifo")
+        fifo.parent.mkdir(parents=True, exist_ok=True)
+        extra = ""
+        apps = {"good": {"store": "local://team/good"},
+                "bad": {"store": "local://team/fifo"}}
+    elif kind == "dotenvx":
+        repo = tmp_path / "repo"
+        repo.mkdir()
+        (repo / ".env.good").write_text(f"K={ok}\n")
+        fifo = repo / ".env.fifo"
+        extra = dx_section(tmp_path, monkeypatch, repo)
+        apps = {"good": {"store": "repo://.env.good"},
+                "bad": {"store": "repo://.env.fifo"}}
+    else:
+        folder = tmp_path / "secrets"
+        folder.mkdir()
+        (folder / "good").write_text(ok)
+        fifo = folder / "fifo"
+        extra = dir_section(folder)
+        apps = {"good": {"env.K": "folder://good"},
+                "bad": {"env.K": "folder://fifo"}}
+    os.mkfifo(fifo, 0o600)
+    m = mount(config=sfs.config_text(store.dir, apps, FRESH, extra=extra))
+    m.expect_log(rf"{fifo}: not a regular file \(refused\)")
+    try:
+        got = read_in_child(m.app("bad") / ".env")
+        assert got == "EIO", f"reading .env over a FIFO: {got or 'hung'}"
+        got = read_in_child(m.app("bad") / "K")
+        if kind == "dir":	# the key is declared: its file exists
+            assert got == "EIO", f"reading K over a FIFO: {got or 'hung'}"
+    finally:
+        unblock(fifo)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert sfs.parse(sfs.read_text(m.app("good") / ".env")) == {"K": ok}
+
+
+# ------------------------------------------------------------ symbolic links
+
+def test_symlinked_entry_file_refused(mount, store, tmp_path):
+    """An entry file that is a symbolic link (to a file outside the store)
+    is refused with EACCES, not read through."""
+    outside = tmp_path / "outside.env"
+    leaked = distinct("outside-entry")
+    store.secrets.add(leaked)
+    outside.write_text(f"K='{leaked}'\n")
+    store.path("team/x").parent.mkdir(parents=True)
+    os.symlink(outside, store.path("team/link"))
+    m = mount({"app": {"store": "local://team/link", "mode": "0600"}}, settings=FRESH)
+    m.expect_log(r"team/link\.env: a symbolic link in the store's folder \(refused\)")
+    assert sfs.errno_of(sfs.read, m.app("app") / ".env") == "EACCES"
+    # a write does not replace the link either
+    assert sfs.write_file(m.app("app") / "K", "x")[1] == "EACCES"
+    assert os.path.islink(store.path("team/link"))
+    assert outside.read_text() == f"K='{leaked}'\n"
+
+
+def test_symlinked_folder_refused_for_reads_and_writes(mount, store, tmp_path):
+    """A folder of the store that is a symbolic link to one outside: reads
+    are refused, and a write does not land outside the store."""
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    leaked = distinct("outside-folder")
+    store.secrets.add(leaked)
+    (outside / "app.env").write_text(f"K='{leaked}'\n")
+    os.symlink(outside, store.dir / "team")
+    m = mount({"app": {"store": "local://team/app", "mode": "0600"},
+               "new": {"store": "local://team/new", "mode": "0600"}},
+              settings=FRESH)
+    m.expect_log(r"/team: a symbolic link in the store's folder \(refused\)")
+    assert sfs.errno_of(sfs.read, m.app("app") / ".env") == "EACCES"
+    stage, err = sfs.write_file(m.app("new") / "K", distinct("written"))
+    assert err == "EACCES", (stage, err)
+    assert sorted(p.name for p in outside.iterdir()) == ["app.env"]
+    assert (outside / "app.env").read_text() == f"K='{leaked}'\n"
+
+
+def test_symlinked_dotenvx_file_refused(mount, store, tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    outside = tmp_path / "outside.env"
+    leaked = distinct("outside-dx")
+    store.secrets.add(leaked)
+    outside.write_text(f"K={leaked}\n")
+    os.symlink(outside, repo / ".env.link")
+    m = mount(config=sfs.config_text(
+        store.dir, {"app": {"store": "repo://.env.link"}}, FRESH,
+        extra=dx_section(tmp_path, monkeypatch, repo)))
+    m.expect_log(r"\.env\.link: a symbolic link in the store's folder \(refused\)")
+    assert sfs.errno_of(sfs.read, m.app("app") / ".env") == "EACCES"
