@@ -74,6 +74,19 @@ static int file_locator_check(const char *locator, struct err *e)
 	}
 }
 
+/* provider_ops.check: the configuration refuses a locator the store would
+ * refuse at every read (local://../../etc/shadow#x) with its file:line. */
+static int file_check(const char *locator, const char *params, struct err *e)
+{
+	if (!locator[0])
+		return err_set(e, ERR_INVALID,
+			       "empty locator (provider type file needs one)");
+	if (params)
+		return err_set(e, ERR_INVALID, "locator %s: takes no ?parameters",
+			       locator);
+	return file_locator_check(locator, e);
+}
+
 /* The entry file p into text; *absent when it (or its folder) is
  * missing. */
 static int file_read(const struct file_store *fs, const struct kit_path *p,
@@ -155,7 +168,7 @@ static int file_fetch(void *state, const char *locator, const char *params,
 	bool absent;
 	int rc = -1;
 
-	if (file_locator_check(locator, e) < 0)
+	if (file_check(locator, params, e) < 0)
 		return -1;
 	if (kit_path_make(fs->dir, locator, FILE_SUFFIX, &p, e) < 0)
 		goto out;
@@ -226,7 +239,7 @@ static int file_store(void *state, const char *locator, const char *params,
 	struct kit_path p = KIT_PATH_INIT;
 	int dfd = -1, rc = -1;
 
-	if (file_locator_check(locator, e) < 0 ||
+	if (file_check(locator, params, e) < 0 ||
 	    file_map_check(locator, m, e) < 0)
 		return -1;
 	/* render before locking: the lock is held only for the I/O */
@@ -404,6 +417,7 @@ const struct provider_ops file_provider_ops = {
 	.caps = PROVIDER_CAP_CAS | PROVIDER_CAP_WRITE | PROVIDER_CAP_LIST,
 	.create = file_create,
 	.destroy = file_destroy,
+	.check = file_check,
 	.fetch = file_fetch,
 	.store = file_store,
 	.list = file_list,

@@ -1,6 +1,7 @@
 """The local stores' own files (issue 10), through real mounts: a FIFO or a
 symbolic link in a store's folder is refused (promptly, never waited on,
-never followed).
+never followed), and a locator outside the folder is a configuration
+error.
 
 Run: SECRETFS_BIN=build/secretfs python3 -m pytest tests/integration/test_local_store.py
 """
@@ -174,3 +175,38 @@ def test_symlinked_dotenvx_file_refused(mount, store, tmp_path, monkeypatch):
         extra=dx_section(tmp_path, monkeypatch, repo)))
     m.expect_log(r"\.env\.link: a symbolic link in the store's folder \(refused\)")
     assert sfs.errno_of(sfs.read, m.app("app") / ".env") == "EACCES"
+
+
+# ------------------------------------------------------------ locators
+
+def start_refused(tmp_path, config):
+    """Start the daemon (it returns once mounted) on config: its result;
+    a mount it made is undone."""
+    cfg = tmp_path / "refused.conf"
+    cfg.write_text(config)
+    mnt = sfs.make_mountpoint()
+    try:
+        return subprocess.run([str(sfs.BIN), "-o", f"config={cfg}", str(mnt)],
+                              stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=30, env=sfs.daemon_env()), cfg
+    finally:
+        if os.path.ismount(mnt):
+            sfs.fusermount_u(mnt)
+        sfs.remove_mountpoint(mnt)
+
+
+@pytest.mark.parametrize("kind", ["file", "dir", "dotenvx"])
+@pytest.mark.parametrize("locator", ["../../etc/shadow", "/etc/shadow",
+                                     "team/../../../etc/shadow"])
+def test_locator_outside_the_folder_refused_at_load(fuse_ready, store, tmp_path,
+                                                    monkeypatch, kind, locator):
+    extra = {"file": "", "dir": dir_section(tmp_path),
+             "dotenvx": dx_section(tmp_path, monkeypatch, tmp_path)}[kind]
+    scheme = {"file": "local", "dir": "folder", "dotenvx": "repo"}[kind]
+    text = sfs.config_text(store.dir, {"billing": {
+        "store": "local://team/billing",
+        "env.X": f"{scheme}://{locator}#x"}}, extra=extra)
+    line = text.splitlines().index(f"env.X = {scheme}://{locator}#x") + 1
+    res, cfg = start_refused(tmp_path, text)
+    assert res.returncode == 1, res.stderr
+    assert f"{cfg}:{line}: reference '{scheme}://{locator}" in res.stderr
