@@ -315,17 +315,37 @@ int kit_file_read(const char *path, unsigned flags, size_t max,
 
 /* ---- local folders (file, dir, dotenvx) ---- */
 
+static bool kit_name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+}
+
 bool kit_name_valid(const char *s, size_t len)
 {
 	if (len == 0 || len > KIT_NAME_MAX || s[0] == '.')
 		return false;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-
-		if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') &&
-		    !(c >= '0' && c <= '9') && c != '.' && c != '_' && c != '-')
+	for (size_t i = 0; i < len; i++)
+		if (!kit_name_char(s[i]))
 			return false;
-	}
+	return true;
+}
+
+bool kit_temp_name(const char *name, const char *suffix)
+{
+	size_t len = strlen(name), slen = strlen(suffix);
+	const char *hex = name + len - KIT_TEMP_HEX;
+
+	/* "." NAME "." HEX, NAME at least the suffix and one more byte */
+	if (len < 1 + slen + 1 + 1 + KIT_TEMP_HEX || name[0] != '.' ||
+	    hex[-1] != '.' || memcmp(hex - 1 - slen, suffix, slen))
+		return false;
+	for (const char *c = name + 1; c < hex - 1; c++)
+		if (!kit_name_char(*c))
+			return false;
+	for (const char *c = hex; *c; c++)
+		if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f')))
+			return false;
 	return true;
 }
 
@@ -510,8 +530,8 @@ static int kit_temp_open(int dfd, const char *path, const char *name,
 			 char *tmp, size_t size, struct err *e)
 {
 	for (int tries = 0; tries < 16; tries++) {
-		unsigned char r[8];
-		char hex[2 * sizeof(r) + 1];
+		unsigned char r[KIT_TEMP_HEX / 2];
+		char hex[KIT_TEMP_HEX + 1];
 		int fd;
 
 		randombytes_buf(r, sizeof(r));

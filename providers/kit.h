@@ -192,11 +192,17 @@ bool kit_token_reject(struct kit_token *t, uint64_t gen);
 
 /* Room for a temporary name ".NAME.<16 hex>" within NAME_MAX. */
 #define KIT_NAME_MAX 200
+/* The random part of a temporary name: 16 lowercase hex digits. */
+#define KIT_TEMP_HEX 16
 
 /* A name a local store keeps a file or folder under: non-empty, at most
  * KIT_NAME_MAX bytes of A-Z a-z 0-9 . _ -, not starting with '.' (which
  * rules out ".", "..", temporary files and Kubernetes' ..data). */
 bool kit_name_valid(const char *s, size_t len);
+/* Is name what kit_file_replace calls its temporary for a file whose name
+ * ends in suffix: ".NAME.<KIT_TEMP_HEX lowercase hex>", NAME ending in
+ * suffix? */
+bool kit_temp_name(const char *name, const char *suffix);
 /* mkdir -p path; what is created gets mode 0700. */
 int kit_mkdirs(const char *path, struct err *e);
 /* Open the folder rel ("" the store's folder itself, else "a/b") below a
@@ -224,7 +230,8 @@ int kit_entry_read(int dfd, const char *name, const char *path, size_t max,
 /* Replace name in folder dfd (path: the folder, for messages) with len
  * bytes of data: a temporary ".NAME.<random hex>" (0600, beside it) is
  * written and fsync'd, renamed over name, and the folder fsync'd, so a
- * crash leaves the old or the new file, never a mix. */
+ * crash leaves the old or the new file, never a mix (and perhaps the
+ * temporary, which the store may remove at start: kit_temp_name). */
 int kit_file_replace(int dfd, const char *path, const char *name,
 		     const char *data, size_t len, struct err *e);
 /* ERR_CONFLICT unless expect (provider.h's meaning) matches current, the

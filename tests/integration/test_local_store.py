@@ -1,7 +1,7 @@
 """The local stores' own files (issue 10), through real mounts: a FIFO or a
 symbolic link in a store's folder is refused (promptly, never waited on,
-never followed), and a locator outside the folder is a configuration
-error.
+never followed), a locator outside the folder is a configuration error,
+and temporaries a killed daemon left are removed at start.
 
 Run: SECRETFS_BIN=build/secretfs python3 -m pytest tests/integration/test_local_store.py
 """
@@ -20,6 +20,7 @@ import sfs
 FRESH = {"ttl": "0", "max_stale": "0"}
 # A reader that waits longer than this on one file is stuck.
 READ_WAIT_S = 10
+HEX16 = "0123456789abcdef"
 
 
 def distinct(tag):
@@ -210,3 +211,58 @@ def test_locator_outside_the_folder_refused_at_load(fuse_ready, store, tmp_path,
     res, cfg = start_refused(tmp_path, text)
     assert res.returncode == 1, res.stderr
     assert f"{cfg}:{line}: reference '{scheme}://{locator}" in res.stderr
+
+
+# ------------------------------------------------------------ temporaries
+
+def test_stale_temporaries_removed_at_start(mount, store, tmp_path):
+    """Temporaries of interrupted writes (".NAME.env.<16 hex>", each a
+    whole entry in plaintext) are removed when the store starts; nothing
+    else in the folder is touched."""
+    value = distinct("kept")
+    stale = distinct("stale")
+    store.secrets.add(stale)
+    store.put("team/billing", {"K": value})
+    temps = [store.dir / "team" / f".billing.env.{HEX16}",
+             store.dir / f".top.env.{HEX16[::-1]}",
+             store.dir / "team" / "deep" / f".x.env.{'a' * 16}"]
+    outside = tmp_path / "outside.env"
+    outside.write_text("outside\n")
+    keep = {
+        store.dir / "team" / f".billing.env.{HEX16[:15]}": "short",
+        store.dir / "team" / f".billing.env.{HEX16.upper()}": "upper",
+        store.dir / "team" / f".notes.txt.{HEX16}": "not an entry's",
+        store.dir / "team" / f"billing.env.{HEX16}": "no dot",
+        store.dir / "team" / f".billing.env.{HEX16}.x": "suffix",
+        store.dir / ".git" / f".x.env.{HEX16}": "in a dot folder",
+        store.dir / "team" / "notes.txt": "notes",
+    }
+    for p in temps:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(f"K='{stale}'\n")
+        p.chmod(0o600)
+    for p, text in keep.items():
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    link = store.dir / "team" / f".link.env.{HEX16}"
+    os.symlink(outside, link)
+    os.mkdir(store.dir / "team" / f".dir.env.{HEX16}")
+    before = {p: os.stat(p).st_mtime_ns for p in keep}
+
+    m = mount({"billing": {"store": "local://team/billing"}}, settings=FRESH)
+    assert [p for p in temps if os.path.lexists(p)] == []
+    assert {p: p.read_text() for p in keep} == keep
+    assert {p: os.stat(p).st_mtime_ns for p in keep} == before
+    assert os.readlink(link) == str(outside) and outside.read_text() == "outside\n"
+    assert (store.dir / "team" / f".dir.env.{HEX16}").is_dir()
+    assert sfs.read_text(m.app("billing") / "K") == value
+    assert "removed 3 temporary file(s) of interrupted writes" in m.stderr_text()
+
+
+def test_writes_make_temporaries_private_beside_the_entry(mount, store):
+    """What a write leaves is the entry alone, 0600, in its own folder."""
+    store.put("team/billing", {"K": distinct("old")})
+    m = mount({"billing": {"store": "local://team/billing", "mode": "0600"}})
+    assert sfs.write_file(m.app("billing") / "K", distinct("new")) == (None, None)
+    assert sorted(os.listdir(store.dir / "team")) == ["billing.env"]
+    assert stat.S_IMODE(os.stat(store.path("team/billing")).st_mode) == 0o600

@@ -116,6 +116,20 @@ static void test_file_read(void **state)
 
 /* ---- local folders ---- */
 
+static void test_temp_name(void **state)
+{
+	(void)state;
+	assert_true(kit_temp_name(".billing.env.0123456789abcdef", ".env"));
+	assert_true(kit_temp_name("..env.production.0123456789abcdef", ""));
+	assert_false(kit_temp_name(".billing.env.0123456789abcde", ".env"));
+	assert_false(kit_temp_name(".billing.env.0123456789ABCDEF", ".env"));
+	assert_false(kit_temp_name(".billing.txt.0123456789abcdef", ".env"));
+	assert_false(kit_temp_name("billing.env.0123456789abcdef", ".env"));
+	assert_false(kit_temp_name("..env.0123456789abcdef", ".env"));
+	assert_false(kit_temp_name(".a b.env.0123456789abcdef", ".env"));
+	assert_false(kit_temp_name(".billing.env-0123456789abcdef", ".env"));
+}
+
 /* No symbolic link below a store's folder is followed, a FIFO is refused
  * without waiting for a writer, and missing is not an error. */
 static void test_beneath(void **state)
@@ -569,6 +583,7 @@ int main(void)
 		cmocka_unit_test(test_opt_env_fallback),
 		cmocka_unit_test(test_opt_url),
 		cmocka_unit_test(test_file_read),
+		cmocka_unit_test(test_temp_name),
 		cmocka_unit_test(test_beneath),
 		cmocka_unit_test(test_params),
 		cmocka_unit_test(test_value_map),
