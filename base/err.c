@@ -60,6 +60,8 @@ const char *err_code_name(enum err_code code)
 		[ERR_EXISTS] = "exists",
 		[ERR_NOATTR] = "no such attribute",
 		[ERR_NOTSUP] = "not supported",
+		[ERR_NOSPACE] = "no space left",
+		[ERR_QUOTA] = "quota exceeded",
 	};
 
 	if ((unsigned)code >= sizeof(names) / sizeof(names[0]) || !names[code])

@@ -24,6 +24,8 @@ enum err_code {
 	ERR_EXISTS,	/* the name is taken */
 	ERR_NOATTR,	/* no such extended attribute (an answer, for probes) */
 	ERR_NOTSUP,	/* not an operation this file has */
+	ERR_NOSPACE,	/* a local disk is full (ENOSPC) */
+	ERR_QUOTA,	/* a local disk quota is exhausted (EDQUOT) */
 };
 
 struct err {

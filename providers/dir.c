@@ -451,7 +451,8 @@ static int dir_apply(const struct dir_store *ds, struct dir_folder *f,
 			return err_set(e, ERR_IO, "%s/%s: %s", f->path,
 				       cur->items[i].key, strerror(errno));
 	if (fsync(f->fd) < 0)
-		return err_set(e, ERR_IO, "%s: %s", f->path, strerror(errno));
+		return err_set(e, kit_io_code(errno), "%s: %s", f->path,
+			       strerror(errno));
 	return 0;
 }
 

@@ -349,6 +349,15 @@ bool kit_temp_name(const char *name, const char *suffix)
 	return true;
 }
 
+enum err_code kit_io_code(int err)
+{
+	if (err == ENOSPC)
+		return ERR_NOSPACE;
+	if (err == EDQUOT)
+		return ERR_QUOTA;
+	return ERR_IO;
+}
+
 int kit_mkdirs(const char *path, struct err *e)
 {
 	char *buf = strdup(path);
@@ -363,7 +372,7 @@ int kit_mkdirs(const char *path, struct err *e)
 			continue;
 		*s = '\0';
 		if (mkdir(buf, 0700) < 0 && errno != EEXIST) {
-			rc = err_set(e, ERR_IO, "%s: %s", buf,
+			rc = err_set(e, kit_io_code(errno), "%s: %s", buf,
 				     strerror(errno));
 			break;
 		}
@@ -406,7 +415,7 @@ static int kit_dir_err(const char *dir, const char *rel, int err,
 		return err_set(e, ERR_ACCESS,
 			       "%s%s%s: a symbolic link in the store's folder (refused)",
 			       dir, sep, rel);
-	return err_set(e, ERR_IO, "%s%s%s: %s", dir, sep, rel,
+	return err_set(e, kit_io_code(err), "%s%s%s: %s", dir, sep, rel,
 		       strerror(err));
 }
 
@@ -544,7 +553,7 @@ static int kit_temp_open(int dfd, const char *path, const char *name,
 		if (errno != EEXIST)
 			break;
 	}
-	return err_set(e, ERR_IO, "%s: temporary file: %s", path,
+	return err_set(e, kit_io_code(errno), "%s: temporary file: %s", path,
 		       strerror(errno));
 }
 
@@ -556,24 +565,25 @@ int kit_file_replace(int dfd, const char *path, const char *name,
 
 	if (fd < 0)
 		return -1;
+	/* a full disk may show at write, fsync or close: each is passed on */
 	if (kit_write_all(fd, data, len) < 0 || fsync(fd) < 0) {
-		err_set(e, ERR_IO, "%s/%s: %s", path, tmp,
+		err_set(e, kit_io_code(errno), "%s/%s: %s", path, tmp,
 			strerror(errno));
 		close(fd);
 		goto fail;
 	}
 	if (close(fd) < 0) {
-		err_set(e, ERR_IO, "%s/%s: %s", path, tmp,
+		err_set(e, kit_io_code(errno), "%s/%s: %s", path, tmp,
 			strerror(errno));
 		goto fail;
 	}
 	if (renameat(dfd, tmp, dfd, name) < 0) {
-		err_set(e, ERR_IO, "%s/%s: rename: %s", path, name,
+		err_set(e, kit_io_code(errno), "%s/%s: rename: %s", path, name,
 			strerror(errno));
 		goto fail;
 	}
 	if (fsync(dfd) < 0)
-		return err_set(e, ERR_IO, "%s: %s", path,
+		return err_set(e, kit_io_code(errno), "%s: %s", path,
 			       strerror(errno));
 	return 0;
 fail:

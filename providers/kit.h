@@ -203,6 +203,10 @@ bool kit_name_valid(const char *s, size_t len);
  * ends in suffix: ".NAME.<KIT_TEMP_HEX lowercase hex>", NAME ending in
  * suffix? */
 bool kit_temp_name(const char *name, const char *suffix);
+/* The err code of a failed local I/O call's errno: a full disk or quota
+ * (ERR_NOSPACE, ERR_QUOTA) is told apart, so the writer gets ENOSPC or
+ * EDQUOT instead of EIO; everything else is ERR_IO. */
+enum err_code kit_io_code(int err);
 /* mkdir -p path; what is created gets mode 0700. */
 int kit_mkdirs(const char *path, struct err *e);
 /* Open the folder rel ("" the store's folder itself, else "a/b") below a
@@ -210,7 +214,7 @@ int kit_mkdirs(const char *path, struct err *e);
  * could lead reads and writes out of the store (dir itself, the
  * configuration's choice, may be one). With create, missing folders are
  * made 0700. The folder's fd; -1 with ERR_NOTFOUND when missing,
- * ERR_ACCESS for a symbolic link, else ERR_IO. */
+ * ERR_ACCESS for a symbolic link, else ERR_IO (or kit_io_code's). */
 int kit_dir_beneath(const char *dir, const char *rel, bool create,
 		    struct err *e);
 /* kit_dir_beneath, then flock the folder (how: LOCK_EX for writers,
@@ -231,7 +235,8 @@ int kit_entry_read(int dfd, const char *name, const char *path, size_t max,
  * bytes of data: a temporary ".NAME.<random hex>" (0600, beside it) is
  * written and fsync'd, renamed over name, and the folder fsync'd, so a
  * crash leaves the old or the new file, never a mix (and perhaps the
- * temporary, which the store may remove at start: kit_temp_name). */
+ * temporary, which the store may remove at start: kit_temp_name). A full
+ * disk is ERR_NOSPACE (ERR_QUOTA), and leaves name as it was. */
 int kit_file_replace(int dfd, const char *path, const char *name,
 		     const char *data, size_t len, struct err *e);
 /* ERR_CONFLICT unless expect (provider.h's meaning) matches current, the

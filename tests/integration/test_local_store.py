@@ -1,7 +1,8 @@
 """The local stores' own files (issue 10), through real mounts: a FIFO or a
 symbolic link in a store's folder is refused (promptly, never waited on,
 never followed), a locator outside the folder is a configuration error,
-and temporaries a killed daemon left are removed at start.
+and temporaries a killed daemon left are removed at start. A full disk
+(ENOSPC) is in test_concurrent_writes.py.
 
 Run: SECRETFS_BIN=build/secretfs python3 -m pytest tests/integration/test_local_store.py
 """

@@ -128,6 +128,9 @@ static void test_temp_name(void **state)
 	assert_false(kit_temp_name("..env.0123456789abcdef", ".env"));
 	assert_false(kit_temp_name(".a b.env.0123456789abcdef", ".env"));
 	assert_false(kit_temp_name(".billing.env-0123456789abcdef", ".env"));
+	assert_int_equal(kit_io_code(ENOSPC), ERR_NOSPACE);
+	assert_int_equal(kit_io_code(EDQUOT), ERR_QUOTA);
+	assert_int_equal(kit_io_code(EIO), ERR_IO);
 }
 
 /* No symbolic link below a store's folder is followed, a FIFO is refused
