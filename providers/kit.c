@@ -334,11 +334,13 @@ bool kit_name_valid(const char *s, size_t len)
 bool kit_temp_name(const char *name, const char *suffix)
 {
 	size_t len = strlen(name), slen = strlen(suffix);
-	const char *hex = name + len - KIT_TEMP_HEX;
+	const char *hex;
 
 	/* "." NAME "." HEX, NAME at least the suffix and one more byte */
-	if (len < 1 + slen + 1 + 1 + KIT_TEMP_HEX || name[0] != '.' ||
-	    hex[-1] != '.' || memcmp(hex - 1 - slen, suffix, slen))
+	if (len < 1 + slen + 1 + 1 + KIT_TEMP_HEX || name[0] != '.')
+		return false;
+	hex = name + len - KIT_TEMP_HEX;
+	if (hex[-1] != '.' || memcmp(hex - 1 - slen, suffix, slen))
 		return false;
 	for (const char *c = name + 1; c < hex - 1; c++)
 		if (!kit_name_char(*c))
