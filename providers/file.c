@@ -148,6 +148,10 @@ static void file_sweep_dir(const char *path, int dfd, int depth, unsigned *n)
 		char *sub;
 		int fd;
 
+		/* a store holds mostly entry files: no stat for those */
+		if (name[0] != '.' && de->d_type != DT_DIR &&
+		    de->d_type != DT_UNKNOWN)
+			continue;
 		if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		if (S_ISREG(st.st_mode) && kit_temp_name(name, FILE_SUFFIX)) {
