@@ -308,11 +308,21 @@ def temporaries(directory):
     return [p.name for p in directory.iterdir() if p.name.startswith(".")]
 
 
+def wait_for_temporary(directory, limit_s):
+    """Return as soon as a write's temporary is in directory (the daemon
+    is between creating and renaming it), or after limit_s."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if any(name.startswith(".") for name in os.listdir(directory)):
+            return
+
+
 @pytest.mark.timeout_s(120)
 def test_kill_9_during_writes_leaves_old_or_new(fuse_ready, store, tmp_path):
-    """kill -9 the daemon while a writer rewrites a large .env, ten times:
-    the entry is always one whole generation, and the next start leaves
-    no temporary behind."""
+    """kill -9 the daemon while a writer rewrites a large .env, ten times
+    (every other kill the moment a temporary appears, the others at a
+    random time): the entry is always one whole generation, and the next
+    start leaves no temporary behind."""
     keys, size, cycles = 8, 40000, 10
     token = distinct("kill9")
     store.put_text("team/crash", "".join(
@@ -332,7 +342,10 @@ def test_kill_9_during_writes_leaves_old_or_new(fuse_ready, store, tmp_path):
                 [sys.executable, "-c", WRITER, str(m.app("crash")), token,
                  str(keys), str(size), str(1 + 1000 * cycle)],
                 stdin=subprocess.DEVNULL)
-            time.sleep(rng.uniform(0.2, 0.8))
+            if cycle % 2:
+                time.sleep(rng.uniform(0.2, 0.8))
+            else:
+                wait_for_temporary(store.dir / "team", 5)
             m.proc.send_signal(signal.SIGKILL)
             m.proc.wait(10)
         finally:
@@ -348,6 +361,8 @@ def test_kill_9_during_writes_leaves_old_or_new(fuse_ready, store, tmp_path):
         last = now
     print(f"kill -9: {cycles} cycles, last generation {last}, "
           f"{stale_seen} temporaries left by kills (removed at each start)")
+    # half the kills land while a temporary exists: the sweep was needed
+    assert stale_seen > 0
     m = sfs.Mount(tmp_path / "final", store, config)
     try:
         assert temporaries(store.dir / "team") == []
