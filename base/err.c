@@ -61,6 +61,8 @@ const char *err_code_name(enum err_code code)
 		[ERR_NOATTR] = "no such attribute",
 		[ERR_NOTSUP] = "not supported",
 		[ERR_NAMETOOLONG] = "name too long",
+		[ERR_NOSPACE] = "no space left",
+		[ERR_QUOTA] = "quota exceeded",
 	};
 
 	if ((unsigned)code >= sizeof(names) / sizeof(names[0]) || !names[code])

@@ -25,6 +25,8 @@ enum err_code {
 	ERR_NOATTR,	/* no such extended attribute (an answer, for probes) */
 	ERR_NOTSUP,	/* not an operation this file has */
 	ERR_NAMETOOLONG,	/* longer than a file name can be */
+	ERR_NOSPACE,	/* a local disk is full (ENOSPC) */
+	ERR_QUOTA,	/* a local disk quota is exhausted (EDQUOT) */
 };
 
 struct err {

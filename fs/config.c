@@ -1325,6 +1325,23 @@ static int config_app_refs_valid(struct loader *ld, size_t idx)
 			      bad.why.msg);
 }
 
+/* A template's reference its provider type refuses (provider_ops.check),
+ * with the template's file:line. */
+static int config_tpl_ref_check(struct loader *ld, const struct tpl *t,
+				const struct tpl_part *p)
+{
+	const struct provider_conf *pc = config_provider(ld->c, p->ref.provider);
+	const struct provider_ops *ops = provider_ops_find(pc->type);
+	char text[256];
+	struct err why;
+
+	if (!ops || !ops->check || ops->check(p->ref.locator, p->ref.params, &why) == 0)
+		return 0;
+	ref_format(&p->ref, text, sizeof(text));
+	return err_set(ld->e, ERR_INVALID, "%s:%d: reference '%s': %s", t->path,
+		       p->line, text, why.msg);
+}
+
 /* Every {{ KEY }} of a template is a key the app has: an env.KEY, or one
  * its store may hold (checked when the file is read); every reference's
  * provider exists. Errors name the template's file:line. */
@@ -1345,6 +1362,8 @@ static int config_app_templates_check(struct loader *ld, const struct app_conf *
 			if (!p->key && !p->text && !config_provider(ld->c, p->ref.provider))
 				return err_set(ld->e, ERR_INVALID, "%s:%d: unknown provider '%s' (no [provider %s] section)",
 					       t->path, p->line, p->ref.provider, p->ref.provider);
+			if (!p->key && !p->text && config_tpl_ref_check(ld, t, p) < 0)
+				return -1;
 		}
 	}
 	return 0;

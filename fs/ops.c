@@ -284,6 +284,8 @@ static int ops_errno(const struct err *e)
 		[ERR_NOATTR] = ENODATA,
 		[ERR_NOTSUP] = ENOTSUP,
 		[ERR_NAMETOOLONG] = ENAMETOOLONG,
+		[ERR_NOSPACE] = ENOSPC,
+		[ERR_QUOTA] = EDQUOT,
 	};
 
 	if ((unsigned)e->code >= sizeof(map) / sizeof(map[0]) || !map[e->code])

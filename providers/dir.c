@@ -10,10 +10,16 @@
  * bytes the value. secrets://SUB is a subfolder, or, when SUB names a
  * file, that file alone as a single value (key ""). Names starting with
  * '.' are not keys (temporary files, Kubernetes' ..data); subfolders are
- * other entries. A symbolic link is refused, except Kubernetes' layout:
+ * other entries. A file named that is not a regular file (a FIFO) is
+ * refused at once (kit_entry_read), as in the other local stores. A
+ * symbolic link is refused, except Kubernetes' layout:
  * KEY -> ..data/KEY and ..data -> ..TIMESTAMP, a folder beside them. Such a
  * folder is read from the one ..TIMESTAMP folder ..data names, checked
  * again after the read (a swap meanwhile reads again), and is read-only.
+ * The rule: the only link followed is ..data, to a ..NAME beside it; the
+ * KEY links are never followed (values are read from the regular files
+ * of that folder), and no folder below the directory is reached through
+ * a link (kit_dir_beneath).
  *
  * The version is a hash of every name and value. Writers take an
  * exclusive flock on the folder, compare, then replace each changed file
@@ -186,47 +192,33 @@ static bool dir_kube_same(const struct dir_folder *f)
 }
 
 /* The bytes of regular file name in folder fd into out, trimmed as
- * configured; ERR_NOTFOUND when missing. */
+ * configured; ERR_NOTFOUND when missing. kit_entry_read refuses a
+ * symbolic link and anything but a regular file (a FIFO without waiting
+ * on it), as the other local stores do. */
 static int dir_value_read(const struct dir_store *ds, int fd,
 			  const char *path, const char *name,
 			  struct secbuf *out, struct err *e)
 {
-	int vfd = openat(fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
-			 O_CLOEXEC | O_NOCTTY);
-	struct stat st;
-	int rc = -1;
+	char file[PATH_MAX];
+	int rc;
 
-	secbuf_clear(out);
-	if (vfd < 0)
-		return err_set(e, errno == ENOENT ? ERR_NOTFOUND :
-			       errno == ELOOP ? ERR_ACCESS : ERR_IO,
-			       "%s/%s: %s", path, name,
-			       errno == ELOOP ? "a symbolic link (refused)" :
-			       strerror(errno));
-	if (fstat(vfd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		err_set(e, ERR_ACCESS, "%s/%s: not a regular file", path, name);
-		goto out;
-	}
+	snprintf(file, sizeof(file), "%s/%s", path, name);
 	/* room for the newline trim_newline drops */
-	if (secbuf_read_fd(out, vfd, DIR_VALUE_MAX + 2) < 0) {
-		err_set(e, errno == EFBIG ? ERR_TOOBIG : ERR_IO, "%s/%s: %s",
-			path, name, errno == EFBIG ? "larger than 64 KiB" :
-			strerror(errno));
-		goto out;
-	}
+	rc = kit_entry_read(fd, name, file, DIR_VALUE_MAX + 2, out, e);
+	if (rc == 0)
+		return err_set(e, ERR_NOTFOUND, "%s: no such file", file);
+	if (rc < 0 && e->code == ERR_TOOBIG)
+		err_set(e, ERR_TOOBIG, "%s: larger than 64 KiB", file);
+	if (rc < 0)
+		return -1;
 	if (ds->trim && out->len && out->data[out->len - 1] == '\n')
 		secbuf_truncate(out, out->len - 1 -
 				(out->len > 1 && out->data[out->len - 2] == '\r'));
 	if (out->len > DIR_VALUE_MAX) {
-		err_set(e, ERR_TOOBIG, "%s/%s: larger than 64 KiB", path, name);
-		goto out;
-	}
-	rc = 0;
-out:
-	close(vfd);
-	if (rc < 0)
 		secbuf_clear(out);
-	return rc;
+		return err_set(e, ERR_TOOBIG, "%s: larger than 64 KiB", file);
+	}
+	return 0;
 }
 
 /* One name of a plain folder: a key, something to skip (0), or a
@@ -290,52 +282,18 @@ static int dir_folder_read(const struct dir_store *ds, struct dir_folder *f,
 	return rc;
 }
 
-static bool dir_is_link(int fd, const char *name)
-{
-	struct stat st;
-
-	return fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	       S_ISLNK(st.st_mode);
-}
-
 /* Open the folder at rel ("" the top) below the store, no symbolic links
- * followed; with create, missing folders are made (0700). */
+ * followed (kit_dir_beneath); with create, missing folders are made
+ * (0700). */
 static int dir_open_rel(const struct dir_store *ds, const char *rel,
 			bool create, struct err *e)
 {
-	int fd = open(ds->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	char seg[KIT_NAME_MAX + 1];
+	int fd = kit_dir_beneath(ds->dir, rel, create, e);
 
-	if (fd < 0 && errno == ENOENT && create) {
-		if (kit_mkdirs(ds->dir, e) < 0)
-			return -1;
-		fd = open(ds->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	}
-	for (const char *s = rel; fd >= 0 && *s;) {
-		size_t len = strcspn(s, "/");
-		int sub;
-
-		memcpy(seg, s, len);
-		seg[len] = '\0';
-		if (create && mkdirat(fd, seg, 0700) < 0 && errno != EEXIST)
-			break;
-		sub = openat(fd, seg, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-			     O_CLOEXEC);
-		/* O_DIRECTORY tells a symbolic link by ENOTDIR */
-		if (sub < 0 && errno == ENOTDIR && dir_is_link(fd, seg))
-			errno = ELOOP;
-		close(fd);
-		fd = sub;
-		s += len + (s[len] == '/');
-	}
-	if (fd >= 0)
-		return fd;
-	if (errno == ENOENT || errno == ENOTDIR)
+	if (fd < 0 && e->code == ERR_NOTFOUND)
 		return err_set(e, ERR_NOTFOUND, "%s: no such folder under %s",
 			       rel[0] ? rel : ".", ds->dir);
-	return err_set(e, errno == ELOOP ? ERR_ACCESS : ERR_IO, "%s/%s: %s",
-		       ds->dir, rel, errno == ELOOP ?
-		       "a symbolic link (refused)" : strerror(errno));
+	return fd;
 }
 
 /* Split locator into its folder (copied to parent) and last name. */
@@ -493,7 +451,8 @@ static int dir_apply(const struct dir_store *ds, struct dir_folder *f,
 			return err_set(e, ERR_IO, "%s/%s: %s", f->path,
 				       cur->items[i].key, strerror(errno));
 	if (fsync(f->fd) < 0)
-		return err_set(e, ERR_IO, "%s: %s", f->path, strerror(errno));
+		return err_set(e, kit_io_code(errno), "%s: %s", f->path,
+			       strerror(errno));
 	return 0;
 }
 

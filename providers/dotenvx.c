@@ -17,6 +17,8 @@
  * quoting, export) stays, so `git diff` shows the changed ciphertexts and
  * nothing else. Writers hold the folder's flock, compare the version and
  * replace the file atomically (providers/kit.h), as the file store does.
+ * As there, no symbolic link below the directory is followed and only
+ * regular files are read (kit_dir_beneath, kit_entry_read).
  */
 #include "provider.h"
 
@@ -99,19 +101,28 @@ static int dx_check(const char *locator, const char *params, struct err *e)
 	return dx_locator_check(locator, params, e);
 }
 
-/* The file's bytes into text; *absent when there is none. */
-static int dx_read(const struct kit_path *p, struct secbuf *text, bool *absent,
-		   struct err *e)
+/* The file p in folder dfd (-1: open it, read-only) into text; *absent
+ * when it (or its folder) is missing. No symbolic link below the
+ * directory is followed, and only a regular file is read. */
+static int dx_read(const struct dx_store *st, int dfd, const struct kit_path *p,
+		   struct secbuf *text, bool *absent, struct err *e)
 {
-	int rc = kit_file_read(p->file, KIT_FILE_OPTIONAL, DX_FILE_MAX, text,
-			       NULL, e);
+	int fd = dfd >= 0 ? dfd : kit_dir_beneath(st->dir, p->rel, false, e);
+	int rc;
 
-	if (rc < 0) {
-		e->code = ERR_IO;	/* a local file: not a refusal */
-		return -1;
+	*absent = false;
+	if (fd < 0 && e->code == ERR_NOTFOUND) {
+		err_clear(e);
+		*absent = true;
+		return 0;
 	}
+	if (fd < 0)
+		return -1;
+	rc = kit_entry_read(fd, p->base, p->file, DX_FILE_MAX, text, e);
+	if (fd != dfd)
+		close(fd);
 	*absent = rc == 0;
-	return 0;
+	return rc < 0 ? -1 : 0;
 }
 
 static int dx_create(const struct provider_conf *conf, void **state,
@@ -151,14 +162,14 @@ static int dx_fetch(void *state, const char *locator, const char *params,
 {
 	const struct dx_store *st = state;
 	struct secbuf text = SECBUF_INIT;
-	struct kit_path p = { NULL, NULL, NULL };
+	struct kit_path p = KIT_PATH_INIT;
 	bool absent;
 	int rc = -1;
 
 	if (dx_locator_check(locator, params, e) < 0)
 		return -1;
 	if (kit_path_make(st->dir, locator, "", &p, e) < 0 ||
-	    dx_read(&p, &text, &absent, e) < 0)
+	    dx_read(st, -1, &p, &text, &absent, e) < 0)
 		goto out;
 	if (absent) {
 		err_set(e, ERR_NOTFOUND, "%s: no such file (%s)", locator, p.file);
@@ -225,7 +236,8 @@ static int dx_new_file(const char *base, const struct kvmap *m,
 }
 
 /* With the folder locked: compare, edit, replace. */
-static int dx_store_locked(int dfd, const struct kit_path *p,
+static int dx_store_locked(const struct dx_store *st, int dfd,
+			   const struct kit_path *p,
 			   const char *locator, const struct kvmap *m,
 			   const char *expect,
 			   char new_version[PROVIDER_VERSION_MAX], struct err *e)
@@ -235,7 +247,7 @@ static int dx_store_locked(int dfd, const struct kit_path *p,
 	bool absent;
 	int rc = -1;
 
-	if (dx_read(p, &cur, &absent, e) < 0)
+	if (dx_read(st, dfd, p, &cur, &absent, e) < 0)
 		goto out;
 	if (!absent)
 		kit_bytes_version(&cur, current);
@@ -267,17 +279,17 @@ static int dx_store(void *state, const char *locator, const char *params,
 {
 	const struct dx_store *st = state;
 	char version[PROVIDER_VERSION_MAX];
-	struct kit_path p = { NULL, NULL, NULL };
+	struct kit_path p = KIT_PATH_INIT;
 	int dfd, rc = -1;
 
 	if (dx_locator_check(locator, params, e) < 0 || dx_map_check(locator, m, e) < 0)
 		return -1;
 	if (kit_path_make(st->dir, locator, "", &p, e) < 0)
 		goto out;
-	dfd = kit_dir_lock(p.parent, true, LOCK_EX, e);
+	dfd = kit_dir_lock(st->dir, p.rel, true, LOCK_EX, e);
 	if (dfd < 0)
 		goto out;
-	rc = dx_store_locked(dfd, &p, locator, m, expect, version, e);
+	rc = dx_store_locked(st, dfd, &p, locator, m, expect, version, e);
 	close(dfd);
 	if (rc == 0 && new_version)
 		memcpy(new_version, version, PROVIDER_VERSION_MAX);

@@ -10,6 +10,12 @@
  * Writers take an exclusive flock on the entry's parent directory, compare,
  * write a temporary file beside the entry and rename it over: readers see
  * the old or the new file, never a mix, across threads and processes.
+ * Temporaries a crash left behind are removed when the store is created.
+ *
+ * Nothing below the directory is reached through a symbolic link, and
+ * only regular files are read (a FIFO is refused, not waited on): a link
+ * or a special file put in the folder could otherwise lead reads and
+ * writes elsewhere, or hang every reader.
  */
 #include "provider.h"
 
@@ -25,8 +31,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../base/secmem.h"
 #include "../base/dotenv.h"
+#include "../base/log.h"
+#include "../base/secmem.h"
 #include "kit.h"
 
 /* A written .env may be 1 MiB (README.md, EFBIG); quoting may make the
@@ -42,7 +49,8 @@ struct file_store {
 	char *dir;	/* absolute, no trailing '/' unless it is "/" */
 };
 
-/* DIR/a/b.env split for openat(): the entry's parent folder and name. */
+/* A locator names a file below the store's folder: segments that are
+ * file names, so no "..", no absolute path, no temporary or dot-file. */
 static int file_locator_check(const char *locator, struct err *e)
 {
 	const char *s = locator;
@@ -68,53 +76,38 @@ static int file_locator_check(const char *locator, struct err *e)
 	}
 }
 
-/* Read name (relative to dfd) into out, wiped memory. A missing file sets
- * *absent and returns 0; path names the file in messages. */
-static int file_read(int dfd, const char *name, const char *path,
-		     struct secbuf *out, bool *absent, struct err *e)
+/* provider_ops.check: the configuration refuses a locator the store would
+ * refuse at every read (local://../../etc/shadow#x) with its file:line. */
+static int file_check(const char *locator, const char *params, struct err *e)
 {
-	struct stat st;
-	int fd, rc = -1;
+	if (!locator[0])
+		return err_set(e, ERR_INVALID,
+			       "empty locator (provider type file needs one)");
+	if (params)
+		return err_set(e, ERR_INVALID, "locator %s: takes no ?parameters",
+			       locator);
+	return file_locator_check(locator, e);
+}
+
+/* The entry file p into text; *absent when it (or its folder) is
+ * missing. */
+static int file_read(const struct file_store *fs, const struct kit_path *p,
+		     struct secbuf *text, bool *absent, struct err *e)
+{
+	int dfd = kit_dir_beneath(fs->dir, p->rel, false, e), rc;
 
 	*absent = false;
-	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT || errno == ENOTDIR) {
-			*absent = true;
-			return 0;
-		}
-		return err_set(e, ERR_IO, "%s: %s", path, strerror(errno));
+	if (dfd < 0 && e->code == ERR_NOTFOUND) {
+		err_clear(e);
+		*absent = true;
+		return 0;
 	}
-	if (fstat(fd, &st) < 0) {
-		err_set(e, ERR_IO, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		err_set(e, ERR_IO, "%s: not a regular file", path);
-		goto out;
-	}
-	if ((unsigned long long)st.st_size > FILE_MAX)
-		goto too_big;
-	if (secbuf_reserve(out, st.st_size + 1) < 0) {
-		err_oom(e);
-		goto out;
-	}
-	if (secbuf_read_fd(out, fd, FILE_MAX) < 0) {
-		if (errno == EFBIG)
-			goto too_big;
-		err_set(e, errno == ENOMEM ? ERR_NOMEM : ERR_IO, "%s: %s", path,
-			strerror(errno));
-		goto out;
-	}
-	rc = 0;
-	goto out;
-too_big:
-	err_set(e, ERR_TOOBIG, "%s: larger than %zu bytes", path, FILE_MAX);
-out:
-	close(fd);
-	if (rc < 0)
-		secbuf_clear(out);
-	return rc;
+	if (dfd < 0)
+		return -1;
+	rc = kit_entry_read(dfd, p->base, p->file, FILE_MAX, text, e);
+	close(dfd);
+	*absent = rc == 0;
+	return rc < 0 ? -1 : 0;
 }
 
 /* The store's folder may be missing (the first write creates it), but
@@ -130,6 +123,71 @@ static int file_dir_check(const char *dir, struct err *e)
 		return err_set(e, ERR_INVALID, "directory %s: not a directory",
 			       dir);
 	return 0;
+}
+
+/* Remove, from folder path (dfd, consumed) and below, the temporaries of
+ * writes a crash or kill -9 interrupted: ".NAME.env.<hex>" files, each a
+ * whole entry in plaintext, ours by name (kit_temp_name). A folder is
+ * swept under its write lock, so another process's write in flight keeps
+ * its temporary. Nothing here fails the store: what cannot be removed is
+ * logged. */
+static void file_sweep_dir(const char *path, int dfd, int depth, unsigned *n)
+{
+	struct err e = { ERR_OK, "" };
+	DIR *d;
+
+	if (kit_flock(dfd, LOCK_EX, path, &e) < 0 || !(d = fdopendir(dfd))) {
+		log_warn("%s: not swept for stale temporary files: %s", path,
+			 e.code ? e.msg : strerror(errno));
+		close(dfd);
+		return;
+	}
+	for (struct dirent *de; (de = readdir(d));) {
+		const char *name = de->d_name;
+		struct stat st;
+		char *sub;
+		int fd;
+
+		/* a store holds mostly entry files: no stat for those */
+		if (name[0] != '.' && de->d_type != DT_DIR &&
+		    de->d_type != DT_UNKNOWN)
+			continue;
+		if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISREG(st.st_mode) && kit_temp_name(name, FILE_SUFFIX)) {
+			if (unlinkat(dirfd(d), name, 0) == 0)
+				(*n)++;
+			else
+				log_warn("%s/%s: stale temporary file: %s", path,
+					 name, strerror(errno));
+			continue;
+		}
+		if (!S_ISDIR(st.st_mode) || depth + 1 >= FILE_DEPTH_MAX ||
+		    !kit_name_valid(name, strlen(name)))
+			continue;
+		fd = openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+			    O_CLOEXEC);
+		if (fd >= 0 && asprintf(&sub, "%s/%s", path, name) >= 0) {
+			file_sweep_dir(sub, fd, depth + 1, n);
+			free(sub);
+		} else if (fd >= 0) {
+			close(fd);
+		}
+	}
+	closedir(d);	/* and with it the lock */
+}
+
+static void file_sweep(const char *provider, const char *dir)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	unsigned n = 0;
+
+	if (dfd < 0)
+		return;	/* missing: nothing to sweep; else the reads say */
+	file_sweep_dir(dir, dfd, 0, &n);
+	if (n)
+		log_info("provider %s: removed %u temporary file(s) of interrupted writes under %s",
+			 provider, n, dir);
 }
 
 static int file_create(const struct provider_conf *conf, void **state,
@@ -154,6 +212,7 @@ static int file_create(const struct provider_conf *conf, void **state,
 		return err_oom(e);
 	}
 	fs->dir = dir;
+	file_sweep(conf->name, dir);
 	*state = fs;
 	return 0;
 }
@@ -173,15 +232,15 @@ static int file_fetch(void *state, const char *locator, const char *params,
 {
 	struct file_store *fs = state;
 	struct secbuf text = SECBUF_INIT;
-	struct kit_path p = { NULL, NULL, NULL };
+	struct kit_path p = KIT_PATH_INIT;
 	bool absent;
 	int rc = -1;
 
-	if (file_locator_check(locator, e) < 0)
+	if (file_check(locator, params, e) < 0)
 		return -1;
 	if (kit_path_make(fs->dir, locator, FILE_SUFFIX, &p, e) < 0)
 		goto out;
-	if (file_read(AT_FDCWD, p.file, p.file, &text, &absent, e) < 0)
+	if (file_read(fs, &p, &text, &absent, e) < 0)
 		goto out;
 	if (absent) {
 		err_set(e, ERR_NOTFOUND, "%s: no such entry (%s)", locator,
@@ -228,15 +287,13 @@ static int file_current_version(int dfd, const struct kit_path *p,
 				struct err *e)
 {
 	struct secbuf text = SECBUF_INIT;
-	bool absent;
+	int rc = kit_entry_read(dfd, p->base, p->file, FILE_MAX, &text, e);
 
 	version[0] = '\0';
-	if (file_read(dfd, p->base, p->file, &text, &absent, e) < 0)
-		return -1;
-	if (!absent)
+	if (rc == 1)
 		kit_bytes_version(&text, version);
 	secbuf_free(&text);
-	return 0;
+	return rc < 0 ? -1 : 0;
 }
 
 static int file_store(void *state, const char *locator, const char *params,
@@ -247,10 +304,10 @@ static int file_store(void *state, const char *locator, const char *params,
 	struct file_store *fs = state;
 	struct secbuf text = SECBUF_INIT;
 	char version[PROVIDER_VERSION_MAX], current[PROVIDER_VERSION_MAX];
-	struct kit_path p = { NULL, NULL, NULL };
+	struct kit_path p = KIT_PATH_INIT;
 	int dfd = -1, rc = -1;
 
-	if (file_locator_check(locator, e) < 0 ||
+	if (file_check(locator, params, e) < 0 ||
 	    file_map_check(locator, m, e) < 0)
 		return -1;
 	/* render before locking: the lock is held only for the I/O */
@@ -266,7 +323,7 @@ static int file_store(void *state, const char *locator, const char *params,
 	kit_bytes_version(&text, version);
 	if (kit_path_make(fs->dir, locator, FILE_SUFFIX, &p, e) < 0)
 		goto out;
-	dfd = kit_dir_lock(p.parent, true, LOCK_EX, e);
+	dfd = kit_dir_lock(fs->dir, p.rel, true, LOCK_EX, e);
 	if (dfd < 0)
 		goto out;
 	if (file_current_version(dfd, &p, current, e) < 0 ||
@@ -335,9 +392,7 @@ static int file_walk_one(struct file_walk *w, int dfd, const char *name,
 		w->len = old;
 		return rc;
 	}
-	/* an entry may be a symlink to a file, never to a folder (loops) */
-	if (S_ISLNK(st.st_mode) && fstatat(dfd, name, &st, 0) < 0)
-		return 0;
+	/* a symbolic link is no entry: reads refuse it */
 	if (!S_ISREG(st.st_mode) || nlen <= FILE_SUFFIX_LEN ||
 	    strcmp(name + nlen - FILE_SUFFIX_LEN, FILE_SUFFIX) ||
 	    w->len + nlen - FILE_SUFFIX_LEN > FILE_LOCATOR_MAX)
@@ -388,7 +443,6 @@ static int file_list(void *state, const char *prefix, struct strv *out,
 	struct file_walk w = { .fs = fs, .out = out };
 	size_t plen = strlen(prefix);
 	int dfd, depth = 0;
-	char *path;
 
 	/* "team/" and "team" are one folder */
 	if (plen > 1 && prefix[plen - 1] == '/')
@@ -400,19 +454,13 @@ static int file_list(void *state, const char *prefix, struct strv *out,
 	w.rel[plen] = '\0';
 	if (plen > 0 && file_locator_check(w.rel, e) < 0)
 		return -1;
-	if (asprintf(&path, "%s/%s", fs->dir, w.rel) < 0)
-		return err_oom(e);
-	dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0) {
-		int err = errno;
-
-		free(path);
-		if (err == ENOENT || err == ENOTDIR)
-			return 0;
-		return err_set(e, ERR_IO, "%s/%s: %s", fs->dir, w.rel,
-			       strerror(err));
+	dfd = kit_dir_beneath(fs->dir, w.rel, false, e);
+	if (dfd < 0 && e->code == ERR_NOTFOUND) {
+		err_clear(e);
+		return 0;
 	}
-	free(path);
+	if (dfd < 0)
+		return -1;
 	/* the prefix's own levels count towards FILE_DEPTH_MAX */
 	for (size_t i = 0; i < plen; i++)
 		depth += w.rel[i] == '/';
@@ -437,6 +485,7 @@ const struct provider_ops file_provider_ops = {
 	.caps = PROVIDER_CAP_CAS | PROVIDER_CAP_WRITE | PROVIDER_CAP_LIST,
 	.create = file_create,
 	.destroy = file_destroy,
+	.check = file_check,
 	.fetch = file_fetch,
 	.store = file_store,
 	.list = file_list,

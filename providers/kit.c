@@ -296,7 +296,8 @@ static int kit_fd_read(int fd, const char *path, unsigned flags, size_t max,
 int kit_file_read(const char *path, unsigned flags, size_t max,
 		  struct secbuf *out, struct stat *st, struct err *e)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO named here is refused, not waited on */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	struct stat own;
 	int rc;
 
@@ -312,20 +313,51 @@ int kit_file_read(const char *path, unsigned flags, size_t max,
 	return rc;
 }
 
-/* ---- local folders (file, dir) ---- */
+/* ---- local folders (file, dir, dotenvx) ---- */
+
+static bool kit_name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+}
 
 bool kit_name_valid(const char *s, size_t len)
 {
 	if (len == 0 || len > KIT_NAME_MAX || s[0] == '.')
 		return false;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-
-		if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') &&
-		    !(c >= '0' && c <= '9') && c != '.' && c != '_' && c != '-')
+	for (size_t i = 0; i < len; i++)
+		if (!kit_name_char(s[i]))
 			return false;
-	}
 	return true;
+}
+
+bool kit_temp_name(const char *name, const char *suffix)
+{
+	size_t len = strlen(name), slen = strlen(suffix);
+	const char *hex;
+
+	/* "." NAME "." HEX, NAME at least the suffix and one more byte */
+	if (len < 1 + slen + 1 + 1 + KIT_TEMP_HEX || name[0] != '.')
+		return false;
+	hex = name + len - KIT_TEMP_HEX;
+	if (hex[-1] != '.' || memcmp(hex - 1 - slen, suffix, slen))
+		return false;
+	for (const char *c = name + 1; c < hex - 1; c++)
+		if (!kit_name_char(*c))
+			return false;
+	for (const char *c = hex; *c; c++)
+		if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f')))
+			return false;
+	return true;
+}
+
+enum err_code kit_io_code(int err)
+{
+	if (err == ENOSPC)
+		return ERR_NOSPACE;
+	if (err == EDQUOT)
+		return ERR_QUOTA;
+	return ERR_IO;
 }
 
 int kit_mkdirs(const char *path, struct err *e)
@@ -342,7 +374,8 @@ int kit_mkdirs(const char *path, struct err *e)
 			continue;
 		*s = '\0';
 		if (mkdir(buf, 0700) < 0 && errno != EEXIST) {
-			rc = err_set(e, ERR_IO, "%s: %s", buf, strerror(errno));
+			rc = err_set(e, kit_io_code(errno), "%s: %s", buf,
+				     strerror(errno));
 			break;
 		}
 		*s = c;
@@ -353,19 +386,79 @@ int kit_mkdirs(const char *path, struct err *e)
 	return rc;
 }
 
-int kit_dir_lock(const char *path, bool create, int how, struct err *e)
+/* Open folder seg of fd (made first with create), no link followed: the
+ * new fd, or -1 with errno (ELOOP for a symbolic link). */
+static int kit_subdir(int fd, const char *seg, bool create)
 {
-	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct stat st;
+	int sub, err;
 
-	if (dfd < 0 && errno == ENOENT && create) {
-		if (kit_mkdirs(path, e) < 0)
+	if (create && mkdirat(fd, seg, 0700) < 0 && errno != EEXIST)
+		return -1;
+	sub = openat(fd, seg, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	err = errno;
+	/* O_DIRECTORY tells a symbolic link by ENOTDIR */
+	if (sub < 0 && err == ENOTDIR &&
+	    fstatat(fd, seg, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+		err = ELOOP;
+	errno = err;
+	return sub;
+}
+
+static int kit_dir_err(const char *dir, const char *rel, int err,
+		       struct err *e)
+{
+	const char *sep = rel[0] ? "/" : "";
+
+	if (err == ENOENT || err == ENOTDIR)
+		return err_set(e, ERR_NOTFOUND, "%s%s%s: no such folder", dir,
+			       sep, rel);
+	if (err == ELOOP)
+		return err_set(e, ERR_ACCESS,
+			       "%s%s%s: a symbolic link in the store's folder (refused)",
+			       dir, sep, rel);
+	return err_set(e, kit_io_code(err), "%s%s%s: %s", dir, sep, rel,
+		       strerror(err));
+}
+
+int kit_dir_beneath(const char *dir, const char *rel, bool create,
+		    struct err *e)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	char seg[NAME_MAX + 1];
+
+	if (fd < 0 && errno == ENOENT && create) {
+		if (kit_mkdirs(dir, e) < 0)
 			return -1;
-		dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	}
-	if (dfd < 0)
-		return err_set(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO,
-			       "%s: %s", path, strerror(errno));
-	if (kit_flock(dfd, how, path, e) < 0) {
+	for (const char *s = rel; fd >= 0 && *s;) {
+		size_t len = strcspn(s, "/");
+		int sub, err;
+
+		if (len > NAME_MAX) {
+			close(fd);
+			errno = ENAMETOOLONG;
+			return kit_dir_err(dir, rel, errno, e);
+		}
+		memcpy(seg, s, len);
+		seg[len] = '\0';
+		sub = kit_subdir(fd, seg, create);
+		err = errno;
+		close(fd);
+		errno = err;
+		fd = sub;
+		s += len + (s[len] == '/');
+	}
+	return fd >= 0 ? fd : kit_dir_err(dir, rel, errno, e);
+}
+
+int kit_dir_lock(const char *dir, const char *rel, bool create, int how,
+		 struct err *e)
+{
+	int dfd = kit_dir_beneath(dir, rel, create, e);
+
+	if (dfd >= 0 && kit_flock(dfd, how, dir, e) < 0) {
 		close(dfd);
 		return -1;
 	}
@@ -379,6 +472,53 @@ int kit_flock(int fd, int how, const char *path, struct err *e)
 			return err_set(e, ERR_IO, "%s: lock: %s", path,
 				       strerror(errno));
 	return 0;
+}
+
+/* Open name in dfd for reading, a regular file and no link: 1 (*fd), 0
+ * missing, -1. */
+static int kit_entry_open(int dfd, const char *name, const char *path,
+			  int *fd, struct err *e)
+{
+	struct stat st;
+
+	*fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+		     O_CLOEXEC | O_NOCTTY);
+	if (*fd < 0 && (errno == ENOENT || errno == ENOTDIR))
+		return 0;
+	if (*fd < 0 && errno == ELOOP)
+		return err_set(e, ERR_ACCESS,
+			       "%s: a symbolic link in the store's folder (refused)",
+			       path);
+	if (*fd < 0)
+		return err_set(e, ERR_IO, "%s: %s", path, strerror(errno));
+	if (fstat(*fd, &st) < 0)
+		err_set(e, ERR_IO, "%s: %s", path, strerror(errno));
+	else if (S_ISREG(st.st_mode))
+		return 1;
+	else	/* a FIFO, a device: never a store's file */
+		err_set(e, ERR_IO, "%s: not a regular file (refused)", path);
+	close(*fd);
+	*fd = -1;
+	return -1;
+}
+
+int kit_entry_read(int dfd, const char *name, const char *path, size_t max,
+		   struct secbuf *out, struct err *e)
+{
+	int fd, rc = kit_entry_open(dfd, name, path, &fd, e);
+
+	secbuf_clear(out);
+	if (rc <= 0)
+		return rc;
+	if (secbuf_read_fd(out, fd, max) < 0) {
+		rc = errno == EFBIG ?
+			err_set(e, ERR_TOOBIG, "%s: larger than %zu bytes", path, max) :
+			err_set(e, errno == ENOMEM ? ERR_NOMEM : ERR_IO, "%s: %s",
+				path, strerror(errno));
+		secbuf_clear(out);
+	}
+	close(fd);
+	return rc;
 }
 
 static int kit_write_all(int fd, const char *data, size_t len)
@@ -401,8 +541,8 @@ static int kit_temp_open(int dfd, const char *path, const char *name,
 			 char *tmp, size_t size, struct err *e)
 {
 	for (int tries = 0; tries < 16; tries++) {
-		unsigned char r[8];
-		char hex[2 * sizeof(r) + 1];
+		unsigned char r[KIT_TEMP_HEX / 2];
+		char hex[KIT_TEMP_HEX + 1];
 		int fd;
 
 		randombytes_buf(r, sizeof(r));
@@ -415,7 +555,7 @@ static int kit_temp_open(int dfd, const char *path, const char *name,
 		if (errno != EEXIST)
 			break;
 	}
-	return err_set(e, ERR_IO, "%s: temporary file: %s", path,
+	return err_set(e, kit_io_code(errno), "%s: temporary file: %s", path,
 		       strerror(errno));
 }
 
@@ -427,22 +567,26 @@ int kit_file_replace(int dfd, const char *path, const char *name,
 
 	if (fd < 0)
 		return -1;
+	/* a full disk may show at write, fsync or close: each is passed on */
 	if (kit_write_all(fd, data, len) < 0 || fsync(fd) < 0) {
-		err_set(e, ERR_IO, "%s/%s: %s", path, tmp, strerror(errno));
+		err_set(e, kit_io_code(errno), "%s/%s: %s", path, tmp,
+			strerror(errno));
 		close(fd);
 		goto fail;
 	}
 	if (close(fd) < 0) {
-		err_set(e, ERR_IO, "%s/%s: %s", path, tmp, strerror(errno));
+		err_set(e, kit_io_code(errno), "%s/%s: %s", path, tmp,
+			strerror(errno));
 		goto fail;
 	}
 	if (renameat(dfd, tmp, dfd, name) < 0) {
-		err_set(e, ERR_IO, "%s/%s: rename: %s", path, name,
+		err_set(e, kit_io_code(errno), "%s/%s: rename: %s", path, name,
 			strerror(errno));
 		goto fail;
 	}
 	if (fsync(dfd) < 0)
-		return err_set(e, ERR_IO, "%s: %s", path, strerror(errno));
+		return err_set(e, kit_io_code(errno), "%s: %s", path,
+			       strerror(errno));
 	return 0;
 fail:
 	unlinkat(dfd, tmp, 0);
@@ -469,11 +613,15 @@ int kit_path_make(const char *dir, const char *locator, const char *suffix,
 	const char *sep = strcmp(dir, "/") ? "/" : "";
 	const char *slash;
 
-	p->parent = NULL;
+	p->parent = p->rel = NULL;
 	if (asprintf(&p->file, "%s%s%s%s", dir, sep, locator, suffix) < 0) {
 		p->file = NULL;
 		return err_oom(e);
 	}
+	slash = strrchr(locator, '/');
+	p->rel = slash ? strndup(locator, slash - locator) : strdup("");
+	if (!p->rel)
+		return err_oom(e);
 	slash = strrchr(p->file, '/');
 	p->base = slash + 1;
 	p->parent = slash == p->file ? strdup("/") :
@@ -485,7 +633,8 @@ void kit_path_free(struct kit_path *p)
 {
 	free(p->file);
 	free(p->parent);
-	p->file = p->parent = NULL;
+	free(p->rel);
+	p->file = p->parent = p->rel = NULL;
 }
 
 void kit_bytes_version(const struct secbuf *b,

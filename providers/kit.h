@@ -188,28 +188,55 @@ int kit_token_get(struct kit_token *t, const char *key, kit_token_fetch_fn fetch
  * fresh one). */
 bool kit_token_reject(struct kit_token *t, uint64_t gen);
 
-/* ---- local folders (file, dir) ---- */
+/* ---- local folders (file, dir, dotenvx) ---- */
 
 /* Room for a temporary name ".NAME.<16 hex>" within NAME_MAX. */
 #define KIT_NAME_MAX 200
+/* The random part of a temporary name: 16 lowercase hex digits. */
+#define KIT_TEMP_HEX 16
 
 /* A name a local store keeps a file or folder under: non-empty, at most
  * KIT_NAME_MAX bytes of A-Z a-z 0-9 . _ -, not starting with '.' (which
  * rules out ".", "..", temporary files and Kubernetes' ..data). */
 bool kit_name_valid(const char *s, size_t len);
+/* Is name what kit_file_replace calls its temporary for a file whose name
+ * ends in suffix: ".NAME.<KIT_TEMP_HEX lowercase hex>", NAME ending in
+ * suffix? */
+bool kit_temp_name(const char *name, const char *suffix);
+/* The err code of a failed local I/O call's errno: a full disk or quota
+ * (ERR_NOSPACE, ERR_QUOTA) is told apart, so the writer gets ENOSPC or
+ * EDQUOT instead of EIO; everything else is ERR_IO. */
+enum err_code kit_io_code(int err);
 /* mkdir -p path; what is created gets mode 0700. */
 int kit_mkdirs(const char *path, struct err *e);
-/* Open folder path (with create, made 0700 first when missing) and flock
- * it (how: LOCK_EX for writers, LOCK_SH for readers that want no writer
- * in the middle), across threads and processes. The folder's fd, which
- * closing releases; -1 with ERR_IO, or ERR_NOTFOUND when missing. */
-int kit_dir_lock(const char *path, bool create, int how, struct err *e);
+/* Open the folder rel ("" the store's folder itself, else "a/b") below a
+ * store's folder dir, following no symbolic link below dir: a link there
+ * could lead reads and writes out of the store (dir itself, the
+ * configuration's choice, may be one). With create, missing folders are
+ * made 0700. The folder's fd; -1 with ERR_NOTFOUND when missing,
+ * ERR_ACCESS for a symbolic link, else ERR_IO (or kit_io_code's). */
+int kit_dir_beneath(const char *dir, const char *rel, bool create,
+		    struct err *e);
+/* kit_dir_beneath, then flock the folder (how: LOCK_EX for writers,
+ * LOCK_SH for readers that want no writer in the middle), across threads
+ * and processes. Closing the fd releases the lock. */
+int kit_dir_lock(const char *dir, const char *rel, bool create, int how,
+		 struct err *e);
 /* flock(fd, how), EINTR retried; path names it in the message. */
 int kit_flock(int fd, int how, const char *path, struct err *e);
+/* Read name in folder dfd (path: the file, for messages), at most max
+ * bytes, into wiped memory: never through a symbolic link (ERR_ACCESS),
+ * and only a regular file (anything else is ERR_IO, found without
+ * blocking: a FIFO is opened O_NONBLOCK, then refused). 1 read, 0
+ * missing, -1 (ERR_TOOBIG above max). */
+int kit_entry_read(int dfd, const char *name, const char *path, size_t max,
+		   struct secbuf *out, struct err *e);
 /* Replace name in folder dfd (path: the folder, for messages) with len
  * bytes of data: a temporary ".NAME.<random hex>" (0600, beside it) is
  * written and fsync'd, renamed over name, and the folder fsync'd, so a
- * crash leaves the old or the new file, never a mix. */
+ * crash leaves the old or the new file, never a mix (and perhaps the
+ * temporary, which the store may remove at start: kit_temp_name). A full
+ * disk is ERR_NOSPACE (ERR_QUOTA), and leaves name as it was. */
 int kit_file_replace(int dfd, const char *path, const char *name,
 		     const char *data, size_t len, struct err *e);
 /* ERR_CONFLICT unless expect (provider.h's meaning) matches current, the
@@ -219,10 +246,12 @@ int kit_version_check(const char *locator, const char *expect,
 
 /* A file of a local store: DIR/LOCATOR[SUFFIX]. */
 struct kit_path {
-	char *file;		/* DIR/a/b.env */
-	char *parent;		/* DIR/a */
+	char *file;		/* DIR/a/b.env, for messages */
+	char *parent;		/* DIR/a, for messages */
+	char *rel;		/* a: the folder below DIR ("" for DIR) */
 	const char *base;	/* b.env, inside file */
 };
+#define KIT_PATH_INIT { NULL, NULL, NULL, NULL }
 
 /* dir (no trailing slash but "/" itself) + "/" + locator + suffix. */
 int kit_path_make(const char *dir, const char *locator, const char *suffix,

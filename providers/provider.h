@@ -79,7 +79,8 @@ struct provider_ops {
 	const char *const *options;
 	unsigned caps;
 
-	/* Check conf and build the provider's state. No network here. */
+	/* Check conf and build the provider's state. No network here (a
+	 * local store may tidy its own folder: file.c). */
 	int (*create)(const struct provider_conf *conf, void **state,
 		      struct err *e);
 	void (*destroy)(void *state);

@@ -374,10 +374,10 @@ def test_full_store_fails_close_and_keeps_entry(tiny_store, mount, secrets):
     store.fill()
     before = store.raw("team/billing")
 
-    assert sfs.write_file(app / "A", "cw-a-on-full") == ("close", "EIO")
+    assert sfs.write_file(app / "A", "cw-a-on-full") == ("close", "ENOSPC")
     assert store.raw("team/billing") == before
     env = sfs.render(applied(START, {"A": "cw-a-on-full"}))
-    assert sfs.write_file(app / ".env", env) == ("close", "EIO")
+    assert sfs.write_file(app / ".env", env) == ("close", "ENOSPC")
     assert store.raw("team/billing") == before
     # no temporary file is left behind in the store
     assert files_under(store.dir) == ["filler", "team/billing.env"]
@@ -404,7 +404,7 @@ def test_full_store_new_key_is_not_left_behind(tiny_store, mount, secrets):
     store.fill()
     before = store.raw("team/billing")
     assert sfs.write_file(app / "NEW_KEY", "cw-new-on-full") == \
-        ("close", "EIO")
+        ("close", "ENOSPC")
     assert store.raw("team/billing") == before
     assert sorted(os.listdir(app)) == [".env", "A", "B", "C"]
     assert sfs.errno_of(sfs.read, app / "NEW_KEY") == "ENOENT"
@@ -425,10 +425,32 @@ def test_full_store_fails_rename_save(tiny_store, mount, secrets):
                          cwd=app, capture_output=True, text=True, timeout=30,
                          stdin=subprocess.DEVNULL)
     assert res.returncode != 0
-    assert "Input/output error" in res.stderr
+    assert "No space left on device" in res.stderr
     assert store.raw("team/billing") == before
     assert files_under(store.dir) == ["filler", "team/billing.env"]
     assert sfs.read_text(app / ".env") == sfs.render(START)
+
+
+def test_full_store_fails_fsync_and_keeps_entry(tiny_store, mount, secrets):
+    # fsync() commits too: it reports the full disk as close() does
+    store = tiny_store
+    store.put("team/billing", START)
+    m = mount({"billing": {"store": "local://team/billing", "mode": "0600"}},
+              store=store)
+    m.expect_log(r"No space left on device")
+    app = m.app("billing")
+    secrets.add("cw-a-by-fsync")
+    store.fill()
+    before = store.raw("team/billing")
+    fd = os.open(app / "A", os.O_WRONLY | os.O_TRUNC)
+    try:
+        os.write(fd, b"cw-a-by-fsync")
+        assert sfs.errno_of(os.fsync, fd) == "ENOSPC"
+    finally:
+        sfs.errno_of(os.close, fd)
+    assert store.raw("team/billing") == before
+    assert files_under(store.dir) == ["filler", "team/billing.env"]
+    assert sfs.read(app / "A") == START["A"].encode()
 
 
 @pytest.mark.parametrize("how", ["create", "truncate"])
@@ -446,7 +468,7 @@ def test_full_store_fails_bare_create_and_truncate(tiny_store, mount, how):
     before = store.raw("team/billing")
     if how == "create":
         fd = os.open(app / "NEW_KEY", os.O_WRONLY | os.O_CREAT, 0o600)
-        assert sfs.errno_of(os.close, fd) == "EIO"
+        assert sfs.errno_of(os.close, fd) == "ENOSPC"
     else:
         fd = os.open(app / "A", os.O_WRONLY | os.O_TRUNC)
         os.close(fd)

@@ -95,6 +95,9 @@ def test_rotation_shows_in_the_template(mount, store, tmp_path):
     ("a: 1\nb: {{ K | rot13 }}\n", 2, "unknown filter 'rot13'"),
     ("\n\nx: {{ NOPE }}\n", 3, "app t has no key NOPE"),
     ("x: {{ other://a#b }}\n", 1, "unknown provider 'other'"),
+    # the store's own check (issue 10): no locator out of its folder
+    ("a: 1\nx: {{ local://../../etc/shadow#x }}\n", 2,
+     "reference 'local://../../etc/shadow"),
 ])
 def test_template_errors_at_load(tmp_path, store, fuse_ready, text, line, needle):
     t = template(tmp_path, "bad.tpl", text)

@@ -391,6 +391,41 @@ static void test_bad_owner(void **state)
 			   "uid 4242 has no passwd entry");
 }
 
+/* A locator climbing out of a local store's folder, or absolute, is a
+ * file:line error when the configuration loads, for every local store
+ * type, not a failed read later. */
+static void test_local_locators_outside(void **state)
+{
+	static const char *const sections[] = {
+		"[provider local]\ntype = file\ndirectory = /tmp/store\n",
+		"[provider local]\ntype = dir\ndirectory = /tmp/store\n",
+		"[provider k]\ntype = env\n"
+		"[provider local]\ntype = dotenvx\ndirectory = /tmp/store\n"
+		"private_key = k://KEY\n",
+	};
+	static const char *const refs[] = {
+		"local://../../etc/shadow#x", "local:///etc/shadow#x",
+		"local://team/../../../etc/shadow#x", "local://./a#x",
+		"local://a//b#x",
+	};
+	char text[512], needle[128];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
+		int line = 2;
+
+		for (const char *c = sections[i]; *c; c++)
+			line += *c == '\n';
+		for (size_t j = 0; j < sizeof(refs) / sizeof(refs[0]); j++) {
+			snprintf(text, sizeof(text), "%s[app a]\nenv.X = %s\n",
+				 sections[i], refs[j]);
+			snprintf(needle, sizeof(needle), "reference '%.*s",
+				 (int)(strchr(refs[j], '#') - refs[j]), refs[j]);
+			main_error(text, line, needle);
+		}
+	}
+}
+
 static void test_bad_references(void **state)
 {
 	(void)state;
@@ -405,7 +440,7 @@ static void test_bad_references(void **state)
 		   "unknown provider 'nope' in reference 'nope://a'");
 	main_error(PROV "[app a]\nkeys.prod = gone://k#key\n", 5,
 		   "unknown provider 'gone'");
-	/* an empty locator: a type without check() needs one */
+	/* an empty locator: the file store needs one */
 	main_error(PROV "[app a]\nstore = local://\n", 5,
 		   "reference 'local://': empty locator (provider type file needs one)");
 	main_error(PROV "[app a]\nstore = local://a#field\n", 5,
@@ -721,6 +756,7 @@ int main(void)
 		T(test_bad_duration),
 		T(test_bad_mode),
 		T(test_bad_owner),
+		T(test_local_locators_outside),
 		T(test_bad_references),
 		T(test_provider_errors),
 		T(test_fernet_options),

@@ -5,6 +5,9 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,6 +112,69 @@ static void test_file_read(void **state)
 	assert_non_null(strstr(e.msg, "empty"));
 	unlink(p);
 	secbuf_free(&b);
+}
+
+/* ---- local folders ---- */
+
+static void test_temp_name(void **state)
+{
+	(void)state;
+	assert_true(kit_temp_name(".billing.env.0123456789abcdef", ".env"));
+	assert_true(kit_temp_name("..env.production.0123456789abcdef", ""));
+	assert_false(kit_temp_name(".billing.env.0123456789abcde", ".env"));
+	assert_false(kit_temp_name(".billing.env.0123456789ABCDEF", ".env"));
+	assert_false(kit_temp_name(".billing.txt.0123456789abcdef", ".env"));
+	assert_false(kit_temp_name("billing.env.0123456789abcdef", ".env"));
+	assert_false(kit_temp_name("..env.0123456789abcdef", ".env"));
+	assert_false(kit_temp_name(".a b.env.0123456789abcdef", ".env"));
+	assert_false(kit_temp_name(".billing.env-0123456789abcdef", ".env"));
+	assert_int_equal(kit_io_code(ENOSPC), ERR_NOSPACE);
+	assert_int_equal(kit_io_code(EDQUOT), ERR_QUOTA);
+	assert_int_equal(kit_io_code(EIO), ERR_IO);
+}
+
+/* No symbolic link below a store's folder is followed, a FIFO is refused
+ * without waiting for a writer, and missing is not an error. */
+static void test_beneath(void **state)
+{
+	char top[] = "/tmp/test_kit.XXXXXX", path[256];
+	struct secbuf b = SECBUF_INIT;
+	struct err e;
+	int fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(top));
+	fd = kit_dir_beneath(top, "a/b", true, &e);
+	assert_true(fd >= 0);
+	assert_int_equal(mkfifoat(fd, "fifo", 0600), 0);
+	assert_int_equal(symlinkat("/etc/hostname", fd, "link"), 0);
+	assert_int_equal(kit_entry_read(fd, "fifo", "F", 100, &b, &e), -1);
+	assert_int_equal(e.code, ERR_IO);
+	assert_non_null(strstr(e.msg, "F: not a regular file"));
+	assert_int_equal(kit_entry_read(fd, "link", "L", 100, &b, &e), -1);
+	assert_int_equal(e.code, ERR_ACCESS);
+	assert_int_equal(kit_entry_read(fd, "none", "N", 100, &b, &e), 0);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/a/up", top);
+	assert_int_equal(symlink("..", path), 0);
+	assert_int_equal(kit_dir_beneath(top, "a/up", false, &e), -1);
+	assert_int_equal(e.code, ERR_ACCESS);
+	assert_int_equal(kit_dir_beneath(top, "a/up/a", true, &e), -1);
+	assert_int_equal(e.code, ERR_ACCESS);
+	assert_int_equal(kit_dir_lock(top, "a/up", true, LOCK_EX, &e), -1);
+	assert_int_equal(kit_dir_beneath(top, "a/none", false, &e), -1);
+	assert_int_equal(e.code, ERR_NOTFOUND);
+	/* the top folder itself is the configuration's: a link is fine */
+	snprintf(path, sizeof(path), "%s/a", top);
+	fd = kit_dir_beneath(path, "up", false, &e);
+	assert_int_equal(fd, -1);
+	snprintf(path, sizeof(path), "%s/a/up", top);
+	fd = kit_dir_beneath(path, "a/b", false, &e);
+	assert_true(fd >= 0);
+	close(fd);
+	secbuf_free(&b);
+	snprintf(path, sizeof(path), "rm -rf '%s'", top);
+	assert_int_equal(system(path), 0);
 }
 
 /* ---- parameters ---- */
@@ -520,6 +586,8 @@ int main(void)
 		cmocka_unit_test(test_opt_env_fallback),
 		cmocka_unit_test(test_opt_url),
 		cmocka_unit_test(test_file_read),
+		cmocka_unit_test(test_temp_name),
+		cmocka_unit_test(test_beneath),
 		cmocka_unit_test(test_params),
 		cmocka_unit_test(test_value_map),
 		cmocka_unit_test(test_changes_kept),
