@@ -157,6 +157,13 @@ class Daemon:
                     return int(line.split()[1])
         raise RuntimeError(f"no {field}")
 
+    def cpu_ns(self):
+        """CPU time the daemon used so far (user + system), ns."""
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        ticks = int(fields[11]) + int(fields[12])
+        return ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
     def rss_kib(self):
         """VmRSS of the daemon, KiB."""
         return self.status_kib("VmRSS")
