@@ -70,16 +70,33 @@ struct chunk {
 	char *first;	/* key of its first record; NULL for the first chunk */
 };
 
-/* A sealed value: one or more chunks back to back. Immutable once built. */
+/* Where the chunks of a blob of more than one are. */
+struct chunks {
+	uint32_t n;
+	uint32_t bytes;		/* this, first keys included */
+	struct chunk c[];
+};
+
+/* A sealed value: one or more chunks back to back. Immutable once built.
+ * One pointer more than a single sealed value needs, nothing else: most
+ * entries are small (200,000 secrets in 25 MiB). */
 struct blob {
 	atomic_uint refs;
 	uint32_t len;		/* bytes of data */
-	uint32_t plen;		/* plaintext bytes, every chunk's */
-	uint32_t nchunks;
-	uint32_t ibytes;	/* what chunks takes */
-	struct chunk *chunks;	/* NULL when the whole is one chunk */
+	struct chunks *chunks;	/* NULL when the whole is one chunk */
 	unsigned char data[];
 };
+
+static uint32_t cache_blob_nchunks(const struct blob *b)
+{
+	return b->chunks ? b->chunks->n : 1;
+}
+
+/* Plaintext bytes of every chunk. */
+static uint32_t cache_blob_plen(const struct blob *b)
+{
+	return b->len - cache_blob_nchunks(b) * (CACHE_NPUB + CACHE_ABYTES);
+}
 
 
 struct centry {
@@ -375,8 +392,8 @@ static void cache_blob_put(struct blob *b)
 {
 	if (!b || atomic_fetch_sub(&b->refs, 1) != 1)
 		return;
-	for (uint32_t i = 0; b->chunks && i < b->nchunks; i++)
-		free(b->chunks[i].first);
+	for (uint32_t i = 0; b->chunks && i < b->chunks->n; i++)
+		free(b->chunks->c[i].first);
 	free(b->chunks);
 	free(b);
 }
@@ -452,34 +469,33 @@ static struct blob *cache_blob_alloc(const struct plain *pl, const uint32_t *cut
 				     uint32_t nchunks)
 {
 	size_t len = (size_t)nchunks * (CACHE_NPUB + CACHE_ABYTES) + pl->len;
-	struct blob *b = malloc(sizeof(*b) + len);
+	struct blob *b = len <= UINT32_MAX ? malloc(sizeof(*b) + len) : NULL;
 
 	if (!b)
 		return NULL;
 	atomic_init(&b->refs, 1);
 	b->len = (uint32_t)len;
-	b->plen = (uint32_t)pl->len;
-	b->nchunks = nchunks;
-	b->ibytes = 0;
 	b->chunks = NULL;
 	if (nchunks == 1)
 		return b;
-	b->chunks = calloc(nchunks, sizeof(*b->chunks));
-	for (uint32_t i = 0; b->chunks && i < nchunks; i++) {
-		uint32_t from = i ? cut[i - 1] : 0;
-
-		b->chunks[i].off = from + i * (CACHE_NPUB + CACHE_ABYTES);
-		b->chunks[i].plen = cut[i] - from;
-		if (i && !(b->chunks[i].first = cache_first_key(pl->p + from))) {
-			cache_blob_put(b);
-			return NULL;
-		}
-		b->ibytes += sizeof(*b->chunks) +
-			     (i ? strlen(b->chunks[i].first) + 1 : 0);
-	}
+	b->chunks = calloc(1, sizeof(*b->chunks) + nchunks * sizeof(struct chunk));
 	if (!b->chunks) {
 		free(b);
 		return NULL;
+	}
+	b->chunks->bytes = sizeof(*b->chunks) + nchunks * sizeof(struct chunk);
+	for (uint32_t i = 0; i < nchunks; i++) {
+		struct chunk *ch = &b->chunks->c[i];
+		uint32_t from = i ? cut[i - 1] : 0;
+
+		b->chunks->n = i + 1;
+		ch->off = from + i * (CACHE_NPUB + CACHE_ABYTES);
+		ch->plen = cut[i] - from;
+		if (i && !(ch->first = cache_first_key(pl->p + from))) {
+			cache_blob_put(b);
+			return NULL;
+		}
+		b->chunks->bytes += i ? strlen(ch->first) + 1 : 0;
 	}
 	return b;
 }
@@ -488,8 +504,8 @@ static struct blob *cache_blob_alloc(const struct plain *pl, const uint32_t *cut
 static struct chunk cache_blob_chunk(const struct blob *b, uint32_t i)
 {
 	if (!b->chunks)
-		return (struct chunk){ .off = 0, .plen = b->plen };
-	return b->chunks[i];
+		return (struct chunk){ .off = 0, .plen = cache_blob_plen(b) };
+	return b->chunks->c[i];
 }
 
 static struct blob *cache_blob_seal(struct cache *c, const struct centry *ce,
@@ -540,10 +556,10 @@ static int cache_blob_open(struct cache *c, const struct centry *ce,
 	uint32_t from = 0;
 	int rc = 0;
 
-	if (cache_plain_get(c, b->plen, pl) < 0)
+	if (cache_plain_get(c, cache_blob_plen(b), pl) < 0)
 		return -1;
 	key = key_acquire(c);
-	for (uint32_t i = 0; rc == 0 && i < b->nchunks; i++) {
+	for (uint32_t i = 0; rc == 0 && i < cache_blob_nchunks(b); i++) {
 		rc = cache_chunk_open(ce, b, i, pl->p + from, key);
 		from += cache_blob_chunk(b, i).plen;
 	}
@@ -572,12 +588,12 @@ static int cache_blob_to_entry(struct cache *c, const struct centry *ce,
  * is not after it. */
 static uint32_t cache_blob_find(const struct blob *b, const char *key)
 {
-	uint32_t lo = 1, hi = b->nchunks;
+	uint32_t lo = 1, hi = b->chunks->n;
 
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
 
-		if (strcmp(b->chunks[mid].first, key) <= 0)
+		if (strcmp(b->chunks->c[mid].first, key) <= 0)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -714,7 +730,8 @@ static void cache_ce_account(struct cache *c, struct centry *ce)
 	if (ce->dead)
 		return;
 	if (ce->blob)
-		a += sizeof(*ce->blob) + ce->blob->len + ce->blob->ibytes;
+		a += sizeof(*ce->blob) + ce->blob->len +
+		     (ce->blob->chunks ? ce->blob->chunks->bytes : 0);
 	if (ce->error)
 		a += strlen(ce->error) + 1;
 	c->bytes = c->bytes - ce->acct + a;
