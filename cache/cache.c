@@ -14,7 +14,9 @@
  * its own nonce, and the blob keeps the first key of each (key names are
  * file names, which the inode table and listings hold anyway; never a
  * value): a read that wants a few keys (a lookup or a key file in an app
- * of 50,000 keys) opens the chunks that can hold them, not the whole. The key lives in sodium_malloc
+ * of 50,000 keys) opens the chunks that can hold them, not the whole. The
+ * chunks of a blob share its associated data: they are only ever opened in
+ * place, in memory no one else writes. The key lives in sodium_malloc
  * memory that is PROT_NONE whenever no thread is sealing or opening.
  * Plaintext only ever sits in guarded scratch buffers (sodium_malloc, kept
  * in a small pool because allocating one costs ~25 us) that are wiped as
@@ -79,7 +81,7 @@ struct chunks {
 
 /* A sealed value: one or more chunks back to back. Immutable once built.
  * One pointer more than a single sealed value needs, nothing else: most
- * entries are small (200,000 secrets in 25 MiB). */
+ * entries are small, and 10,000 apps of 20 keys are 10,000 blobs. */
 struct blob {
 	atomic_uint refs;
 	uint32_t len;		/* bytes of data */
@@ -97,7 +99,6 @@ static uint32_t cache_blob_plen(const struct blob *b)
 {
 	return b->len - cache_blob_nchunks(b) * (CACHE_NPUB + CACHE_ABYTES);
 }
-
 
 struct centry {
 	struct centry *hnext;		/* hash chain */
