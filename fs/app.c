@@ -299,8 +299,8 @@ static int app_fetch_store_keys(struct appfs *fs, const struct app_conf *app,
 	*exists = false;
 	if (!app->has_store)
 		return 0;
-	/* opening a dotenvx store's values checks its public keys: it takes
-	 * every key */
+	/* an encrypted store (fernet_key, private_key) is read whole:
+	 * opening a dotenvx file's values checks its public key lines */
 	if (app_sealed(fs, &app->store))
 		only = NULL;
 	if (app_fetch_keys(fs, app, &app->store, via, only, en, e) == 0) {
