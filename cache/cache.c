@@ -7,9 +7,16 @@
  * lookup, one decrypt, no provider call.
  *
  * A value is a sealed blob: the entry serialized (version, then each key
- * and value) and encrypted with XChaCha20-Poly1305 under a per-process key,
- * the entry's identity (provider name \0 locator [\0 params]) as associated
- * data, a fresh random nonce each time. The key lives in sodium_malloc
+ * and value, sorted by key) and encrypted with XChaCha20-Poly1305 under a
+ * per-process key, the entry's identity (provider name \0 locator [\0
+ * params]) as associated data, a fresh random nonce each time. An entry
+ * larger than CACHE_CHUNK is sealed in chunks of whole records, each with
+ * its own nonce, and the blob keeps the first key of each (key names are
+ * file names, which the inode table and listings hold anyway; never a
+ * value): a read that wants a few keys (a lookup or a key file in an app
+ * of 50,000 keys) opens the chunks that can hold them, not the whole. The
+ * chunks of a blob share its associated data: they are only ever opened in
+ * place, in memory no one else writes. The key lives in sodium_malloc
  * memory that is PROT_NONE whenever no thread is sealing or opening.
  * Plaintext only ever sits in guarded scratch buffers (sodium_malloc, kept
  * in a small pool because allocating one costs ~25 us) that are wiped as
@@ -43,6 +50,9 @@
 #define CACHE_KEYBYTES crypto_aead_xchacha20poly1305_ietf_KEYBYTES
 
 #define CACHE_BUCKETS_MIN 64
+/* Plaintext bytes per sealed chunk of a large entry: what a read of one
+ * key decrypts; an entry this small is one chunk, as it always was. */
+#define CACHE_CHUNK 4096
 #define CACHE_WAIT_CONDS 16	/* readers waiting on a fetch, by hash */
 #define CACHE_POOL_N 8		/* scratch buffers kept for reuse */
 #define CACHE_POOL_MAX (256 * 1024)	/* larger ones are not kept */
@@ -55,12 +65,40 @@
 
 enum ce_state { CE_EMPTY, CE_VALUE, CE_MISSING };
 
-/* A sealed value: nonce, then ciphertext and tag. Immutable once built. */
+/* One sealed chunk of a blob: at data + off, nonce, then ciphertext and
+ * tag of plen plaintext bytes. */
+struct chunk {
+	uint32_t off, plen;
+	char *first;	/* key of its first record; NULL for the first chunk */
+};
+
+/* Where the chunks of a blob of more than one are. */
+struct chunks {
+	uint32_t n;
+	uint32_t bytes;		/* this, first keys included */
+	struct chunk c[];
+};
+
+/* A sealed value: one or more chunks back to back. Immutable once built.
+ * One pointer more than a single sealed value needs, nothing else: most
+ * entries are small, and 10,000 apps of 20 keys are 10,000 blobs. */
 struct blob {
 	atomic_uint refs;
-	uint32_t len;
+	uint32_t len;		/* bytes of data */
+	struct chunks *chunks;	/* NULL when the whole is one chunk */
 	unsigned char data[];
 };
+
+static uint32_t cache_blob_nchunks(const struct blob *b)
+{
+	return b->chunks ? b->chunks->n : 1;
+}
+
+/* Plaintext bytes of every chunk. */
+static uint32_t cache_blob_plen(const struct blob *b)
+{
+	return b->len - cache_blob_nchunks(b) * (CACHE_NPUB + CACHE_ABYTES);
+}
 
 struct centry {
 	struct centry *hnext;		/* hash chain */
@@ -286,32 +324,61 @@ static int cache_plain_build(struct cache *c, const struct entry *en,
 	return 0;
 }
 
+/* The header: the version into out; *n the number of records. */
+static int cache_header_parse(const unsigned char **r, const unsigned char *end,
+			      struct entry *out, uint32_t *n)
+{
+	uint32_t vlen;
+
+	if (cache_get_u32(r, end, &vlen) < 0 || vlen >= PROVIDER_VERSION_MAX ||
+	    (size_t)(end - *r) < vlen)
+		return -1;
+	memcpy(out->version, *r, vlen);
+	out->version[vlen] = '\0';
+	*r += vlen;
+	return cache_get_u32(r, end, n);
+}
+
+static bool cache_keys_has(const struct cache_keys *want, const char *key)
+{
+	if (!want)
+		return true;
+	for (size_t i = 0; i < want->n; i++)
+		if (!strcmp(want->v[i], key))
+			return true;
+	return false;
+}
+
+/* One record (key, value) at *r into out when want has its key. */
+static int cache_record_parse(const unsigned char **r, const unsigned char *end,
+			      struct entry *out, const struct cache_keys *want)
+{
+	uint32_t klen, len;
+	const char *key;
+
+	if (cache_get_u32(r, end, &klen) < 0 || !klen ||
+	    (size_t)(end - *r) < klen || (*r)[klen - 1] != '\0')
+		return -1;
+	key = (const char *)*r;
+	*r += klen;
+	if (cache_get_u32(r, end, &len) < 0 || (size_t)(end - *r) < len)
+		return -1;
+	if (cache_keys_has(want, key) && kvmap_set(&out->map, key, *r, len) < 0)
+		return -1;
+	*r += len;
+	return 0;
+}
+
 static int cache_plain_parse(const struct plain *pl, struct entry *out)
 {
 	const unsigned char *r = pl->p, *end = pl->p + pl->len;
-	uint32_t vlen, n, klen, len;
+	uint32_t n;
 
-	if (cache_get_u32(&r, end, &vlen) < 0 || vlen >= PROVIDER_VERSION_MAX ||
-	    (size_t)(end - r) < vlen)
+	if (cache_header_parse(&r, end, out, &n) < 0)
 		return -1;
-	memcpy(out->version, r, vlen);
-	out->version[vlen] = '\0';
-	r += vlen;
-	if (cache_get_u32(&r, end, &n) < 0)
-		return -1;
-	for (uint32_t i = 0; i < n; i++) {
-		const char *key;
-
-		if (cache_get_u32(&r, end, &klen) < 0 || !klen ||
-		    (size_t)(end - r) < klen || r[klen - 1] != '\0')
+	for (uint32_t i = 0; i < n; i++)
+		if (cache_record_parse(&r, end, out, NULL) < 0)
 			goto fail;
-		key = (const char *)r;
-		r += klen;
-		if (cache_get_u32(&r, end, &len) < 0 || (size_t)(end - r) < len ||
-		    kvmap_set(&out->map, key, r, len) < 0)
-			goto fail;
-		r += len;
-	}
 	return 0;
 fail:
 	entry_free(out);
@@ -327,8 +394,12 @@ static bool cache_plain_equal(const struct plain *a, const struct plain *b)
 
 static void cache_blob_put(struct blob *b)
 {
-	if (b && atomic_fetch_sub(&b->refs, 1) == 1)
-		free(b);
+	if (!b || atomic_fetch_sub(&b->refs, 1) != 1)
+		return;
+	for (uint32_t i = 0; b->chunks && i < b->chunks->n; i++)
+		free(b->chunks->c[i].first);
+	free(b->chunks);
+	free(b);
 }
 
 static struct blob *cache_blob_get(struct blob *b)
@@ -338,39 +409,164 @@ static struct blob *cache_blob_get(struct blob *b)
 	return b;
 }
 
-static struct blob *cache_blob_seal(struct cache *c, const struct centry *ce,
-			      const struct plain *pl)
+/* Append v to the cuts (*k of *cap); false when out of memory. */
+static bool cache_cut_push(uint32_t **cut, uint32_t *k, uint32_t *cap,
+			   uint32_t v)
 {
-	size_t len = CACHE_NPUB + pl->len + CACHE_ABYTES;
-	struct blob *b = malloc(sizeof(*b) + len);
-	const unsigned char *key;
+	uint32_t *grown;
+
+	if (*k == *cap) {
+		grown = realloc(*cut, 2 * *cap * sizeof(**cut));
+		if (!grown)
+			return false;
+		*cut = grown;
+		*cap *= 2;
+	}
+	(*cut)[(*k)++] = v;
+	return true;
+}
+
+/* Where pl's chunks end: cut[i] is the end of chunk i, at a record
+ * boundary, each chunk at most CACHE_CHUNK bytes unless one record is
+ * larger. The number of chunks, or 0 when out of memory. */
+static uint32_t cache_blob_cuts(const struct plain *pl, uint32_t **cut)
+{
+	static const struct cache_keys none = { NULL, 0 };
+	const unsigned char *r = pl->p, *end = pl->p + pl->len, *start = r;
+	struct entry hdr = ENTRY_INIT;
+	uint32_t n, k = 0, cap = 4;
+	bool ok = true;
+
+	*cut = malloc(cap * sizeof(**cut));
+	if (!*cut)
+		return 0;
+	if (pl->len > CACHE_CHUNK && cache_header_parse(&r, end, &hdr, &n) == 0) {
+		while (ok && r < end) {
+			const unsigned char *rec = r;
+
+			/* it cannot fail: cache_plain_build wrote it */
+			if (cache_record_parse(&r, end, NULL, &none) < 0)
+				break;
+			if (r - start > CACHE_CHUNK && rec != start) {
+				ok = cache_cut_push(cut, &k, &cap, (uint32_t)(rec - pl->p));
+				start = rec;
+			}
+		}
+	}
+	if (ok)
+		ok = cache_cut_push(cut, &k, &cap, (uint32_t)pl->len);
+	if (!ok) {
+		free(*cut);
+		*cut = NULL;
+		return 0;
+	}
+	return k;
+}
+
+/* The key of the record at p (a chunk's first), copied. */
+static char *cache_first_key(const unsigned char *p)
+{
+	return strdup((const char *)p + sizeof(uint32_t));
+}
+
+static struct blob *cache_blob_alloc(const struct plain *pl, const uint32_t *cut,
+				     uint32_t nchunks)
+{
+	size_t len = (size_t)nchunks * (CACHE_NPUB + CACHE_ABYTES) + pl->len;
+	struct blob *b = len <= UINT32_MAX ? malloc(sizeof(*b) + len) : NULL;
 
 	if (!b)
 		return NULL;
 	atomic_init(&b->refs, 1);
 	b->len = (uint32_t)len;
-	randombytes_buf(b->data, CACHE_NPUB);
+	b->chunks = NULL;
+	if (nchunks == 1)
+		return b;
+	b->chunks = calloc(1, sizeof(*b->chunks) + nchunks * sizeof(struct chunk));
+	if (!b->chunks) {
+		free(b);
+		return NULL;
+	}
+	b->chunks->bytes = sizeof(*b->chunks) + nchunks * sizeof(struct chunk);
+	for (uint32_t i = 0; i < nchunks; i++) {
+		struct chunk *ch = &b->chunks->c[i];
+		uint32_t from = i ? cut[i - 1] : 0;
+
+		b->chunks->n = i + 1;
+		ch->off = from + i * (CACHE_NPUB + CACHE_ABYTES);
+		ch->plen = cut[i] - from;
+		if (i && !(ch->first = cache_first_key(pl->p + from))) {
+			cache_blob_put(b);
+			return NULL;
+		}
+		b->chunks->bytes += i ? strlen(ch->first) + 1 : 0;
+	}
+	return b;
+}
+
+/* Chunk i of b (the whole blob when it is one chunk). */
+static struct chunk cache_blob_chunk(const struct blob *b, uint32_t i)
+{
+	if (!b->chunks)
+		return (struct chunk){ .off = 0, .plen = cache_blob_plen(b) };
+	return b->chunks->c[i];
+}
+
+static struct blob *cache_blob_seal(struct cache *c, const struct centry *ce,
+			      const struct plain *pl)
+{
+	uint32_t *cut, nchunks = cache_blob_cuts(pl, &cut);
+	struct blob *b = nchunks ? cache_blob_alloc(pl, cut, nchunks) : NULL;
+	const unsigned char *key;
+	uint32_t from = 0;
+
+	free(cut);
+	if (!b)
+		return NULL;
 	key = key_acquire(c);
-	crypto_aead_xchacha20poly1305_ietf_encrypt(b->data + CACHE_NPUB, NULL,
-		pl->p, pl->len, (const unsigned char *)ce->id, ce->id_len,
-		NULL, b->data, key);
+	for (uint32_t i = 0; i < nchunks; i++) {
+		struct chunk ch = cache_blob_chunk(b, i);
+		unsigned char *at = b->data + ch.off;
+
+		randombytes_buf(at, CACHE_NPUB);
+		crypto_aead_xchacha20poly1305_ietf_encrypt(at + CACHE_NPUB, NULL,
+			pl->p + from, ch.plen, (const unsigned char *)ce->id,
+			ce->id_len, NULL, at, key);
+		from += ch.plen;
+	}
 	cache_key_release(c);
 	secmem_stack_wipe();	/* the cipher's frames held the plaintext */
 	return b;
+}
+
+/* Decrypt chunk i of b to out (room for its plen bytes). Caller holds
+ * the key. */
+static int cache_chunk_open(const struct centry *ce, const struct blob *b,
+			    uint32_t i, unsigned char *out,
+			    const unsigned char *key)
+{
+	struct chunk ch = cache_blob_chunk(b, i);
+	const unsigned char *at = b->data + ch.off;
+
+	return crypto_aead_xchacha20poly1305_ietf_decrypt(out, NULL, NULL,
+		at + CACHE_NPUB, ch.plen + CACHE_ABYTES,
+		(const unsigned char *)ce->id, ce->id_len, at, key);
 }
 
 static int cache_blob_open(struct cache *c, const struct centry *ce,
 		     const struct blob *b, struct plain *pl)
 {
 	const unsigned char *key;
-	int rc;
+	uint32_t from = 0;
+	int rc = 0;
 
-	if (cache_plain_get(c, b->len - CACHE_NPUB - CACHE_ABYTES, pl) < 0)
+	if (cache_plain_get(c, cache_blob_plen(b), pl) < 0)
 		return -1;
 	key = key_acquire(c);
-	rc = crypto_aead_xchacha20poly1305_ietf_decrypt(pl->p, NULL, NULL,
-		b->data + CACHE_NPUB, b->len - CACHE_NPUB,
-		(const unsigned char *)ce->id, ce->id_len, b->data, key);
+	for (uint32_t i = 0; rc == 0 && i < cache_blob_nchunks(b); i++) {
+		rc = cache_chunk_open(ce, b, i, pl->p + from, key);
+		from += cache_blob_chunk(b, i).plen;
+	}
 	cache_key_release(c);
 	secmem_stack_wipe();
 	if (rc != 0)
@@ -389,6 +585,76 @@ static int cache_blob_to_entry(struct cache *c, const struct centry *ce,
 		return -1;
 	rc = cache_plain_parse(&pl, out);
 	cache_plain_put(c, &pl);
+	return rc;
+}
+
+/* The chunk of b that holds key if any does: the last whose first key
+ * is not after it. */
+static uint32_t cache_blob_find(const struct blob *b, const char *key)
+{
+	uint32_t lo = 1, hi = b->chunks->n;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(b->chunks->c[mid].first, key) <= 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo - 1;
+}
+
+/* Open chunk i of b and take its records that want has into out (the
+ * first chunk: the version too). */
+static int cache_chunk_to_entry(struct cache *c, const struct centry *ce,
+				const struct blob *b, uint32_t i,
+				const struct cache_keys *want, struct entry *out)
+{
+	struct chunk ch = cache_blob_chunk(b, i);
+	const unsigned char *key, *r, *end;
+	struct plain pl;
+	uint32_t n;
+	int rc;
+
+	if (cache_plain_get(c, ch.plen, &pl) < 0)
+		return -1;
+	key = key_acquire(c);
+	rc = cache_chunk_open(ce, b, i, pl.p, key);
+	cache_key_release(c);
+	secmem_stack_wipe();
+	r = pl.p;
+	end = pl.p + pl.len;
+	if (rc == 0 && i == 0)
+		rc = cache_header_parse(&r, end, out, &n);
+	while (rc == 0 && r < end)
+		rc = cache_record_parse(&r, end, out, want);
+	cache_plain_put(c, &pl);
+	return rc;
+}
+
+/* The part of the entry a blob holds that want asks for: the version,
+ * and those of its keys the entry has, opening only the chunks that can
+ * hold them. */
+static int cache_blob_to_keys(struct cache *c, const struct centry *ce,
+			      const struct blob *b,
+			      const struct cache_keys *want, struct entry *out)
+{
+	uint32_t last = 0;
+	/* the first chunk holds the version */
+	int rc = cache_chunk_to_entry(c, ce, b, 0, want, out);
+
+	for (size_t k = 0; rc == 0 && b->chunks && k < want->n; k++) {
+		uint32_t i = cache_blob_find(b, want->v[k]);
+
+		/* chunk 0 is open already; keys in one chunk are often asked
+		 * for together */
+		if (i != 0 && i != last)
+			rc = cache_chunk_to_entry(c, ce, b, i, want, out);
+		last = i;
+	}
+	if (rc < 0)
+		entry_free(out);
 	return rc;
 }
 
@@ -468,7 +734,8 @@ static void cache_ce_account(struct cache *c, struct centry *ce)
 	if (ce->dead)
 		return;
 	if (ce->blob)
-		a += sizeof(*ce->blob) + ce->blob->len;
+		a += sizeof(*ce->blob) + ce->blob->len +
+		     (ce->blob->chunks ? ce->blob->chunks->bytes : 0);
 	if (ce->error)
 		a += strlen(ce->error) + 1;
 	c->bytes = c->bytes - ce->acct + a;
@@ -794,15 +1061,20 @@ static int cache_ce_lead(struct cache *c, struct centry *ce, struct entry *out)
 	return 0;
 }
 
-/* Decrypt ce's value into out (c->lock held, released on return). */
-static int cache_ce_serve(struct cache *c, struct centry *ce, struct entry *out,
-		    struct err *e)
+/* Decrypt ce's value, or the part of it want asks for, into out (c->lock
+ * held, released on return). */
+static int cache_ce_serve(struct cache *c, struct centry *ce,
+			  const struct cache_keys *want, struct entry *out,
+			  struct err *e)
 {
 	struct blob *b = cache_blob_get(ce->blob);
 	int rc;
 
 	pthread_mutex_unlock(&c->lock);
-	rc = cache_blob_to_entry(c, ce, b, out);
+	if (want)
+		rc = cache_blob_to_keys(c, ce, b, want, out);
+	else
+		rc = cache_blob_to_entry(c, ce, b, out);
 	cache_blob_put(b);
 	if (rc < 0)
 		err_set(e, ERR_NOMEM, "%s: cannot open cached entry",
@@ -829,6 +1101,14 @@ static int cache_ce_fail(struct cache *c, struct centry *ce, enum verdict v,
 int cache_fetch(struct cache *c, struct provider *p, const char *locator,
 		const char *params, const struct cache_policy *pol,
 		struct entry *out, struct cache_info *info, struct err *e)
+{
+	return cache_fetch_keys(c, p, locator, params, pol, NULL, out, info, e);
+}
+
+int cache_fetch_keys(struct cache *c, struct provider *p, const char *locator,
+		     const char *params, const struct cache_policy *pol,
+		     const struct cache_keys *want, struct entry *out,
+		     struct cache_info *info, struct err *e)
 {
 	static const struct cache_policy none = { 0, 0, 0 };
 	struct centry *ce;
@@ -872,7 +1152,7 @@ int cache_fetch(struct cache *c, struct provider *p, const char *locator,
 	if (v == V_STALE)
 		c->st.stale_served++;
 	if (v == V_FRESH || v == V_STALE)
-		return cache_ce_serve(c, ce, out, e);
+		return cache_ce_serve(c, ce, want, out, e);
 	return cache_ce_fail(c, ce, v, e);
 }
 

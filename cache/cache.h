@@ -60,6 +60,22 @@ int cache_fetch(struct cache *c, struct provider *p, const char *locator,
 		const char *params, const struct cache_policy *pol,
 		struct entry *out, struct cache_info *info, struct err *e);
 
+/* Keys of an entry a read wants. */
+struct cache_keys {
+	const char *const *v;
+	size_t n;
+};
+
+/* cache_fetch for a read that wants only the keys in want: out gets the
+ * version and at least those of them the entry has (the whole entry when
+ * this read fetched it). A cached entry larger than a few KiB is opened
+ * only where those keys can be, so one key of an entry of 50,000 costs
+ * what one key of a small entry does. */
+int cache_fetch_keys(struct cache *c, struct provider *p, const char *locator,
+		     const char *params, const struct cache_policy *pol,
+		     const struct cache_keys *want, struct entry *out,
+		     struct cache_info *info, struct err *e);
+
 /* Would cache_fetch() have to ask the provider now (nothing cached, or
  * too old)? For callers that fetch several entries in parallel only when
  * it pays. */

@@ -259,10 +259,13 @@ static int app_err_ref(struct err *e, const struct ref *r)
 
 /* Fetch the entry a reference names, through the cache with the app's
  * policy, or straight from the provider (VIA_PROVIDER: what a write
- * compares against must be current). A failure names the reference. */
-static int app_fetch(struct appfs *fs, const struct app_conf *app,
-		     const struct ref *r, enum app_via via, struct entry *en,
-		     struct err *e)
+ * compares against must be current). only (NULL: every key) names the
+ * keys the caller needs: en may hold more, but a large cached entry is
+ * then opened only where they are. A failure names the reference. */
+static int app_fetch_keys(struct appfs *fs, const struct app_conf *app,
+			  const struct ref *r, enum app_via via,
+			  const struct cache_keys *only, struct entry *en,
+			  struct err *e)
 {
 	struct provider *p = app_provider(fs, r, e);
 	struct cache_policy pol = { app->ttl_ms, app->refresh_ms, app->max_stale_ms };
@@ -273,20 +276,35 @@ static int app_fetch(struct appfs *fs, const struct app_conf *app,
 	if (via == VIA_PROVIDER || !fs->cache)
 		rc = p->ops->fetch(p->state, r->locator, r->params, en, e);
 	else
-		rc = cache_fetch(fs->cache, p, r->locator, r->params, &pol, en, NULL, e);
+		rc = cache_fetch_keys(fs->cache, p, r->locator, r->params, &pol,
+				      only, en, NULL, e);
 	return rc == 0 ? 0 : app_err_ref(e, r);
 }
 
-/* The app's store entry; a missing one is empty (it is created on the
- * first write). *exists tells which. */
-static int app_fetch_store(struct appfs *fs, const struct app_conf *app,
-			   enum app_via via, struct entry *en, bool *exists,
-			   struct err *e)
+static int app_fetch(struct appfs *fs, const struct app_conf *app,
+		     const struct ref *r, enum app_via via, struct entry *en,
+		     struct err *e)
+{
+	return app_fetch_keys(fs, app, r, via, NULL, en, e);
+}
+
+static const struct conf_sealed *app_sealed(struct appfs *fs,
+					    const struct ref *r);
+
+/* The app's store entry (only: app_fetch_keys); a missing one is empty
+ * (it is created on the first write). *exists tells which. */
+static int app_fetch_store_keys(struct appfs *fs, const struct app_conf *app,
+				enum app_via via, const struct cache_keys *only,
+				struct entry *en, bool *exists, struct err *e)
 {
 	*exists = false;
 	if (!app->has_store)
 		return 0;
-	if (app_fetch(fs, app, &app->store, via, en, e) == 0) {
+	/* an encrypted store (fernet_key, private_key) is read whole:
+	 * opening a dotenvx file's values checks its public key lines */
+	if (app_sealed(fs, &app->store))
+		only = NULL;
+	if (app_fetch_keys(fs, app, &app->store, via, only, en, e) == 0) {
 		*exists = true;
 		return 0;
 	}
@@ -294,6 +312,13 @@ static int app_fetch_store(struct appfs *fs, const struct app_conf *app,
 		return -1;
 	err_clear(e);
 	return 0;
+}
+
+static int app_fetch_store(struct appfs *fs, const struct app_conf *app,
+			   enum app_via via, struct entry *en, bool *exists,
+			   struct err *e)
+{
+	return app_fetch_store_keys(fs, app, via, NULL, en, exists, e);
 }
 
 /* The whole entry as one value: a single-value entry's bytes, or the map
@@ -639,17 +664,47 @@ static bool app_missing_generated(const struct app_conf *app,
 	return false;
 }
 
+/* key and the app's generate: keys (store keys too): what a read of key
+ * alone needs of the store entry. 0, or -1 out of memory. */
+static int app_want_keys(const struct app_conf *app, const char *key,
+			 struct strv *names)
+{
+	char name[300];
+	int rc = strv_push(names, key);
+
+	for (size_t i = 0; rc == 0 && i < app->nenv; i++)
+		if (app->env[i].ref.kind == REF_GENERATE)
+			rc = strv_push(names, app->env[i].name);
+	for (size_t i = 0; rc == 0 && i < app->nkeys; i++) {
+		if (app->keys[i].ref.kind != REF_GENERATE)
+			continue;
+		app_keys_name(app->keys[i].name, name, sizeof(name));
+		rc = strv_push(names, name);
+	}
+	return rc;
+}
+
 /* The store entry with every generate: key present: missing ones are
  * generated, stored with compare-and-set, and the entry re-read, so the
  * value served is the one the store kept even when another process won
- * the race. */
+ * the race. With key (not NULL), en holds that key and the generate:
+ * ones at least: a read of one key of a large entry opens a part of it. */
 static int app_fetch_store_generated(struct appfs *fs,
 				     const struct app_conf *app,
-				     struct entry *en, struct err *e)
+				     const char *key, struct entry *en,
+				     struct err *e)
 {
+	struct strv names = { 0 };
+	struct cache_keys only;
 	bool exists;
+	int rc = key && app_want_keys(app, key, &names) < 0 ? err_oom(e) : 0;
 
-	if (app_fetch_store(fs, app, VIA_CACHE, en, &exists, e) < 0)
+	only = (struct cache_keys){ (const char *const *)names.v, names.n };
+	if (rc == 0)
+		rc = app_fetch_store_keys(fs, app, VIA_CACHE, key ? &only : NULL,
+					  en, &exists, e);
+	strv_free(&names);
+	if (rc < 0)
 		return -1;
 	if (!app_missing_generated(app, &en->map))
 		return 0;
@@ -726,7 +781,7 @@ static void *app_source_fetch(void *arg)
 	struct app_source *s = arg;
 
 	if (s->app->has_store && s->ref == &s->app->store)
-		s->rc = app_fetch_store_generated(s->fs, s->app, &s->en, &s->e);
+		s->rc = app_fetch_store_generated(s->fs, s->app, NULL, &s->en, &s->e);
 	else
 		s->rc = app_fetch(s->fs, s->app, s->ref, VIA_CACHE, &s->en, &s->e);
 	/* glibc hands an ended thread's stack to the next thread it starts:
@@ -901,7 +956,7 @@ static int app_store_value(struct appfs *fs, const struct app_conf *app,
 {
 	struct entry store = ENTRY_INIT;
 	const struct kv *kv;
-	int rc = app_fetch_store_generated(fs, app, &store, e);
+	int rc = app_fetch_store_generated(fs, app, key, &store, e);
 
 	if (rc == 0)
 		rc = app_unseal(fs, app, &app->store, &store.map, key, e);
@@ -1464,7 +1519,10 @@ int app_lookup(struct appfs *fs, const struct app_conf *app, const char *name,
 		return app->nkeys ? 0 : err_set(e, ERR_NOTFOUND, "app %s has no keys.*", app->name);
 	if (!app_name_is_file(app, name))
 		return err_set(e, ERR_NOTFOUND, "not a key name");
-	rc = app_fetch_store(fs, app, VIA_CACHE, &store, &exists, e);
+	/* one key of what may be a large entry: only where it would be */
+	rc = app_fetch_store_keys(fs, app, VIA_CACHE,
+				  &(struct cache_keys){ &name, 1 }, &store,
+				  &exists, e);
 	if (rc == 0 && (!kvmap_get(&store.map, name) || app_store_meta(fs, app, name)))
 		rc = err_set(e, ERR_NOTFOUND, "no key %s", name);
 	entry_free(&store);

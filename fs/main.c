@@ -39,6 +39,7 @@ struct main_opts {
 	char *level;	/* -o log=LEVEL */
 	char *dest;	/* -o log=stderr|syslog|FILE */
 	char *kernel_cache;
+	unsigned max_background;	/* 0: ops.c's */
 	bool ro;
 	/* the words that are not options: MOUNTPOINT, or SOURCE MOUNTPOINT
 	 * the way mount(8) runs us for an fstab line of type fuse.secretfs */
@@ -52,6 +53,7 @@ static const struct fuse_opt main_opt_table[] = {
 	{ "config=%s", offsetof(struct main_opts, config), 0 },
 	FUSE_OPT_KEY("log=", MAIN_KEY_LOG),
 	{ "kernel_cache=%s", offsetof(struct main_opts, kernel_cache), 0 },
+	{ "max_background=%u", offsetof(struct main_opts, max_background), 0 },
 	FUSE_OPT_KEY("ro", MAIN_KEY_RO),
 	FUSE_OPT_END
 };
@@ -177,8 +179,11 @@ static void main_usage(const char *prog)
 	       "    -o kernel_cache=no     serve every read from the daemon (no\n"
 	       "                           plaintext in the kernel's page cache)\n"
 	       "    -o ro                  read-only: opens never reach the daemon,\n"
-	       "                           reads are as fast as a local file\n\n",
-	       prog, prog, prog, CONFIG_DEFAULT_PATH);
+	       "                           reads are as fast as a local file\n"
+	       "    -o max_background=N    requests the kernel sends without waiting\n"
+	       "                           (closes among them; default %u, at most\n"
+	       "                           65535)\n\n",
+	       prog, prog, prog, CONFIG_DEFAULT_PATH, OPS_MAX_BACKGROUND);
 	main_cmdline_help();
 	fuse_lowlevel_help();
 }
@@ -407,6 +412,11 @@ int main(int argc, char *argv[])
 	}
 	if (!main_user_set_threads(argc, argv))
 		cmd.max_threads = MAIN_MAX_THREADS;
+	if (o.max_background > OPS_MAX_BACKGROUND) {
+		fprintf(stderr, "secretfs: max_background=%u: at most %u\n",
+			o.max_background, OPS_MAX_BACKGROUND);
+		goto out_args;
+	}
 	if (!cmd.mountpoint) {
 		fprintf(stderr, "secretfs: no mountpoint given (see --help)\n");
 		goto out_args;
@@ -431,6 +441,7 @@ int main(int argc, char *argv[])
 	}
 	ofs.kernel_cache = !o.kernel_cache || !strcmp(o.kernel_cache, "yes");
 	ofs.read_only = o.ro;
+	ofs.max_background = o.max_background;
 	se = fuse_session_new(&args, &ops_table, sizeof(ops_table), &ofs);
 	if (!se)
 		goto out_ops;

@@ -6,6 +6,8 @@
 
 #include <sodium.h>
 
+#include "../base/hash.h"
+
 #define NODE_BATCH 256	/* inodes node_each hands out per lock taken */
 
 int node_init(struct node_table *t, size_t napps, time_t mounted,
@@ -58,6 +60,7 @@ void node_destroy(struct node_table *t)
 	for (size_t i = 0; i < t->nretired; i++)
 		free((char *)t->retired[i]);
 	free(t->retired);
+	free(t->buckets);
 	free(t->nodes);
 	free(t->heads);
 	pthread_mutex_destroy(&t->lock);
@@ -102,6 +105,77 @@ struct node *node_find(struct node_table *t, uint64_t ino)
 
 /* ---- names ---- */
 
+static uint64_t node_hash(size_t app, const char *name)
+{
+	uint64_t h = hash_fnv1a(HASH_FNV1A_INIT ^ ((uint64_t)app * 0x9e3779b97f4a7c15ULL), name);
+
+	/* mixed, so the low bits (the bucket) depend on every byte */
+	h ^= h >> 29;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	return h ^ (h >> 32);
+}
+
+static struct node **node_bucket(const struct node_table *t, size_t app,
+				 const char *name)
+{
+	return &t->buckets[node_hash(app, name) & (t->nbuckets - 1)];
+}
+
+/* The node named (app, name); NULL when there is none. Caller holds
+ * t->lock. */
+static struct node *node_lookup(const struct node_table *t, size_t app,
+				const char *name)
+{
+	struct node *n;
+
+	if (!t->nbuckets)
+		return NULL;
+	for (n = *node_bucket(t, app, name); n; n = n->hnext)
+		if (n->app == app && !strcmp(n->name, name))
+			return n;
+	return NULL;
+}
+
+static void node_hash_insert(struct node_table *t, struct node *n)
+{
+	struct node **b = node_bucket(t, n->app, n->name);
+
+	n->hnext = *b;
+	*b = n;
+}
+
+static void node_hash_remove(struct node_table *t, struct node *n)
+{
+	struct node **pp = node_bucket(t, n->app, n->name);
+
+	while (*pp && *pp != n)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = n->hnext;
+	n->hnext = NULL;
+}
+
+/* Room in the hash for one more node: twice the buckets when they are
+ * as many as the nodes. Caller holds t->lock. false when out of memory. */
+static bool node_hash_reserve(struct node_table *t)
+{
+	size_t nb = t->nbuckets ? t->nbuckets * 2 : 64;
+	struct node **b;
+
+	if (t->nnodes < t->nbuckets)
+		return true;
+	b = calloc(nb, sizeof(*b));
+	if (!b)
+		return false;
+	free(t->buckets);
+	t->buckets = b;
+	t->nbuckets = nb;
+	for (size_t i = 0; i < t->nnodes; i++)
+		if (*t->nodes[i]->name)	/* a detached node is no name's */
+			node_hash_insert(t, t->nodes[i]);
+	return true;
+}
+
 /* Keep a node's old name until unmount: a reader may still hold it.
  * Caller holds t->lock. false when out of memory. */
 static bool node_name_retire(struct node_table *t, const char *name)
@@ -130,6 +204,7 @@ void node_rename(struct node_table *t, size_t app, const char *from,
 
 		if (!strcmp(n->name, to) && node_name_retire(t, n->name)) {
 			*pp = n->next;	/* detached: no name finds it again */
+			node_hash_remove(t, n);
 			n->name = "";
 			continue;
 		}
@@ -139,7 +214,9 @@ void node_rename(struct node_table *t, size_t app, const char *from,
 	}
 	name = src ? strdup(to) : NULL;
 	if (name && node_name_retire(t, src->name)) {
+		node_hash_remove(t, src);
 		src->name = name;
+		node_hash_insert(t, src);
 		src->seen = false;	/* what the kernel saw was another file */
 	} else {
 		free((char *)name);
@@ -169,7 +246,8 @@ static struct node *node_new(struct node_table *t, size_t app,
 {
 	struct node *n;
 
-	if (!node_reserve(t) || !(n = calloc(1, sizeof(*n))))
+	if (!node_reserve(t) || !node_hash_reserve(t) ||
+	    !(n = calloc(1, sizeof(*n))))
 		return NULL;
 	n->name = strdup(name);
 	if (!n->name) {
@@ -181,6 +259,7 @@ static struct node *node_new(struct node_table *t, size_t app,
 	n->next = t->heads[app];
 	t->heads[app] = n;
 	t->nodes[t->nnodes++] = n;
+	node_hash_insert(t, n);
 	return n;
 }
 
@@ -190,9 +269,7 @@ struct node *node_get(struct node_table *t, size_t app, const char *name,
 	struct node *n;
 
 	pthread_mutex_lock(&t->lock);
-	for (n = t->heads[app]; n; n = n->next)
-		if (!strcmp(n->name, name))
-			break;
+	n = node_lookup(t, app, name);
 	if (!n)
 		n = node_new(t, app, name);
 	pthread_mutex_unlock(&t->lock);

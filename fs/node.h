@@ -8,6 +8,9 @@
  * Renames are followed, so the inode the kernel holds for a name stays
  * the one served for that name.
  *
+ * A (slot, name) finds its node in a hash table: `ls -l` of an app of
+ * 50,000 keys looks up each of them, and must not walk them all each time.
+ *
  * Each file node also keeps what the kernel was last shown of it (a hash
  * of the bytes) and the mtime it shows: the kernel keeps pages and
  * attributes, so a change must be seen to be invalidated, and content
@@ -37,6 +40,7 @@ struct node {
 	/* replaced, never changed in place, by a rename: readers may hold it */
 	const char *name;
 	struct node *next;	/* in the same app */
+	struct node *hnext;	/* in the same hash bucket */
 	bool seen;		/* hash and mtime hold what the kernel saw */
 	unsigned char hash[16];
 	time_t mtime;
@@ -49,6 +53,8 @@ struct node_table {
 	pthread_mutex_t lock;	/* guards everything below and the nodes */
 	struct node **nodes;	/* file nodes, by inode - first file inode */
 	struct node **heads;	/* file nodes of each app, a list */
+	struct node **buckets;	/* nodes that have a name, by (app, name) */
+	size_t nbuckets;	/* a power of two, or 0 */
 	const char **retired;	/* names nodes had before a rename */
 	size_t nretired;
 	size_t nnodes;

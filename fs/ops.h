@@ -31,6 +31,11 @@ struct ops_inval {
 };
 
 /* The state behind one mount; the userdata of the FUSE session. */
+/* The background requests (closes among them) the kernel may have
+ * outstanding at once unless -o max_background says otherwise: the
+ * protocol's largest (why: ops.c, ops_init_background). */
+#define OPS_MAX_BACKGROUND 65535u
+
 struct ops_fs {
 	struct appfs *appfs;
 	/* every request holds it to read, a reload to write: a request sees
@@ -46,6 +51,7 @@ struct ops_fs {
 	bool kernel_cache;	/* let the kernel keep pages and attributes */
 	bool read_only;		/* mounted -o ro */
 	bool no_open;		/* read-only fast path: opens stay in the kernel */
+	unsigned max_background;	/* -o max_background=N; 0: OPS_MAX_BACKGROUND */
 	struct fuse_session *se;
 	struct ops_inval inval;
 	struct hooks *hooks;	/* on_change: NULL when no app has one */

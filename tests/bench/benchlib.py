@@ -102,7 +102,8 @@ def _umount(path, tries):
 class Daemon:
     """secretfs -f on DIR/mnt with DIR/secretfs.conf; log in DIR/daemon.log."""
 
-    def __init__(self, directory, config, args=()):
+    def __init__(self, directory, config, args=(), env=None):
+        self.env = None if env is None else {**os.environ, **env}
         self.dir = pathlib.Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.dir.chmod(0o755)
@@ -125,7 +126,7 @@ class Daemon:
             self.proc = subprocess.Popen(
                 [str(BIN), "-f", "-o", f"config={self.conf}", *self.args,
                  str(self.mnt)], stdin=subprocess.DEVNULL, stdout=log,
-                stderr=log)
+                stderr=log, env=self.env)
             on_exit(self.stop)
             deadline = time.monotonic() + MOUNT_WAIT_S
             while True:
@@ -150,13 +151,24 @@ class Daemon:
     def path(self, *parts):
         return self.mnt.joinpath(*parts)
 
-    def rss_kib(self):
-        """VmRSS of the daemon, KiB."""
+    def status_kib(self, field):
+        """A VmXXX: line of the daemon's /proc status (VmRSS, VmHWM), KiB."""
         with open(f"/proc/{self.pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
-        raise RuntimeError("no VmRSS")
+        raise RuntimeError(f"no {field}")
+
+    def cpu_ns(self):
+        """CPU time the daemon used so far (user + system), ns."""
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        ticks = int(fields[11]) + int(fields[12])
+        return ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+    def rss_kib(self):
+        """VmRSS of the daemon, KiB."""
+        return self.status_kib("VmRSS")
 
     def log_tail(self, n=4000):
         try:
@@ -391,6 +403,19 @@ def herd(threads, paths):
     out = _parse_kv(r.stdout) if r.stdout.strip() else {"ok": 0,
                                                         "failed": threads}
     out["errors"] = r.stderr.strip().splitlines()
+    return out
+
+
+def load(threads, seconds, paths):
+    """threads readers looping over paths for seconds (readloop -l):
+    {ops, errors, wall_ns, messages}."""
+    r = subprocess.run([str(READLOOP), "-l", str(threads), str(seconds),
+                        *map(str, paths)], capture_output=True, text=True,
+                       timeout=seconds + 120, check=False)
+    out = _parse_kv(r.stdout) if r.stdout.strip() else {"ops": 0,
+                                                        "errors": 1,
+                                                        "wall_ns": 0}
+    out["messages"] = r.stderr.strip().splitlines()
     return out
 
 

@@ -13,6 +13,14 @@
  *	succeeded, the wall time from release to the last one done, and the
  *	median and maximum time of one reader (ns).
  *
+ *   readloop -l THREADS SECONDS PATH...
+ *	A sustained load: THREADS threads, each looping open+read+close over
+ *	every PATH (starting at its own) until SECONDS have passed. Every
+ *	read of a path must return the very bytes the first read of it
+ *	returned (complete and consistent: the files must not change during
+ *	the run). Prints the operations done, errors (failed or differing
+ *	reads), and the wall time (ns).
+ *
  * Exit status 1 when a read fails or a loop's reads disagree in size.
  * Built by scripts/bench: cc -O2 -pthread -o build-bench/readloop readloop.c
  */
@@ -194,10 +202,125 @@ static int readloop_herd(int nthreads, char **paths, int npaths)
 	return ok == nthreads ? 0 : 1;
 }
 
+/* ---- a sustained load ---- */
+
+struct readloop_load {
+	char **paths;
+	int npaths;
+	char **want;		/* the first read of each path */
+	long *wantlen;
+	uint64_t until;
+	pthread_mutex_t lock;	/* the counters and the first error */
+	long ops, errors;
+	int reported;
+};
+
+/* Read path into buf (READLOOP_BUF): its length, or -errno. */
+static long readloop_slurp(const char *path, char *buf)
+{
+	long total = 0;
+	ssize_t n = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	while (total < READLOOP_BUF &&
+	       (n = read(fd, buf + total, (size_t)(READLOOP_BUF - total))) > 0)
+		total += n;
+	if (n < 0)
+		total = -errno;
+	if (close(fd) < 0 && total >= 0)
+		total = -errno;
+	return total;
+}
+
+static void readloop_load_error(struct readloop_load *l, int i, long rc)
+{
+	pthread_mutex_lock(&l->lock);
+	/* a few lines say what went wrong; the count says how often */
+	if (l->reported++ < 5)
+		fprintf(stderr, "readloop: %s: %s\n", l->paths[i],
+			rc < 0 ? strerror((int)-rc) : "differs from its first read");
+	pthread_mutex_unlock(&l->lock);
+}
+
+static void *readloop_loader(void *arg)
+{
+	struct readloop_load *l = ((void **)arg)[0];
+	int i = (int)(intptr_t)((void **)arg)[1] % l->npaths;
+	char *buf = malloc(READLOOP_BUF);
+	long ops = 0, errors = 0;
+
+	while (buf && readloop_now_ns() < l->until) {
+		long rc = readloop_slurp(l->paths[i], buf);
+
+		ops++;
+		if (rc != l->wantlen[i] || memcmp(buf, l->want[i], (size_t)rc)) {
+			errors++;
+			readloop_load_error(l, i, rc);
+		}
+		i = (i + 1) % l->npaths;
+	}
+	pthread_mutex_lock(&l->lock);
+	l->ops += ops;
+	l->errors += errors + !buf;
+	pthread_mutex_unlock(&l->lock);
+	free(buf);
+	return NULL;
+}
+
+static int readloop_load(int nthreads, double seconds, char **paths, int npaths)
+{
+	struct readloop_load l = { .paths = paths, .npaths = npaths };
+	pthread_t *t = calloc((size_t)nthreads, sizeof(*t));
+	void **args = calloc((size_t)nthreads * 2, sizeof(*args));
+	uint64_t t0;
+	pthread_attr_t a;
+
+	l.want = calloc((size_t)npaths, sizeof(*l.want));
+	l.wantlen = calloc((size_t)npaths, sizeof(*l.wantlen));
+	if (!t || !args || !l.want || !l.wantlen)
+		return 1;
+	pthread_mutex_init(&l.lock, NULL);
+	for (int i = 0; i < npaths; i++) {
+		l.want[i] = malloc(READLOOP_BUF);
+		if (!l.want[i])
+			return 1;
+		l.wantlen[i] = readloop_slurp(paths[i], l.want[i]);
+		if (l.wantlen[i] < 0)
+			return readloop_fail(paths[i], l.wantlen[i]);
+	}
+	pthread_attr_init(&a);
+	pthread_attr_setstacksize(&a, 256 * 1024);
+	t0 = readloop_now_ns();
+	l.until = t0 + (uint64_t)(seconds * 1e9);
+	for (int i = 0; i < nthreads; i++) {
+		args[2 * i] = &l;
+		args[2 * i + 1] = (void *)(intptr_t)i;
+		if (pthread_create(&t[i], &a, readloop_loader, &args[2 * i]) != 0) {
+			fprintf(stderr, "readloop: cannot start thread %d\n", i);
+			exit(1);
+		}
+	}
+	pthread_attr_destroy(&a);
+	for (int i = 0; i < nthreads; i++)
+		pthread_join(t[i], NULL);
+	printf("threads=%d ops=%ld errors=%ld wall_ns=%llu\n", nthreads, l.ops,
+	       l.errors, (unsigned long long)(readloop_now_ns() - t0));
+	for (int i = 0; i < npaths; i++)
+		free(l.want[i]);
+	free(l.want);
+	free(l.wantlen);
+	free(args);
+	free(t);
+	return l.errors ? 1 : 0;
+}
+
 static int readloop_usage(void)
 {
 	fprintf(stderr, "usage: readloop PATH N [BATCH]\n"
-		"       readloop -t THREADS PATH...\n");
+		"       readloop -t THREADS PATH...\n"
+		"       readloop -l THREADS SECONDS PATH...\n");
 	return 2;
 }
 
@@ -211,6 +334,14 @@ int main(int argc, char **argv)
 		if (threads < 1)
 			return readloop_usage();
 		return readloop_herd(threads, argv + 3, argc - 3);
+	}
+	if (argc >= 5 && !strcmp(argv[1], "-l")) {
+		int threads = atoi(argv[2]);
+		double seconds = atof(argv[3]);
+
+		if (threads < 1 || seconds <= 0)
+			return readloop_usage();
+		return readloop_load(threads, seconds, argv + 4, argc - 4);
 	}
 	if (argc < 3 || argc > 4)
 		return readloop_usage();

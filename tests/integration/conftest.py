@@ -117,17 +117,20 @@ def store(store_factory):
 
 @pytest.fixture
 def mount(fuse_ready, tmp_path, store, secrets):
-    """Factory: mount(apps, store=None, settings=None, args=(), config=None).
+    """Factory: mount(apps, store=None, settings=None, args=(), config=None,
+    asan_extra="").
 
     apps = {name: {option: value}}; config (full INI text) overrides the
-    generated one. Several mounts per test are allowed."""
+    generated one; asan_extra is added to the daemon's ASAN_OPTIONS.
+    Several mounts per test are allowed."""
     mounts = []
 
-    def start(apps=None, store=store, settings=None, args=(), config=None):
+    def start(apps=None, store=store, settings=None, args=(), config=None,
+              asan_extra=""):
         if config is None:
             config = sfs.config_text(store.dir, apps or {}, settings)
         m = sfs.Mount(tmp_path / f"mount{len(mounts)}", store, config,
-                      args=args, secrets=secrets)
+                      args=args, secrets=secrets, asan_extra=asan_extra)
         mounts.append(m)
         return m
 

@@ -249,7 +249,9 @@ def fusermount_u(mnt):
                    timeout=20, check=False)
 
 
-def daemon_env():
+def daemon_env(asan_extra=""):
+    """The daemon's environment; asan_extra (":name=value...") is added
+    to ASAN_OPTIONS (ignored by a build without ASan)."""
     env = dict(os.environ)
     # Sanitizer reports go to stderr, which every Mount checks.
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
@@ -258,13 +260,15 @@ def daemon_env():
     # first report with status 66, which every Mount reports.
     env.setdefault("TSAN_OPTIONS", "halt_on_error=1:exitcode=66:"
                    f"suppressions={REPO / 'tests' / 'tsan.supp'}")
+    env["ASAN_OPTIONS"] += asan_extra
     return env
 
 
 class Mount:
     """One foreground daemon: .path, .pid, .store, .stderr_text()."""
 
-    def __init__(self, workdir, store, config, args=(), secrets=None):
+    def __init__(self, workdir, store, config, args=(), secrets=None,
+                 asan_extra=""):
         self.workdir = pathlib.Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.store = store
@@ -282,7 +286,7 @@ class Mount:
                 [str(BIN), "-f", "-o", f"config={self.config_path}",
                  "-o", "log=debug", *args, str(self.path)],
                 stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                env=daemon_env())
+                env=daemon_env(asan_extra))
         self.pid = self.proc.pid
         LIVE_DAEMONS.add(self.proc)
         self._wait_mounted()

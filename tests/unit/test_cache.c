@@ -1,7 +1,9 @@
 /* test_cache.c - unit tests for cache/cache.c: ttl, negative caching,
  * stale-if-error, single-flight misses, the background refresher and
  * changed(), LRU eviction, cache_stored/cache_forget, binary and large
- * values, ciphertext never holding plaintext, and bytes per cached secret.
+ * values, large entries sealed in chunks and read a few keys at a time
+ * (cache_fetch_keys), ciphertext never holding plaintext, and bytes per
+ * cached secret.
  *
  * A fake provider (counters, delay, failure injection, a mutable entry)
  * stands in for a secret store. Valgrind:
@@ -634,6 +636,111 @@ static void test_stored_during_fetch(void **state)
 	entry_free(&w);
 }
 
+/* An entry of n keys KEY_00000.. with values "S3cr3t-<i>-" and padding
+ * (every 7th value a few KiB, so some records are larger than a chunk). */
+static void fake_many(struct fixture *fx, int n)
+{
+	char key[32], *val = malloc(9000);
+
+	assert_non_null(val);
+	pthread_mutex_lock(&fx->fake.lock);
+	kvmap_free(&fx->fake.cur.map);
+	pthread_mutex_unlock(&fx->fake.lock);
+	for (int i = 0; i < n; i++) {
+		size_t len = i % 7 ? 40 : 5000 + (size_t)i % 4000;
+
+		snprintf(key, sizeof(key), "KEY_%05d", i);
+		memset(val, 'x', len);
+		memcpy(val, "S3cr3t-", 7);
+		memcpy(val + 7, key + 4, 5);
+		fake_set(&fx->fake, key, val, len, "v9");
+	}
+	free(val);
+}
+
+static void assert_many_val(const struct entry *en, int i)
+{
+	char key[32];
+	const struct kv *kv;
+
+	snprintf(key, sizeof(key), "KEY_%05d", i);
+	kv = kvmap_get(&en->map, key);
+	assert_non_null(kv);
+	assert_int_equal(kv->len, i % 7 ? 40 : 5000 + (size_t)i % 4000);
+	assert_memory_equal(kv->val, "S3cr3t-", 7);
+	assert_memory_equal(kv->val + 7, key + 4, 5);
+	assert_true(kv->val[kv->len - 1] == 'x');
+}
+
+/* A large entry is sealed in chunks: the whole reads back as it was,
+ * and a read of a few keys gets each of them - the first, the last, those
+ * around every chunk boundary - and no more than it asked for. */
+static void test_large_entry_keys(void **state)
+{
+	struct fixture *fx = *state;
+	struct entry en = ENTRY_INIT;
+	static const char *const absent[] = { "KEY_", "A", "ZZZ", "KEY_99999" };
+	struct cache_keys none = { absent, 4 };
+	char names[3][32];
+	const char *v[3] = { names[0], names[1], names[2] };
+	struct cache_keys want = { v, 3 };
+	struct err e;
+	int n = 3000;
+
+	fake_many(fx, n);
+	for (int round = 0; round < 2; round++) {	/* miss, then hits */
+		assert_int_equal(get(fx, "many", NULL, &long_ttl, &en, NULL, &e), 0);
+		assert_int_equal(en.map.n, (size_t)n);
+		assert_string_equal(en.version, "v9");
+		for (int i = 0; i < n; i++)
+			assert_many_val(&en, i);
+	}
+	for (int i = 0; i < n; i++) {
+		entry_free(&en);
+		snprintf(names[0], sizeof(names[0]), "KEY_%05d", i);
+		snprintf(names[1], sizeof(names[1]), "KEY_%05d", (i * 7919) % n);
+		snprintf(names[2], sizeof(names[2]), "KEY_%05d", n - 1 - i);
+		assert_int_equal(cache_fetch_keys(fx->c, &fx->prov, "many", NULL,
+						  &long_ttl, &want, &en, NULL, &e), 0);
+		assert_string_equal(en.version, "v9");
+		assert_true(en.map.n >= 1 && en.map.n <= 3);
+		assert_many_val(&en, i);
+		assert_many_val(&en, (i * 7919) % n);
+		assert_many_val(&en, n - 1 - i);
+	}
+	entry_free(&en);
+	assert_int_equal(cache_fetch_keys(fx->c, &fx->prov, "many", NULL,
+					  &long_ttl, &none, &en, NULL, &e), 0);
+	assert_int_equal(en.map.n, 0);
+	assert_string_equal(en.version, "v9");
+	entry_free(&en);
+	assert_int_equal(fake_count(fx), 1);
+	assert_false(cache_debug_ciphertext_contains(fx->c, "S3cr3t-01234", 12));
+	assert_false(cache_debug_ciphertext_contains(fx->c, "xxxxxxxx", 8));
+}
+
+/* A small entry asked for some keys: those, from one chunk. */
+static void test_small_entry_keys(void **state)
+{
+	struct fixture *fx = *state;
+	struct entry en = ENTRY_INIT;
+	static const char *const v[] = { "B", "A" };
+	struct cache_keys want = { v, 2 };
+	struct err e;
+
+	fake_set(&fx->fake, "B", "two", 3, "v2");
+	fake_set(&fx->fake, "C", "three", 5, "v2");
+	assert_int_equal(get(fx, "small", NULL, &long_ttl, &en, NULL, &e), 0);
+	entry_free(&en);
+	assert_int_equal(cache_fetch_keys(fx->c, &fx->prov, "small", NULL,
+					  &long_ttl, &want, &en, NULL, &e), 0);
+	assert_int_equal(en.map.n, 2);
+	assert_val(&en, "A", "one");
+	assert_val(&en, "B", "two");
+	assert_string_equal(en.version, "v2");
+	entry_free(&en);
+}
+
 static void test_binary_and_large(void **state)
 {
 	static const char bin[] = "a\0b\0\xff\n=\"'";
@@ -833,6 +940,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stored_forget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stored_during_fetch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_binary_and_large, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_large_entry_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_small_entry_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_distinct_ciphertexts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bytes_per_secret, setup, teardown),
 		cmocka_unit_test(test_stress),

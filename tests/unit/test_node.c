@@ -329,6 +329,37 @@ static void test_each_file_every_app(void **state)
 	assert_true(walked(&w, a));
 }
 
+/* Many names, in every app: each keeps its node as the table grows, the
+ * same name in two apps is two nodes, and renames are found by their new
+ * name only (the lookup is a hash, not a walk of the app's files). */
+static void test_many_names(void **state)
+{
+	struct node_table *t = *state;
+	enum { N = 20000 };
+	struct node **first = calloc(N, sizeof(*first));
+	char name[32];
+
+	assert_non_null(first);
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "K%05d", i);
+		first[i] = get(t, (size_t)i % NAPPS, name);
+		assert_true(get(t, ((size_t)i + 1) % NAPPS, name) != first[i]);
+	}
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "K%05d", i);
+		assert_ptr_equal(get(t, (size_t)i % NAPPS, name), first[i]);
+		assert_string_equal(first[i]->name, name);
+	}
+	node_rename(t, 0, "K00000", "MOVED");
+	assert_ptr_equal(get(t, 0, "MOVED"), first[0]);
+	assert_true(get(t, 0, "K00000") != first[0]);
+	/* over an existing name: that node is no name's any more */
+	node_rename(t, 0, "K00003", "MOVED");
+	assert_ptr_equal(get(t, 0, "MOVED"), first[3]);
+	assert_string_equal(first[0]->name, "");
+	free(first);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -349,6 +380,7 @@ int main(void)
 		T(test_each_visits_app),
 		T(test_each_skips_detached),
 		T(test_each_file_every_app),
+		T(test_many_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
