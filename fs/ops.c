@@ -19,7 +19,8 @@
  * time share it, and an open of another version is direct_io until they
  * are closed. Writers, scratch files and every file under -o
  * kernel_cache=no are direct_io. A read-only mount with the kernel cache
- * gets no opens at all (ops_init).
+ * gets no opens at all (ops_init): a read(2) there is one version, and
+ * st_blksize covers the file so that stdio reads it in one.
  * Writes: buffered per open file, committed on flush (close) or fsync, so
  * close() reports whether the store took the change.
  */
@@ -336,6 +337,22 @@ static void ops_dir_attr(struct ops_fs *ofs, fuse_ino_t ino, struct stat *st)
 	st->st_gid = a->gid;
 }
 
+/* Readers that size their reads by st_blksize (stdio, Python's open())
+ * read a file of up to OPS_BLKSIZE_MAX bytes in one read(2): without opens
+ * (a read-only mount) that one read is what makes them see one version.
+ * A power of two, as the kernel keeps it (i_blkbits). */
+#define OPS_BLKSIZE_MIN ((size_t)4096)
+#define OPS_BLKSIZE_MAX ((size_t)1 << 20)
+
+static blksize_t ops_blksize(size_t size)
+{
+	size_t b = OPS_BLKSIZE_MIN;
+
+	while (b < size && b < OPS_BLKSIZE_MAX)
+		b <<= 1;
+	return (blksize_t)b;
+}
+
 static void ops_file_attr(struct ops_fs *ofs, struct node *n, size_t size,
 			  struct stat *st)
 {
@@ -350,6 +367,7 @@ static void ops_file_attr(struct ops_fs *ofs, struct node *n, size_t size,
 	st->st_gid = a->gid;
 	st->st_size = (off_t)size;
 	st->st_blocks = (blkcnt_t)((size + 511) / 512);
+	st->st_blksize = ops_blksize(size);
 	st->st_mtime = st->st_ctime = st->st_atime = mtime;
 }
 
