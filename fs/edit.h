@@ -46,7 +46,8 @@ struct edit_who {
 
 /* An open file: the snapshot it reads and what a writer wrote; or, for a
  * scratch file, the scratch file itself. The adapter reads sc (a scratch
- * file or not) and, right after edit_open, data; the rest is edit.c's. */
+ * file or not) and, right after edit_open, data, and keeps paged and
+ * dropping; the rest is edit.c's. */
 struct edit_handle {
 	size_t app;
 	char *name;	/* opened by: a rename does not move it */
@@ -63,6 +64,10 @@ struct edit_handle {
 	bool truncated;	/* opened with O_TRUNC and not written: release commits */
 	bool append;
 	bool read_only;	/* opened O_RDONLY: nothing to commit, ever */
+	/* the adapter's: reads through the kernel's page cache, and was told
+	 * to drop it, which no request of it has shown done yet (atomic) */
+	bool paged;
+	bool dropping;
 	enum err_code failed;	/* of a failed write: the commit fails with it */
 };
 

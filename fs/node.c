@@ -217,7 +217,10 @@ void node_rename(struct node_table *t, size_t app, const char *from,
 		node_hash_remove(t, src);
 		src->name = name;
 		node_hash_insert(t, src);
-		src->seen = false;	/* what the kernel saw was another file */
+		/* what the kernel saw was another file: its size too, until
+		 * the adapter invalidates it */
+		src->seen = false;
+		src->changes++;
 	} else {
 		free((char *)name);
 	}
@@ -280,26 +283,127 @@ struct node *node_get(struct node_table *t, size_t app, const char *name,
 
 /* ---- what the kernel saw ---- */
 
+/* The hash node_observe compares, of data. Wiped like a secret by the
+ * caller. */
+static void node_hash(const struct secbuf *data, unsigned char h[16])
+{
+	crypto_generichash(h, 16, (const unsigned char *)data->data,
+			   data->len, NULL, 0);
+	secmem_stack_wipe();
+}
+
+/* node_observe with the hash of data. Caller holds t->lock. */
+static bool node_observe_hash(struct node_table *t, struct node *n,
+			      const unsigned char h[16])
+{
+	bool changed = n->seen && memcmp(h, n->hash, sizeof(n->hash));
+
+	if (!n->seen || changed) {
+		memcpy(n->hash, h, sizeof(n->hash));
+		n->mtime = n->seen ? time(NULL) : t->mounted;
+		n->seen = true;
+	}
+	if (changed)
+		n->changes++;
+	return changed;
+}
+
 bool node_observe(struct node_table *t, struct node *n,
 		  const struct secbuf *data)
 {
 	unsigned char h[16];
 	bool changed;
 
-	/* a hash of a secret: wiped like one */
-	crypto_generichash(h, sizeof(h), (const unsigned char *)data->data,
-			   data->len, NULL, 0);
-	secmem_stack_wipe();
+	node_hash(data, h);
 	pthread_mutex_lock(&t->lock);
-	changed = n->seen && memcmp(h, n->hash, sizeof(h));
-	if (!n->seen || changed) {
-		memcpy(n->hash, h, sizeof(h));
-		n->mtime = n->seen ? time(NULL) : t->mounted;
-		n->seen = true;
-	}
+	changed = node_observe_hash(t, n, h);
 	pthread_mutex_unlock(&t->lock);
 	sodium_memzero(h, sizeof(h));
 	return changed;
+}
+
+/* ---- the page cache ---- */
+
+enum node_pages node_pages_open(struct node_table *t, struct node *n,
+				const struct secbuf *data, bool *changed)
+{
+	unsigned char h[16];
+	bool same;
+	enum node_pages how;
+
+	node_hash(data, h);
+	pthread_mutex_lock(&t->lock);
+	*changed = node_observe_hash(t, n, h);
+	same = n->pages_known && !memcmp(h, n->pages_hash, sizeof(h));
+	if ((n->paged && !same) || n->told != n->changes) {
+		/* another version's readers, or a size from before */
+		how = NODE_PAGES_AROUND;
+	} else {
+		/* nothing else reads through the cache, or only this version:
+		 * a cache of anything else (or of what no one knows) goes, and
+		 * while the kernel may not have dropped it yet, it goes again */
+		how = same && !n->dropping ? NODE_PAGES_KEEP : NODE_PAGES_DROP;
+		if (how == NODE_PAGES_DROP)
+			n->dropping++;
+		memcpy(n->pages_hash, h, sizeof(h));
+		n->pages_known = true;
+		n->paged++;
+	}
+	pthread_mutex_unlock(&t->lock);
+	sodium_memzero(h, sizeof(h));
+	return how;
+}
+
+void node_pages_dropped(struct node_table *t, struct node *n)
+{
+	pthread_mutex_lock(&t->lock);
+	if (n->dropping)
+		n->dropping--;
+	pthread_mutex_unlock(&t->lock);
+}
+
+void node_pages_close(struct node_table *t, struct node *n)
+{
+	pthread_mutex_lock(&t->lock);
+	if (n->paged)
+		n->paged--;
+	pthread_mutex_unlock(&t->lock);
+}
+
+uint64_t node_inval_begin(struct node_table *t, uint64_t ino)
+{
+	struct node *n = node_find(t, ino);
+	uint64_t changes = 0;
+
+	if (!n)
+		return 0;
+	pthread_mutex_lock(&t->lock);
+	changes = n->changes;
+	pthread_mutex_unlock(&t->lock);
+	return changes;
+}
+
+void node_inval_done(struct node_table *t, uint64_t ino, uint64_t changes)
+{
+	struct node *n = node_find(t, ino);
+
+	if (!n)
+		return;
+	pthread_mutex_lock(&t->lock);
+	if (changes > n->told)
+		n->told = changes;
+	pthread_mutex_unlock(&t->lock);
+}
+
+bool node_pages_mixed(struct node_table *t, const struct node *n)
+{
+	bool mixed;
+
+	pthread_mutex_lock(&t->lock);
+	mixed = n->paged && n->seen &&
+		memcmp(n->hash, n->pages_hash, sizeof(n->hash));
+	pthread_mutex_unlock(&t->lock);
+	return mixed;
 }
 
 time_t node_mtime(struct node_table *t, const struct node *n)

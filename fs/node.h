@@ -15,6 +15,19 @@
  * of the bytes) and the mtime it shows: the kernel keeps pages and
  * attributes, so a change must be seen to be invalidated, and content
  * that did not change must keep its mtime (tools compare mtimes).
+ *
+ * And which version the kernel's page cache of it may hold: every open
+ * that reads through that cache fills it from its own snapshot, so opens
+ * of two versions must never share it. The first open of a version other
+ * than the cached one's waits its turn outside the cache (direct I/O)
+ * while opens of the older one are still open; once they are all closed,
+ * the next open drops what the cache holds and takes it over. The kernel
+ * drops it when it finishes that open, which the daemon learns only from
+ * the open file's first request (a read, or its release): until then,
+ * every other open drops it again rather than read what may still be
+ * there. And a reader through the cache reads as far as the size the
+ * kernel keeps: until the kernel has been told of the last change (the
+ * adapter's invalidation), opens read around the cache too.
  */
 #ifndef SECRETFS_NODE_H
 #define SECRETFS_NODE_H
@@ -44,6 +57,15 @@ struct node {
 	bool seen;		/* hash and mtime hold what the kernel saw */
 	unsigned char hash[16];
 	time_t mtime;
+	uint64_t changes;	/* changes observed */
+	uint64_t told;		/* of them, invalidated in the kernel */
+	/* the kernel's page cache of this inode: filled only by the open
+	 * files counted in paged, all of the version pages_hash names
+	 * (pages_known: the cache may hold pages of that version alone) */
+	unsigned paged;
+	unsigned dropping;	/* of them, opens that may not have dropped it yet */
+	bool pages_known;
+	unsigned char pages_hash[16];
 };
 
 /* Every inode of one mount. */
@@ -89,6 +111,34 @@ void node_rename(struct node_table *t, size_t app, const char *from,
  * nothing yet) and shows the mount's time. */
 bool node_observe(struct node_table *t, struct node *n,
 		  const struct secbuf *data);
+
+/* How an open of a file reads, for the page cache (see the top). */
+enum node_pages {
+	NODE_PAGES_AROUND,	/* direct I/O: the cache holds another version */
+	NODE_PAGES_KEEP,	/* through the cache, which holds this version */
+	NODE_PAGES_DROP,	/* through the cache, once the kernel dropped it */
+};
+
+/* A read-only open of n that serves data, on a mount with the kernel's
+ * page cache: node_observe's answer into *changed, and how the open reads.
+ * Each KEEP or DROP is to be matched by one node_pages_close, at its
+ * release, and each DROP by one node_pages_dropped, at the first request
+ * the open file makes (its release at the latest). */
+enum node_pages node_pages_open(struct node_table *t, struct node *n,
+				const struct secbuf *data, bool *changed);
+void node_pages_dropped(struct node_table *t, struct node *n);
+void node_pages_close(struct node_table *t, struct node *n);
+/* Are opens still reading through the page cache a version other than
+ * the one last observed? The inode's size the kernel keeps is then
+ * theirs or the new one's, by turns, so it must not be kept for long. */
+bool node_pages_mixed(struct node_table *t, const struct node *n);
+
+/* The kernel is about to be told to drop what it holds of inode ino
+ * (attributes and pages): node_inval_done(t, ino, the answer) once it has
+ * been. 0 for an inode that is no file's. */
+uint64_t node_inval_begin(struct node_table *t, uint64_t ino);
+void node_inval_done(struct node_table *t, uint64_t ino, uint64_t changes);
+
 /* The mtime n shows. */
 time_t node_mtime(struct node_table *t, const struct node *n);
 

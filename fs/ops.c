@@ -14,11 +14,13 @@
  *
  * Reads: open() takes a snapshot of the file, so a reader sees one version
  * from open to close. With the kernel cache (the default) a read-only open
- * of a file unchanged since the kernel last saw it reads through the page
- * cache, which invalidation keeps right; writers, scratch files, a file
- * that changed, and every file under -o kernel_cache=no are direct_io, so
- * the kernel never serves a page it cached from an older version. A
- * read-only mount with the kernel cache gets no opens at all (ops_init).
+ * reads through the page cache, which the open files reading through it
+ * fill from their snapshots: fs/node.h lets only opens of one version at a
+ * time share it, and an open of another version is direct_io until they
+ * are closed. Writers, scratch files and every file under -o
+ * kernel_cache=no are direct_io. A read-only mount with the kernel cache
+ * gets no opens at all (ops_init): a read(2) there is one version, and
+ * st_blksize covers the file so that stdio reads it in one.
  * Writes: buffered per open file, committed on flush (close) or fsync, so
  * close() reports whether the store took the change.
  */
@@ -166,15 +168,20 @@ static void ops_inval_app(struct ops_fs *ofs, size_t app)
 	node_each(&ofs->nodes, app, ops_inval_ino, ofs);
 }
 
-/* Drop the kernel's attributes and pages of ino. */
+/* Drop the kernel's attributes and pages of ino; node.c learns of it,
+ * since opens read through the cache only once the kernel's size is the
+ * one of the last change. */
 static void ops_inval_one(struct ops_fs *ofs, fuse_ino_t ino)
 {
+	uint64_t changes = node_inval_begin(&ofs->nodes, ino);
 	/* ENOENT: never looked up; EBADF, ENODEV: the session is going */
 	int rc = fuse_lowlevel_notify_inval_inode(ofs->se, ino, 0, 0);
 
 	if (rc < 0 && rc != -ENOENT && rc != -EBADF && rc != -ENODEV)
 		log_debug("invalidating inode %lu: %s", (unsigned long)ino,
 			  strerror(-rc));
+	else
+		node_inval_done(&ofs->nodes, ino, changes);
 }
 
 static void ops_inval_one_ino(void *ctx, uint64_t ino)
@@ -333,6 +340,22 @@ static void ops_dir_attr(struct ops_fs *ofs, fuse_ino_t ino, struct stat *st)
 	st->st_gid = a->gid;
 }
 
+/* Readers that size their reads by st_blksize (stdio, Python's open())
+ * read a file of up to OPS_BLKSIZE_MAX bytes in one read(2): without opens
+ * (a read-only mount) that one read is what makes them see one version.
+ * A power of two, as the kernel keeps it (i_blkbits). */
+#define OPS_BLKSIZE_MIN ((size_t)4096)
+#define OPS_BLKSIZE_MAX ((size_t)1 << 20)
+
+static blksize_t ops_blksize(size_t size)
+{
+	size_t b = OPS_BLKSIZE_MIN;
+
+	while (b < size && b < OPS_BLKSIZE_MAX)
+		b <<= 1;
+	return (blksize_t)b;
+}
+
 static void ops_file_attr(struct ops_fs *ofs, struct node *n, size_t size,
 			  struct stat *st)
 {
@@ -347,6 +370,7 @@ static void ops_file_attr(struct ops_fs *ofs, struct node *n, size_t size,
 	st->st_gid = a->gid;
 	st->st_size = (off_t)size;
 	st->st_blocks = (blkcnt_t)((size + 511) / 512);
+	st->st_blksize = ops_blksize(size);
 	st->st_mtime = st->st_ctime = st->st_atime = mtime;
 }
 
@@ -364,15 +388,18 @@ static bool ops_stat_scratch(struct ops_fs *ofs, fuse_ino_t ino, size_t app,
  * A file whose value cannot be had now still exists (its name is
  * declared, or its store listed it): it shows size 0, *failed is set,
  * and the failure is logged - so ls -l and getfattr (user.secretfs.error)
- * work on it while reads fail with the reason in the log. */
+ * work on it while reads fail with the reason in the log. *fleeting is
+ * set when the kernel must not keep the attributes: a failure's, or a
+ * size other than the one open files of an older version read by. */
 static void ops_stat_file(struct ops_fs *ofs, fuse_ino_t ino,
-			  struct node *n, struct stat *st, bool *failed)
+			  struct node *n, struct stat *st, bool *failed,
+			  bool *fleeting)
 {
 	struct secbuf data = SECBUF_INIT;
 	struct err e = { 0 };
 	int rc;
 
-	*failed = false;
+	*failed = *fleeting = false;
 	if (ops_stat_scratch(ofs, ino, n->app, n->name, st))
 		return;
 	rc = app_read(ofs->appfs, ops_conf(ofs, n->app), n->name, &data,
@@ -380,10 +407,76 @@ static void ops_stat_file(struct ops_fs *ofs, fuse_ino_t ino,
 	if (rc == 0 && node_observe(&ofs->nodes, n, &data))
 		ops_inval_queue(ofs, ino);	/* pages from before */
 	*failed = rc < 0;
+	/* the kernel keeps one size per inode: while opens of an older
+	 * version read through its page cache, each of their reads asks for
+	 * theirs (FUSE_CAP_AUTO_INVAL_DATA, attributes never kept), and the
+	 * current one must not stick either */
+	*fleeting = *failed || node_pages_mixed(&ofs->nodes, n);
 	if (rc < 0)
 		log_limited(LOG_LVL_ERROR, "%s", e.msg);
 	ops_file_attr(ofs, n, rc == 0 ? data.len : 0, st);
 	secbuf_free(&data);
+}
+
+/* ---- open files and the page cache ---- */
+
+/* A read-only open of an app file: through the kernel's page cache when
+ * the opens reading through it read the same version (fs/node.h), around
+ * it otherwise. A change it finds is invalidated: attributes, and pages
+ * no open file reads any more. */
+static void ops_open_reader(struct ops_fs *ofs, struct node *n,
+			    struct edit_handle *h, struct fuse_file_info *fi)
+{
+	enum node_pages how;
+	bool changed;
+
+	if (!ofs->kernel_cache) {
+		if (node_observe(&ofs->nodes, n, &h->data))
+			ops_inval_queue(ofs, n->ino);
+		return;
+	}
+	how = node_pages_open(&ofs->nodes, n, &h->data, &changed);
+	if (changed)
+		ops_inval_queue(ofs, n->ino);
+	if (how == NODE_PAGES_AROUND)
+		return;
+	h->paged = true;
+	__atomic_store_n(&h->dropping, how == NODE_PAGES_DROP, __ATOMIC_RELEASE);
+	fi->direct_io = 0;
+	/* without keep_cache the kernel drops the inode's pages at open */
+	fi->keep_cache = how == NODE_PAGES_KEEP;
+}
+
+/* A request of open file h on ino: its open has returned, so the pages it
+ * was to drop are gone (fs/node.h). Once per open file; requests of one
+ * may run at once, hence the exchange. */
+static void ops_dropped(struct ops_fs *ofs, fuse_ino_t ino,
+			struct edit_handle *h)
+{
+	struct node *n;
+
+	if (!__atomic_exchange_n(&h->dropping, false, __ATOMIC_ACQ_REL))
+		return;
+	n = node_find(&ofs->nodes, ino);
+	if (n)
+		node_pages_dropped(&ofs->nodes, n);
+}
+
+/* The last of open file h on ino: commit what is left, free it, and
+ * count it out of the page cache's readers. */
+static int ops_release_handle(struct ops_fs *ofs, fuse_ino_t ino,
+			      struct edit_handle *h, struct err *e)
+{
+	bool paged = h->paged;
+	/* nodes outlive their apps: a reload may have removed this one */
+	struct node *n = node_find(&ofs->nodes, ino);
+	int rc;
+
+	ops_dropped(ofs, ino, h);
+	rc = edit_release(&ofs->edit, h, e);
+	if (paged && n)
+		node_pages_close(&ofs->nodes, n);
+	return rc;
 }
 
 /* ---- debug: which request, on what (names, never values) ---- */
@@ -455,7 +548,7 @@ static void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct node *n;
 	struct err e = { 0 };
 	size_t app;
-	bool failed;
+	bool failed, fleeting;
 
 	ops_debug(req, "lookup", parent, name);
 	if (parent == OPS_ROOT_INO) {
@@ -480,11 +573,11 @@ static void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	ep.ino = n->ino;
-	ops_stat_file(ofs, ep.ino, n, &ep.attr, &failed);
+	ops_stat_file(ofs, ep.ino, n, &ep.attr, &failed, &fleeting);
 	/* names only change by our own renames, which move the nodes; a
 	 * failed file's size 0 must not outlive the failure */
 	ep.entry_timeout = failed ? 0 : OPS_CACHE_TIMEOUT;
-	ep.attr_timeout = failed ? 0 : ops_attr_timeout(ofs, app);
+	ep.attr_timeout = fleeting ? 0 : ops_attr_timeout(ofs, app);
 	fuse_reply_entry(req, &ep);
 }
 
@@ -494,7 +587,7 @@ static void ops_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	struct node *n;
 	struct stat st;
 	size_t size;
-	bool failed = false;
+	bool failed = false, fleeting = false;
 
 	if (ino == OPS_ROOT_INO || ops_is_app(ofs, ino)) {
 		ops_dir_attr(ofs, ino, &st);
@@ -508,14 +601,15 @@ static void ops_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	}
 	if (fi && fi->fh) {
 		/* an open file's size is its own buffer's */
+		ops_dropped(ofs, ino, (struct edit_handle *)(uintptr_t)fi->fh);
 		if (edit_handle_stat((struct edit_handle *)(uintptr_t)fi->fh, &st, &size))
 			st.st_ino = ino;
 		else
 			ops_file_attr(ofs, n, size, &st);
 	} else {
-		ops_stat_file(ofs, ino, n, &st, &failed);
+		ops_stat_file(ofs, ino, n, &st, &failed, &fleeting);
 	}
-	fuse_reply_attr(req, &st, (fi && fi->fh) || failed ? 0 :
+	fuse_reply_attr(req, &st, (fi && fi->fh) || fleeting ? 0 :
 			ops_attr_timeout(ofs, n->app));
 }
 
@@ -700,16 +794,12 @@ static void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if ((fi->flags & O_ACCMODE) == O_RDONLY && !h->sc) {
 		/* nothing to commit at close: skip the flush round trip */
 		fi->noflush = 1;
-		if (node_observe(&ofs->nodes, n, &h->data)) {
-			/* changed since the kernel saw it: this open reads around
-			 * its cache, the next ones find it renewed */
-			ops_inval_queue(ofs, ino);
-		} else if (ofs->kernel_cache) {
-			fi->direct_io = 0;
-			fi->keep_cache = 1;
-		}
+		ops_open_reader(ofs, n, h, fi);
 	}
-	fuse_reply_open(req, fi);
+	if (fuse_reply_open(req, fi) != 0 && edit_handle_reads_only(h)) {
+		/* the opener is gone (interrupted): no release will come */
+		ops_release_handle(ofs, ino, h, &e);
+	}
 }
 
 
@@ -756,6 +846,7 @@ static void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		ops_read_unopened(req, ino, size, off);
 		return;
 	}
+	ops_dropped(ops_fs_of(req), ino, h);
 	ops_reply_slice(req, edit_lock(h), size, off);
 	edit_unlock(h);
 }
@@ -806,7 +897,7 @@ static void ops_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	struct err e = { 0 };
 
 	/* the close() that could report a failure has returned: log it */
-	if (h && edit_release(&ofs->edit, h, &e) < 0)
+	if (h && ops_release_handle(ofs, ino, h, &e) < 0)
 		log_error("%s", e.msg);
 	fuse_reply_err(req, 0);
 }
@@ -935,6 +1026,7 @@ static void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct ops_fs *ofs = ops_fs_of(req);
 	struct edit_who who = ops_who(req);
 	struct err e = { 0 };
+	struct node *n;
 	size_t app;
 
 	ops_debug(req, "rename", parent, name);
@@ -949,6 +1041,10 @@ static void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (edit_rename(&ofs->edit, app, name, newname, flags & RENAME_NOREPLACE,
 			&who, &e) == 0) {
 		node_rename(&ofs->nodes, app, name, newname);
+		/* the inode the kernel moved shows another file now */
+		n = node_get(&ofs->nodes, app, newname, &e);
+		if (n)
+			ops_inval_queue(ofs, n->ino);
 		fuse_reply_err(req, 0);
 	} else if (e.code == ERR_PERM) {
 		log_debug("%s", e.msg);	/* not ours to do: mv copies and unlinks */

@@ -1,7 +1,8 @@
 /* test_node.c - the inode table (fs/node.c): numbers of the root, app
  * folders and files, stable per name; renames that keep a file's inode;
  * retired names that outlive their node's rename; what the kernel was
- * shown (observe) deciding mtime and invalidation; walking an app, and
+ * shown (observe) deciding mtime and invalidation; which version the
+ * page cache holds, deciding how opens read (pages); walking an app, and
  * every file. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -247,6 +248,148 @@ static void test_rename_forgets_what_was_seen(void **state)
 	assert_false(observe(t, n, "other"));
 }
 
+/* ---- the page cache ---- */
+
+/* A read-only open of n serving text; *changed as node_observe's. */
+static enum node_pages pages_open(struct node_table *t, struct node *n,
+			      const char *text, bool *changed)
+{
+	struct secbuf b = buf(text);
+	bool ignored;
+	enum node_pages how = node_pages_open(t, n, &b, changed ? changed : &ignored);
+
+	secbuf_free(&b);
+	return how;
+}
+
+/* The adapter's invalidation thread told the kernel of n's changes. */
+static void invalidated(struct node_table *t, struct node *n)
+{
+	node_inval_done(t, n->ino, node_inval_begin(t, n->ino));
+}
+
+static void test_pages_first_open_drops(void **state)
+{
+	struct node_table *t = *state;
+	struct node *n = get(t, 0, ".env");
+	bool changed = true;
+
+	/* nobody knows what the cache holds: it goes */
+	assert_int_equal(pages_open(t, n, "v1", &changed), NODE_PAGES_DROP);
+	assert_false(changed);
+	node_pages_dropped(t, n);
+	/* the same version, dropped: kept from now on */
+	assert_int_equal(pages_open(t, n, "v1", NULL), NODE_PAGES_KEEP);
+	node_pages_close(t, n);
+	node_pages_close(t, n);
+	assert_int_equal(pages_open(t, n, "v1", NULL), NODE_PAGES_KEEP);
+	node_pages_close(t, n);
+}
+
+static void test_pages_drop_pending_drops_again(void **state)
+{
+	struct node_table *t = *state;
+	struct node *n = get(t, 0, ".env");
+
+	/* the first open's drop may not have happened yet: what the cache
+	 * still holds must not be read by the second */
+	assert_int_equal(pages_open(t, n, "v1", NULL), NODE_PAGES_DROP);
+	assert_int_equal(pages_open(t, n, "v1", NULL), NODE_PAGES_DROP);
+	node_pages_dropped(t, n);
+	assert_int_equal(pages_open(t, n, "v1", NULL), NODE_PAGES_DROP);
+	node_pages_dropped(t, n);
+	node_pages_dropped(t, n);
+	assert_int_equal(pages_open(t, n, "v1", NULL), NODE_PAGES_KEEP);
+}
+
+static void test_pages_other_version_waits_around(void **state)
+{
+	struct node_table *t = *state;
+	struct node *n = get(t, 0, ".env");
+	bool changed = false;
+
+	assert_int_equal(pages_open(t, n, "v1", NULL), NODE_PAGES_DROP);
+	node_pages_dropped(t, n);
+	assert_false(node_pages_mixed(t, n));
+	/* a reader of v1 is open: v2 reads around the cache, for as long */
+	assert_int_equal(pages_open(t, n, "v2", &changed), NODE_PAGES_AROUND);
+	assert_true(changed);
+	assert_true(node_pages_mixed(t, n));
+	invalidated(t, n);
+	assert_int_equal(pages_open(t, n, "v2", &changed), NODE_PAGES_AROUND);
+	assert_false(changed);
+	/* v1 again is the cache's version */
+	assert_int_equal(pages_open(t, n, "v1", &changed), NODE_PAGES_AROUND);
+	assert_true(changed);
+	assert_false(node_pages_mixed(t, n));
+	invalidated(t, n);
+	assert_int_equal(pages_open(t, n, "v1", &changed), NODE_PAGES_KEEP);
+	assert_false(changed);
+	node_pages_close(t, n);
+	observe(t, n, "v2");
+	assert_true(node_pages_mixed(t, n));
+	node_pages_close(t, n);
+	invalidated(t, n);
+	/* the v1 readers are gone: v2 drops their pages and takes over */
+	assert_false(node_pages_mixed(t, n));
+	assert_int_equal(pages_open(t, n, "v2", NULL), NODE_PAGES_DROP);
+	node_pages_dropped(t, n);
+	assert_int_equal(pages_open(t, n, "v2", NULL), NODE_PAGES_KEEP);
+	assert_int_equal(pages_open(t, n, "v1", NULL), NODE_PAGES_AROUND);
+}
+
+static void test_pages_change_not_invalidated_reads_around(void **state)
+{
+	struct node_table *t = *state;
+	struct node *n = get(t, 0, ".env");
+	uint64_t changes;
+
+	assert_int_equal(pages_open(t, n, "v1", NULL), NODE_PAGES_DROP);
+	node_pages_dropped(t, n);
+	node_pages_close(t, n);
+	/* the kernel may still keep v1's size: around the cache until it
+	 * has been told, by an invalidation begun after the change */
+	assert_true(observe(t, n, "v2"));
+	assert_int_equal(pages_open(t, n, "v2", NULL), NODE_PAGES_AROUND);
+	changes = node_inval_begin(t, n->ino);
+	assert_true(observe(t, n, "v3"));
+	node_inval_done(t, n->ino, changes);
+	assert_int_equal(pages_open(t, n, "v3", NULL), NODE_PAGES_AROUND);
+	invalidated(t, n);
+	assert_int_equal(pages_open(t, n, "v3", NULL), NODE_PAGES_DROP);
+	/* not a file's inode: nothing to learn */
+	assert_int_equal(node_inval_begin(t, NODE_ROOT_INO), 0);
+	node_inval_done(t, NODE_ROOT_INO, 1);
+}
+
+static void test_pages_rename_reads_around(void **state)
+{
+	struct node_table *t = *state;
+	struct node *n = get(t, 0, "sedAbc123");
+
+	assert_int_equal(pages_open(t, n, "edited", NULL), NODE_PAGES_DROP);
+	node_pages_dropped(t, n);
+	node_pages_close(t, n);
+	/* the kernel keeps the scratch file's size for it until told */
+	node_rename(t, 0, "sedAbc123", ".env");
+	assert_int_equal(pages_open(t, n, "edited", NULL), NODE_PAGES_AROUND);
+	invalidated(t, n);
+	assert_int_equal(pages_open(t, n, "edited", NULL), NODE_PAGES_KEEP);
+}
+
+static void test_pages_per_node(void **state)
+{
+	struct node_table *t = *state;
+	struct node *a = get(t, 0, ".env"), *b = get(t, 0, "KEY");
+
+	assert_int_equal(pages_open(t, a, "v1", NULL), NODE_PAGES_DROP);
+	assert_int_equal(pages_open(t, b, "v2", NULL), NODE_PAGES_DROP);
+	node_pages_dropped(t, a);
+	node_pages_dropped(t, b);
+	assert_int_equal(pages_open(t, a, "v1", NULL), NODE_PAGES_KEEP);
+	assert_int_equal(pages_open(t, b, "v2", NULL), NODE_PAGES_KEEP);
+}
+
 /* ---- walking an app ---- */
 
 struct walk {
@@ -377,6 +520,12 @@ int main(void)
 		T(test_observe_change_bumps_mtime),
 		T(test_observe_per_node),
 		T(test_rename_forgets_what_was_seen),
+		T(test_pages_first_open_drops),
+		T(test_pages_drop_pending_drops_again),
+		T(test_pages_other_version_waits_around),
+		T(test_pages_change_not_invalidated_reads_around),
+		T(test_pages_rename_reads_around),
+		T(test_pages_per_node),
 		T(test_each_visits_app),
 		T(test_each_skips_detached),
 		T(test_each_file_every_app),
