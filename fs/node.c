@@ -105,7 +105,7 @@ struct node *node_find(struct node_table *t, uint64_t ino)
 
 /* ---- names ---- */
 
-static uint64_t node_hash(size_t app, const char *name)
+static uint64_t node_name_hash(size_t app, const char *name)
 {
 	uint64_t h = hash_fnv1a(HASH_FNV1A_INIT ^ ((uint64_t)app * 0x9e3779b97f4a7c15ULL), name);
 
@@ -118,7 +118,7 @@ static uint64_t node_hash(size_t app, const char *name)
 static struct node **node_bucket(const struct node_table *t, size_t app,
 				 const char *name)
 {
-	return &t->buckets[node_hash(app, name) & (t->nbuckets - 1)];
+	return &t->buckets[node_name_hash(app, name) & (t->nbuckets - 1)];
 }
 
 /* The node named (app, name); NULL when there is none. Caller holds
