@@ -37,6 +37,7 @@
 #include "../base/hash.h"
 #include "../base/log.h"
 #include "../base/secmem.h"
+#include "../base/trust.h"
 #include "../providers/provider.h"
 #include "../base/dotenv.h"
 #include "../base/formats.h"
@@ -1115,26 +1116,12 @@ static int config_file_add(struct loader *ld, const char *path)
 	return 0;
 }
 
-/* path (opened as fd) is trusted: owned by root or by us, writable by its
- * owner alone. The error says how to make it so. */
+/* path (opened as fd) is trusted (base/trust.h); the error says how to
+ * make it so. */
 static int config_trust_check(struct loader *ld, const char *path, int fd)
 {
-	struct stat st;
-	uid_t me = geteuid();
-
-	ld->failed = true;
-	if (fstat(fd, &st) < 0)
-		return err_set(ld->e, ERR_IO, "%s: %s", path, strerror(errno));
-	if (st.st_uid != 0 && st.st_uid != me)
-		return err_set(ld->e, ERR_INVALID,
-			       "%s: owned by uid %u, not by root or the daemon's user (uid %u), so it could grant any app: chown root %s",
-			       path, (unsigned)st.st_uid, (unsigned)me, path);
-	if (st.st_mode & (S_IWGRP | S_IWOTH))
-		return err_set(ld->e, ERR_INVALID,
-			       "%s: writable by group or others (mode %04o), so they could grant themselves any app: chmod go-w %s",
-			       path, (unsigned)(st.st_mode & 07777), path);
-	ld->failed = false;
-	return 0;
+	ld->failed = trust_fd(fd, path, "grant themselves any app", ld->e) < 0;
+	return ld->failed ? -1 : 0;
 }
 
 static int config_file_load(struct loader *ld, const char *path)

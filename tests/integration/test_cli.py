@@ -140,6 +140,17 @@ def test_check_refuses_configs_others_may_write(tmp_path, store, conf, users):
     assert rc == 1 and f"chmod go-w {dropin}" in err, err
 
 
+def test_check_refuses_templates_others_may_write(tmp_path, store, conf):
+    tpl = tmp_path / "a.tpl"
+    tpl.write_text("k: {{ K }}\n")
+    tpl.chmod(0o664)
+    path = conf({"a": {"env.K": "local://team/a#K", "file.a.yaml": str(tpl)}})
+    rc, out, err = run("check", path)
+    assert rc == 1 and not out, err
+    assert f"template {tpl}: writable by group or others" in err, err
+    assert f"chmod go-w {tpl}" in err, err
+
+
 def test_check_of_an_empty_config_passes(tmp_path, store):
     path = tmp_path / "empty.conf"
     path.write_text(sfs.config_text(store.dir, {}))

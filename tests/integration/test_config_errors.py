@@ -172,11 +172,13 @@ def test_missing_mountpoint(fuse_ready, tmp_path, store_dir):
 
 # ------------------------------------------------ who may write the config
 
-def untrusted(tmp_path, store_dir, change, named, fix, files=None):
-    """Write a valid config (and files), let change(etc) weaken it, and
-    check the daemon refuses to start, naming the file `named` (relative to
-    etc) and the command `fix` that makes it safe."""
-    text, _ = lines_of(store_dir)
+def untrusted(tmp_path, store_dir, change, named, fix, files=None,
+              app_lines=()):
+    """Write a valid config (its [app billing] ending with app_lines, and
+    files), let change(etc) weaken it, and check the daemon refuses to
+    start, naming the file `named` (relative to etc) and the command `fix`
+    that makes it safe."""
+    text, _ = lines_of(store_dir, *app_lines)
     etc = tmp_path / "etc"
     etc.mkdir()
     cfg = etc / "secretfs.conf"
@@ -247,6 +249,33 @@ def test_dropin_owned_by_another_user_refused(fuse_ready, tmp_path, store_dir,
               lambda etc: os.chown(etc / "conf.d/20-web.conf", uid, -1),
               "conf.d/20-web.conf", "chown root",
               files={"conf.d/20-web.conf": WEB})
+
+
+TPL = {"db.tpl": "password: {{ DB_PASSWORD | yaml }}\n"}
+
+
+@pytest.mark.parametrize("mode", [0o666, 0o620, 0o602])
+def test_template_writable_by_others_refused(fuse_ready, tmp_path, store_dir,
+                                             mode):
+    # whoever may write it could put any secret the daemon fetches into a
+    # file the app's readers see: {{ local://team/anyone#KEY }}
+    res = untrusted(tmp_path, store_dir,
+                    lambda etc: (etc / "db.tpl").chmod(mode),
+                    "db.tpl", "chmod go-w", files=TPL,
+                    app_lines=["file.db.yaml = db.tpl"])
+    tpl = tmp_path / "etc" / "db.tpl"
+    assert (f"secretfs.conf:11: file.db.yaml: template {tpl}: writable by "
+            f"group or others (mode {mode:04o})") in res.stderr, res.stderr
+
+
+def test_template_owned_by_another_user_refused(fuse_ready, tmp_path,
+                                                store_dir, users):
+    uid = users["a"].pw_uid
+    res = untrusted(tmp_path, store_dir,
+                    lambda etc: os.chown(etc / "db.tpl", uid, -1),
+                    "db.tpl", "chown root", files=TPL,
+                    app_lines=["file.db.yaml = db.tpl"])
+    assert f"owned by uid {uid}" in res.stderr, res.stderr
 
 
 def test_world_writable_app_mode_warns(mount, store):
