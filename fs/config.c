@@ -899,6 +899,7 @@ static int config_app_hook(struct loader *ld, struct app_conf *a, const char *ke
 	if (!strcmp(key, "on_change")) {
 		if (a->on_change.n)
 			return config_fail(ld, "'on_change' is set twice in app %s", a->name);
+		a->on_change_at = config_here(ld);
 		return hooks_split(value, &a->on_change, ld->e) < 0 ?
 			config_fail_prefixed(ld, key) : 0;
 	}
@@ -1337,6 +1338,17 @@ static int config_app_templates_check(struct loader *ld, const struct app_conf *
 	return 0;
 }
 
+/* The program on_change runs as root (or on_change_user) is one only they
+ * can change: checked once on_change_user, which may come later, is known. */
+static int config_app_hook_check(struct loader *ld, const struct app_conf *a)
+{
+	if (!a->on_change.n || hooks_trust_check(a, ld->e) == 0)
+		return 0;
+	ld->failed = true;
+	return err_prefix(ld->e, "%s:%d: on_change: ", a->on_change_at.file,
+			  a->on_change_at.line);
+}
+
 /* A writable store for apps that generate values. */
 static int config_app_store_check(struct loader *ld, const struct app_conf *a)
 {
@@ -1494,7 +1506,8 @@ static int config_finish(struct loader *ld)
 		if (config_app_refs_check(ld, i) < 0 ||
 		    config_app_refs_valid(ld, i) < 0 ||
 		    config_app_store_check(ld, &c->apps[i]) < 0 ||
-		    config_app_templates_check(ld, &c->apps[i]) < 0)
+		    config_app_templates_check(ld, &c->apps[i]) < 0 ||
+		    config_app_hook_check(ld, &c->apps[i]) < 0)
 			return -1;
 	for (size_t i = 0; i < c->napps; i++) {
 		struct app_conf *a = &c->apps[i];

@@ -151,6 +151,32 @@ def test_check_refuses_templates_others_may_write(tmp_path, store, conf):
     assert f"chmod go-w {tpl}" in err, err
 
 
+def test_check_of_on_change_programs(tmp_path, store, conf, users):
+    store.put("team/a", {"K": "S3cr3t-hook-0b9d"})
+    hook = tmp_path / "bin" / "reload.sh"
+    hook.parent.mkdir()
+    hook.write_text("#!/bin/sh\nexit 0\n")
+    hook.chmod(0o755)
+    ok = [f"sh -c 'kill -HUP \"$(cat /run/x.pid)\"'", "true", str(hook),
+          f"sh -c '{hook} a b'"]
+    for cmd in ok:
+        rc, _, err = run("check", conf({"a": {"store": "local://team/a",
+                                               "on_change": cmd}}))
+        assert rc == 0, (cmd, err)
+    rc, _, err = run("check", conf({"a": {"store": "local://team/a",
+                                           "on_change": "no-such-reload-x"}}))
+    assert rc == 1 and "on_change: no-such-reload-x: not found in " in err, err
+    # a program of another user's runs only as that user
+    os.chown(hook, users["a"].pw_uid, -1)
+    rc, _, err = run("check", conf({"a": {"store": "local://team/a",
+                                           "on_change": str(hook)}}))
+    assert rc == 1 and f"chown root {hook}" in err, err
+    rc, _, err = run("check", conf({"a": {"store": "local://team/a",
+                                           "on_change": str(hook),
+                                           "on_change_user": "sfs-test-a"}}))
+    assert rc == 0, err
+
+
 def test_check_of_an_empty_config_passes(tmp_path, store):
     path = tmp_path / "empty.conf"
     path.write_text(sfs.config_text(store.dir, {}))
