@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <sodium.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,12 +50,40 @@ int cli_format(enum cli_format f, const struct kvmap *vals,
 
 /* ---- shared ---- */
 
+/* What check and render print besides render's values (which are data)
+ * may hold a name from a store or an argument: a key with a newline or an
+ * ESC byte must neither forge a line nor drive the terminal, so it is
+ * escaped as the log escapes it (base/log.h). */
+__attribute__((format(printf, 2, 3)))
+static void cli_say(FILE *f, const char *fmt, ...)
+{
+	char line[2048], safe[sizeof(line) * 4];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	log_escape(safe, sizeof(safe), line);
+	fprintf(f, "%s\n", safe);
+}
+
+/* s escaped (log_escape), on the heap; NULL when out of memory. */
+static char *cli_escaped(const char *s)
+{
+	size_t size = strlen(s) * 4 + 1;
+	char *out = malloc(size);
+
+	if (out)
+		log_escape(out, size, s);
+	return out;
+}
+
 static int cli_open(const char *path, struct config *cfg, struct appfs *fs)
 {
 	struct err e = { 0 };
 
 	if (config_load(path, cfg, &e) < 0 || appfs_open(fs, cfg, &e) < 0) {
-		fprintf(stderr, "secretfs: %s\n", e.msg);
+		cli_say(stderr, "secretfs: %s", e.msg);
 		return -1;
 	}
 	return 0;
@@ -66,7 +95,7 @@ static const struct app_conf *cli_app(const struct config *cfg,
 	const struct app_conf *app = config_app(cfg, name);
 
 	if (!app)
-		fprintf(stderr, "secretfs: %s has no [app %s]\n", path, name);
+		cli_say(stderr, "secretfs: %s has no [app %s]", path, name);
 	return app;
 }
 
@@ -111,9 +140,9 @@ static void cli_check_row(void *ctx, const struct app_check_key *k)
 	t->rows = rows;
 	snprintf(status, sizeof(status), "%s%s%s", prefix[k->state],
 		 k->state == APP_CHECK_OK && k->note[0] ? "; " : "", k->note);
-	rows[t->n] = (struct cli_row){ { strdup(k->key), strdup(k->file),
-		strdup(k->source), strdup(k->version[0] ? k->version : "-"),
-		strdup(status) } };
+	rows[t->n] = (struct cli_row){ { cli_escaped(k->key), cli_escaped(k->file),
+		cli_escaped(k->source), cli_escaped(k->version[0] ? k->version : "-"),
+		cli_escaped(status) } };
 	for (int c = 0; c < 5; c++)
 		t->oom |= !rows[t->n].cols[c];
 	t->n++;
@@ -158,26 +187,34 @@ static int cli_check_app(struct appfs *fs, const struct app_conf *app)
 	struct err e = { 0 };
 	int rc = app_check(fs, app, cli_check_row, &t, &e);
 
-	printf("app %s  owner %u:%u  mode %04o  (%s:%d)\n", app->name,
-	       (unsigned)app->uid, (unsigned)app->gid, (unsigned)app->mode,
-	       app->where.file, app->where.line);
+	cli_say(stdout, "app %s  owner %u:%u  mode %04o  (%s:%d)", app->name,
+		(unsigned)app->uid, (unsigned)app->gid, (unsigned)app->mode,
+		app->where.file, app->where.line);
 	cli_table_print(&t);
 	fflush(stdout);
 	if (t.oom && rc == 0)
 		rc = err_oom(&e);
 	if (rc < 0)
-		fprintf(stderr, "secretfs: check: %s\n", e.msg);
+		cli_say(stderr, "secretfs: check: %s", e.msg);
 	cli_table_free(&t);
 	return rc;
 }
 
 static void cli_check_providers(const struct config *cfg, const char *path)
 {
-	printf("%s: %zu provider%s created", path, cfg->nproviders,
+	char *safe = cli_escaped(path);
+
+	printf("%s: %zu provider%s created", safe ? safe : "?", cfg->nproviders,
 	       cfg->nproviders == 1 ? "" : "s");
-	for (size_t i = 0; i < cfg->nproviders; i++)
-		printf("%s%s (%s)", i ? ", " : ": ", cfg->providers[i].name,
-		       cfg->providers[i].type);
+	free(safe);
+	for (size_t i = 0; i < cfg->nproviders; i++) {
+		char *name = cli_escaped(cfg->providers[i].name);
+		char *type = cli_escaped(cfg->providers[i].type);
+
+		printf("%s%s (%s)", i ? ", " : ": ", name ? name : "?", type ? type : "?");
+		free(name);
+		free(type);
+	}
 	printf("\n\n");
 }
 
@@ -245,9 +282,9 @@ static int cli_render(const char *path, const char *name, enum cli_format f)
 	if (!app)
 		goto out;
 	if (cli_render_app(&fs, app, f, &out, &e) < 0)
-		fprintf(stderr, "secretfs: render: %s\n", e.msg);
+		cli_say(stderr, "secretfs: render: %s", e.msg);
 	else if (cli_write_all(STDOUT_FILENO, out.data ? out.data : "", out.len) < 0)
-		fprintf(stderr, "secretfs: render: stdout: %s\n", strerror(errno));
+		cli_say(stderr, "secretfs: render: stdout: %s", strerror(errno));
 	else
 		rc = 0;
 out:
@@ -291,7 +328,7 @@ static int cli_option(struct cli_args *a, int argc, char **argv, int *i)
 	} else if (!strcmp(arg, "--format") && *i + 1 < argc) {
 		a->format = argv[++*i];
 	} else {
-		fprintf(stderr, "secretfs %s: unknown option %s (see --help)\n",
+		cli_say(stderr, "secretfs %s: unknown option %s (see --help)",
 			argv[0], arg);
 		return -1;
 	}
@@ -336,7 +373,7 @@ static int cli_run(const char *cmd, const struct cli_args *a)
 		return 1;
 	}
 	if (a->format && cli_format_parse(a->format, &f) < 0) {
-		fprintf(stderr, "secretfs render: unknown format '%s' (env, json, sh, docker)\n",
+		cli_say(stderr, "secretfs render: unknown format '%s' (env, json, sh, docker)",
 			a->format);
 		return 1;
 	}

@@ -14,7 +14,8 @@
  *       nothing is printed and the exit status is 1.
  *
  * No value is ever printed by check, and render prints values only to
- * stdout; messages go to stderr.
+ * stdout; messages go to stderr. Everything but render's values (data) is
+ * escaped as log lines are (log_escape), names from stores included.
  */
 #ifndef SECRETFS_CLI_H
 #define SECRETFS_CLI_H

@@ -37,6 +37,7 @@
 #include "../base/hash.h"
 #include "../base/log.h"
 #include "../base/secmem.h"
+#include "../base/trust.h"
 #include "../providers/provider.h"
 #include "../base/dotenv.h"
 #include "../base/formats.h"
@@ -898,6 +899,7 @@ static int config_app_hook(struct loader *ld, struct app_conf *a, const char *ke
 	if (!strcmp(key, "on_change")) {
 		if (a->on_change.n)
 			return config_fail(ld, "'on_change' is set twice in app %s", a->name);
+		a->on_change_at = config_here(ld);
 		return hooks_split(value, &a->on_change, ld->e) < 0 ?
 			config_fail_prefixed(ld, key) : 0;
 	}
@@ -1115,26 +1117,12 @@ static int config_file_add(struct loader *ld, const char *path)
 	return 0;
 }
 
-/* path (opened as fd) is trusted: owned by root or by us, writable by its
- * owner alone. The error says how to make it so. */
+/* path (opened as fd) is trusted (base/trust.h); the error says how to
+ * make it so. */
 static int config_trust_check(struct loader *ld, const char *path, int fd)
 {
-	struct stat st;
-	uid_t me = geteuid();
-
-	ld->failed = true;
-	if (fstat(fd, &st) < 0)
-		return err_set(ld->e, ERR_IO, "%s: %s", path, strerror(errno));
-	if (st.st_uid != 0 && st.st_uid != me)
-		return err_set(ld->e, ERR_INVALID,
-			       "%s: owned by uid %u, not by root or the daemon's user (uid %u), so it could grant any app: chown root %s",
-			       path, (unsigned)st.st_uid, (unsigned)me, path);
-	if (st.st_mode & (S_IWGRP | S_IWOTH))
-		return err_set(ld->e, ERR_INVALID,
-			       "%s: writable by group or others (mode %04o), so they could grant themselves any app: chmod go-w %s",
-			       path, (unsigned)(st.st_mode & 07777), path);
-	ld->failed = false;
-	return 0;
+	ld->failed = trust_fd(fd, path, "grant themselves any app", ld->e) < 0;
+	return ld->failed ? -1 : 0;
 }
 
 static int config_file_load(struct loader *ld, const char *path)
@@ -1369,6 +1357,17 @@ static int config_app_templates_check(struct loader *ld, const struct app_conf *
 	return 0;
 }
 
+/* The program on_change runs as root (or on_change_user) is one only they
+ * can change: checked once on_change_user, which may come later, is known. */
+static int config_app_hook_check(struct loader *ld, const struct app_conf *a)
+{
+	if (!a->on_change.n || hooks_trust_check(a, ld->e) == 0)
+		return 0;
+	ld->failed = true;
+	return err_prefix(ld->e, "%s:%d: on_change: ", a->on_change_at.file,
+			  a->on_change_at.line);
+}
+
 /* A writable store for apps that generate values. */
 static int config_app_store_check(struct loader *ld, const struct app_conf *a)
 {
@@ -1526,7 +1525,8 @@ static int config_finish(struct loader *ld)
 		if (config_app_refs_check(ld, i) < 0 ||
 		    config_app_refs_valid(ld, i) < 0 ||
 		    config_app_store_check(ld, &c->apps[i]) < 0 ||
-		    config_app_templates_check(ld, &c->apps[i]) < 0)
+		    config_app_templates_check(ld, &c->apps[i]) < 0 ||
+		    config_app_hook_check(ld, &c->apps[i]) < 0)
 			return -1;
 	for (size_t i = 0; i < c->napps; i++) {
 		struct app_conf *a = &c->apps[i];

@@ -55,6 +55,7 @@ struct app_conf {
 	size_t ntpls;
 	/* on_change = COMMAND (fs/hooks.h): argv, empty when unset */
 	struct strv on_change;
+	struct conf_where on_change_at;
 	bool hook_as_user;	/* on_change_user set */
 	uid_t hook_uid;
 	gid_t hook_gid;

@@ -9,12 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../base/clock.h"
 #include "../base/log.h"
+#include "../base/trust.h"
 
 #define HOOKS_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define HOOKS_TICK_MS 100	/* how often a running command is looked at */
@@ -119,14 +121,19 @@ int hooks_split(const char *cmd, struct strv *argv, struct err *e)
 /* ---- running the command ---- */
 
 /* argv[0] as execve needs it: a name without / is looked up in PATH now,
- * in the parent (nothing in the child but async-signal-safe calls). */
+ * in the parent (nothing in the child but async-signal-safe calls); a
+ * relative path is from /, where the child runs it. */
 static char *hooks_resolve(const char *name)
 {
 	char path[4096];
 	const char *dir = HOOKS_PATH;
 
-	if (strchr(name, '/'))
+	if (name[0] == '/')
 		return strdup(name);
+	if (strchr(name, '/')) {
+		snprintf(path, sizeof(path), "/%s", name);
+		return strdup(path);
+	}
 	while (*dir) {
 		size_t n = strcspn(dir, ":");
 
@@ -136,6 +143,88 @@ static char *hooks_resolve(const char *name)
 		dir += n + (dir[n] == ':');
 	}
 	return NULL;
+}
+
+/* ---- trust ---- */
+
+/* path, and every folder above its real path, trusted (base/trust.h):
+ * whoever could change one could run anything as the hook's user. */
+static int hooks_trust_path(const char *path, uid_t also, const char *power,
+			    struct err *e)
+{
+	char *real = realpath(path, NULL);
+	struct stat st;
+	int rc;
+
+	if (!real)
+		return err_set(e, ERR_INVALID, "%s: %s", path, strerror(errno));
+	rc = stat(real, &st) < 0 ? err_set(e, ERR_IO, "%s: %s", real, strerror(errno)) :
+	     trust_stat(&st, real, also, false, power, e);
+	for (char *slash; rc == 0 && (slash = strrchr(real, '/'));) {
+		bool root = slash == real;
+
+		slash[root] = '\0';	/* "/usr/bin" -> "/usr" -> "/" */
+		if (stat(real, &st) < 0)
+			rc = err_set(e, ERR_IO, "%s: %s", real, strerror(errno));
+		else	/* a sticky folder (/tmp) lets no one replace what is ours */
+			rc = trust_stat(&st, real, also, true, power, e);
+		if (root)
+			break;
+	}
+	free(real);
+	return rc;
+}
+
+/* argv runs a shell's -c script: the script, else NULL. */
+static const char *hooks_shell_script(char *const *argv, size_t n)
+{
+	static const char *const shells[] = { "sh", "bash", "dash", "ash", "ksh",
+					      "mksh", "zsh" };
+	const char *base = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+	bool shell = false, c = false;
+	size_t i = 1;
+
+	for (size_t k = 0; k < sizeof(shells) / sizeof(*shells); k++)
+		shell |= !strcmp(base, shells[k]);
+	for (; shell && i < n && argv[i][0] == '-' && strcmp(argv[i], "--"); i++)
+		c |= argv[i][1] != '-' && strchr(argv[i], 'c');
+	i += i < n && !strcmp(argv[i], "--");
+	return shell && c && i < n ? argv[i] : NULL;
+}
+
+int hooks_trust_check(const struct app_conf *app, struct err *e)
+{
+	const char *word = app->on_change.v[0];
+	const char *script = hooks_shell_script(app->on_change.v, app->on_change.n);
+	char *file = hooks_resolve(word);
+	uid_t also = app->hook_as_user ? app->hook_uid : TRUST_NOBODY_ELSE;
+	uid_t runs_as = app->hook_as_user ? app->hook_uid : geteuid();
+	struct strv words = { NULL, 0 };
+	char power[64];
+	int rc;
+
+	if (runs_as)
+		snprintf(power, sizeof(power), "run any command as uid %u",
+			 (unsigned)runs_as);
+	else
+		snprintf(power, sizeof(power), "run any command as root");
+	if (!file)
+		return err_set(e, ERR_INVALID, "%s: not found in %s", word, HOOKS_PATH);
+	rc = hooks_trust_path(file, also, power, e);
+	free(file);
+	if (rc < 0)
+		return err_prefix(e, "program %s: ", word);
+	/* sh -c '/usr/local/bin/reload billing': what the shell runs first,
+	 * when it is named by an absolute path (a name the shell looks up,
+	 * or anything later in the script, is not checked) */
+	if (!script || hooks_split(script, &words, &(struct err){ 0 }) < 0 ||
+	    words.v[0][0] != '/')
+		goto out;
+	if (hooks_trust_path(words.v[0], also, power, e) < 0)
+		rc = err_prefix(e, "program %s (run by %s -c): ", words.v[0], word);
+out:
+	strv_free(&words);
+	return rc;
 }
 
 static char *hooks_env_join(const char *name, const struct strv *v)

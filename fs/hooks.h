@@ -53,6 +53,18 @@ void hooks_poke(struct hooks *h, const char *app);
 /* Runs so far for app (tests). */
 unsigned hooks_runs(struct hooks *h, const char *app);
 
+/* Whoever can change the program app's on_change runs can run anything
+ * as its user (root, unless on_change_user says otherwise), so it must be
+ * trusted (base/trust.h): the program (argv[0], found as the run will find
+ * it), and for a shell's -c script ("sh -c '...'", also bash, dash, ash,
+ * ksh, mksh, zsh) the script's first word when it is an absolute path;
+ * each, and every folder above its real path (a sticky one may be
+ * writable by all), owned by root, the daemon's user or on_change_user,
+ * and not writable by group or others. Checked at config load; ERR_INVALID
+ * names the program, the file and the fix; a program not found is one
+ * too. */
+int hooks_trust_check(const struct app_conf *app, struct err *e);
+
 /* COMMAND -> argv as sh would split it, without any expansion: blanks
  * separate words, '...' is literal, "..." takes \ before $ ` " \ and
  * newline, \ outside quotes escapes the next character. ERR_INVALID on

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../base/dotenv.h"
+#include "../base/trust.h"
 
 static const char *const tpl_filter_names[] = {
 	"", "json", "yaml", "shell", "url", "base64", "xml",
@@ -155,6 +156,13 @@ int tpl_load(const char *path, struct tpl *t, struct err *e)
 	memset(t, 0, sizeof(*t));
 	if (fd < 0)
 		return err_set(e, ERR_INVALID, "template %s: %s", path, strerror(errno));
+	/* whoever can write it decides what the app's readers get, from any
+	 * store the daemon reaches: checked on what is read */
+	if (trust_fd(fd, path, "put any secret the daemon can fetch into the app's folder",
+		     e) < 0) {
+		close(fd);
+		return err_prefix(e, "template ");
+	}
 	rc = secbuf_read_fd(&buf, fd, TPL_FILE_MAX);
 	close(fd);
 	if (rc < 0)

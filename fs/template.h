@@ -55,9 +55,12 @@ struct tpl {
 	size_t n;
 };
 
-/* Read and parse the template at path. Errors are ERR_INVALID
- * "path:line: what" (a bad placeholder, an unknown filter) or say why the
- * file cannot be read. t is freed with tpl_free, also after a failure. */
+/* Read and parse the template at path, once: renders use what was read.
+ * Errors are ERR_INVALID "path:line: what" (a bad placeholder, an unknown
+ * filter) or "template path: ..." saying why the file cannot be read or
+ * is not trusted (base/trust.h: owned by root or the daemon's user, not
+ * writable by group or others). t is freed with tpl_free, also after a
+ * failure. */
 int tpl_load(const char *path, struct tpl *t, struct err *e);
 int tpl_parse(const char *path, const char *text, size_t len, struct tpl *t,
 	      struct err *e);

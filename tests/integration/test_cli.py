@@ -14,7 +14,13 @@ import subprocess
 
 import pytest
 
-import sfs
+# the Vault emulator holds keys no .env can: register its plugin for
+# assert rewriting before its helpers are imported
+pytest.register_assert_rewrite("vault_fixtures")
+pytest_plugins = ["vault_fixtures"]
+
+import sfs  # noqa: E402
+import vault_fixtures  # noqa: E402
 
 TRICKY = {
     "QUOTES": "it's \"both\"",
@@ -138,6 +144,84 @@ def test_check_refuses_configs_others_may_write(tmp_path, store, conf, users):
     dropin.chmod(0o660)
     rc, _, err = run("check", path)
     assert rc == 1 and f"chmod go-w {dropin}" in err, err
+
+
+def test_check_refuses_templates_others_may_write(tmp_path, store, conf):
+    tpl = tmp_path / "a.tpl"
+    tpl.write_text("k: {{ K }}\n")
+    tpl.chmod(0o664)
+    path = conf({"a": {"env.K": "local://team/a#K", "file.a.yaml": str(tpl)}})
+    rc, out, err = run("check", path)
+    assert rc == 1 and not out, err
+    assert f"template {tpl}: writable by group or others" in err, err
+    assert f"chmod go-w {tpl}" in err, err
+
+
+def test_check_of_on_change_programs(tmp_path, store, conf, users):
+    store.put("team/a", {"K": "S3cr3t-hook-0b9d"})
+    hook = tmp_path / "bin" / "reload.sh"
+    hook.parent.mkdir()
+    hook.write_text("#!/bin/sh\nexit 0\n")
+    hook.chmod(0o755)
+    ok = [f"sh -c 'kill -HUP \"$(cat /run/x.pid)\"'", "true", str(hook),
+          f"sh -c '{hook} a b'"]
+    for cmd in ok:
+        rc, _, err = run("check", conf({"a": {"store": "local://team/a",
+                                               "on_change": cmd}}))
+        assert rc == 0, (cmd, err)
+    rc, _, err = run("check", conf({"a": {"store": "local://team/a",
+                                           "on_change": "no-such-reload-x"}}))
+    assert rc == 1 and "on_change: no-such-reload-x: not found in " in err, err
+    # a program of another user's runs only as that user
+    os.chown(hook, users["a"].pw_uid, -1)
+    rc, _, err = run("check", conf({"a": {"store": "local://team/a",
+                                           "on_change": str(hook)}}))
+    assert rc == 1 and f"chown root {hook}" in err, err
+    rc, _, err = run("check", conf({"a": {"store": "local://team/a",
+                                           "on_change": str(hook),
+                                           "on_change_user": "sfs-test-a"}}))
+    assert rc == 0, err
+
+
+def test_names_with_control_characters_printed_escaped(tmp_path, store,
+                                                        vault, secrets):
+    """A key from a store (a JSON key in a Vault secret) or a reference's
+    field holding a newline or an ESC byte is printed escaped, as the log
+    does: it can neither forge a line nor drive the terminal. render's
+    values are data, and stay as they are."""
+    val = secrets.add("S3cr3t-ctl-c1e5")
+    forged = "BAD\nsecretfs: error: forged line"
+    vault.put("secret", "ctl", {forged: val, "E\x1b[31mSC": val, "OK": val})
+    token = vault_fixtures.write_private(tmp_path / "token",
+                                         vault.root_token + "\n")
+    section = vault_fixtures.provider_section(vault, auth="token",
+                                              token_file=token)
+    path = tmp_path / "ctl.conf"
+    path.write_text(vault_fixtures.config_text(store.dir, [section], {
+        "s": {"store": "vault://secret/ctl",
+              "env.GONE": "vault://secret/ctl#NO%1B]0;title%07PE"}}))
+    rc, out, err = run("check", path)
+    text = out.decode()
+    assert rc == 1 and "check: 1 of 1 apps failed" in text, (text, err)
+    assert "\x1b" not in text + err and "\x07" not in text + err, (text, err)
+    assert not [l for l in (text + err).splitlines() if "forged" in l and
+                not l.startswith("  BAD\\nsecretfs: error: forged line ")], \
+        text + err
+    assert "  E\\x1b[31mSC " in text, text
+    assert "the entry has no key 'NO\\x1b]0;title\\x07PE'" in err, err
+    no_secret_in(secrets, out, err)
+    # render: an error naming such a key is escaped; the values are not
+    rc, out, err = run("render", path, "s", "--format", "sh")
+    assert rc == 1 and out == b"" and err.count("\n") == 1, err
+    assert "\x1b" not in err and "NO\\x1b]0;title\\x07PE" in err, err
+    vault.put("secret", "ctl", {"E\x1b[31mSC": val, "OK": "a\x1bb\nc"})
+    path.write_text(path.read_text().replace("env.GONE", "#"))
+    rc, out, err = run("render", path, "s", "--format", "sh")
+    assert rc == 1 and out == b"" and err.count("\n") == 1, err
+    assert "E\\x1b[31mSC" in err and "\x1b" not in err, err
+    rc, out, err = run("render", path, "s", "--format", "json")
+    assert rc == 0, err
+    assert json.loads(out) == {"E\x1b[31mSC": val, "OK": "a\x1bb\nc"}
 
 
 def test_check_of_an_empty_config_passes(tmp_path, store):

@@ -1,6 +1,7 @@
 """A bad configuration refuses to start: exit 1, FILE:LINE: on stderr."""
 
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -172,11 +173,13 @@ def test_missing_mountpoint(fuse_ready, tmp_path, store_dir):
 
 # ------------------------------------------------ who may write the config
 
-def untrusted(tmp_path, store_dir, change, named, fix, files=None):
-    """Write a valid config (and files), let change(etc) weaken it, and
-    check the daemon refuses to start, naming the file `named` (relative to
-    etc) and the command `fix` that makes it safe."""
-    text, _ = lines_of(store_dir)
+def untrusted(tmp_path, store_dir, change, named, fix, files=None,
+              app_lines=()):
+    """Write a valid config (its [app billing] ending with app_lines, and
+    files), let change(etc) weaken it, and check the daemon refuses to
+    start, naming the file `named` (relative to etc) and the command `fix`
+    that makes it safe."""
+    text, _ = lines_of(store_dir, *app_lines)
     etc = tmp_path / "etc"
     etc.mkdir()
     cfg = etc / "secretfs.conf"
@@ -247,6 +250,97 @@ def test_dropin_owned_by_another_user_refused(fuse_ready, tmp_path, store_dir,
               lambda etc: os.chown(etc / "conf.d/20-web.conf", uid, -1),
               "conf.d/20-web.conf", "chown root",
               files={"conf.d/20-web.conf": WEB})
+
+
+TPL = {"db.tpl": "password: {{ DB_PASSWORD | yaml }}\n"}
+
+
+@pytest.mark.parametrize("mode", [0o666, 0o620, 0o602])
+def test_template_writable_by_others_refused(fuse_ready, tmp_path, store_dir,
+                                             mode):
+    # whoever may write it could put any secret the daemon fetches into a
+    # file the app's readers see: {{ local://team/anyone#KEY }}
+    res = untrusted(tmp_path, store_dir,
+                    lambda etc: (etc / "db.tpl").chmod(mode),
+                    "db.tpl", "chmod go-w", files=TPL,
+                    app_lines=["file.db.yaml = db.tpl"])
+    tpl = tmp_path / "etc" / "db.tpl"
+    assert (f"secretfs.conf:11: file.db.yaml: template {tpl}: writable by "
+            f"group or others (mode {mode:04o})") in res.stderr, res.stderr
+
+
+def test_template_owned_by_another_user_refused(fuse_ready, tmp_path,
+                                                store_dir, users):
+    uid = users["a"].pw_uid
+    res = untrusted(tmp_path, store_dir,
+                    lambda etc: os.chown(etc / "db.tpl", uid, -1),
+                    "db.tpl", "chown root", files=TPL,
+                    app_lines=["file.db.yaml = db.tpl"])
+    assert f"owned by uid {uid}" in res.stderr, res.stderr
+
+
+HOOK = {"bin/reload.sh": "#!/bin/sh\nexit 0\n"}
+
+
+def hook_refused(tmp_path, store_dir, change, named, fix, command="{}",
+                 user=None):
+    """A config whose on_change runs etc/bin/reload.sh (command: the
+    on_change text, {} standing for its path), weakened by change(etc)."""
+    script = tmp_path / "etc" / "bin" / "reload.sh"
+    lines = [f"on_change = {command.format(script)}"]
+    lines += [f"on_change_user = {user}"] if user else []
+
+    def weaken(etc):
+        script.chmod(0o755)
+        change(etc)
+    return untrusted(tmp_path, store_dir, weaken, named, fix, files=HOOK,
+                     app_lines=lines)
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o775, 0o757])
+def test_hook_program_writable_by_others_refused(fuse_ready, tmp_path,
+                                                 store_dir, mode):
+    # it runs as root: whoever may write it runs anything as root
+    res = hook_refused(tmp_path, store_dir,
+                       lambda etc: (etc / "bin/reload.sh").chmod(mode),
+                       "bin/reload.sh", "chmod go-w")
+    script = tmp_path / "etc" / "bin" / "reload.sh"
+    assert (f"secretfs.conf:11: on_change: program {script}: {script}: "
+            f"writable by group or others (mode {mode:04o}), so they could "
+            f"run any command as root") in res.stderr, res.stderr
+
+
+def test_hook_program_owned_by_another_user_refused(fuse_ready, tmp_path,
+                                                    store_dir, users):
+    uid = users["a"].pw_uid
+    res = hook_refused(tmp_path, store_dir,
+                       lambda etc: os.chown(etc / "bin/reload.sh", uid, -1),
+                       "bin/reload.sh", "chown root")
+    assert f"owned by uid {uid}" in res.stderr, res.stderr
+    # nor when it runs as someone else than its owner
+    shutil.rmtree(tmp_path / "etc")
+    shutil.rmtree(tmp_path / "mnt")
+    res = hook_refused(tmp_path, store_dir,
+                       lambda etc: os.chown(etc / "bin/reload.sh", uid, -1),
+                       "bin/reload.sh", "chown root", user=users["b"].pw_name)
+    assert f"run any command as uid {users['b'].pw_uid}" in res.stderr
+
+
+def test_hook_folder_writable_by_others_refused(fuse_ready, tmp_path,
+                                                store_dir):
+    # anyone may put another program in its place
+    hook_refused(tmp_path, store_dir, lambda etc: (etc / "bin").chmod(0o777),
+                 "bin", "chmod go-w")
+
+
+def test_hook_run_by_sh_c_checked(fuse_ready, tmp_path, store_dir):
+    # sh is trusted; what the script runs first, by an absolute path, too
+    res = hook_refused(tmp_path, store_dir,
+                       lambda etc: (etc / "bin/reload.sh").chmod(0o777),
+                       "bin/reload.sh", "chmod go-w",
+                       command="sh -c '{} \"$SECRETFS_APP\"'")
+    assert "on_change: program " in res.stderr
+    assert "(run by sh -c)" in res.stderr, res.stderr
 
 
 def test_world_writable_app_mode_warns(mount, store):

@@ -141,6 +141,48 @@ def test_untrusted_config_refused_running_one_kept(mount, store):
     assert sorted(os.listdir(m.path)) == ["billing", "mine", "mine2"]
 
 
+def test_untrusted_template_refused_running_one_kept(mount, store, tmp_path):
+    # templates are read when the configuration is: a reload rereads and
+    # rechecks them
+    store.put("team/billing", {"DB_PASSWORD": "S3cr3t-tpl-7c3e"})
+    tpl = tmp_path / "db.tpl"
+    tpl.write_text("pw: {{ DB_PASSWORD }}\n")
+    m = mount({"billing": {"store": "local://team/billing",
+                           "file.db.yaml": str(tpl)}})
+    m.expect_log(r"reload refused")
+    tpl.write_text("pw: {{ local://team/billing#DB_PASSWORD }} (moved)\n")
+    tpl.chmod(0o666)
+    reload(m, expect=r"^secretfs: error: reload refused, still serving the "
+                     r"configuration loaded before: .*secretfs\.conf:\d+: "
+                     r"file\.db\.yaml: template .*db\.tpl: writable by group "
+                     r"or others \(mode 0666\).*chmod go-w .*db\.tpl$")
+    assert sfs.read_text(m.app("billing") / "db.yaml") == "pw: S3cr3t-tpl-7c3e\n"
+    tpl.chmod(0o644)
+    reload(m)
+    assert sfs.read_text(m.app("billing") / "db.yaml") == \
+        "pw: S3cr3t-tpl-7c3e (moved)\n"
+
+
+def test_untrusted_hook_refused_running_one_kept(mount, store, tmp_path):
+    store.put("team/billing", {"DB_PASSWORD": "S3cr3t-hook-2e8a"})
+    hook = tmp_path / "reload.sh"
+    hook.write_text("#!/bin/sh\nexit 0\n")
+    hook.chmod(0o755)
+    m = mount({"billing": {"store": "local://team/billing"}})
+    m.expect_log(r"reload refused")
+    good = m.config_path.read_text()
+    m.config_path.write_text(good + f"on_change = {hook}\n")
+    hook.chmod(0o777)
+    reload(m, expect=r"^secretfs: error: reload refused, still serving the "
+                     r"configuration loaded before: .*secretfs\.conf:\d+: "
+                     r"on_change: program .*reload\.sh: .*writable by group "
+                     r"or others \(mode 0777\), so they could run any command "
+                     r"as root: chmod go-w .*reload\.sh$")
+    assert sfs.read_text(m.app("billing") / "DB_PASSWORD") == "S3cr3t-hook-2e8a"
+    hook.chmod(0o755)
+    reload(m)
+
+
 def test_provider_recreated_when_its_section_changed(mount, store_factory, store):
     store.put("team/billing", {"DB_PASSWORD": "reload-store-a"})
     other = store_factory("other")

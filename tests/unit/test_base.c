@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "base/pct.h"
 #include "base/strv.h"
+#include "base/trust.h"
 
 static void test_rfc3339(void **state)
 {
@@ -149,6 +150,33 @@ static void test_log_escaped(void **state)
 			    "secretfs: error: key L\\n\n");
 }
 
+/* Owned by root, us or the one more uid named; written by the owner alone,
+ * or a sticky folder when the caller allows it. */
+static void test_trust(void **state)
+{
+	struct stat st = { .st_uid = 0, .st_mode = S_IFREG | 0644 };
+	uid_t other = geteuid() + 4242;
+	struct err e;
+
+	(void)state;
+	assert_int_equal(trust_stat(&st, "/f", TRUST_NOBODY_ELSE, false, "p", &e), 0);
+	st.st_mode = S_IFREG | 0664;
+	assert_int_equal(trust_stat(&st, "/f", TRUST_NOBODY_ELSE, false, "do X", &e), -1);
+	assert_string_equal(e.msg, "/f: writable by group or others (mode 0664), so they could do X: chmod go-w /f");
+	st.st_mode = S_IFDIR | 01777;
+	assert_int_equal(trust_stat(&st, "/d", TRUST_NOBODY_ELSE, true, "p", &e), 0);
+	assert_int_equal(trust_stat(&st, "/d", TRUST_NOBODY_ELSE, false, "p", &e), -1);
+	st.st_mode = S_IFREG | 01777;	/* sticky means nothing on a file */
+	assert_int_equal(trust_stat(&st, "/f", TRUST_NOBODY_ELSE, true, "p", &e), -1);
+	st.st_mode = S_IFREG | 0755;
+	st.st_uid = other;
+	assert_int_equal(trust_stat(&st, "/f", TRUST_NOBODY_ELSE, false, "p", &e), -1);
+	assert_non_null(strstr(e.msg, "so its owner could p: chown root /f"));
+	assert_int_equal(trust_stat(&st, "/f", other, false, "p", &e), 0);
+	st.st_uid = geteuid();
+	assert_int_equal(trust_stat(&st, "/f", TRUST_NOBODY_ELSE, false, "p", &e), 0);
+}
+
 static void test_crc32c(void **state)
 {
 	unsigned char zeros[32] = { 0 }, ones[32];
@@ -174,6 +202,7 @@ int main(void)
 		cmocka_unit_test(test_strv),
 		cmocka_unit_test(test_err_oom),
 		cmocka_unit_test(test_log_escaped),
+		cmocka_unit_test(test_trust),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -192,10 +193,77 @@ static void test_timeout_kills_the_group(void **state)
 	rig_stop(&r);
 }
 
+/* hooks_trust_check on cmd: 0, or -1 with needle in the message. */
+static void trust_expect(const char *cmd, bool as_user, uid_t uid,
+			 const char *needle)
+{
+	struct app_conf app = { .name = "billing", .hook_as_user = as_user,
+				.hook_uid = uid };
+	struct err e = { 0 };
+	int rc;
+
+	assert_int_equal(hooks_split(cmd, &app.on_change, &e), 0);
+	rc = hooks_trust_check(&app, &e);
+	if (needle && (rc != -1 || !strstr(e.msg, needle)))
+		fail_msg("%s: got %d \"%s\", want \"%s\"", cmd, rc, e.msg, needle);
+	if (!needle && rc != 0)
+		fail_msg("%s: refused: %s", cmd, e.msg);
+	strv_free(&app.on_change);
+}
+
+/* The program, a sh -c script's first word, and their folders: owned by
+ * root, us or on_change_user, writable by nobody else. */
+static void test_trust(void **state)
+{
+	char dir[64] = "/tmp/test_hooks.XXXXXX", hook[96], cmd[512], want[512];
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(hook, sizeof(hook), "%s/hook", dir);
+	f = fopen(hook, "w");
+	assert_non_null(f);
+	fputs("#!/bin/sh\n", f);
+	fclose(f);
+	assert_int_equal(chmod(hook, 0755), 0);
+
+	trust_expect("sh -c 'kill -HUP 1'", false, 0, NULL);
+	trust_expect("usr/bin/env true", false, 0, NULL);	/* from / */
+	trust_expect("no-such-hook-program", false, 0, "no-such-hook-program: not found in");
+	trust_expect(hook, false, 0, NULL);
+	assert_int_equal(chmod(hook, 0775), 0);
+	snprintf(want, sizeof(want), "program %s: %s: writable by group or others (mode 0775), so they could run any command as ", hook, hook);
+	trust_expect(hook, false, 0, want);
+	snprintf(want, sizeof(want), "chmod go-w %s", hook);
+	trust_expect(hook, false, 0, want);
+	snprintf(cmd, sizeof(cmd), "/bin/sh -ec '%s \"$SECRETFS_APP\"'", hook);
+	snprintf(want, sizeof(want), "program %s (run by /bin/sh -c): ", hook);
+	trust_expect(cmd, false, 0, want);
+	snprintf(cmd, sizeof(cmd), "env sh -c '%s'", hook);	/* not a shell */
+	trust_expect(cmd, false, 0, NULL);
+
+	assert_int_equal(chmod(hook, 0755), 0);
+	assert_int_equal(chmod(dir, 0777), 0);	/* the program could be replaced */
+	snprintf(want, sizeof(want), "%s: writable by group or others (mode 0777), so they could run any command as uid 4242: chmod go-w %s", dir, dir);
+	trust_expect(hook, true, 4242, want);
+	assert_int_equal(chmod(dir, 01777), 0);	/* but not in a sticky one */
+	trust_expect(hook, false, 0, NULL);
+	assert_int_equal(chmod(dir, 0700), 0);
+	if (geteuid() == 0) {
+		assert_int_equal(chown(hook, 4242, -1), 0);
+		trust_expect(hook, false, 0, "owned by uid 4242");
+		trust_expect(hook, true, 4242, NULL);	/* it runs as its owner */
+		trust_expect(hook, true, 4243, "chown root");
+	}
+	unlink(hook);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_split),
+		cmocka_unit_test(test_trust),
 		cmocka_unit_test(test_debounce_and_environment),
 		cmocka_unit_test(test_no_overlap),
 		cmocka_unit_test(test_timeout_kills_the_group),
