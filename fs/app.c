@@ -469,6 +469,23 @@ static pthread_mutex_t *app_write_lock(struct appfs *fs, const struct provider *
 	return &fs->write_locks[h % APP_WRITE_LOCKS];
 }
 
+/* Tell the cache what a write attempt left in the store: en, or NULL when
+ * it failed. The cache keeps what a params-less read sees; a store
+ * reference with params (?mount=) is read under them: drop those instead.
+ * A failed write only makes the cached entry due, not gone: whatever the
+ * store holds now, the next read asks it, and while it cannot answer,
+ * readers keep the last good value within max_stale, as for any read. */
+static void app_store_cached(struct appfs *fs, const struct app_conf *app,
+			     struct provider *p, const struct entry *en)
+{
+	if (!en)
+		cache_expire(fs->cache, p, app->store.locator);
+	else if (!app->store.params)
+		cache_stored(fs->cache, p, app->store.locator, en);
+	else
+		cache_forget(fs->cache, p, app->store.locator);
+}
+
 /* One attempt: read the entry as the store has it, edit, store with CAS.
  * The cache learns what the store holds afterwards either way. */
 static int app_store_attempt(struct appfs *fs, const struct app_conf *app,
@@ -498,12 +515,8 @@ static int app_store_attempt(struct appfs *fs, const struct app_conf *app,
 	    p->ops->store(p->state, app->store.locator, app->store.params,
 			  &next.map, expect, next.version, e) < 0)
 		rc = app_err_ref(e, &app->store);
-	/* the cache keeps what a params-less read sees; a store reference
-	 * with params (?mount=) is read under them: drop those instead */
-	if (fs->cache && rc == 0 && !app->store.params)
-		cache_stored(fs->cache, p, app->store.locator, changed ? &next : &cur);
-	else if (fs->cache)
-		cache_forget(fs->cache, p, app->store.locator);
+	if (fs->cache)
+		app_store_cached(fs, app, p, rc == 0 ? (changed ? &next : &cur) : NULL);
 	entry_free(&next);
 	entry_free(&cur);
 	kvmap_free(&plain);
