@@ -60,6 +60,7 @@ const char *err_code_name(enum err_code code)
 		[ERR_EXISTS] = "exists",
 		[ERR_NOATTR] = "no such attribute",
 		[ERR_NOTSUP] = "not supported",
+		[ERR_UNSURE] = "outcome unknown",
 	};
 
 	if ((unsigned)code >= sizeof(names) / sizeof(names[0]) || !names[code])

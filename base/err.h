@@ -24,6 +24,10 @@ enum err_code {
 	ERR_EXISTS,	/* the name is taken */
 	ERR_NOATTR,	/* no such extended attribute (an answer, for probes) */
 	ERR_NOTSUP,	/* not an operation this file has */
+	/* A request that changes something went out and no usable answer
+	 * came back (connection dropped, timed out, garbage): it may or may
+	 * not have taken effect. Otherwise it is a provider failure. */
+	ERR_UNSURE,
 };
 
 struct err {

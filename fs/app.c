@@ -486,6 +486,39 @@ static void app_store_cached(struct appfs *fs, const struct app_conf *app,
 		cache_forget(fs->cache, p, app->store.locator);
 }
 
+/* A store() whose outcome is unknown (ERR_UNSURE: the request went out,
+ * the answer was lost) is read back: when the store holds exactly what
+ * was written, the write landed, and next takes the version read. 0 then;
+ * else -1 with the store's error, which says what the read found. For
+ * every provider alike. */
+static int app_store_landed(struct appfs *fs, const struct app_conf *app,
+			    struct entry *next, struct err *e)
+{
+	struct entry now = ENTRY_INIT;
+	struct err re = { ERR_OK, "" };
+	size_t n = strlen(e->msg);
+	int got;
+
+	if (e->code != ERR_UNSURE)
+		return -1;
+	got = app_fetch(fs, app, &app->store, VIA_PROVIDER, &now, &re);
+	if (got == 0 && kvmap_equal(&now.map, &next->map))
+		memcpy(next->version, now.version, sizeof(next->version));
+	else
+		got = -1;
+	entry_free(&now);
+	if (got < 0) {
+		snprintf(e->msg + n, sizeof(e->msg) - n, "%s",
+			 re.code == ERR_OK ? " (no answer; read back, the store does not hold the write)" :
+			 " (no answer; it could not be read back)");
+		return -1;
+	}
+	log_info("app %s: the store's answer to a write was lost; read back, it holds the write",
+		 app->name);
+	err_clear(e);
+	return 0;
+}
+
 /* One attempt: read the entry as the store has it, edit, store with CAS.
  * The cache learns what the store holds afterwards either way. */
 static int app_store_attempt(struct appfs *fs, const struct app_conf *app,
@@ -513,7 +546,8 @@ static int app_store_attempt(struct appfs *fs, const struct app_conf *app,
 	expect = exists ? cur.version : PROVIDER_EXPECT_ABSENT;
 	if (rc == 0 && changed &&
 	    p->ops->store(p->state, app->store.locator, app->store.params,
-			  &next.map, expect, next.version, e) < 0)
+			  &next.map, expect, next.version, e) < 0 &&
+	    app_store_landed(fs, app, &next, e) < 0)
 		rc = app_err_ref(e, &app->store);
 	if (fs->cache)
 		app_store_cached(fs, app, p, rc == 0 ? (changed ? &next : &cur) : NULL);

@@ -283,6 +283,7 @@ static int ops_errno(const struct err *e)
 		[ERR_EXISTS] = EEXIST,
 		[ERR_NOATTR] = ENODATA,
 		[ERR_NOTSUP] = ENOTSUP,
+		[ERR_UNSURE] = EIO,
 	};
 
 	if ((unsigned)e->code >= sizeof(map) / sizeof(map[0]) || !map[e->code])
