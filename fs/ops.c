@@ -948,7 +948,7 @@ static void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 			&who, &e) == 0) {
 		node_rename(&ofs->nodes, app, name, newname);
 		fuse_reply_err(req, 0);
-	} else if (e.code == ERR_PERM) {
+	} else if (e.code == ERR_NOTSUP) {
 		log_debug("%s", e.msg);	/* not ours to do: mv copies and unlinks */
 		fuse_reply_err(req, EXDEV);
 	} else {
