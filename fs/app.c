@@ -509,8 +509,8 @@ static int app_store_landed(struct appfs *fs, const struct app_conf *app,
 	entry_free(&now);
 	if (got < 0) {
 		snprintf(e->msg + n, sizeof(e->msg) - n, "%s",
-			 re.code == ERR_OK ? " (no answer; read back, the store does not hold the write)" :
-			 " (no answer; it could not be read back)");
+			 re.code == ERR_OK ? " (outcome unknown; read back, the store does not hold the write)" :
+			 " (outcome unknown; it could not be read back)");
 		return -1;
 	}
 	log_info("app %s: the store's answer to a write was lost; read back, it holds the write",

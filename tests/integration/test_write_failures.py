@@ -94,6 +94,8 @@ def test_applied_write_with_lost_answer_succeeds(vault, billing, secrets):
     finally:
         vault.faults.remove(lost)
     assert lost.fired >= 1
+    assert "answer to a write was lost; read back, it holds the write" in \
+        m.stderr_text()
     assert vault.get("secret/", "billing") == {**old, "API_KEY": new}
     assert sfs.read_text(app / "API_KEY") == new
     assert_serves(app, {**old, "API_KEY": new}, stale=False)
@@ -126,6 +128,7 @@ def test_unapplied_write_with_dropped_connection_fails(vault, billing,
     finally:
         vault.faults.remove(dropped)
     assert dropped.fired >= 1
+    assert "read back, the store does not hold the write" in m.stderr_text()
     assert data_writes(vault, "secret/", "billing") == []
     assert vault.get("secret/", "billing") == old
     assert vault.version("secret/", "billing") == 1
@@ -157,6 +160,7 @@ def test_lost_answer_while_another_writer_wins_fails(vault, billing, secrets):
     finally:
         vault.handle = real_handle
         vault.faults.remove(dropped)
+    assert "read back, the store does not hold the write" in m.stderr_text()
     assert vault.get("secret/", "billing") == {**old, "API_KEY": theirs}
     assert sfs.read_text(app / "API_KEY") == theirs
 
