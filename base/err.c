@@ -63,6 +63,7 @@ const char *err_code_name(enum err_code code)
 		[ERR_NAMETOOLONG] = "name too long",
 		[ERR_NOSPACE] = "no space left",
 		[ERR_QUOTA] = "quota exceeded",
+		[ERR_UNSURE] = "outcome unknown",
 	};
 
 	if ((unsigned)code >= sizeof(names) / sizeof(names[0]) || !names[code])

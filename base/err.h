@@ -27,6 +27,10 @@ enum err_code {
 	ERR_NAMETOOLONG,	/* longer than a file name can be */
 	ERR_NOSPACE,	/* a local disk is full (ENOSPC) */
 	ERR_QUOTA,	/* a local disk quota is exhausted (EDQUOT) */
+	/* A request that changes something went out and no usable answer
+	 * came back (connection dropped, timed out, garbage): it may or may
+	 * not have taken effect. Otherwise it is a provider failure. */
+	ERR_UNSURE,
 };
 
 struct err {

@@ -895,7 +895,7 @@ static void cache_evict(struct cache *c)
 
 static bool cache_code_transient(int code)
 {
-	return code == ERR_PROVIDER || code == ERR_IO;
+	return code == ERR_PROVIDER || code == ERR_IO || code == ERR_UNSURE;
 }
 
 /* Call the provider and seal what it returns into r->blob, all without

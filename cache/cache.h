@@ -88,8 +88,9 @@ bool cache_would_fetch(struct cache *c, const struct provider *p,
 void cache_stored(struct cache *c, struct provider *p, const char *locator,
 		  const struct entry *en);
 
-/* Drop what is cached for locator (every params), e.g. after a failed or
- * conflicting write, or on request (setfattr user.secretfs.refresh). */
+/* Drop what is cached for locator (every params), e.g. after a write to
+ * an entry that is read under params. A failed write expires instead
+ * (cache_expire): readers may still fall back to the old value. */
 void cache_forget(struct cache *c, const struct provider *p,
 		  const char *locator);
 

@@ -495,6 +495,56 @@ static pthread_mutex_t *app_write_lock(struct appfs *fs, const struct provider *
 	return &fs->write_locks[h % APP_WRITE_LOCKS];
 }
 
+/* Tell the cache what a write attempt left in the store: en, or NULL when
+ * it failed. The cache keeps what a params-less read sees; a store
+ * reference with params (?mount=) is read under them: drop those instead.
+ * A failed write only makes the cached entry due, not gone: whatever the
+ * store holds now, the next read asks it, and while it cannot answer,
+ * readers keep the last good value within max_stale, as for any read. */
+static void app_store_cached(struct appfs *fs, const struct app_conf *app,
+			     struct provider *p, const struct entry *en)
+{
+	if (!en)
+		cache_expire(fs->cache, p, app->store.locator);
+	else if (!app->store.params)
+		cache_stored(fs->cache, p, app->store.locator, en);
+	else
+		cache_forget(fs->cache, p, app->store.locator);
+}
+
+/* A store() whose outcome is unknown (ERR_UNSURE: the request went out,
+ * the answer was lost) is read back: when the store holds exactly what
+ * was written, the write landed, and next takes the version read. 0 then;
+ * else -1 with the store's error, which says what the read found. For
+ * every provider alike. */
+static int app_store_landed(struct appfs *fs, const struct app_conf *app,
+			    struct entry *next, struct err *e)
+{
+	struct entry now = ENTRY_INIT;
+	struct err re = { ERR_OK, "" };
+	size_t n = strlen(e->msg);
+	int got;
+
+	if (e->code != ERR_UNSURE)
+		return -1;
+	got = app_fetch(fs, app, &app->store, VIA_PROVIDER, &now, &re);
+	if (got == 0 && kvmap_equal(&now.map, &next->map))
+		memcpy(next->version, now.version, sizeof(next->version));
+	else
+		got = -1;
+	entry_free(&now);
+	if (got < 0) {
+		snprintf(e->msg + n, sizeof(e->msg) - n, "%s",
+			 re.code == ERR_OK ? " (outcome unknown; read back, the store does not hold the write)" :
+			 " (outcome unknown; it could not be read back)");
+		return -1;
+	}
+	log_info("app %s: the store's answer to a write was lost; read back, it holds the write",
+		 app->name);
+	err_clear(e);
+	return 0;
+}
+
 /* One attempt: read the entry as the store has it, edit, store with CAS.
  * The cache learns what the store holds afterwards either way. */
 static int app_store_attempt(struct appfs *fs, const struct app_conf *app,
@@ -522,14 +572,11 @@ static int app_store_attempt(struct appfs *fs, const struct app_conf *app,
 	expect = exists ? cur.version : PROVIDER_EXPECT_ABSENT;
 	if (rc == 0 && changed &&
 	    p->ops->store(p->state, app->store.locator, app->store.params,
-			  &next.map, expect, next.version, e) < 0)
+			  &next.map, expect, next.version, e) < 0 &&
+	    app_store_landed(fs, app, &next, e) < 0)
 		rc = app_err_ref(e, &app->store);
-	/* the cache keeps what a params-less read sees; a store reference
-	 * with params (?mount=) is read under them: drop those instead */
-	if (fs->cache && rc == 0 && !app->store.params)
-		cache_stored(fs->cache, p, app->store.locator, changed ? &next : &cur);
-	else if (fs->cache)
-		cache_forget(fs->cache, p, app->store.locator);
+	if (fs->cache)
+		app_store_cached(fs, app, p, rc == 0 ? (changed ? &next : &cur) : NULL);
 	entry_free(&next);
 	entry_free(&cur);
 	kvmap_free(&plain);

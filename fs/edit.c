@@ -787,8 +787,18 @@ static int edit_rename_app(struct edit *ed, size_t app, struct scratch *s,
 		return edit_rename_backup(ed, app, from, to, who, e);
 	if (kind == SCRATCH_NAME_ENV && scratch_name_kind(from) == SCRATCH_NAME_KEY)
 		return edit_rename_key_to_env(ed, app, from, e);
-	return err_set(e, ERR_PERM, "app %s: renaming %s to %s: keys are renamed by writing the new one and removing the old",
+	return err_set(e, ERR_NOTSUP, "app %s: renaming %s to %s: keys are renamed by writing the new one and removing the old",
 		       ed->slot_names[app], from, to);
+}
+
+/* May who rename scratch file s? Its owner or root only, as in a sticky
+ * folder: in an app folder its group may write, a member must not make
+ * another's 0600 draft readable by renaming it over a key or .env. A new
+ * key's file is the app's (owner and mode), not its creator's: anyone who
+ * may write the folder may move it. */
+static bool edit_may_move(const struct scratch *s, const struct edit_who *who)
+{
+	return s->new_key || who->uid == 0 || who->uid == s->uid;
 }
 
 int edit_rename(struct edit *ed, size_t app, const char *from, const char *to,
@@ -806,7 +816,10 @@ int edit_rename(struct edit *ed, size_t app, const char *from, const char *to,
 	dst = scratch_find(sd, to);
 	if (s)
 		scratch_hold(s);
-	if (noreplace && (dst || kind == SCRATCH_NAME_ENV || kind == SCRATCH_NAME_KEYS))
+	if (s && !edit_may_move(s, who))
+		rc = err_set(e, ERR_PERM, "app %s: %s is another user's file: only its owner may rename it",
+			     ed->slot_names[app], from);
+	else if (noreplace && (dst || kind == SCRATCH_NAME_ENV || kind == SCRATCH_NAME_KEYS))
 		rc = err_set(e, ERR_EXISTS, "%s exists", to);
 	else if (s && (dst || kind == SCRATCH_NAME_TEMP))
 		rc = scratch_rename(sd, s, to, e);

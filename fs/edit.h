@@ -146,8 +146,9 @@ int edit_may_unlink(struct edit *ed, size_t app, const char *name,
 		    struct err *e);
 /* rm name: a scratch file, or a key from the store. */
 int edit_unlink(struct edit *ed, size_t app, const char *name, struct err *e);
-/* rename(from, to) in app; noreplace: RENAME_NOREPLACE. ERR_PERM: not a
- * rename this folder makes (mv then copies and removes). */
+/* rename(from, to) in app; noreplace: RENAME_NOREPLACE. ERR_NOTSUP: not a
+ * rename this folder makes (mv then copies and removes). ERR_PERM: from is
+ * a scratch file of another user (only its owner or root may rename it). */
 int edit_rename(struct edit *ed, size_t app, const char *from, const char *to,
 		bool noreplace, const struct edit_who *who, struct err *e);
 

@@ -293,6 +293,7 @@ static int ops_errno(const struct err *e)
 		[ERR_NAMETOOLONG] = ENAMETOOLONG,
 		[ERR_NOSPACE] = ENOSPC,
 		[ERR_QUOTA] = EDQUOT,
+		[ERR_UNSURE] = EIO,
 	};
 
 	if ((unsigned)e->code >= sizeof(map) / sizeof(map[0]) || !map[e->code])
@@ -1046,7 +1047,7 @@ static void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		if (n)
 			ops_inval_queue(ofs, n->ino);
 		fuse_reply_err(req, 0);
-	} else if (e.code == ERR_PERM) {
+	} else if (e.code == ERR_NOTSUP) {
 		log_debug("%s", e.msg);	/* not ours to do: mv copies and unlinks */
 		fuse_reply_err(req, EXDEV);
 	} else {

@@ -1093,6 +1093,7 @@ static int az_put(struct az_op *op, const char *name, const char *val,
 	if (!az_id_segment(json_object_get(root, "id"), version, AZ_VERSION_MAX + 1) ||
 	    !az_version_valid(version)) {
 		az_garbage(e, op->what, "no secret id with a version in the answer");
+		e->code = ERR_UNSURE;	/* answered 2xx: it most likely landed */
 		goto out;
 	}
 	rc = 0;

@@ -518,7 +518,11 @@ static int gcp_added_parse(const struct http_response *rs, const char *what,
 				   PROVIDER_VERSION_MAX);
 
 	json_decref(root);
-	return ok ? 0 : gcp_garbage(e, what, "no version name in the answer");
+	if (ok)
+		return 0;
+	gcp_garbage(e, what, "no version name in the answer");
+	e->code = ERR_UNSURE;	/* answered 2xx: it most likely landed */
+	return -1;
 }
 
 /* The secret ids of a list page (names projects/P/secrets/S) with prefix

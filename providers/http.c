@@ -786,9 +786,39 @@ struct http_run {
 	char brief[HTTP_BRIEF_MAX];
 	bool drop_secret;	/* redirected to another origin */
 	bool redirected;
+	bool unanswered;	/* a change went out and got no usable answer */
 	int retry;
 	int64_t deadline;
 };
+
+/* Whether a method changes what the server holds. AWS reads by POST too:
+ * for them the flag below is moot, they are never checked for effect. */
+static bool http_method_changes(const char *method)
+{
+	return strcmp(method, "GET") && strcmp(method, "HEAD") &&
+	       strcmp(method, "LIST") && strcmp(method, "OPTIONS");
+}
+
+/* Note an attempt that failed without a usable answer: when any of the
+ * request went out, a change may have taken effect. */
+static void http_note_unanswered(struct http_run *run)
+{
+	long sent = 0;
+
+	if (!http_method_changes(run->rq->method))
+		return;
+	if (curl_easy_getinfo(run->h, CURLINFO_REQUEST_SIZE, &sent) == CURLE_OK &&
+	    sent > 0)
+		run->unanswered = true;
+}
+
+/* The code of a failure that brought no answer: ERR_UNSURE once a change
+ * went unanswered, whatever later attempts met (a refused connection
+ * does not undo it), else ERR_PROVIDER. */
+static enum err_code http_fail_code(const struct http_run *run)
+{
+	return run->unanswered ? ERR_UNSURE : ERR_PROVIDER;
+}
 
 /* A redirect response: 1 to go on with run->url changed, 0 to hand the
  * response back as it is, -1 to fail. */
@@ -834,13 +864,13 @@ static int http_transport_err(struct http_run *run, CURLcode code,
 	if (at->nomem)
 		return err_oom(e);
 	if (at->too_big || code == CURLE_FILESIZE_EXCEEDED)
-		return err_set(e, ERR_PROVIDER,
+		return err_set(e, http_fail_code(run),
 			       "%s %s: response larger than %zu bytes",
 			       run->rq->method, run->brief, at->max);
 	if (run->retry > 0)
 		snprintf(attempts, sizeof(attempts), " (after %d attempts)",
 			 run->retry + 1);
-	return err_set(e, ERR_PROVIDER, "%s %s: %s%s", run->rq->method,
+	return err_set(e, http_fail_code(run), "%s %s: %s%s", run->rq->method,
 		       run->brief,
 		       at->errbuf[0] ? at->errbuf : curl_easy_strerror(code),
 		       attempts);
@@ -881,6 +911,7 @@ static int http_attempt_failed(struct http_run *run, CURLcode code,
 			       struct http_response *rs, struct err *e)
 {
 	secbuf_clear(&rs->body);
+	http_note_unanswered(run);
 	if (!at->too_big && !at->nomem && http_curl_retryable(code) &&
 	    http_retry_wait(run->c, run->retry, -1, run->deadline,
 			    run->rq->method, run->brief,
@@ -927,7 +958,7 @@ static int http_attempt_once(struct http_run *run, struct http_response *rs,
 	int rc;
 
 	if (left <= 0)
-		return err_set(e, ERR_PROVIDER, "%s %s: timed out",
+		return err_set(e, http_fail_code(run), "%s %s: timed out",
 			       run->rq->method, run->brief);
 	secbuf_clear(&rs->body);
 	rs->status = 0;
@@ -944,6 +975,19 @@ static int http_attempt_once(struct http_run *run, struct http_response *rs,
 	http_slist_free(hdrs);
 	http_headers_free(&auth.headers);
 	return rc;
+}
+
+/* The last answer to a change that went unanswered before: when it is
+ * one the layer would have retried (a 5xx, a 429: the budget ran out), it
+ * says nothing about the earlier attempt, which may have taken effect. */
+static int http_gave_up_unsure(const struct http_run *run,
+			       const struct http_response *rs, struct err *e)
+{
+	if (!run->unanswered || !http_answer_retryable(run->rq, rs))
+		return 0;
+	return err_set(e, ERR_UNSURE,
+		       "%s %s: HTTP %ld after an attempt that got no answer",
+		       run->rq->method, run->brief, rs->status);
 }
 
 int http_request(struct http_client *c, const struct http_request *rq,
@@ -970,6 +1014,8 @@ int http_request(struct http_client *c, const struct http_request *rq,
 	do {
 		rc = http_attempt_once(&run, rs, e);
 	} while (rc > 0);
+	if (rc == 0)
+		rc = http_gave_up_unsure(&run, rs, e);
 	if (rc < 0) {
 		rs->status = 0;
 		secbuf_clear(&rs->body);

@@ -151,7 +151,16 @@ void http_client_free(struct http_client *c);
 /* Perform rq, retrying as described above. Returns 0 when a response
  * arrived, whatever its status (the last one, when retries ran out), and
  * -1 with ERR_PROVIDER when none did (connection failure, timeout, body
- * over the limit, refused redirect) or ERR_NOMEM. rs is reset first. */
+ * over the limit, refused redirect) or ERR_NOMEM. rs is reset first.
+ *
+ * A request whose method changes things (any but GET, HEAD, LIST,
+ * OPTIONS) that was sent at least once without a usable answer (the
+ * connection dropped, the time ran out, the body was over the limit) may
+ * have taken effect: unless a later attempt got a final answer, it fails
+ * with ERR_UNSURE instead, and so does one whose last answer is a 5xx or
+ * 429 the budget left no retry for. (Retrying a write is safe: a retry
+ * either stores the same value again or is refused by compare-and-set.)
+ * The caller may then read back what the server holds. */
 int http_request(struct http_client *c, const struct http_request *rq,
 		 struct http_response *rs, struct err *e);
 void http_response_free(struct http_response *rs);

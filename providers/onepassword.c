@@ -1413,8 +1413,11 @@ static int op_send(struct op_call *c, const char *method, const char *path,
 		rc = op_call_ok(c, method, path, &body, &rs, e);
 	if (rc == 0 && !(root = http_json_parse(&rs)))
 		rc = op_garbage(e, c->what, "the answer is not JSON");
-	if (rc == 0)
+	else if (rc == 0)
 		rc = op_item_version(root, c->what, version, e);
+	/* garbage after a 2xx: the write most likely landed */
+	if (rc < 0 && rs.status / 100 == 2 && e->code == ERR_PROVIDER)
+		e->code = ERR_UNSURE;
 	json_decref(root);
 	secbuf_free(&body);
 	http_response_free(&rs);

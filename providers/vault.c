@@ -1349,6 +1349,7 @@ static int vault_v2_post(struct vault_op *op, const struct vault_loc *loc,
 						 "version"), 1);
 	if (version < 0) {
 		vault_garbage(e, loc->locator, "no data.version after a write");
+		e->code = ERR_UNSURE;	/* answered 2xx: it most likely landed */
 		goto out;
 	}
 	if (new_version)

@@ -119,3 +119,60 @@ def test_other_user_cannot_write(mount, store, users):
     assert r.returncode != 0
     assert "Permission denied" in r.stderr
     assert store.raw("team/alpha") == before
+
+
+RENAME_AS = r"""
+import errno, os, sys
+op, a, b = sys.argv[1:4]
+try:
+    if op == "write":
+        with open(a, "w") as f:
+            f.write(b)
+    elif op == "rename":
+        os.rename(a, b)
+    else:
+        with open(a) as f:
+            print(f.read(), end="")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, str(e.errno)), end="")
+"""
+
+
+def as_member(user, group, op, a, b=""):
+    """Run op (write, rename, read) as user with group as an extra group;
+    what it printed: a file's text, or the errno name of a failure."""
+    res = subprocess.run([sfs.PYTHON, "-c", RENAME_AS, op, str(a), str(b)],
+                         user=user.pw_uid, group=user.pw_gid,
+                         extra_groups=[group], cwd="/", capture_output=True,
+                         text=True, timeout=20, check=False,
+                         env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def test_group_member_cannot_rename_anothers_draft(mount, store, users,
+                                                   secrets):
+    """owner = root:GROUP, mode = 0660: members write the app, but a
+    member's 0600 scratch file stays theirs; renaming it over a key (which
+    the group may read) would reveal it, so only its owner may."""
+    a, b = users["a"], users["b"]
+    group = a.pw_gid
+    old = secrets.add("S3cr3t-access-old-4f1c9e")
+    draft = secrets.add("S3cr3t-access-draft-8b2d7a")
+    store.put("team/shared", {"DB_PASSWORD": old})
+    m = mount({"shared": {"store": "local://team/shared",
+                          "owner": f"root:{a.pw_name}", "mode": "0660"}})
+    m.expect_log(r"another user's file")
+    app = m.app("shared")
+    assert as_member(a, group, "write", app / ".draft", draft) == ""
+    assert as_member(b, group, "read", app / ".draft") == "EACCES"
+    for target in ("DB_PASSWORD", ".env", ".mine"):
+        assert as_member(b, group, "rename", app / ".draft",
+                         app / target) == "EPERM", target
+    assert as_member(b, group, "read", app / "DB_PASSWORD") == old
+    assert store.get("team/shared") == {"DB_PASSWORD": old}
+    # its owner may
+    assert as_member(a, group, "rename", app / ".draft",
+                     app / "DB_PASSWORD") == ""
+    assert store.get("team/shared") == {"DB_PASSWORD": draft}
+    assert as_member(b, group, "read", app / "DB_PASSWORD") == draft

@@ -451,6 +451,32 @@ static void test_rename_scratch_over_key(void **state)
 	assert_true(edit_scratch_stat(&fx->ed, APP, "tmpa1b2c3d4", NULL));
 }
 
+/* In a folder a group may write, a member's 0600 draft stays its own: only
+ * its owner (or root) renames it, over a key, .env or another name. */
+static void test_rename_other_users_scratch(void **state)
+{
+	static const struct edit_who member = { .pid = 300, .uid = 1001, .gid = 1000 };
+	static const struct edit_who root = { .pid = 400, .uid = 0, .gid = 0 };
+	struct fixture *fx = *state;
+	struct err e = { 0 };
+	const char *to[] = { "PLAIN", ".env", ".elsewhere" };
+
+	scratch(fx, ".draft", &vim, "PLAIN='drafted'\n");
+	for (size_t i = 0; i < sizeof(to) / sizeof(to[0]); i++) {
+		assert_int_equal(edit_rename(&fx->ed, APP, ".draft", to[i], false,
+					     &member, &e), -1);
+		assert_int_equal(e.code, ERR_PERM);
+	}
+	assert_true(edit_scratch_stat(&fx->ed, APP, ".draft", NULL));
+	assert_null(strstr(store(fx), "drafted"));
+	assert_int_equal(fx->changed, 0);
+	assert_int_equal(edit_rename(&fx->ed, APP, ".draft", ".env", false, &root, &e), 0);
+	assert_non_null(strstr(store(fx), "PLAIN='drafted'"));
+	scratch(fx, ".draft", &vim, "mine");
+	assert_int_equal(mv(fx, ".draft", "PLAIN", &e), 0);
+	assert_non_null(strstr(store(fx), "PLAIN='mine'"));
+}
+
 /* vim's backup: .env moved aside is a copy; .env stays. */
 static void test_rename_env_to_backup(void **state)
 {
@@ -511,9 +537,9 @@ static void test_rename_refusals(void **state)
 
 	/* keys are renamed by writing the new one and removing the old */
 	assert_int_equal(mv(fx, "DB", "DB2", &e), -1);
-	assert_int_equal(e.code, ERR_PERM);
+	assert_int_equal(e.code, ERR_NOTSUP);
 	assert_int_equal(mv(fx, ".env", "OTHER", &e), -1);
-	assert_int_equal(e.code, ERR_PERM);
+	assert_int_equal(e.code, ERR_NOTSUP);
 	scratch(fx, "sedAb12Z9", &vim, "DB='c'\n");
 	assert_int_equal(edit_rename(&fx->ed, APP, "sedAb12Z9", ".env", true, &vim, &e), -1);
 	assert_int_equal(e.code, ERR_EXISTS);
@@ -599,6 +625,7 @@ int main(void)
 		T(test_unlink),
 		T(test_rename_scratch_over_env),
 		T(test_rename_scratch_over_key),
+		T(test_rename_other_users_scratch),
 		T(test_rename_env_to_backup),
 		T(test_rename_scratch_to_scratch),
 		T(test_rename_key_over_env),

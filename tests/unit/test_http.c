@@ -846,6 +846,109 @@ static void test_connection_refused(void **state)
 	http_client_free(c);
 }
 
+static int post(struct http_client *c, const char *url,
+		struct http_response *rs, struct err *e)
+{
+	struct http_request rq = { .method = "POST", .url = url, .body = "{}",
+				   .body_len = 2 };
+
+	return http_request(c, &rq, rs, e);
+}
+
+/* A change sent without an answer back may have taken effect: its
+ * failure says so (ERR_UNSURE), so the caller can read back. */
+static void test_unanswered_change_is_unsure(void **state)
+{
+	struct srv s = { 0 };
+	struct http_response rs = HTTP_RESPONSE_INIT;
+	struct srv_rec r[8];
+	struct http_client *c;
+	struct err e;
+
+	(void)state;
+	for (int i = 0; i < 3; i++)
+		srv_step(&s, SRV_DROP, 0, NULL, 0, false);
+	/* the next request: dropped once, then answered */
+	srv_step(&s, SRV_DROP, 0, NULL, 0, false);
+	srv_step(&s, SRV_REPLY, 200, NULL, 2, false);
+	srv_start(&s);
+	c = client_new(5000, 0);
+	assert_int_equal(post(c, url_of(&s, "/w"), &rs, &e), -1);
+	assert_int_equal(e.code, ERR_UNSURE);
+	assert_non_null(strstr(e.msg, "after 3 attempts"));
+	assert_int_equal(srv_records(&s, r, 8), 3);
+	/* a later final answer settles it */
+	assert_int_equal(post(c, url_of(&s, "/w"), &rs, &e), 0);
+	assert_int_equal(rs.status, 200);
+	http_response_free(&rs);
+	http_client_free(c);
+	srv_stop(&s);
+}
+
+/* A 5xx given up on says nothing of the unanswered attempt before it. */
+static void test_unanswered_change_then_5xx_is_unsure(void **state)
+{
+	struct srv s = { 0 };
+	struct http_response rs = HTTP_RESPONSE_INIT;
+	struct http_client *c;
+	struct err e;
+
+	(void)state;
+	/* a fresh server: the first attempt opens its own connection, so
+	 * curl does not quietly resend on a reused one that died */
+	srv_step(&s, SRV_DROP, 0, NULL, 0, false);
+	srv_step(&s, SRV_REPLY, 503, NULL, 0, false);
+	srv_step(&s, SRV_REPLY, 503, NULL, 0, false);
+	srv_start(&s);
+	c = client_new(5000, 0);
+	assert_int_equal(post(c, url_of(&s, "/w"), &rs, &e), -1);
+	assert_int_equal(e.code, ERR_UNSURE);
+	assert_non_null(strstr(e.msg, "HTTP 503 after an attempt that got no answer"));
+	http_response_free(&rs);
+	http_client_free(c);
+	srv_stop(&s);
+}
+
+/* What cannot have changed anything stays a plain provider failure: a
+ * read without an answer, a change that never reached the server, and a
+ * change answered with an error status. */
+static void test_unsent_change_and_reads_are_not_unsure(void **state)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	struct http_response rs = HTTP_RESPONSE_INIT;
+	socklen_t len = sizeof(sa);
+	struct srv s = { 0 };
+	struct http_client *c;
+	char url[64];
+	struct err e;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	(void)state;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	close(fd);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/w", ntohs(sa.sin_port));
+	c = client_new(3000, 0);
+	assert_int_equal(post(c, url, &rs, &e), -1);
+	assert_int_equal(e.code, ERR_PROVIDER);
+	http_client_free(c);
+
+	for (int i = 0; i < 3; i++)
+		srv_step(&s, SRV_DROP, 0, NULL, 0, false);
+	for (int i = 0; i < 3; i++)
+		srv_step(&s, SRV_REPLY, 500, NULL, 0, false);
+	srv_start(&s);
+	c = client_new(5000, 0);
+	assert_int_equal(get(c, url_of(&s, "/r"), &rs, &e), -1);
+	assert_int_equal(e.code, ERR_PROVIDER);
+	assert_int_equal(post(c, url_of(&s, "/w"), &rs, &e), 0);
+	assert_int_equal(rs.status, 500);
+	http_response_free(&rs);
+	http_client_free(c);
+	srv_stop(&s);
+}
+
 static void test_redirect_same_origin(void **state)
 {
 	struct srv s = { 0 };
@@ -1045,6 +1148,9 @@ int main(void)
 		cmocka_unit_test(test_body_cap),
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_connection_refused),
+		cmocka_unit_test(test_unanswered_change_is_unsure),
+		cmocka_unit_test(test_unanswered_change_then_5xx_is_unsure),
+		cmocka_unit_test(test_unsent_change_and_reads_are_not_unsure),
 		cmocka_unit_test(test_redirect_same_origin),
 		cmocka_unit_test(test_redirect_other_origin),
 		cmocka_unit_test(test_redirect_once_only),
