@@ -16,6 +16,7 @@
 
 #include "fs/app.h"
 #include "base/dotenv.h"
+#include "file_test.h"
 
 struct fixture {
 	char dir[64];
@@ -23,18 +24,6 @@ struct fixture {
 	struct config cfg;
 	struct appfs fs;
 };
-
-static void write_file(const char *dir, const char *name, const char *text)
-{
-	char path[512];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-}
 
 static char *read_file(const char *dir, const char *name)
 {

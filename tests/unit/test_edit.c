@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "fs/edit.h"
+#include "file_test.h"
 
 struct fixture {
 	char dir[64];
@@ -29,18 +30,6 @@ static const struct edit_who other = { .pid = 200, .uid = 1000, .gid = 1000 };
 
 #define APP 0	/* billing: a store */
 #define RO 1	/* mapped only: no store */
-
-static void write_file(const char *dir, const char *name, const char *text)
-{
-	char path[512];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-}
 
 /* The store's file, as a static string. */
 static const char *store(struct fixture *fx)

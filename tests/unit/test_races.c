@@ -31,6 +31,7 @@
 #include "base/log.h"
 #include "cache/cache.h"
 #include "fs/edit.h"
+#include "file_test.h"
 
 /* ---- the cache ---- */
 
@@ -222,18 +223,6 @@ struct fs_worker {
 	int id;
 	char err[600];	/* what failed, with the struct err message */
 };
-
-static void write_file(const char *dir, const char *name, const char *text)
-{
-	char path[512];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-}
 
 static void on_edit_changed(void *ctx, size_t app)
 {

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "fs/xattr.h"
+#include "file_test.h"
 
 struct fixture {
 	char dir[64];
@@ -28,18 +29,6 @@ static const struct edit_who vim = { .pid = 100, .uid = 1000, .gid = 1000 };
 
 #define APP 0	/* billing: a store, a mapping and a generate: key */
 #define BROKEN 1	/* a mapping to an entry that is not there */
-
-static void write_file(const char *dir, const char *name, const char *text)
-{
-	char path[512];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-}
 
 static void on_changed(void *ctx, size_t app)
 {
