@@ -66,16 +66,6 @@ static void edit_reader_note(struct edit *ed, size_t app, pid_t pid,
 	pthread_mutex_unlock(&ed->lock);
 }
 
-static bool edit_reader_known(struct edit *ed, size_t app, pid_t pid)
-{
-	bool known;
-
-	pthread_mutex_lock(&ed->lock);
-	known = edit_reader_find(ed, app, pid) != NULL;
-	pthread_mutex_unlock(&ed->lock);
-	return known;
-}
-
 /* The base pid read, into base (replacing it); false if none is known. */
 static bool edit_reader_base(struct edit *ed, size_t app, pid_t pid,
 			     struct kvmap *base)
@@ -220,6 +210,7 @@ static void edit_handle_free(struct edit *ed, struct edit_handle *h)
 		pthread_mutex_unlock(h->lk);
 	}
 	secbuf_free(&h->data);
+	snap_put(h->snap);
 	kvmap_free(&h->base);
 	pthread_mutex_destroy(&h->lock);
 	pthread_mutex_destroy(&h->commit_lock);
@@ -332,10 +323,11 @@ int edit_open(struct edit *ed, size_t app, const char *name,
 	if (mode != O_RDONLY && app_read_only(edit_app(ed, app), name))
 		return err_set(e, ERR_READONLY, "%s is made from the other files; write .env or a key's file",
 			       name);
-	/* a reader's base is only kept when its process has none yet: the
-	 * fingerprints cost a hash per value */
+	/* a .env read takes its fingerprints (a hash per value) even for a
+	 * process whose base is known: the adapter keeps them with what it
+	 * read (fs/snap.h), the base of every reader that opens it next */
 	h = edit_handle_open(ed, app, name, mode != O_RDONLY ||
-			     !edit_reader_known(ed, app, who->pid), e);
+			     !strcmp(name, APP_ENV_NAME), e);
 	*out = h;
 	if (!h)
 		return -1;
@@ -360,6 +352,28 @@ int edit_open(struct edit *ed, size_t app, const char *name,
 			h->truncated = true;
 		}
 	}
+	return 0;
+}
+
+int edit_open_snap(struct edit *ed, size_t app, const char *name,
+		   const struct edit_who *who, struct snap *s,
+		   struct edit_handle **out, struct err *e)
+{
+	struct edit_handle *h;
+
+	*out = NULL;
+	if (edit_scratch_stat(ed, app, name, NULL))
+		return 0;
+	h = edit_handle_new(ed, app, name);
+	if (!h)
+		return err_oom(e);
+	/* a reader's first read of .env is its merge base */
+	if (!strcmp(name, APP_ENV_NAME))
+		edit_reader_note(ed, app, who->pid, &s->base, false);
+	h->snap = snap_hold(s);
+	h->pid = who->pid;
+	h->read_only = true;
+	*out = h;
 	return 0;
 }
 
@@ -874,7 +888,7 @@ bool edit_handle_stat(struct edit_handle *h, struct stat *st, size_t *size)
 	pthread_mutex_lock(h->lk);
 	if (h->sc)
 		edit_scratch_attr(h->sc, st);
-	*size = h->buf->len;
+	*size = h->snap ? h->snap->len : h->buf->len;
 	pthread_mutex_unlock(h->lk);
 	return h->sc != NULL;
 }
