@@ -19,10 +19,11 @@
  * cache (the default) a read-only open reads through the page cache,
  * which the open files reading through it fill from their snapshots:
  * fs/node.h lets only opens of one version at a time share it, and an
- * open of another version is direct_io until they are closed. Writers, scratch files and every file under -o
- * kernel_cache=no are direct_io. A read-only mount with the kernel cache
- * gets no opens at all (ops_init): a read(2) there is one version, and
- * st_blksize covers the file so that stdio reads it in one.
+ * open of another version is direct_io until they are closed. Writers,
+ * scratch files and every file under -o kernel_cache=no are direct_io.
+ * A read-only mount with the kernel cache gets no opens at all
+ * (ops_init): a read(2) there is one version, and st_blksize covers the
+ * file so that stdio reads it in one.
  * Writes: buffered per open file, committed on flush (close) or fsync, so
  * close() reports whether the store took the change.
  */
