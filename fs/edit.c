@@ -66,6 +66,16 @@ static void edit_reader_note(struct edit *ed, size_t app, pid_t pid,
 	pthread_mutex_unlock(&ed->lock);
 }
 
+static bool edit_reader_known(struct edit *ed, size_t app, pid_t pid)
+{
+	bool known;
+
+	pthread_mutex_lock(&ed->lock);
+	known = edit_reader_find(ed, app, pid) != NULL;
+	pthread_mutex_unlock(&ed->lock);
+	return known;
+}
+
 /* The base pid read, into base (replacing it); false if none is known. */
 static bool edit_reader_base(struct edit *ed, size_t app, pid_t pid,
 			     struct kvmap *base)
@@ -309,6 +319,7 @@ static struct edit_handle *edit_handle_open(struct edit *ed, size_t app,
 		edit_handle_free(ed, h);
 		return NULL;
 	}
+	h->based = base;
 	return h;
 }
 
@@ -323,11 +334,10 @@ int edit_open(struct edit *ed, size_t app, const char *name,
 	if (mode != O_RDONLY && app_read_only(edit_app(ed, app), name))
 		return err_set(e, ERR_READONLY, "%s is made from the other files; write .env or a key's file",
 			       name);
-	/* a .env read takes its fingerprints (a hash per value) even for a
-	 * process whose base is known: the adapter keeps them with what it
-	 * read (fs/snap.h), the base of every reader that opens it next */
+	/* a reader's base is only kept when its process has none yet: the
+	 * fingerprints cost a hash per value */
 	h = edit_handle_open(ed, app, name, mode != O_RDONLY ||
-			     !strcmp(name, APP_ENV_NAME), e);
+			     !edit_reader_known(ed, app, who->pid), e);
 	*out = h;
 	if (!h)
 		return -1;
@@ -364,17 +374,27 @@ int edit_open_snap(struct edit *ed, size_t app, const char *name,
 	*out = NULL;
 	if (edit_scratch_stat(ed, app, name, NULL))
 		return 0;
+	/* a reader's first read of .env is its merge base: the snapshot's,
+	 * if the read that made it took one */
+	if (!strcmp(name, APP_ENV_NAME) && !s->based &&
+	    !edit_reader_known(ed, app, who->pid))
+		return 0;
 	h = edit_handle_new(ed, app, name);
 	if (!h)
 		return err_oom(e);
-	/* a reader's first read of .env is its merge base */
-	if (!strcmp(name, APP_ENV_NAME))
+	if (!strcmp(name, APP_ENV_NAME) && s->based)
 		edit_reader_note(ed, app, who->pid, &s->base, false);
 	h->snap = snap_hold(s);
 	h->pid = who->pid;
 	h->read_only = true;
 	*out = h;
 	return 0;
+}
+
+void edit_handle_seal(struct edit_handle *h, struct snap *s)
+{
+	h->snap = snap_hold(s);
+	secbuf_free(&h->data);
 }
 
 /* ---- reading and writing ---- */

@@ -64,6 +64,7 @@ struct edit_handle {
 	pid_t pid;		/* of the opener */
 	struct edit_handle *prev, *next;	/* open handles, under edit->lock */
 	struct kvmap base;	/* .env: the values the snapshot showed */
+	bool based;	/* base was taken (the adapter's to read) */
 	bool dirty;	/* written to: flush commits */
 	bool truncated;	/* opened with O_TRUNC and not written: release commits */
 	bool append;
@@ -121,11 +122,17 @@ int edit_open(struct edit *ed, size_t app, const char *name,
 	      const struct edit_who *who, int flags, struct edit_handle **out,
 	      struct err *e);
 /* A read-only open of app file name that serves snapshot s (a reference
- * of its own): no value is read; for .env, s->base is what the opener
- * read. *out stays NULL when name is a scratch file's: edit_open it. */
+ * of its own): no value is read; for .env, s->base (if any) is what the
+ * opener read. *out stays NULL when the open must read (edit_open)
+ * instead: name is a scratch file's, or it is .env, s has no base and
+ * the opener's is not known yet. */
 int edit_open_snap(struct edit *ed, size_t app, const char *name,
 		   const struct edit_who *who, struct snap *s,
 		   struct edit_handle **out, struct err *e);
+/* Read-only open h of an app file reads s, what it read sealed, from now
+ * on, and its plaintext goes. Right after edit_open, before any request
+ * of h. */
+void edit_handle_seal(struct edit_handle *h, struct snap *s);
 /* May name be created in app? ERR_INVALID, ERR_EXISTS or ERR_READONLY
  * when not; asks nothing of the store. */
 int edit_may_create(struct edit *ed, size_t app, const char *name,

@@ -338,6 +338,19 @@ struct snap *node_snap(struct node_table *t, struct node *n, const void *conf,
 	return s;
 }
 
+bool node_snap_wanted(struct node_table *t, struct node *n, const void *conf,
+		      uint64_t changes)
+{
+	bool again;
+
+	pthread_mutex_lock(&t->lock);
+	again = n->read_conf == conf && n->read_changes == changes;
+	n->read_conf = conf;
+	n->read_changes = changes;
+	pthread_mutex_unlock(&t->lock);
+	return again;
+}
+
 void node_snap_keep(struct node_table *t, struct node *n, struct snap *s)
 {
 	struct snap *old;

@@ -67,8 +67,12 @@ struct node {
 	unsigned dropping;	/* of them, opens that may not have dropped it yet */
 	bool pages_known;
 	unsigned char pages_hash[16];
-	/* the bytes served last, sealed, for opens while nothing changed */
+	/* the bytes served last, sealed, for opens while nothing changed;
+	 * and the stamp of the last read, so that only a file read twice
+	 * between changes is kept */
 	struct snap *snap;
+	const void *read_conf;
+	uint64_t read_changes;
 };
 
 /* Every inode of one mount. */
@@ -123,6 +127,11 @@ bool node_observe_hashed(struct node_table *t, struct node *n,
  * from conf at changes; NULL if not. */
 struct snap *node_snap(struct node_table *t, struct node *n, const void *conf,
 		       uint64_t changes);
+/* A read of n made from conf at changes: should what it made be kept?
+ * Yes when the read before it had the same stamp (the file is read again
+ * between changes); a file read once per change keeps nothing. */
+bool node_snap_wanted(struct node_table *t, struct node *n, const void *conf,
+		      uint64_t changes);
 /* Keep s (a reference of its own) as n's snapshot, replacing the last. */
 void node_snap_keep(struct node_table *t, struct node *n, struct snap *s);
 

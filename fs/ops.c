@@ -425,11 +425,13 @@ static void ops_stat_file(struct ops_fs *ofs, fuse_ino_t ino,
 
 /* The hash of what read-only open h serves. What a read made of .env is
  * kept sealed too, for the opens that follow while nothing it was made of
- * changes (stamped with changes, app_changes before that read). */
+ * changes (stamped with changes, app_changes before that read) - once it
+ * is read again: reading 10,000 .env files once must not keep 10,000. */
 static void ops_open_hash(struct ops_fs *ofs, struct node *n,
 			  struct edit_handle *h, uint64_t changes,
 			  unsigned char hash[SNAP_HASH_LEN])
 {
+	const struct app_conf *a = ops_conf(ofs, n->app);
 	struct err e = { 0 };
 	struct snap *s = NULL;
 
@@ -437,15 +439,17 @@ static void ops_open_hash(struct ops_fs *ofs, struct node *n,
 		memcpy(hash, h->snap->hash, SNAP_HASH_LEN);
 		return;
 	}
-	if (!strcmp(n->name, APP_ENV_NAME))
-		s = snap_seal(&h->data, &h->base, ops_conf(ofs, n->app),
-			      changes, &e);
+	if (!strcmp(n->name, APP_ENV_NAME) &&
+	    node_snap_wanted(&ofs->nodes, n, a, changes))
+		s = snap_seal(&h->data, h->based ? &h->base : NULL, a, changes,
+			      &e);
 	if (!s) {
 		snap_hash(&h->data, hash);
 		return;
 	}
 	memcpy(hash, s->hash, SNAP_HASH_LEN);
 	node_snap_keep(&ofs->nodes, n, s);
+	edit_handle_seal(h, s);	/* no plaintext held while it is open */
 	snap_put(s);
 }
 

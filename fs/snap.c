@@ -57,6 +57,7 @@ struct snap *snap_seal(const struct secbuf *data, const struct kvmap *base,
 		err_oom(e);
 		return NULL;
 	}
+	s->based = base != NULL;
 	s->refs = 1;
 	s->conf = conf;
 	s->changes = changes;

@@ -11,6 +11,7 @@
 #ifndef SECRETFS_SNAP_H
 #define SECRETFS_SNAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,8 +27,10 @@ struct snap {
 	/* what it was made from: the app's config and app_changes before */
 	const void *conf;
 	uint64_t changes;
-	/* a .env's: the fingerprints of the values it shows (keyed hashes,
-	 * no plaintext), a new reader's merge base (fs/edit.h) */
+	/* a .env's, when the read that made it took them: the fingerprints
+	 * of the values it shows (keyed hashes, no plaintext), a new
+	 * reader's merge base (fs/edit.h) */
+	bool based;
 	struct kvmap base;
 	unsigned char hash[SNAP_HASH_LEN];	/* of the plaintext */
 	size_t len;		/* of the plaintext */

@@ -3,7 +3,7 @@
  * retired names that outlive their node's rename; what the kernel was
  * shown (observe) deciding mtime and invalidation; which version the
  * page cache holds, deciding how opens read (pages); walking an app, and
- * every file. */
+ * every file; the sealed snapshot a node keeps between changes. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -527,6 +527,11 @@ static void test_snap_kept_per_stamp(void **state)
 	assert_int_equal(out.len, b.len);
 	assert_memory_equal(out.data, b.data, b.len);
 	assert_null(node_snap(t, n, &conf, 7));
+	/* kept once read twice between changes */
+	assert_false(node_snap_wanted(t, n, &conf, 7));
+	assert_true(node_snap_wanted(t, n, &conf, 7));
+	assert_false(node_snap_wanted(t, n, &conf, 8));
+	assert_false(node_snap_wanted(t, n, &b, 8));
 	node_snap_keep(t, n, s);
 	snap_put(s);
 	got = node_snap(t, n, &conf, 7);
