@@ -142,6 +142,9 @@ struct cache {
 	struct cache_stats st;
 	pthread_cond_t fetched[CACHE_WAIT_CONDS];
 	long min_refresh_ms;	/* over every read so far */
+	/* entries stored, replaced, dropped or made due, ever (atomic: read
+	 * without the lock by cache_changes) */
+	uint64_t changes;
 
 	pthread_t refresher;
 	bool running, stop;
@@ -742,8 +745,15 @@ static void cache_ce_account(struct cache *c, struct centry *ce)
 	ce->acct = a;
 }
 
+/* Something a reader was served may differ now (c->lock held). */
+static void cache_changed(struct cache *c)
+{
+	__atomic_add_fetch(&c->changes, 1, __ATOMIC_RELEASE);
+}
+
 static void cache_ce_set_blob(struct cache *c, struct centry *ce, struct blob *b)
 {
+	cache_changed(c);
 	cache_blob_put(ce->blob);
 	ce->blob = b;
 	cache_ce_account(c, ce);
@@ -850,6 +860,7 @@ static void cache_table_unlink(struct cache *c, struct centry *ce)
 	while (*pp != ce)
 		pp = &(*pp)->hnext;
 	*pp = ce->hnext;
+	cache_changed(c);
 	cache_lru_remove(c, ce);
 	c->n--;
 	c->bytes -= ce->acct;
@@ -1171,6 +1182,32 @@ bool cache_would_fetch(struct cache *c, const struct provider *p,
 	return fetch;
 }
 
+bool cache_fresh(struct cache *c, const struct provider *p,
+		 const char *locator, const char *params,
+		 const struct cache_policy *pol)
+{
+	struct centry *ce;
+	enum verdict v = V_FETCH;
+	int64_t now = clock_now_ms();
+
+	pthread_mutex_lock(&c->lock);
+	ce = cache_table_lookup(c, p, cache_hash(p, locator), locator, params);
+	if (ce)
+		v = ce_verdict(c, ce, pol, now, false);
+	if (v == V_FRESH || v == V_MISSING) {
+		/* a read: the refresher keeps it fresh, eviction spares it */
+		cache_ce_touch(c, ce, pol, now);
+		c->st.hits++;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return v == V_FRESH || v == V_MISSING;
+}
+
+uint64_t cache_changes(struct cache *c)
+{
+	return __atomic_load_n(&c->changes, __ATOMIC_ACQUIRE);
+}
+
 void cache_expire(struct cache *c, const struct provider *p,
 		  const char *locator)
 {
@@ -1183,6 +1220,7 @@ void cache_expire(struct cache *c, const struct provider *p,
 		    !strcmp(cache_ce_locator(ce), locator)) {
 			ce->expired = true;
 			ce->failed_ms = 0;	/* no failure backoff for this one */
+			cache_changed(c);
 		}
 	pthread_mutex_unlock(&c->lock);
 }

@@ -23,6 +23,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../base/err.h"
 #include "../providers/provider.h"
@@ -97,6 +98,21 @@ void cache_forget(struct cache *c, const struct provider *p,
 /* Drop everything cached through p: a reload replaced or removed it. A
  * refresh of p already under way finishes (p must stay alive). */
 void cache_forget_provider(struct cache *c, const struct provider *p);
+
+/* Would cache_fetch() serve what it served last, without asking the
+ * provider (fresh, or remembered missing)? Counts as a read of it (the
+ * refresher stays interested), but opens nothing: with cache_changes, how
+ * a caller that keeps what it made of an entry knows it may serve that. */
+bool cache_fresh(struct cache *c, const struct provider *p,
+		 const char *locator, const char *params,
+		 const struct cache_policy *pol);
+
+/* How many times an entry was stored, replaced, dropped or made due so
+ * far (a fetch a reader waited for replaces, even with the same entry: it
+ * is not compared; a refresh that finds the same entry does not): what was
+ * made of entries while this stays the same, and they stay cache_fresh,
+ * is what a read would make of them now. */
+uint64_t cache_changes(struct cache *c);
 
 /* Make what is cached for locator (every params) due: the next read
  * revalidates it, and a failure still falls back to it within max_stale

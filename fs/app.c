@@ -1274,6 +1274,37 @@ int app_read(struct appfs *fs, const struct app_conf *app, const char *name,
 	return 0;
 }
 
+uint64_t app_changes(struct appfs *fs)
+{
+	return fs->cache ? cache_changes(fs->cache) : 0;
+}
+
+/* Every source of .env is cached fresh: fetched, not due, and not
+ * encrypted (a sealed entry's key may be another entry's). */
+bool app_fresh(struct appfs *fs, const struct app_conf *app, const char *name)
+{
+	struct cache_policy pol = { app->ttl_ms, app->refresh_ms, app->max_stale_ms };
+	struct app_source *s;
+	struct err e = { 0 };
+	bool fresh;
+	size_t n;
+
+	if (!fs->cache || strcmp(name, APP_ENV_NAME))
+		return false;
+	s = calloc(app_sources_max(app), sizeof(*s));
+	n = s ? app_sources(fs, app, s) : 0;
+	fresh = s != NULL;
+	for (size_t i = 0; fresh && i < n; i++) {
+		struct provider *p = app_provider(fs, s[i].ref, &e);
+
+		fresh = p && !app_sealed(fs, s[i].ref) &&
+			cache_fresh(fs->cache, p, s[i].ref->locator,
+				    s[i].ref->params, &pol);
+	}
+	free(s);
+	return fresh;
+}
+
 int app_value_set(struct appfs *fs, const struct app_conf *app,
 		  struct kvmap *out, struct err *e)
 {

@@ -19,6 +19,7 @@
 
 #include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../cache/cache.h"
 #include "../base/secmem.h"
@@ -131,6 +132,14 @@ int app_lookup(struct appfs *fs, const struct app_conf *app, const char *name,
  * plaintext): the base of a later app_write. */
 int app_read(struct appfs *fs, const struct app_conf *app, const char *name,
 	     struct secbuf *out, struct kvmap *base, struct err *e);
+
+/* What app_read made of file name can be served again as it is while
+ * app_changes stays what it was before that read and app_fresh holds:
+ * then the read would fetch nothing and make the same bytes. Only .env
+ * answers true, when its every source is cached fresh (a cheap look, no
+ * value opened; it counts as a read for the refresher). */
+uint64_t app_changes(struct appfs *fs);
+bool app_fresh(struct appfs *fs, const struct app_conf *app, const char *name);
 
 /* Commit data written to file name. For .env, base is what the writer
  * opened: only keys changed against it are applied. */

@@ -220,6 +220,7 @@ static void edit_handle_free(struct edit *ed, struct edit_handle *h)
 		pthread_mutex_unlock(h->lk);
 	}
 	secbuf_free(&h->data);
+	snap_put(h->snap);
 	kvmap_free(&h->base);
 	pthread_mutex_destroy(&h->lock);
 	pthread_mutex_destroy(&h->commit_lock);
@@ -318,6 +319,7 @@ static struct edit_handle *edit_handle_open(struct edit *ed, size_t app,
 		edit_handle_free(ed, h);
 		return NULL;
 	}
+	h->based = base;
 	return h;
 }
 
@@ -361,6 +363,38 @@ int edit_open(struct edit *ed, size_t app, const char *name,
 		}
 	}
 	return 0;
+}
+
+int edit_open_snap(struct edit *ed, size_t app, const char *name,
+		   const struct edit_who *who, struct snap *s,
+		   struct edit_handle **out, struct err *e)
+{
+	struct edit_handle *h;
+
+	*out = NULL;
+	if (edit_scratch_stat(ed, app, name, NULL))
+		return 0;
+	/* a reader's first read of .env is its merge base: the snapshot's,
+	 * if the read that made it took one */
+	if (!strcmp(name, APP_ENV_NAME) && !s->based &&
+	    !edit_reader_known(ed, app, who->pid))
+		return 0;
+	h = edit_handle_new(ed, app, name);
+	if (!h)
+		return err_oom(e);
+	if (!strcmp(name, APP_ENV_NAME) && s->based)
+		edit_reader_note(ed, app, who->pid, &s->base, false);
+	h->snap = snap_hold(s);
+	h->pid = who->pid;
+	h->read_only = true;
+	*out = h;
+	return 0;
+}
+
+void edit_handle_seal(struct edit_handle *h, struct snap *s)
+{
+	h->snap = snap_hold(s);
+	secbuf_free(&h->data);
 }
 
 /* ---- reading and writing ---- */
@@ -887,7 +921,7 @@ bool edit_handle_stat(struct edit_handle *h, struct stat *st, size_t *size)
 	pthread_mutex_lock(h->lk);
 	if (h->sc)
 		edit_scratch_attr(h->sc, st);
-	*size = h->buf->len;
+	*size = h->snap ? h->snap->len : h->buf->len;
 	pthread_mutex_unlock(h->lk);
 	return h->sc != NULL;
 }

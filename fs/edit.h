@@ -35,6 +35,7 @@
 #include "../base/strv.h"
 #include "app.h"
 #include "scratch.h"
+#include "snap.h"
 
 /* Who asks: the process whose reads are its merge base, and the owner
  * of the scratch files it makes. */
@@ -56,10 +57,14 @@ struct edit_handle {
 	pthread_mutex_t commit_lock;	/* one commit of this handle at a time */
 	struct secbuf data;
 	struct secbuf *buf;	/* &data, or the scratch file's */
+	/* a read-only open of a kept snapshot (edit_open_snap): data stays
+	 * empty, and a read opens the snapshot instead (the adapter's) */
+	struct snap *snap;
 	struct scratch *sc;
 	pid_t pid;		/* of the opener */
 	struct edit_handle *prev, *next;	/* open handles, under edit->lock */
 	struct kvmap base;	/* .env: the values the snapshot showed */
+	bool based;	/* base was taken (the adapter's to read) */
 	bool dirty;	/* written to: flush commits */
 	bool truncated;	/* opened with O_TRUNC and not written: release commits */
 	bool append;
@@ -116,6 +121,18 @@ void edit_destroy(struct edit *ed);
 int edit_open(struct edit *ed, size_t app, const char *name,
 	      const struct edit_who *who, int flags, struct edit_handle **out,
 	      struct err *e);
+/* A read-only open of app file name that serves snapshot s (a reference
+ * of its own): no value is read; for .env, s->base (if any) is what the
+ * opener read. *out stays NULL when the open must read (edit_open)
+ * instead: name is a scratch file's, or it is .env, s has no base and
+ * the opener's is not known yet. */
+int edit_open_snap(struct edit *ed, size_t app, const char *name,
+		   const struct edit_who *who, struct snap *s,
+		   struct edit_handle **out, struct err *e);
+/* Read-only open h of an app file reads s, what it read sealed, from now
+ * on, and its plaintext goes. Right after edit_open, before any request
+ * of h. */
+void edit_handle_seal(struct edit_handle *h, struct snap *s);
 /* May name be created in app? ERR_INVALID, ERR_EXISTS or ERR_READONLY
  * when not; asks nothing of the store. */
 int edit_may_create(struct edit *ed, size_t app, const char *name,
@@ -126,7 +143,8 @@ int edit_create(struct edit *ed, size_t app, const char *name,
 		const struct edit_who *who, unsigned mode,
 		struct edit_handle **out, struct err *e);
 
-/* The bytes a read through h sees, locked until edit_unlock. */
+/* The bytes a read through h sees, locked until edit_unlock (not for a
+ * snapshot's open: h->snap). */
 const struct secbuf *edit_lock(struct edit_handle *h);
 void edit_unlock(struct edit_handle *h);
 int edit_write(struct edit_handle *h, const char *buf, size_t size, off_t off,

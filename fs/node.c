@@ -55,6 +55,7 @@ void node_destroy(struct node_table *t)
 	for (size_t i = 0; i < t->nnodes; i++) {
 		if (*t->nodes[i]->name)
 			free((char *)t->nodes[i]->name);
+		snap_put(t->nodes[i]->snap);
 		free(t->nodes[i]);
 	}
 	for (size_t i = 0; i < t->nretired; i++)
@@ -283,15 +284,6 @@ struct node *node_get(struct node_table *t, size_t app, const char *name,
 
 /* ---- what the kernel saw ---- */
 
-/* The hash node_observe compares, of data. Wiped like a secret by the
- * caller. */
-static void node_hash(const struct secbuf *data, unsigned char h[16])
-{
-	crypto_generichash(h, 16, (const unsigned char *)data->data,
-			   data->len, NULL, 0);
-	secmem_stack_wipe();
-}
-
 /* node_observe with the hash of data. Caller holds t->lock. */
 static bool node_observe_hash(struct node_table *t, struct node *n,
 			      const unsigned char h[16])
@@ -308,18 +300,67 @@ static bool node_observe_hash(struct node_table *t, struct node *n,
 	return changed;
 }
 
-bool node_observe(struct node_table *t, struct node *n,
-		  const struct secbuf *data)
+bool node_observe_hashed(struct node_table *t, struct node *n,
+			 const unsigned char h[SNAP_HASH_LEN])
 {
-	unsigned char h[16];
 	bool changed;
 
-	node_hash(data, h);
 	pthread_mutex_lock(&t->lock);
 	changed = node_observe_hash(t, n, h);
 	pthread_mutex_unlock(&t->lock);
+	return changed;
+}
+
+bool node_observe(struct node_table *t, struct node *n,
+		  const struct secbuf *data)
+{
+	unsigned char h[SNAP_HASH_LEN];
+	bool changed;
+
+	snap_hash(data, h);
+	changed = node_observe_hashed(t, n, h);
 	sodium_memzero(h, sizeof(h));
 	return changed;
+}
+
+struct snap *node_snap(struct node_table *t, struct node *n, const void *conf,
+		       uint64_t changes)
+{
+	struct snap *s;
+
+	pthread_mutex_lock(&t->lock);
+	s = n->snap;
+	if (s && s->conf == conf && s->changes == changes)
+		snap_hold(s);
+	else
+		s = NULL;
+	pthread_mutex_unlock(&t->lock);
+	return s;
+}
+
+bool node_snap_wanted(struct node_table *t, struct node *n, const void *conf,
+		      uint64_t changes)
+{
+	bool again;
+
+	pthread_mutex_lock(&t->lock);
+	again = n->read_conf == conf && n->read_changes == changes;
+	n->read_conf = conf;
+	n->read_changes = changes;
+	pthread_mutex_unlock(&t->lock);
+	return again;
+}
+
+void node_snap_keep(struct node_table *t, struct node *n, struct snap *s)
+{
+	struct snap *old;
+
+	snap_hold(s);
+	pthread_mutex_lock(&t->lock);
+	old = n->snap;
+	n->snap = s;
+	pthread_mutex_unlock(&t->lock);
+	snap_put(old);
 }
 
 /* ---- the page cache ---- */
@@ -327,14 +368,25 @@ bool node_observe(struct node_table *t, struct node *n,
 enum node_pages node_pages_open(struct node_table *t, struct node *n,
 				const struct secbuf *data, bool *changed)
 {
-	unsigned char h[16];
+	unsigned char h[SNAP_HASH_LEN];
+	enum node_pages how;
+
+	snap_hash(data, h);
+	how = node_pages_open_hashed(t, n, h, changed);
+	sodium_memzero(h, sizeof(h));
+	return how;
+}
+
+enum node_pages node_pages_open_hashed(struct node_table *t, struct node *n,
+				       const unsigned char h[SNAP_HASH_LEN],
+				       bool *changed)
+{
 	bool same;
 	enum node_pages how;
 
-	node_hash(data, h);
 	pthread_mutex_lock(&t->lock);
 	*changed = node_observe_hash(t, n, h);
-	same = n->pages_known && !memcmp(h, n->pages_hash, sizeof(h));
+	same = n->pages_known && !memcmp(h, n->pages_hash, SNAP_HASH_LEN);
 	if ((n->paged && !same) || n->told != n->changes) {
 		/* another version's readers, or a size from before */
 		how = NODE_PAGES_AROUND;
@@ -345,12 +397,11 @@ enum node_pages node_pages_open(struct node_table *t, struct node *n,
 		how = same && !n->dropping ? NODE_PAGES_KEEP : NODE_PAGES_DROP;
 		if (how == NODE_PAGES_DROP)
 			n->dropping++;
-		memcpy(n->pages_hash, h, sizeof(h));
+		memcpy(n->pages_hash, h, SNAP_HASH_LEN);
 		n->pages_known = true;
 		n->paged++;
 	}
 	pthread_mutex_unlock(&t->lock);
-	sodium_memzero(h, sizeof(h));
 	return how;
 }
 

@@ -40,6 +40,7 @@
 
 #include "../base/err.h"
 #include "../base/secmem.h"
+#include "snap.h"
 
 #define NODE_ROOT_INO 1
 /* app slots a mount can ever have (reloads included) */
@@ -66,6 +67,12 @@ struct node {
 	unsigned dropping;	/* of them, opens that may not have dropped it yet */
 	bool pages_known;
 	unsigned char pages_hash[16];
+	/* the bytes served last, sealed, for opens while nothing changed;
+	 * and the stamp of the last read, so that only a file read twice
+	 * between changes is kept */
+	struct snap *snap;
+	const void *read_conf;
+	uint64_t read_changes;
 };
 
 /* Every inode of one mount. */
@@ -112,6 +119,22 @@ void node_rename(struct node_table *t, size_t app, const char *from,
 bool node_observe(struct node_table *t, struct node *n,
 		  const struct secbuf *data);
 
+/* node_observe with data's hash (snap_hash), when data is not at hand. */
+bool node_observe_hashed(struct node_table *t, struct node *n,
+			 const unsigned char h[SNAP_HASH_LEN]);
+
+/* The snapshot n keeps, held for the caller (snap_put), if it was made
+ * from conf at changes; NULL if not. */
+struct snap *node_snap(struct node_table *t, struct node *n, const void *conf,
+		       uint64_t changes);
+/* A read of n made from conf at changes: should what it made be kept?
+ * Yes when the read before it had the same stamp (the file is read again
+ * between changes); a file read once per change keeps nothing. */
+bool node_snap_wanted(struct node_table *t, struct node *n, const void *conf,
+		      uint64_t changes);
+/* Keep s (a reference of its own) as n's snapshot, replacing the last. */
+void node_snap_keep(struct node_table *t, struct node *n, struct snap *s);
+
 /* How an open of a file reads, for the page cache (see the top). */
 enum node_pages {
 	NODE_PAGES_AROUND,	/* direct I/O: the cache holds another version */
@@ -126,6 +149,10 @@ enum node_pages {
  * the open file makes (its release at the latest). */
 enum node_pages node_pages_open(struct node_table *t, struct node *n,
 				const struct secbuf *data, bool *changed);
+/* The same with data's hash (snap_hash). */
+enum node_pages node_pages_open_hashed(struct node_table *t, struct node *n,
+				       const unsigned char h[SNAP_HASH_LEN],
+				       bool *changed);
 void node_pages_dropped(struct node_table *t, struct node *n);
 void node_pages_close(struct node_table *t, struct node *n);
 /* Are opens still reading through the page cache a version other than

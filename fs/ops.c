@@ -13,14 +13,17 @@
  * request is held off by reload_lock, which each table entry takes.
  *
  * Reads: open() takes a snapshot of the file, so a reader sees one version
- * from open to close. With the kernel cache (the default) a read-only open
- * reads through the page cache, which the open files reading through it
- * fill from their snapshots: fs/node.h lets only opens of one version at a
- * time share it, and an open of another version is direct_io until they
- * are closed. Writers, scratch files and every file under -o
- * kernel_cache=no are direct_io. A read-only mount with the kernel cache
- * gets no opens at all (ops_init): a read(2) there is one version, and
- * st_blksize covers the file so that stdio reads it in one.
+ * from open to close. A .env's is built once per change and kept sealed
+ * per inode (fs/snap.h): a read-only open while its sources stay cached
+ * fresh and unchanged takes that one (ops_open_kept). With the kernel
+ * cache (the default) a read-only open reads through the page cache,
+ * which the open files reading through it fill from their snapshots:
+ * fs/node.h lets only opens of one version at a time share it, and an
+ * open of another version is direct_io until they are closed. Writers,
+ * scratch files and every file under -o kernel_cache=no are direct_io.
+ * A read-only mount with the kernel cache gets no opens at all
+ * (ops_init): a read(2) there is one version, and st_blksize covers the
+ * file so that stdio reads it in one.
  * Writes: buffered per open file, committed on flush (close) or fsync, so
  * close() reports whether the store took the change.
  */
@@ -421,22 +424,55 @@ static void ops_stat_file(struct ops_fs *ofs, fuse_ino_t ino,
 
 /* ---- open files and the page cache ---- */
 
+/* The hash of what read-only open h serves. What a read made of .env is
+ * kept sealed too, for the opens that follow while nothing it was made of
+ * changes (stamped with changes, app_changes before that read) - once it
+ * is read again: reading 10,000 .env files once must not keep 10,000. */
+static void ops_open_hash(struct ops_fs *ofs, struct node *n,
+			  struct edit_handle *h, uint64_t changes,
+			  unsigned char hash[SNAP_HASH_LEN])
+{
+	const struct app_conf *a = ops_conf(ofs, n->app);
+	struct err e = { 0 };
+	struct snap *s = NULL;
+
+	if (h->snap) {
+		memcpy(hash, h->snap->hash, SNAP_HASH_LEN);
+		return;
+	}
+	if (!strcmp(n->name, APP_ENV_NAME) &&
+	    node_snap_wanted(&ofs->nodes, n, a, changes))
+		s = snap_seal(&h->data, h->based ? &h->base : NULL, a, changes,
+			      &e);
+	if (!s) {
+		snap_hash(&h->data, hash);
+		return;
+	}
+	memcpy(hash, s->hash, SNAP_HASH_LEN);
+	node_snap_keep(&ofs->nodes, n, s);
+	edit_handle_seal(h, s);	/* no plaintext held while it is open */
+	snap_put(s);
+}
+
 /* A read-only open of an app file: through the kernel's page cache when
  * the opens reading through it read the same version (fs/node.h), around
  * it otherwise. A change it finds is invalidated: attributes, and pages
  * no open file reads any more. */
 static void ops_open_reader(struct ops_fs *ofs, struct node *n,
-			    struct edit_handle *h, struct fuse_file_info *fi)
+			    struct edit_handle *h, uint64_t changes,
+			    struct fuse_file_info *fi)
 {
+	unsigned char hash[SNAP_HASH_LEN];
 	enum node_pages how;
 	bool changed;
 
+	ops_open_hash(ofs, n, h, changes, hash);
 	if (!ofs->kernel_cache) {
-		if (node_observe(&ofs->nodes, n, &h->data))
+		if (node_observe_hashed(&ofs->nodes, n, hash))
 			ops_inval_queue(ofs, n->ino);
 		return;
 	}
-	how = node_pages_open(&ofs->nodes, n, &h->data, &changed);
+	how = node_pages_open_hashed(&ofs->nodes, n, hash, &changed);
 	if (changed)
 		ops_inval_queue(ofs, n->ino);
 	if (how == NODE_PAGES_AROUND)
@@ -446,6 +482,26 @@ static void ops_open_reader(struct ops_fs *ofs, struct node *n,
 	fi->direct_io = 0;
 	/* without keep_cache the kernel drops the inode's pages at open */
 	fi->keep_cache = how == NODE_PAGES_KEEP;
+}
+
+/* A read-only open of n that serves the snapshot a read made before,
+ * while nothing it was made of changed: no value is fetched, opened,
+ * rendered or hashed. NULL when the open must read. */
+static struct edit_handle *ops_open_kept(struct ops_fs *ofs, struct node *n,
+					 const struct edit_who *who, int flags)
+{
+	const struct app_conf *a = ops_conf(ofs, n->app);
+	struct edit_handle *h = NULL;
+	struct err e = { 0 };
+	struct snap *s;
+
+	if ((flags & O_ACCMODE) != O_RDONLY)
+		return NULL;
+	s = node_snap(&ofs->nodes, n, a, app_changes(ofs->appfs));
+	if (s && app_fresh(ofs->appfs, a, n->name))
+		(void)edit_open_snap(&ofs->edit, n->app, n->name, who, s, &h, &e);
+	snap_put(s);
+	return h;
 }
 
 /* A request of open file h on ino: its open has returned, so the pages it
@@ -763,44 +819,54 @@ static struct edit_who ops_who(fuse_req_t req)
 	return (struct edit_who){ .pid = ctx->pid, .uid = ctx->uid, .gid = ctx->gid };
 }
 
-static void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/* Open; false when no value touched the stack (a kept snapshot's open),
+ * which then needs no wipe. */
+static bool ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct ops_fs *ofs = ops_fs_of(req);
 	struct node *n = ops_node(ofs, ino);
 	struct edit_who who = ops_who(req);
-	struct edit_handle *h;
+	struct edit_handle *h = NULL;
 	struct err e = { 0 };
+	uint64_t changes = 0;
+	bool plain;
 
 	ops_debug(req, fi->flags & O_ACCMODE ? "open for writing" : "open", ino, NULL);
 	if (ofs->no_open && n) {
 		/* the kernel stops sending opens: reads come straight from its
 		 * page cache, kept right by invalidation */
 		fuse_reply_err(req, ENOSYS);
-		return;
+		return false;
 	}
 	if (!n) {
 		fuse_reply_err(req, ops_is_app(ofs, ino) || ino == OPS_ROOT_INO ? EISDIR : ENOENT);
-		return;
+		return false;
 	}
-	if (edit_open(&ofs->edit, n->app, n->name, &who, fi->flags, &h, &e) < 0) {
-		/* a write open of a read-only file is the caller's mistake */
-		if (e.code == ERR_READONLY)
-			ops_reply_refusal(req, &e);
-		else
-			ops_reply_err(req, &e);
-		return;
+	h = ops_open_kept(ofs, n, &who, fi->flags);
+	if (!h) {
+		changes = app_changes(ofs->appfs);	/* before the read */
+		if (edit_open(&ofs->edit, n->app, n->name, &who, fi->flags, &h, &e) < 0) {
+			/* a write open of a read-only file is the caller's mistake */
+			if (e.code == ERR_READONLY)
+				ops_reply_refusal(req, &e);
+			else
+				ops_reply_err(req, &e);
+			return true;
+		}
 	}
+	plain = !h->snap;
 	fi->fh = (uintptr_t)h;
 	fi->direct_io = 1;
 	if ((fi->flags & O_ACCMODE) == O_RDONLY && !h->sc) {
 		/* nothing to commit at close: skip the flush round trip */
 		fi->noflush = 1;
-		ops_open_reader(ofs, n, h, fi);
+		ops_open_reader(ofs, n, h, changes, fi);
 	}
 	if (fuse_reply_open(req, fi) != 0 && edit_handle_reads_only(h)) {
 		/* the opener is gone (interrupted): no release will come */
 		ops_release_handle(ofs, ino, h, &e);
 	}
+	return plain;
 }
 
 
@@ -838,6 +904,23 @@ static void ops_read_unopened(fuse_req_t req, fuse_ino_t ino, size_t size,
 	secbuf_free(&data);
 }
 
+/* A read of a kept snapshot's open: opened for the bytes it asks for
+ * (none at the end, where a whole-file reader's last read lands). */
+static void ops_read_snap(fuse_req_t req, const struct snap *s, size_t size,
+			  off_t off)
+{
+	struct secbuf data = SECBUF_INIT;
+	struct err e = { 0 };
+
+	if ((size_t)off >= s->len || !size)
+		fuse_reply_buf(req, NULL, 0);
+	else if (snap_open(s, &data, &e) < 0)
+		ops_reply_err(req, &e);
+	else
+		ops_reply_slice(req, &data, size, off);
+	secbuf_free(&data);
+}
+
 static void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
@@ -848,6 +931,10 @@ static void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	ops_dropped(ops_fs_of(req), ino, h);
+	if (h->snap) {
+		ops_read_snap(req, h->snap, size, off);
+		return;
+	}
 	ops_reply_slice(req, edit_lock(h), size, off);
 	edit_unlock(h);
 }
@@ -1226,8 +1313,6 @@ OPS_WIPED(ops_getattr, (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 OPS_WIPED(ops_setattr, (fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			int to_set, struct fuse_file_info *fi),
 	  (req, ino, attr, to_set, fi))
-OPS_WIPED(ops_open, (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
-	  (req, ino, fi))
 OPS_WIPED(ops_read, (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		     struct fuse_file_info *fi),
 	  (req, ino, size, off, fi))
@@ -1246,6 +1331,20 @@ OPS_WIPED(ops_rename, (fuse_req_t req, fuse_ino_t parent, const char *name,
 OPS_WIPED(ops_setxattr, (fuse_req_t req, fuse_ino_t ino, const char *name,
 			 const char *value, size_t size, int flags),
 	  (req, ino, name, value, size, flags))
+
+/* An open of a kept snapshot touches no value: no wipe (ops_open). */
+static void ops_open_wiped(fuse_req_t req, fuse_ino_t ino,
+			   struct fuse_file_info *fi)
+{
+	struct ops_fs *ofs = ops_fs_of(req);
+	bool plain;
+
+	pthread_rwlock_rdlock(&ofs->reload_lock);
+	plain = ops_open(req, ino, fi);
+	pthread_rwlock_unlock(&ofs->reload_lock);
+	if (plain)
+		secmem_stack_wipe_deep();
+}
 
 /* RELEASE follows every close: a read-only open of an app file commits
  * nothing there, and freeing its snapshot wipes heap memory, not the

@@ -498,3 +498,37 @@ def test_kernel_cache_no(mount, store):
     with open(app / "KEY", "rb", buffering=0) as f:
         got = b"".join(iter(lambda: f.read(1), b""))
     assert got == b"direct-value-two-longer"
+
+
+@pytest.mark.parametrize("args", [(), ("-o", "kernel_cache=no")],
+                         ids=["kernel_cache", "kernel_cache_no"])
+def test_env_kept_until_its_sources_change(mount, store, args):
+    """Warm opens of .env serve what the last read made of it while its
+    sources stay cached fresh: a change shows once past ttl, at once when
+    asked to refresh or written through the mount, and an open file goes
+    on reading the version it opened."""
+    store.put("team/kept", {"KEY": "kept-value-one"})
+    m = mount({"kept": {"store": "local://team/kept", "mode": "0600"}},
+              settings={"ttl": "1s", "refresh": "1h"}, args=args)
+    env = m.app("kept") / ".env"
+    one = "KEY='kept-value-one'\n"
+    assert sfs.read_text(env) == one
+    fetched = time.monotonic()
+    store.put("team/kept", {"KEY": "kept-value-two-longer"})
+    held = open(env, "rb", buffering=0)
+    for _ in range(20):
+        assert sfs.read_text(env) == one
+    assert time.monotonic() - fetched < 0.9, "too slow to check within ttl"
+    time.sleep(1.2)
+    two = "KEY='kept-value-two-longer'\n"
+    assert sfs.read_text(env) == two
+    assert held.read() == one.encode()
+    held.close()
+
+    store.put("team/kept", {"KEY": "kept-value-three-much-longer"})
+    assert sfs.read_text(env) == two
+    os.setxattr(m.app("kept"), XATTR + "refresh", b"1")
+    assert sfs.read_text(env) == "KEY='kept-value-three-much-longer'\n"
+    assert sfs.write_file(m.app("kept") / "KEY", "kept-value-four") == \
+        (None, None)
+    assert sfs.read_text(env) == "KEY='kept-value-four'\n"

@@ -260,3 +260,26 @@ def test_writes_after_a_reload_moved_the_apps(mount, store, tmp_path):
     assert store.get("team/b")["TOKEN"] == "reload-slot-S3cr3t-1"
     # and the template stays read-only in its own app
     assert sfs.write_file(m.app("aaa") / "TOKEN", "x") == ("open", "EROFS")
+
+
+def test_kept_env_follows_a_changed_reference(mount, store):
+    """A .env read again and again is kept between changes; a reload that
+    points the app elsewhere (same provider, both entries cached) is a
+    change too, for the very next open."""
+    store.put("team/first", {"KEY": "reload-kept-first"})
+    store.put("team/second", {"KEY": "reload-kept-second"})
+    m = mount({"kept": {"store": "local://team/first"},
+               "other": {"store": "local://team/second"}},
+              settings={"ttl": "1h", "refresh": "1h"})
+    env = m.app("kept") / ".env"
+    for _ in range(5):
+        assert sfs.read_text(env) == "KEY='reload-kept-first'\n"
+    assert sfs.read_text(m.app("other") / ".env") == \
+        "KEY='reload-kept-second'\n"
+    m.config_path.write_text(sfs.config_text(store.dir, {
+        "kept": {"store": "local://team/second",
+                 "env.EXTRA": "local://team/first#KEY"},
+        "other": {"store": "local://team/second"}}))
+    reload(m)
+    assert wait_for(lambda: sfs.read_text(env) ==
+                    "EXTRA='reload-kept-first'\nKEY='reload-kept-second'\n")

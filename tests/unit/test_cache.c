@@ -591,6 +591,54 @@ static void test_stored_forget(void **state)
 	entry_free(&w);
 }
 
+/* cache_fresh: what a read would serve without a fetch; cache_changes:
+ * counts every store, replacement, drop and expiry, and nothing else. */
+static void test_fresh_and_changes(void **state)
+{
+	struct fixture *fx = *state;
+	struct cache_policy pol = { 30, 0, 10000 };
+	struct entry en = ENTRY_INIT, w = ENTRY_INIT;
+	struct err e;
+	uint64_t c0;
+
+	assert_false(cache_fresh(fx->c, &fx->prov, "db", NULL, &pol));
+	assert_int_equal(get(fx, "db", NULL, &pol, &en, NULL, &e), 0);
+	c0 = cache_changes(fx->c);
+	assert_true(cache_fresh(fx->c, &fx->prov, "db", NULL, &pol));
+	assert_false(cache_fresh(fx->c, &fx->prov, "db", "version=3", &pol));
+	/* a hit changes nothing */
+	assert_int_equal(get(fx, "db", NULL, &pol, &en, NULL, &e), 0);
+	assert_true(cache_changes(fx->c) == c0);
+	sleep_ms(50);
+	assert_false(cache_fresh(fx->c, &fx->prov, "db", NULL, &pol));
+	assert_int_equal(fake_count(fx), 1);	/* fresh asks no provider */
+	assert_int_equal(get(fx, "db", NULL, &pol, &en, NULL, &e), 0);
+	assert_int_equal(fake_count(fx), 2);
+	assert_true(cache_fresh(fx->c, &fx->prov, "db", NULL, &pol));
+	/* a different entry fetched */
+	c0 = cache_changes(fx->c);
+	fake_set(&fx->fake, "A", "two", 3, "v2");
+	sleep_ms(50);
+	assert_int_equal(get(fx, "db", NULL, &pol, &en, NULL, &e), 0);
+	assert_true(cache_changes(fx->c) > c0);
+	c0 = cache_changes(fx->c);
+	/* stored, expired, forgotten */
+	assert_int_equal(kvmap_set(&w.map, "A", "written", 7), 0);
+	cache_stored(fx->c, &fx->prov, "db", &w);
+	assert_true(cache_changes(fx->c) > c0);
+	assert_true(cache_fresh(fx->c, &fx->prov, "db", NULL, &long_ttl));
+	c0 = cache_changes(fx->c);
+	cache_expire(fx->c, &fx->prov, "db");
+	assert_true(cache_changes(fx->c) > c0);
+	assert_false(cache_fresh(fx->c, &fx->prov, "db", NULL, &long_ttl));
+	c0 = cache_changes(fx->c);
+	cache_forget(fx->c, &fx->prov, "db");
+	assert_true(cache_changes(fx->c) > c0);
+	assert_false(cache_fresh(fx->c, &fx->prov, "db", NULL, &long_ttl));
+	entry_free(&en);
+	entry_free(&w);
+}
+
 /* A fetch in flight when the write lands must not overwrite it. */
 struct slow_read {
 	struct fixture *fx;
@@ -927,6 +975,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_hit_within_ttl, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refetch_past_ttl, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fresh_and_changes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_negative_caching, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_if_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failure_backoff, setup, teardown),

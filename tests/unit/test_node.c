@@ -3,7 +3,7 @@
  * retired names that outlive their node's rename; what the kernel was
  * shown (observe) deciding mtime and invalidation; which version the
  * page cache holds, deciding how opens read (pages); walking an app, and
- * every file. */
+ * every file; the sealed snapshot a node keeps between changes. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -505,6 +505,47 @@ static void test_many_names(void **state)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
+/* A snapshot: sealed (no plaintext in it), opened back, hashed as
+ * node_observe hashes; a node keeps the last, served only for the stamp
+ * it was made at. */
+static void test_snap_kept_per_stamp(void **state)
+{
+	struct node_table *t = *state;
+	struct node *n = get(t, 0, ".env");
+	struct secbuf b = buf("A='S3cr3t-snapAbC123'\n"), out = SECBUF_INIT;
+	int conf;
+	struct err e = { 0 };
+	struct snap *s = snap_seal(&b, NULL, &conf, 7, &e), *got;
+	unsigned char h[SNAP_HASH_LEN];
+
+	assert_non_null(s);
+	assert_int_equal(s->len, b.len);
+	assert_null(memmem(s->ct, s->ctlen, "S3cr3t-snapAbC123", 17));
+	snap_hash(&b, h);
+	assert_memory_equal(h, s->hash, SNAP_HASH_LEN);
+	assert_int_equal(snap_open(s, &out, &e), 0);
+	assert_int_equal(out.len, b.len);
+	assert_memory_equal(out.data, b.data, b.len);
+	assert_null(node_snap(t, n, &conf, 7));
+	/* kept once read twice between changes */
+	assert_false(node_snap_wanted(t, n, &conf, 7));
+	assert_true(node_snap_wanted(t, n, &conf, 7));
+	assert_false(node_snap_wanted(t, n, &conf, 8));
+	assert_false(node_snap_wanted(t, n, &b, 8));
+	node_snap_keep(t, n, s);
+	snap_put(s);
+	got = node_snap(t, n, &conf, 7);
+	assert_ptr_equal(got, s);
+	snap_put(got);
+	assert_null(node_snap(t, n, &conf, 8));	/* a change since */
+	assert_null(node_snap(t, n, &b, 7));	/* another config */
+	/* the hash it keeps is the one node_observe compares */
+	assert_false(node_observe_hashed(t, n, h));
+	assert_false(observe(t, n, "A='S3cr3t-snapAbC123'\n"));
+	secbuf_free(&out);
+	secbuf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -530,6 +571,7 @@ int main(void)
 		T(test_each_skips_detached),
 		T(test_each_file_every_app),
 		T(test_many_names),
+		T(test_snap_kept_per_stamp),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
