@@ -161,10 +161,7 @@ class Daemon:
 
     def cpu_ns(self):
         """CPU time the daemon used so far (user + system), ns."""
-        with open(f"/proc/{self.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        ticks = int(fields[11]) + int(fields[12])
-        return ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+        return cpu_ns(self.pid)
 
     def rss_kib(self):
         """VmRSS of the daemon, KiB."""
@@ -199,6 +196,14 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def cpu_ns(pid):
+    """CPU time process pid used so far (user + system), ns."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 
 
 def config_text(settings=None, providers=(), apps=None):
@@ -283,7 +288,7 @@ class HelloFloor:
         deadline = time.monotonic() + MOUNT_WAIT_S
         while os.stat(self.mnt).st_dev == parent:
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("hello_ll did not mount")
+                raise RuntimeError(f"{self.bin.name} did not mount")
             time.sleep(0.0005)
         return self
 
@@ -304,6 +309,49 @@ class HelloFloor:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+COLDFLOOR = REPO / "tests" / "bench" / "coldfloor.c"
+
+
+def build_coldfloor(directory):
+    """Compile coldfloor.c into directory; the binary's path."""
+    out = pathlib.Path(directory) / "coldfloor"
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "fuse3"],
+                           check=True, capture_output=True, text=True,
+                           timeout=30).stdout.split()
+    subprocess.run(["cc", "-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror",
+                    "-o", str(out), str(COLDFLOOR), *flags],
+                   check=True, timeout=120)
+    return out
+
+
+class ColdFloor(HelloFloor):
+    """coldfloor.c (built by build_coldfloor) on DIR/mnt: dirs folders
+    app00000.. of one .env of size bytes each, answered from memory with
+    secretfs's mount options, init and timeouts (the floor of scale.py's
+    cold reads). ro: a read-only mount without opens, as secretfs -o ro;
+    singlethread: fuse_session_loop instead of the multithreaded loop."""
+
+    def __init__(self, directory, binary, dirs, size, ro=False,
+                 singlethread=False):
+        self.dir = pathlib.Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.chmod(0o755)
+        self.mnt = self.dir / "mnt"
+        self.mnt.mkdir(exist_ok=True)
+        self.mnt.chmod(0o755)
+        self.bin = binary
+        self.args = ["-o", f"dirs={dirs},size={size}" + (",ro" if ro else "")]
+        if singlethread:
+            self.args.append("-s")
+        self.proc = None
+
+    def path(self, *parts):
+        return self.mnt.joinpath(*parts)
+
+    def cpu_ns(self):
+        return cpu_ns(self.pid)
 
 
 # ------------------------------------------------------------ emulators
