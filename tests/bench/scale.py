@@ -322,8 +322,8 @@ def main():
               "options, init, timeouts and libfuse's multithreaded loop: "
               "what any FUSE filesystem pays. Every mount is fresh and walked "
               "alike (ls x5, ls -l, read all); the figures of secretfs's "
-              f"listings, reads and of every floor are medians of "
-              f"{args.rounds} interleaved rounds"]
+              "listings, reads and of every floor are the median over "
+              f"{args.rounds} interleaved round(s)"]
     notes.append("baselines: mount of a one-app config; a tmpfs folder of "
                  f"{args.apps:,} subfolders; the store files read directly; "
                  "RSS right after the mount; for the big apps, a tmpfs "
