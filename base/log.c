@@ -56,10 +56,19 @@ size_t log_escape(char *out, size_t size, const char *s)
 		return 0;
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
-		char esc[5] = { '\\', 0, 0, 0, 0 };
+		char esc[9] = { '\\', 0, 0, 0, 0, 0, 0, 0, 0 };
 		size_t len = 2;
 
-		if (c == '\\')
+		if (c == 0xc2 && (unsigned char)s[1] >= 0x80 &&
+		    (unsigned char)s[1] <= 0x9f) {
+			/* a C1 control in UTF-8 (U+009B starts a terminal
+			 * escape as ESC [ does): both bytes as \xHH */
+			c = (unsigned char)*++s;
+			memcpy(esc, "\\xc2\\x", 6);
+			esc[6] = hex[c >> 4];
+			esc[7] = hex[c & 15];
+			len = 8;
+		} else if (c == '\\')
 			esc[1] = '\\';
 		else if (c == '\n')
 			esc[1] = 'n';

@@ -21,7 +21,8 @@ int log_level_parse(const char *s);
 /* A line is cut at LOG_LINE_MAX bytes before it is escaped. */
 #define LOG_LINE_MAX 1024
 /* Every line is escaped on its way out (callers need not): backslash as
- * \\, newline, CR and tab as \n \r \t, other control bytes as \xHH.
+ * \\, newline, CR and tab as \n \r \t, other control bytes, and the
+ * two bytes of a C1 control in UTF-8 (U+0080..U+009F), as \xHH.
  * log_escape writes s so into out (size > 0, cut to fit, never within an
  * escape) and returns its length. */
 size_t log_escape(char *out, size_t size, const char *s);

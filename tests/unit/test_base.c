@@ -130,6 +130,9 @@ static void test_log_escaped(void **state)
 	(void)state;
 	assert_int_equal(log_escape(buf, sizeof(buf), "a\\b\nc\rd\te\x1b[31m\x7f\xc3\xa4"), 27);
 	assert_string_equal(buf, "a\\\\b\\nc\\rd\\te\\x1b[31m\\x7f\xc3\xa4");
+	/* a C1 control in UTF-8 is escaped; a character beside it is not */
+	assert_int_equal(log_escape(buf, sizeof(buf), "\xc2\x9b""31m\xc2\xa0"), 13);
+	assert_string_equal(buf, "\\xc2\\x9b""31m\xc2\xa0");
 	/* cut to fit, never inside an escape */
 	assert_int_equal(log_escape(cut, sizeof(cut), "abcde\nf"), 5);
 	assert_string_equal(cut, "abcde");
