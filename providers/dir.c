@@ -25,7 +25,9 @@
  * exclusive flock on the folder, compare, then replace each changed file
  * atomically (kit_file_replace: 0600, temp + fsync + rename) and unlink
  * removed keys; readers of a folder take a shared flock, so secretfs
- * readers never see half of another secretfs write.
+ * readers never see half of another secretfs write. Temporaries a crash
+ * left behind (".KEY.<hex>", a value in plaintext) are removed when the
+ * store is created (kit_temp_sweep).
  */
 #include "provider.h"
 
@@ -104,6 +106,9 @@ static int dir_create(const struct provider_conf *conf, void **state,
 	}
 	ds->dir = dir;
 	ds->trim = trim;
+	/* keys' files lie in folders at most DIR_DEPTH_MAX down; ..data and
+	 * ..TIMESTAMP are neither a temporary's name nor a folder swept */
+	kit_temp_sweep(conf->name, dir, "", DIR_DEPTH_MAX);
 	*state = ds;
 	return 0;
 }

@@ -32,7 +32,6 @@
 #include <unistd.h>
 
 #include "../base/dotenv.h"
-#include "../base/log.h"
 #include "../base/secmem.h"
 #include "kit.h"
 
@@ -125,71 +124,6 @@ static int file_dir_check(const char *dir, struct err *e)
 	return 0;
 }
 
-/* Remove, from folder path (dfd, consumed) and below, the temporaries of
- * writes a crash or kill -9 interrupted: ".NAME.env.<hex>" files, each a
- * whole entry in plaintext, ours by name (kit_temp_name). A folder is
- * swept under its write lock, so another process's write in flight keeps
- * its temporary. Nothing here fails the store: what cannot be removed is
- * logged. */
-static void file_sweep_dir(const char *path, int dfd, int depth, unsigned *n)
-{
-	struct err e = { ERR_OK, "" };
-	DIR *d;
-
-	if (kit_flock(dfd, LOCK_EX, path, &e) < 0 || !(d = fdopendir(dfd))) {
-		log_warn("%s: not swept for stale temporary files: %s", path,
-			 e.code ? e.msg : strerror(errno));
-		close(dfd);
-		return;
-	}
-	for (struct dirent *de; (de = readdir(d));) {
-		const char *name = de->d_name;
-		struct stat st;
-		char *sub;
-		int fd;
-
-		/* a store holds mostly entry files: no stat for those */
-		if (name[0] != '.' && de->d_type != DT_DIR &&
-		    de->d_type != DT_UNKNOWN)
-			continue;
-		if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue;
-		if (S_ISREG(st.st_mode) && kit_temp_name(name, FILE_SUFFIX)) {
-			if (unlinkat(dirfd(d), name, 0) == 0)
-				(*n)++;
-			else
-				log_warn("%s/%s: stale temporary file: %s", path,
-					 name, strerror(errno));
-			continue;
-		}
-		if (!S_ISDIR(st.st_mode) || depth + 1 >= FILE_DEPTH_MAX ||
-		    !kit_name_valid(name, strlen(name)))
-			continue;
-		fd = openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-			    O_CLOEXEC);
-		if (fd >= 0 && asprintf(&sub, "%s/%s", path, name) >= 0) {
-			file_sweep_dir(sub, fd, depth + 1, n);
-			free(sub);
-		} else if (fd >= 0) {
-			close(fd);
-		}
-	}
-	closedir(d);	/* and with it the lock */
-}
-
-static void file_sweep(const char *provider, const char *dir)
-{
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	unsigned n = 0;
-
-	if (dfd < 0)
-		return;	/* missing: nothing to sweep; else the reads say */
-	file_sweep_dir(dir, dfd, 0, &n);
-	if (n)
-		log_info("provider %s: removed %u temporary file(s) of interrupted writes under %s",
-			 provider, n, dir);
-}
-
 static int file_create(const struct provider_conf *conf, void **state,
 		       struct err *e)
 {
@@ -212,7 +146,8 @@ static int file_create(const struct provider_conf *conf, void **state,
 		return err_oom(e);
 	}
 	fs->dir = dir;
-	file_sweep(conf->name, dir);
+	/* entry files lie at most FILE_DEPTH_MAX - 1 folders down */
+	kit_temp_sweep(conf->name, dir, FILE_SUFFIX, FILE_DEPTH_MAX - 1);
 	*state = fs;
 	return 0;
 }

@@ -2,6 +2,7 @@
 #include "kit.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../base/clock.h"
@@ -334,17 +336,17 @@ bool kit_name_valid(const char *s, size_t len)
 bool kit_temp_name(const char *name, const char *suffix)
 {
 	size_t len = strlen(name), slen = strlen(suffix);
-	const char *hex;
+	const char *hex, *stem = name + 1;
 
-	/* "." NAME "." HEX, NAME at least the suffix and one more byte */
-	if (len < 1 + slen + 1 + 1 + KIT_TEMP_HEX || name[0] != '.')
+	/* "." STEM SUFFIX "." HEX */
+	if (len < 1 + 1 + slen + 1 + KIT_TEMP_HEX || name[0] != '.')
 		return false;
 	hex = name + len - KIT_TEMP_HEX;
 	if (hex[-1] != '.' || memcmp(hex - 1 - slen, suffix, slen))
 		return false;
-	for (const char *c = name + 1; c < hex - 1; c++)
-		if (!kit_name_char(*c))
-			return false;
+	/* a name the store could have written: never Kubernetes' ..data */
+	if (!kit_name_valid(stem, (size_t)(hex - 1 - slen - stem)))
+		return false;
 	for (const char *c = hex; *c; c++)
 		if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f')))
 			return false;
@@ -591,6 +593,88 @@ int kit_file_replace(int dfd, const char *path, const char *name,
 fail:
 	unlinkat(dfd, tmp, 0);
 	return -1;
+}
+
+/* What a sweep of one store's folder looks for, and how far. */
+struct kit_sweep {
+	const char *suffix;	/* kit_temp_name's */
+	int max_depth;		/* the deepest folder swept, dir being 0 */
+	unsigned removed;
+};
+
+static void kit_sweep_dir(struct kit_sweep *s, const char *path, int dfd,
+			  int depth);
+
+/* One name in a folder being swept (dfd, at path): a temporary of ours
+ * is removed, a folder the store may write in is swept in turn, nothing
+ * else is touched (no link is followed, nothing is opened but folders). */
+static void kit_sweep_name(struct kit_sweep *s, const char *path, int dfd,
+			   const struct dirent *de, int depth)
+{
+	const char *name = de->d_name;
+	struct stat st;
+	char *sub;
+	int fd;
+
+	/* a store holds mostly its own files: no stat for those */
+	if (name[0] != '.' && de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)
+		return;
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return;
+	if (S_ISREG(st.st_mode) && kit_temp_name(name, s->suffix)) {
+		if (unlinkat(dfd, name, 0) == 0)
+			s->removed++;
+		else
+			log_warn("%s/%s: stale temporary file: %s", path, name,
+				 strerror(errno));
+		return;
+	}
+	if (!S_ISDIR(st.st_mode) || depth >= s->max_depth ||
+	    !kit_name_valid(name, strlen(name)))
+		return;
+	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (asprintf(&sub, "%s/%s", path, name) < 0) {
+		close(fd);
+		return;
+	}
+	kit_sweep_dir(s, sub, fd, depth + 1);
+	free(sub);
+}
+
+/* Sweep folder path (dfd, consumed) and below under its write lock, the
+ * one writers hold from temporary to rename: another process's write in
+ * flight keeps its temporary. */
+static void kit_sweep_dir(struct kit_sweep *s, const char *path, int dfd,
+			  int depth)
+{
+	struct err e = { ERR_OK, "" };
+	DIR *d;
+
+	if (kit_flock(dfd, LOCK_EX, path, &e) < 0 || !(d = fdopendir(dfd))) {
+		log_warn("%s: not swept for stale temporary files: %s", path,
+			 e.code ? e.msg : strerror(errno));
+		close(dfd);
+		return;
+	}
+	for (struct dirent *de; (de = readdir(d));)
+		kit_sweep_name(s, path, dirfd(d), de, depth);
+	closedir(d);	/* and with it the lock */
+}
+
+void kit_temp_sweep(const char *provider, const char *dir,
+		    const char *suffix, int max_depth)
+{
+	struct kit_sweep s = { .suffix = suffix, .max_depth = max_depth };
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (dfd < 0)
+		return;	/* missing: nothing to sweep; else the reads say */
+	kit_sweep_dir(&s, dir, dfd, 0);
+	if (s.removed)
+		log_info("provider %s: removed %u temporary file(s) of interrupted writes under %s",
+			 provider, s.removed, dir);
 }
 
 int kit_version_check(const char *locator, const char *expect,

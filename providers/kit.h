@@ -199,9 +199,10 @@ bool kit_token_reject(struct kit_token *t, uint64_t gen);
  * KIT_NAME_MAX bytes of A-Z a-z 0-9 . _ -, not starting with '.' (which
  * rules out ".", "..", temporary files and Kubernetes' ..data). */
 bool kit_name_valid(const char *s, size_t len);
-/* Is name what kit_file_replace calls its temporary for a file whose name
- * ends in suffix: ".NAME.<KIT_TEMP_HEX lowercase hex>", NAME ending in
- * suffix? */
+/* Is name what kit_file_replace calls its temporary for a file STEM
+ * SUFFIX, STEM a kit_name_valid name: ".STEM SUFFIX.<KIT_TEMP_HEX
+ * lowercase hex>"? (So not Kubernetes' ..data or ..TIMESTAMP, nor a
+ * dotenvx store's "..env.NAME.<hex>".) */
 bool kit_temp_name(const char *name, const char *suffix);
 /* The err code of a failed local I/O call's errno: a full disk or quota
  * (ERR_NOSPACE, ERR_QUOTA) is told apart, so the writer gets ENOSPC or
@@ -239,6 +240,17 @@ int kit_entry_read(int dfd, const char *name, const char *path, size_t max,
  * disk is ERR_NOSPACE (ERR_QUOTA), and leaves name as it was. */
 int kit_file_replace(int dfd, const char *path, const char *name,
 		     const char *data, size_t len, struct err *e);
+/* Remove the temporaries a crash or kill -9 left in the middle of
+ * kit_file_replace, each a whole file in plaintext, from a local store's
+ * folder dir and its folders (kit_name_valid ones, at most max_depth
+ * below dir): regular files kit_temp_name(name, suffix) calls ours,
+ * nothing else, no link followed. Each folder is swept under its
+ * exclusive flock, the lock writers hold from temporary to rename, so a
+ * write in flight in another process keeps its own. Nothing fails: what
+ * cannot be removed is a warning, and the count removed is logged under
+ * provider's name. For a store's create(). */
+void kit_temp_sweep(const char *provider, const char *dir,
+		    const char *suffix, int max_depth);
 /* ERR_CONFLICT unless expect (provider.h's meaning) matches current, the
  * version on disk ("" when absent). */
 int kit_version_check(const char *locator, const char *expect,

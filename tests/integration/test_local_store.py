@@ -1,8 +1,9 @@
 """The local stores' own files (issue 10), through real mounts: a FIFO or a
 symbolic link in a store's folder is refused (promptly, never waited on,
 never followed), a locator outside the folder is a configuration error,
-temporaries a killed daemon left are removed at start, and kill -9 in
-the middle of writes leaves each entry old or new, whole. A full disk
+temporaries a killed daemon left are removed at start (file and dir
+stores), and kill -9 in the middle of writes leaves each entry old or
+new, whole, and no temporary after the next start. A full disk
 (ENOSPC) is in test_concurrent_writes.py.
 
 Run: SECRETFS_BIN=build/secretfs python3 -m pytest tests/integration/test_local_store.py
@@ -273,6 +274,68 @@ def test_writes_make_temporaries_private_beside_the_entry(mount, store):
     assert stat.S_IMODE(os.stat(store.path("team/billing")).st_mode) == 0o600
 
 
+def test_dir_store_stale_temporaries_removed_at_start(mount, store, tmp_path):
+    """The dir store's temporaries (".KEY.<16 hex>", each a value in
+    plaintext) are removed when the store starts; look-alikes, links,
+    folders and a Kubernetes volume's ..data and ..TIMESTAMP entries are
+    left as they are."""
+    d = tmp_path / "secrets"
+    value = distinct("dir-kept")
+    stale = distinct("dir-stale")
+    store.secrets.add(value)
+    store.secrets.add(stale)
+    (d / "team" / "deep").mkdir(parents=True)
+    (d / "api_key").write_text(value)
+    temps = [d / f".api_key.{HEX16}",
+             d / "team" / f".db.txt.{HEX16[::-1]}",
+             d / "team" / "deep" / f".x.{'a' * 16}"]
+    kube = d / "kube"
+    ts = "..2024_01_01_00_00_00.1"
+    outside = tmp_path / "outside"
+    outside.write_text("outside\n")
+    keep = {
+        d / "team" / f".db.txt.{HEX16[:15]}": "short",
+        d / "team" / f".db.txt.{HEX16.upper()}": "upper",
+        d / "team" / f"db.txt.{HEX16}": "no dot",
+        d / "team" / f".db.txt.{HEX16}.x": "suffix",
+        d / "team" / f"..{HEX16}": "no key",
+        d / ".git" / f".x.{HEX16}": "in a dot folder",
+        d / "team" / "notes": "a key",
+        kube / ts / "TOKEN": "kube token",
+        kube / ts / f".TOKEN.{HEX16}": "in a ..TIMESTAMP folder",
+        kube / f"..data.{HEX16}": "..data's look-alike",
+        kube / f"..2024_01_01_00_00_00.{HEX16}": "a ..TIMESTAMP look-alike",
+    }
+    for p in temps:
+        p.write_text(stale)
+        p.chmod(0o600)
+    for p, text in keep.items():
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    os.symlink(ts, kube / "..data")
+    os.symlink("..data/TOKEN", kube / "TOKEN")
+    os.symlink(outside, d / "team" / f".link.{HEX16}")
+    os.mkdir(d / "team" / f".dir.{HEX16}")
+    before = {p: os.stat(p).st_mtime_ns for p in keep}
+
+    m = mount(config=sfs.config_text(
+        store.dir, {"app": {"store": "folder://"},
+                    "kube": {"store": "folder://kube"}}, FRESH,
+        extra=dir_section(d)))
+    assert [p for p in temps if os.path.lexists(p)] == []
+    assert {p: p.read_text() for p in keep} == keep
+    assert {p: os.stat(p).st_mtime_ns for p in keep} == before
+    assert os.readlink(kube / "..data") == ts
+    assert os.readlink(kube / "TOKEN") == "..data/TOKEN"
+    assert os.readlink(d / "team" / f".link.{HEX16}") == str(outside)
+    assert outside.read_text() == "outside\n"
+    assert (d / "team" / f".dir.{HEX16}").is_dir()
+    assert sfs.read_text(m.app("app") / "api_key") == value
+    assert sfs.read_text(m.app("kube") / "TOKEN") == "kube token"
+    assert (f"provider folder: removed 3 temporary file(s) of interrupted "
+            f"writes under {d}") in m.stderr_text()
+
+
 # ------------------------------------------------------------ kill -9
 
 WRITER = r"""
@@ -366,5 +429,88 @@ def test_kill_9_during_writes_leaves_old_or_new(fuse_ready, store, tmp_path):
     m = sfs.Mount(tmp_path / "final", store, config)
     try:
         assert temporaries(store.dir / "team") == []
+    finally:
+        m.stop()
+
+
+def pause_at_temporary(proc, directory, limit_s):
+    """Stop proc (SIGSTOP) while a write's temporary is in directory, so
+    a kill lands in the middle of that write; True when caught within
+    limit_s (proc stopped), else False (proc running)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        wait_for_temporary(directory, deadline - time.monotonic())
+        proc.send_signal(signal.SIGSTOP)
+        if temporaries(directory):
+            return True
+        proc.send_signal(signal.SIGCONT)	# renamed meanwhile: again
+    return False
+
+
+def whole_values(entry, token, keys, size):
+    """Each key of a dir store's folder holds one whole value of some
+    generation (a write replaces the files one by one, so after a kill
+    they may come from two)."""
+    assert sorted(entry) == [f"K{i}" for i in range(keys)], sorted(entry)
+    for k, v in entry.items():
+        head, _, pad = v.rpartition("-")
+        assert pad == "x" * size, f"{k}: torn value"
+        tok, _, kk = head.rsplit("-", 2)
+        assert tok == token and kk == f"k{k[1:]}", f"{k}: foreign value"
+
+
+@pytest.mark.timeout_s(120)
+def test_kill_9_during_writes_to_a_dir_store(fuse_ready, store, tmp_path):
+    """kill -9 the daemon while a writer rewrites a dir store's folder
+    through .env, four times (twice while a temporary is there, twice at
+    a random time): each start leaves no temporary, and each value is
+    whole."""
+    keys, size, cycles = 8, 60000, 4
+    token = distinct("dir-kill9")
+    d = tmp_path / "secrets"
+    folder = d / "crash"
+    folder.mkdir(parents=True)
+    for i in range(keys):
+        (folder / f"K{i}").write_text(f"{token}-g0-k{i}-" + "x" * size)
+    config = sfs.config_text(store.dir, {"crash": {
+        "store": "folder://crash", "mode": "0600"}}, FRESH,
+        extra=dir_section(d))
+    rng = random.Random(int(token[-12:], 16))
+    caught = 0
+    for cycle in range(cycles):
+        m = sfs.Mount(tmp_path / f"m{cycle}", store, config)
+        writer = None
+        try:
+            assert temporaries(folder) == [], f"cycle {cycle}"
+            whole_values(sfs.parse(sfs.read_text(m.app("crash") / ".env")),
+                         token, keys, size)
+            writer = subprocess.Popen(
+                [sys.executable, "-c", WRITER, str(m.app("crash")), token,
+                 str(keys), str(size), str(1 + 1000 * cycle)],
+                stdin=subprocess.DEVNULL)
+            if cycle % 2:
+                time.sleep(rng.uniform(0.2, 0.8))
+            else:
+                assert pause_at_temporary(m.proc, folder, 10), \
+                    f"cycle {cycle}: no write caught with its temporary"
+                caught += 1
+            m.proc.send_signal(signal.SIGKILL)
+            m.proc.wait(10)
+        finally:
+            if writer:
+                writer.kill()
+                writer.wait(10)
+            m.proc.kill()
+            m.stop()
+        assert token not in m.stderr_text()
+        if cycle % 2 == 0:
+            assert temporaries(folder), f"cycle {cycle}: the kill left none"
+        whole_values({p.name: p.read_text() for p in folder.iterdir()
+                      if not p.name.startswith(".")}, token, keys, size)
+    print(f"kill -9 on a dir store: {cycles} cycles, {caught} caught "
+          "with a temporary (removed at the next start)")
+    m = sfs.Mount(tmp_path / "final", store, config)
+    try:
+        assert temporaries(folder) == []
     finally:
         m.stop()

@@ -317,6 +317,39 @@ static void test_limits_and_checks(void **state)
 	ops()->destroy(st);
 }
 
+/* create() removes the temporaries a killed writer left, down to the
+ * deepest folder a locator can name (32 levels), and nothing deeper. */
+static void test_create_sweeps_temporaries(void **state)
+{
+	char rel[128] = "", tmp[128];
+	struct conf c;
+	struct err e;
+	void *st;
+
+	(void)state;
+	for (int depth = 1; depth <= 33; depth++) {
+		strcat(rel, depth > 1 ? "/d" : "d");
+		assert_int_equal(mkdir(path_of(rel), 0700), 0);
+		snprintf(tmp, sizeof(tmp), "%s/.K.0123456789abcdef", rel);
+		put(tmp, "stale");
+		/* the deepest a write can reach: a folder of 32 levels */
+		assert_int_equal(ops()->check(rel, NULL, &e), depth <= 32 ? 0 : -1);
+	}
+	put(".K.0123456789abcdef", "stale");
+	put("..data.0123456789abcdef", "not ours");
+	conf_make(&c, "directory", tmpdir, NULL);
+	assert_int_equal(ops()->create(&c.pc, &st, &e), 0);
+	assert_int_equal(access(path_of(".K.0123456789abcdef"), F_OK), -1);
+	assert_int_equal(access(path_of("..data.0123456789abcdef"), F_OK), 0);
+	assert_int_equal(access(path_of("d/.K.0123456789abcdef"), F_OK), -1);
+	rel[strlen(rel) - 2] = '\0';	/* 32 levels */
+	snprintf(tmp, sizeof(tmp), "%s/.K.0123456789abcdef", rel);
+	assert_int_equal(access(path_of(tmp), F_OK), -1);
+	snprintf(tmp, sizeof(tmp), "%s/d/.K.0123456789abcdef", rel);
+	assert_int_equal(access(path_of(tmp), F_OK), 0);
+	ops()->destroy(st);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -328,6 +361,7 @@ int main(void)
 		T(test_write_through),
 		T(test_write_trim_round_trip),
 		T(test_limits_and_checks),
+		T(test_create_sweeps_temporaries),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/file.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -118,9 +119,18 @@ static void test_file_read(void **state)
 
 static void test_temp_name(void **state)
 {
+	char name[NAME_MAX + 1];
+
 	(void)state;
 	assert_true(kit_temp_name(".billing.env.0123456789abcdef", ".env"));
-	assert_true(kit_temp_name("..env.production.0123456789abcdef", ""));
+	/* the dir store's, of key api_key.txt */
+	assert_true(kit_temp_name(".api_key.txt.0123456789abcdef", ""));
+	/* Kubernetes' and dotenvx's names are nobody's stem */
+	assert_false(kit_temp_name("..data.0123456789abcdef", ""));
+	assert_false(kit_temp_name("..2024_01_01_00_00_00.0123456789abcdef", ""));
+	assert_false(kit_temp_name("..env.production.0123456789abcdef", ""));
+	assert_false(kit_temp_name("..x.env.0123456789abcdef", ".env"));
+	assert_false(kit_temp_name("..0123456789abcdef", ""));
 	assert_false(kit_temp_name(".billing.env.0123456789abcde", ".env"));
 	assert_false(kit_temp_name(".billing.env.0123456789ABCDEF", ".env"));
 	assert_false(kit_temp_name(".billing.txt.0123456789abcdef", ".env"));
@@ -128,6 +138,13 @@ static void test_temp_name(void **state)
 	assert_false(kit_temp_name("..env.0123456789abcdef", ".env"));
 	assert_false(kit_temp_name(".a b.env.0123456789abcdef", ".env"));
 	assert_false(kit_temp_name(".billing.env-0123456789abcdef", ".env"));
+	/* a stem at most as long as a name the store writes */
+	name[0] = '.';
+	memset(name + 1, 'a', KIT_NAME_MAX + 1);
+	strcpy(name + 1 + KIT_NAME_MAX, ".0123456789abcdef");
+	assert_true(kit_temp_name(name, ""));
+	strcpy(name + 2 + KIT_NAME_MAX, ".0123456789abcdef");
+	assert_false(kit_temp_name(name, ""));
 	assert_int_equal(kit_io_code(ENOSPC), ERR_NOSPACE);
 	assert_int_equal(kit_io_code(EDQUOT), ERR_QUOTA);
 	assert_int_equal(kit_io_code(EIO), ERR_IO);
