@@ -7,7 +7,8 @@
  * The core it calls: fs/node.c (inode numbers: 1 the root, then the app
  * folders, then one per (app, file name) ever looked up, kept for the
  * life of the mount), fs/edit.c (open files, writes and their commit,
- * renames, editors' scratch files), fs/xattr.c (user.secretfs.*), and
+ * renames, editors' scratch files), fs/reader.c (read-only opens and
+ * the page cache), fs/xattr.c (user.secretfs.*), and
  * fs/app.c (what a file shows). Apps are named by slot (fs/edit.h): a
  * reload (ops_reload, at the end) swaps the configuration while every
  * request is held off by reload_lock, which each table entry takes.
@@ -15,7 +16,7 @@
  * Reads: open() takes a snapshot of the file, so a reader sees one version
  * from open to close. A .env's is built once per change and kept sealed
  * per inode (fs/snap.h): a read-only open while its sources stay cached
- * fresh and unchanged takes that one (ops_open_kept). With the kernel
+ * fresh and unchanged takes that one (fs/reader.c). With the kernel
  * cache (the default) a read-only open reads through the page cache,
  * which the open files reading through it fill from their snapshots:
  * fs/node.h lets only opens of one version at a time share it, and an
@@ -39,6 +40,7 @@
 #include <sodium.h>
 
 #include "../base/log.h"
+#include "reader.h"
 #include "xattr.h"
 
 #define OPS_ROOT_INO FUSE_ROOT_ID
@@ -422,120 +424,6 @@ static void ops_stat_file(struct ops_fs *ofs, fuse_ino_t ino,
 	secbuf_free(&data);
 }
 
-/* ---- open files and the page cache ---- */
-
-/* The hash of what read-only open h serves. What a read made of .env is
- * kept sealed too, for the opens that follow while nothing it was made of
- * changes (stamped with changes, app_changes before that read) - once it
- * is read again: reading 10,000 .env files once must not keep 10,000. */
-static void ops_open_hash(struct ops_fs *ofs, struct node *n,
-			  struct edit_handle *h, uint64_t changes,
-			  unsigned char hash[SNAP_HASH_LEN])
-{
-	const struct app_conf *a = ops_conf(ofs, n->app);
-	struct err e = { 0 };
-	struct snap *s = NULL;
-
-	if (h->snap) {
-		memcpy(hash, h->snap->hash, SNAP_HASH_LEN);
-		return;
-	}
-	if (!strcmp(n->name, APP_ENV_NAME) &&
-	    node_snap_wanted(&ofs->nodes, n, a, changes))
-		s = snap_seal(&h->data, h->based ? &h->base : NULL, a, changes,
-			      &e);
-	if (!s) {
-		snap_hash(&h->data, hash);
-		return;
-	}
-	memcpy(hash, s->hash, SNAP_HASH_LEN);
-	node_snap_keep(&ofs->nodes, n, s);
-	edit_handle_seal(h, s);	/* no plaintext held while it is open */
-	snap_put(s);
-}
-
-/* A read-only open of an app file: through the kernel's page cache when
- * the opens reading through it read the same version (fs/node.h), around
- * it otherwise. A change it finds is invalidated: attributes, and pages
- * no open file reads any more. */
-static void ops_open_reader(struct ops_fs *ofs, struct node *n,
-			    struct edit_handle *h, uint64_t changes,
-			    struct fuse_file_info *fi)
-{
-	unsigned char hash[SNAP_HASH_LEN];
-	enum node_pages how;
-	bool changed;
-
-	ops_open_hash(ofs, n, h, changes, hash);
-	if (!ofs->kernel_cache) {
-		if (node_observe_hashed(&ofs->nodes, n, hash))
-			ops_inval_queue(ofs, n->ino);
-		return;
-	}
-	how = node_pages_open_hashed(&ofs->nodes, n, hash, &changed);
-	if (changed)
-		ops_inval_queue(ofs, n->ino);
-	if (how == NODE_PAGES_AROUND)
-		return;
-	h->paged = true;
-	__atomic_store_n(&h->dropping, how == NODE_PAGES_DROP, __ATOMIC_RELEASE);
-	fi->direct_io = 0;
-	/* without keep_cache the kernel drops the inode's pages at open */
-	fi->keep_cache = how == NODE_PAGES_KEEP;
-}
-
-/* A read-only open of n that serves the snapshot a read made before,
- * while nothing it was made of changed: no value is fetched, opened,
- * rendered or hashed. NULL when the open must read. */
-static struct edit_handle *ops_open_kept(struct ops_fs *ofs, struct node *n,
-					 const struct edit_who *who, int flags)
-{
-	const struct app_conf *a = ops_conf(ofs, n->app);
-	struct edit_handle *h = NULL;
-	struct err e = { 0 };
-	struct snap *s;
-
-	if ((flags & O_ACCMODE) != O_RDONLY)
-		return NULL;
-	s = node_snap(&ofs->nodes, n, a, app_changes(ofs->appfs));
-	if (s && app_fresh(ofs->appfs, a, n->name))
-		(void)edit_open_snap(&ofs->edit, n->app, n->name, who, s, &h, &e);
-	snap_put(s);
-	return h;
-}
-
-/* A request of open file h on ino: its open has returned, so the pages it
- * was to drop are gone (fs/node.h). Once per open file; requests of one
- * may run at once, hence the exchange. */
-static void ops_dropped(struct ops_fs *ofs, fuse_ino_t ino,
-			struct edit_handle *h)
-{
-	struct node *n;
-
-	if (!__atomic_exchange_n(&h->dropping, false, __ATOMIC_ACQ_REL))
-		return;
-	n = node_find(&ofs->nodes, ino);
-	if (n)
-		node_pages_dropped(&ofs->nodes, n);
-}
-
-/* The last of open file h on ino: commit what is left, free it, and
- * count it out of the page cache's readers. */
-static int ops_release_handle(struct ops_fs *ofs, fuse_ino_t ino,
-			      struct edit_handle *h, struct err *e)
-{
-	bool paged = h->paged;
-	/* nodes outlive their apps: a reload may have removed this one */
-	struct node *n = node_find(&ofs->nodes, ino);
-	int rc;
-
-	ops_dropped(ofs, ino, h);
-	rc = edit_release(&ofs->edit, h, e);
-	if (paged && n)
-		node_pages_close(&ofs->nodes, n);
-	return rc;
-}
-
 /* ---- debug: which request, on what (names, never values) ---- */
 
 /* "app/file", "app" or "/" for ino, into buf. */
@@ -658,7 +546,7 @@ static void ops_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	}
 	if (fi && fi->fh) {
 		/* an open file's size is its own buffer's */
-		ops_dropped(ofs, ino, (struct edit_handle *)(uintptr_t)fi->fh);
+		reader_dropped(&ofs->nodes, ino, (struct edit_handle *)(uintptr_t)fi->fh);
 		if (edit_handle_stat((struct edit_handle *)(uintptr_t)fi->fh, &st, &size))
 			st.st_ino = ino;
 		else
@@ -821,6 +709,24 @@ static struct edit_who ops_who(fuse_req_t req)
 
 /* Open; false when no value touched the stack (a kept snapshot's open),
  * which then needs no wipe. */
+/* A read-only open: what fs/reader.c decides, told the kernel. */
+static void ops_open_reader(struct ops_fs *ofs, struct node *n,
+			    struct edit_handle *h, uint64_t changes,
+			    struct fuse_file_info *fi)
+{
+	struct reader_open ro;
+
+	reader_open(&ofs->nodes, n, ops_conf(ofs, n->app), h, changes,
+		    ofs->kernel_cache, &ro);
+	if (ro.inval)
+		ops_inval_queue(ofs, n->ino);
+	if (ro.cached) {
+		fi->direct_io = 0;
+		/* without keep_cache the kernel drops the inode's pages */
+		fi->keep_cache = ro.keep;
+	}
+}
+
 static bool ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct ops_fs *ofs = ops_fs_of(req);
@@ -842,7 +748,8 @@ static bool ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ops_is_app(ofs, ino) || ino == OPS_ROOT_INO ? EISDIR : ENOENT);
 		return false;
 	}
-	h = ops_open_kept(ofs, n, &who, fi->flags);
+	h = reader_open_kept(&ofs->nodes, &ofs->edit, ofs->appfs, n,
+			     ops_conf(ofs, n->app), &who, fi->flags);
 	if (!h) {
 		changes = app_changes(ofs->appfs);	/* before the read */
 		if (edit_open(&ofs->edit, n->app, n->name, &who, fi->flags, &h, &e) < 0) {
@@ -864,7 +771,7 @@ static bool ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	if (fuse_reply_open(req, fi) != 0 && edit_handle_reads_only(h)) {
 		/* the opener is gone (interrupted): no release will come */
-		ops_release_handle(ofs, ino, h, &e);
+		reader_release(&ofs->nodes, &ofs->edit, ino, h, &e);
 	}
 	return plain;
 }
@@ -930,7 +837,7 @@ static void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		ops_read_unopened(req, ino, size, off);
 		return;
 	}
-	ops_dropped(ops_fs_of(req), ino, h);
+	reader_dropped(&ops_fs_of(req)->nodes, ino, h);
 	if (h->snap) {
 		ops_read_snap(req, h->snap, size, off);
 		return;
@@ -985,7 +892,7 @@ static void ops_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	struct err e = { 0 };
 
 	/* the close() that could report a failure has returned: log it */
-	if (h && ops_release_handle(ofs, ino, h, &e) < 0)
+	if (h && reader_release(&ofs->nodes, &ofs->edit, ino, h, &e) < 0)
 		log_error("%s", e.msg);
 	fuse_reply_err(req, 0);
 }
