@@ -175,34 +175,11 @@ static int dx_fetch(void *state, const char *locator, const char *params,
 		err_set(e, ERR_NOTFOUND, "%s: no such file (%s)", locator, p.file);
 		goto out;
 	}
-	if (dotenv_parse(text.data, text.len, &out->map, e) < 0) {
-		e->code = ERR_PROVIDER;	/* the store's fault, not the caller's */
-		err_prefix(e, "%s: ", p.file);
-		goto out;
-	}
-	kit_bytes_version(&text, out->version);
-	rc = 0;
+	rc = kit_dotenv_entry(&text, p.file, out, e);
 out:
 	secbuf_free(&text);
 	kit_path_free(&p);
 	return rc;
-}
-
-/* What the dotenv format cannot hold is refused, not dropped. */
-static int dx_map_check(const char *locator, const struct kvmap *m,
-			struct err *e)
-{
-	for (size_t i = 0; i < m->n; i++) {
-		const struct kv *kv = &m->items[i];
-
-		if (!dotenv_key_valid(kv->key))
-			return err_set(e, ERR_INVALID, "%s: key %s is not a valid variable name",
-				       locator, kv->key);
-		if (memchr(kv->val, '\0', kv->len))
-			return err_set(e, ERR_INVALID, "%s: value of %s holds a NUL byte",
-				       locator, kv->key);
-	}
-	return 0;
 }
 
 /* A new file as dotenvx starts one: the public key header, the file's
@@ -282,7 +259,7 @@ static int dx_store(void *state, const char *locator, const char *params,
 	struct kit_path p = KIT_PATH_INIT;
 	int dfd, rc = -1;
 
-	if (dx_locator_check(locator, params, e) < 0 || dx_map_check(locator, m, e) < 0)
+	if (dx_locator_check(locator, params, e) < 0 || kit_dotenv_check(locator, m, e) < 0)
 		return -1;
 	if (kit_path_make(st->dir, locator, "", &p, e) < 0)
 		goto out;

@@ -5,7 +5,7 @@
  *   directory = /var/lib/secretfs/store
  *
  * The locator team/billing is the file DIRECTORY/team/billing.env, in the
- * dotenv dialect of fs/dotenv.h. An entry's version is a hash of the file's
+ * dotenv dialect of base/dotenv.h. An entry's version is a hash of the file's
  * bytes, so compare-and-set is exact whatever the mtime granularity.
  * Writers take an exclusive flock on the entry's parent directory, compare,
  * write a temporary file beside the entry and rename it over: readers see
@@ -182,38 +182,11 @@ static int file_fetch(void *state, const char *locator, const char *params,
 			p.file);
 		goto out;
 	}
-	if (dotenv_parse(text.data, text.len, &out->map, e) < 0) {
-		/* a broken file is the store's fault, not the caller's */
-		if (e->code == ERR_INVALID)
-			e->code = ERR_PROVIDER;
-		err_prefix(e, "%s: ", p.file);
-		goto out;
-	}
-	kit_bytes_version(&text, out->version);
-	rc = 0;
+	rc = kit_dotenv_entry(&text, p.file, out, e);
 out:
 	secbuf_free(&text);
 	kit_path_free(&p);
 	return rc;
-}
-
-/* Refuse what the dotenv file format cannot hold, rather than drop it. */
-static int file_map_check(const char *locator, const struct kvmap *m,
-			  struct err *e)
-{
-	for (size_t i = 0; i < m->n; i++) {
-		const struct kv *kv = &m->items[i];
-
-		if (!dotenv_key_valid(kv->key))
-			return err_set(e, ERR_INVALID,
-				       "%s: key %s is not a valid variable name",
-				       locator, kv->key);
-		if (memchr(kv->val, '\0', kv->len))
-			return err_set(e, ERR_INVALID,
-				       "%s: value of %s holds a NUL byte",
-				       locator, kv->key);
-	}
-	return 0;
 }
 
 /* With the lock held: the version on disk, or "" when absent. */
@@ -243,7 +216,7 @@ static int file_store(void *state, const char *locator, const char *params,
 	int dfd = -1, rc = -1;
 
 	if (file_check(locator, params, e) < 0 ||
-	    file_map_check(locator, m, e) < 0)
+	    kit_dotenv_check(locator, m, e) < 0)
 		return -1;
 	/* render before locking: the lock is held only for the I/O */
 	if (dotenv_render(m, &text, NULL, NULL) < 0) {

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "../base/clock.h"
+#include "../base/dotenv.h"
 #include "../base/log.h"
 #include "../base/pct.h"
 
@@ -730,6 +731,38 @@ void kit_bytes_version(const struct secbuf *b,
 			   b->len, NULL, 0);
 	secmem_stack_wipe();	/* BLAKE2b's frames held the file's bytes */
 	sodium_bin2hex(version, PROVIDER_VERSION_MAX, h, sizeof(h));
+}
+
+int kit_dotenv_entry(const struct secbuf *text, const char *file,
+		     struct entry *out, struct err *e)
+{
+	if (dotenv_parse(text->data, text->len, &out->map, e) < 0) {
+		/* a broken file is the store's fault, not the caller's */
+		if (e->code == ERR_INVALID)
+			e->code = ERR_PROVIDER;
+		err_prefix(e, "%s: ", file);
+		return -1;
+	}
+	kit_bytes_version(text, out->version);
+	return 0;
+}
+
+int kit_dotenv_check(const char *locator, const struct kvmap *m,
+		     struct err *e)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		const struct kv *kv = &m->items[i];
+
+		if (!dotenv_key_valid(kv->key))
+			return err_set(e, ERR_INVALID,
+				       "%s: key %s is not a valid variable name",
+				       locator, kv->key);
+		if (memchr(kv->val, '\0', kv->len))
+			return err_set(e, ERR_INVALID,
+				       "%s: value of %s holds a NUL byte",
+				       locator, kv->key);
+	}
+	return 0;
 }
 
 void kit_map_version(const struct kvmap *m, char version[PROVIDER_VERSION_MAX])

@@ -274,6 +274,16 @@ void kit_path_free(struct kit_path *p);
 void kit_bytes_version(const struct secbuf *b,
 		       char version[PROVIDER_VERSION_MAX]);
 
+/* A dotenv file's bytes (text, read from file) as an entry: its keys and
+ * the version of its bytes. A file that does not parse is the store's
+ * fault (ERR_PROVIDER), named by file. */
+int kit_dotenv_entry(const struct secbuf *text, const char *file,
+		     struct entry *out, struct err *e);
+/* Refuse what a dotenv file cannot hold (a key that is no variable name,
+ * a NUL in a value) rather than drop it. */
+int kit_dotenv_check(const char *locator, const struct kvmap *m,
+		     struct err *e);
+
 /* A version for stores that keep no version of their own (env, dir): a
  * hash of every key and value of m, hex. */
 void kit_map_version(const struct kvmap *m, char version[PROVIDER_VERSION_MAX]);
