@@ -3,9 +3,14 @@
 #define SECRETFS_CLOCK_H
 
 #include <stdint.h>
+#include <time.h>
 
 /* CLOCK_MONOTONIC in milliseconds: the clock of every deadline and age. */
 int64_t clock_now_ms(void);
+
+/* The time ms milliseconds from now on clock clk, for
+ * pthread_cond_timedwait (the clock its condition variable uses). */
+struct timespec clock_deadline(clockid_t clk, int64_t ms);
 
 /* Sleep ms milliseconds, resuming after signals. */
 void clock_sleep_ms(long ms);

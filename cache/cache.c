@@ -1404,13 +1404,7 @@ static void *cache_refresher_main(void *arg)
 			ms = 3600 * 1000;
 		if (ms < 5)
 			ms = 5;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += ms / 1000;
-		ts.tv_nsec += (ms % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		ts = clock_deadline(CLOCK_MONOTONIC, ms);
 		pthread_cond_timedwait(&c->wake, &c->lock, &ts);
 	}
 	pthread_mutex_unlock(&c->lock);

@@ -433,13 +433,7 @@ static void *hooks_thread(void *arg)
 
 		pthread_mutex_unlock(&h->lock);
 		wait = hooks_pass(h);
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += wait / 1000;
-		ts.tv_nsec += (wait % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		ts = clock_deadline(CLOCK_MONOTONIC, wait);
 		pthread_mutex_lock(&h->lock);
 		if (!h->stop)
 			pthread_cond_timedwait(&h->cond, &h->lock, &ts);

@@ -39,6 +39,7 @@
 
 #include <sodium.h>
 
+#include "../base/clock.h"
 #include "../base/log.h"
 #include "reader.h"
 #include "xattr.h"
@@ -241,15 +242,8 @@ static void *ops_inval_thread(void *arg)
  * it held of the apps it changed. Never from a request handler. */
 static void ops_inval_drain(struct ops_inval *iv, long limit_ms)
 {
-	struct timespec until;
+	struct timespec until = clock_deadline(CLOCK_REALTIME, limit_ms);
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += limit_ms / 1000;
-	until.tv_nsec += (limit_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&iv->lock);
 	while (iv->running && !iv->stop && (iv->n || iv->all || iv->busy))
 		if (pthread_cond_timedwait(&iv->cond, &iv->lock, &until) != 0)

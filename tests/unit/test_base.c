@@ -47,6 +47,15 @@ static void test_clock(void **state)
 	(void)state;
 	clock_sleep_ms(20);
 	assert_true(clock_now_ms() - t0 >= 20);
+	/* a deadline carries whole seconds out of tv_nsec */
+	for (int64_t ms = 0; ms <= 3999; ms += 333) {
+		int64_t before = clock_now_ms();
+		struct timespec d = clock_deadline(CLOCK_MONOTONIC, ms);
+		int64_t at = (int64_t)d.tv_sec * 1000 + d.tv_nsec / 1000000;
+
+		assert_true(d.tv_nsec >= 0 && d.tv_nsec < 1000000000L);
+		assert_true(at >= before + ms && at <= clock_now_ms() + ms);
+	}
 }
 
 static void test_pct_decode(void **state)
